@@ -1,0 +1,107 @@
+"""Training/evaluation data: fixed windows over a packed token file (nanoGPT style).
+
+Window ``i`` is ``tokens[i*seq_len : i*seq_len + seq_len + 1]``: consecutive windows share one
+token so that ``x = w[:-1], y = w[1:]`` covers every next-token target exactly once. Windows span
+document boundaries (documents are separated by ``</s>``), so there is never any padding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from archbench.errors import DataError
+
+
+def load_tokens(bin_path: str) -> np.ndarray:
+    """Memory-map a ``.bin`` token file with the dtype recorded in its sibling ``.json``."""
+    bin_path = Path(bin_path)
+    meta_path = bin_path.with_suffix(".json")
+    if not bin_path.is_file():
+        raise DataError(f"token file not found: {bin_path}")
+    if not meta_path.is_file():
+        raise DataError(f"{bin_path}: metadata {meta_path} is missing (incomplete tokenize output?)")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    dtype = np.dtype(meta["dtype"]).newbyteorder("<")
+    expected = int(meta["n_tokens"]) * dtype.itemsize
+    if bin_path.stat().st_size != expected:
+        raise DataError(
+            f"{bin_path}: {bin_path.stat().st_size} bytes, but {meta_path} records "
+            f"{meta['n_tokens']} {dtype.name} tokens ({expected} bytes); re-run the tokenize stage"
+        )
+    if expected == 0:  # mmap cannot map an empty file
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(bin_path, dtype=dtype, mode="r")
+
+
+class TrainWindows(Dataset):
+    """All non-overlapping ``seq_len + 1`` windows of a token file, as int64 tensors.
+
+    The memmap is opened lazily in each process, so DataLoader workers never pickle the data.
+    """
+
+    def __init__(self, bin_path: str, seq_len: int):
+        if seq_len < 1:
+            raise DataError(f"seq_len must be >= 1, got {seq_len}")
+        self.bin_path, self.seq_len = str(bin_path), int(seq_len)
+        self._tokens = load_tokens(self.bin_path)
+        self.n_tokens = len(self._tokens)
+        if self.n_tokens < self.seq_len + 1:
+            raise DataError(
+                f"{self.bin_path}: {self.n_tokens} tokens, but one window of seq_len={self.seq_len} "
+                f"needs {self.seq_len + 1}; use more data or a shorter seq_len"
+            )
+
+    def __len__(self) -> int:
+        return (self.n_tokens - 1) // self.seq_len
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range ({len(self)} windows)")
+        i %= len(self)
+        if self._tokens is None:
+            self._tokens = load_tokens(self.bin_path)
+        start = i * self.seq_len
+        return torch.from_numpy(self._tokens[start : start + self.seq_len + 1].astype(np.int64))
+
+    def __getstate__(self):
+        return {**self.__dict__, "_tokens": None}
+
+
+EvalWindows = TrainWindows  # evaluation uses every window, in order (shuffle=False)
+
+
+def make_dataloader(
+    bin_path: str,
+    seq_len: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    num_workers: int = 0,
+    drop_last: bool = False,
+) -> DataLoader:
+    """DataLoader over :class:`TrainWindows`; batches are ``(batch_size, seq_len + 1)`` int64.
+
+    The shuffling order depends only on ``seed`` (a dedicated ``torch.Generator``), not on
+    global RNG state, so a resumed or repeated run sees the same batches.
+    """
+    dataset = TrainWindows(bin_path, seq_len)
+    if drop_last and len(dataset) < batch_size:
+        raise DataError(
+            f"{bin_path}: {len(dataset)} windows of seq_len={seq_len} make no full batch of "
+            f"batch_size={batch_size}; use more data or a smaller batch_size/seq_len"
+        )
+    generator = torch.Generator().manual_seed(int(seed))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        persistent_workers=num_workers > 0,
+    )

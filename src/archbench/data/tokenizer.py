@@ -1,0 +1,126 @@
+"""The ``train_tokenizer`` stage: byte-level BPE trained on the train split only.
+
+Byte-level BPE never needs ``<unk>`` (every byte is in the base alphabet), but the id is
+reserved so all special ids are fixed: ``<pad>``=0, ``<s>``=1, ``</s>``=2, ``<unk>``=3.
+The result is saved as a Hugging Face fast tokenizer so ``AutoTokenizer.from_pretrained``
+(lm-eval, generation) and the raw ``tokenizers.Tokenizer`` (``tokenize`` stage) read the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow.dataset as ds
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+from archbench.errors import ConfigError, DataError
+
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # order == ids 0..3
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
+MIN_VOCAB = len(SPECIAL_TOKENS) + 256  # specials + the 256-byte base alphabet
+
+
+def iter_texts(split_dir: str, batch_size: int = 1000) -> Iterator[list[str]]:
+    """Stream the ``text`` column of a parquet file/directory in batches of strings."""
+    dataset = _dataset(split_dir)
+    for batch in dataset.to_batches(columns=["text"], batch_size=batch_size):
+        yield [t for t in batch.column(0).to_pylist() if t]
+
+
+def _dataset(split_dir: str) -> ds.Dataset:
+    if not os.path.exists(split_dir):
+        raise DataError(f"split directory does not exist: {split_dir}")
+    dataset = ds.dataset(split_dir, format="parquet")
+    if "text" not in dataset.schema.names:
+        raise DataError(f"{split_dir}: no column 'text'; available columns: {dataset.schema.names}")
+    return dataset
+
+
+def tokenizer_hash(out_dir: str) -> str:
+    """sha256 of ``tokenizer.json``: identifies the vocabulary that token files were made with."""
+    h = hashlib.sha256()
+    with open(Path(out_dir) / "tokenizer.json", "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _save_atomically(hf_tokenizer, out_dir: Path) -> None:
+    """``save_pretrained`` into a temporary folder, then move each file into ``out_dir``.
+
+    Files are moved one by one (not the folder) because ``out_dir`` may already exist and hold
+    other files; ``tokenizer.json`` goes last, so its presence means the save completed.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".save-", suffix=".tmp", dir=out_dir))
+    try:
+        hf_tokenizer.save_pretrained(str(tmp))
+        for f in sorted(tmp.iterdir(), key=lambda p: p.name == "tokenizer.json"):
+            os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train_tokenizer(train_dir: str, out_dir: str, vocab_size: int, min_frequency: int = 2) -> dict:
+    """Train byte-level BPE on the parquet split in ``train_dir`` and save it to ``out_dir``.
+
+    Returns stats: requested/achieved vocab size, documents/characters seen, tokenizer sha256.
+    Warns when the corpus is too small to reach ``vocab_size`` merges.
+    """
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not MIN_VOCAB <= vocab_size < 2**32:
+        raise ConfigError(f"tokenizer vocab_size must be an integer >= {MIN_VOCAB} (4 special tokens + 256 bytes), got {vocab_size!r}")
+    if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
+        raise ConfigError(f"tokenizer min_frequency must be an integer >= 1, got {min_frequency!r}")
+    from transformers import PreTrainedTokenizerFast  # heavy import, only needed to save
+
+    n_docs = _dataset(train_dir).count_rows()
+    if n_docs == 0:
+        raise DataError(f"{train_dir}: the train split is empty; cannot train a tokenizer")
+    seen = {"n_documents": 0, "n_chars": 0}
+
+    def batches():
+        for texts in iter_texts(train_dir):
+            seen["n_documents"] += len(texts)
+            seen["n_chars"] += sum(map(len, texts))
+            yield texts
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)  # correct offsets, no added tokens
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(batches(), trainer=trainer, length=n_docs)
+    assert [tok.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3], "special token ids moved"
+
+    achieved = tok.get_vocab_size()
+    if achieved < vocab_size:
+        warnings.warn(
+            f"tokenizer vocabulary has {achieved} tokens, fewer than the requested {vocab_size}: "
+            f"the train split ({seen['n_documents']} documents, {seen['n_chars']} characters) has no more "
+            f"pairs occurring >= {min_frequency} times; use a larger corpus or a smaller vocab_size"
+        )
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+    _save_atomically(hf, Path(out_dir))
+    return {
+        "vocab_size_requested": vocab_size,
+        "vocab_size": achieved,
+        "min_frequency": min_frequency,
+        "special_tokens": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
+        "train_dir": str(train_dir),
+        **seen,
+        "tokenizer_sha256": tokenizer_hash(out_dir),
+    }

@@ -1,0 +1,163 @@
+"""download stage: default corpus, local files, hub failure modes, empty/invalid documents."""
+
+import json
+import time
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from archbench.data.sources import download, load_documents
+from archbench.errors import ConfigError, DataError
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_default_corpus_one_document_per_chapter():
+    df, stats = load_documents("default")
+    assert list(df.columns) == ["text"]
+    assert len(df) == stats["n_documents"] == 1189
+    assert df["text"].str.strip().str.len().gt(0).all()
+    assert df["text"].iloc[0].startswith("Genesis 1\nIn the beginning God created the heaven and the earth.")
+    assert df["text"].iloc[-1].startswith("Revelation 22\n")
+    assert stats["n_chars"] == df["text"].str.len().sum() > 4_000_000
+
+
+def test_local_txt_file_is_one_document(tmp_path):
+    (tmp_path / "a.txt").write_text("first line\n\nsecond paragraph\n", encoding="utf-8")
+    df, stats = load_documents("local", path=str(tmp_path / "a.txt"))
+    assert df["text"].tolist() == ["first line\n\nsecond paragraph\n"]
+    assert stats["source"] == "local" and stats["n_documents"] == 1
+
+
+def test_local_jsonl_custom_column(tmp_path):
+    write_jsonl(tmp_path / "c.jsonl", [{"body": "alpha", "id": 1}, {"body": "beta", "id": 2}])
+    df, _ = load_documents("local", path=str(tmp_path / "c.jsonl"), text_column="body")
+    assert df["text"].tolist() == ["alpha", "beta"]
+
+
+def test_local_parquet(tmp_path):
+    pq.write_table(pa.table({"content": ["x y", "z"], "n": [1, 2]}), tmp_path / "d.parquet")
+    df, _ = load_documents("local", path=str(tmp_path / "d.parquet"), text_column="content")
+    assert df["text"].tolist() == ["x y", "z"]
+
+
+def test_local_directory_recursive_and_glob(tmp_path):
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "b.txt").write_text("doc b", encoding="utf-8")
+    (tmp_path / "sub" / "a.txt").write_text("doc a", encoding="utf-8")
+    write_jsonl(tmp_path / "sub" / "deeper" / "c.jsonl", [{"text": "doc c1"}, {"text": "doc c2"}])
+    (tmp_path / "README.md").write_text("not a corpus file", encoding="utf-8")  # ignored in a directory
+
+    df, stats = load_documents("local", path=str(tmp_path))
+    assert sorted(df["text"]) == ["doc a", "doc b", "doc c1", "doc c2"]
+    df, _ = load_documents("local", path=str(tmp_path / "**" / "*.txt"))
+    assert sorted(df["text"]) == ["doc a", "doc b"]
+
+
+def test_missing_column_lists_available_columns(tmp_path):
+    write_jsonl(tmp_path / "c.jsonl", [{"body": "alpha", "id": 1}])
+    with pytest.raises(DataError, match=r"'text'.*\['body', 'id'\]"):
+        load_documents("local", path=str(tmp_path / "c.jsonl"))
+    pq.write_table(pa.table({"content": ["x"]}), tmp_path / "d.parquet")
+    with pytest.raises(DataError, match=r"d\.parquet.*'text'.*\['content'\]"):
+        load_documents("local", path=str(tmp_path / "d.parquet"))
+
+
+def test_missing_path_and_empty_matches(tmp_path):
+    with pytest.raises(DataError, match="does not exist.*nope"):
+        load_documents("local", path=str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="matched no files"):
+        load_documents("local", path=str(tmp_path / "*.jsonl"))
+    with pytest.raises(DataError, match="holds no"):
+        load_documents("local", path=str(tmp_path))
+    with pytest.raises(ConfigError, match="data.path"):
+        load_documents("local")
+    with pytest.raises(ConfigError, match="data.source"):
+        load_documents("ftp")
+
+
+def test_empty_and_whitespace_documents_dropped_and_counted(tmp_path):
+    write_jsonl(tmp_path / "c.jsonl", [{"text": "keep"}, {"text": ""}, {"text": " \n\t"}, {"text": None}, {"text": "also"}])
+    df, stats = load_documents("local", path=str(tmp_path / "c.jsonl"))
+    assert df["text"].tolist() == ["keep", "also"]
+    assert (stats["n_documents"], stats["n_dropped_empty"]) == (2, 3)
+
+
+def test_all_empty_corpus_is_an_error(tmp_path):
+    (tmp_path / "a.txt").write_text("   \n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="no non-empty documents"):
+        load_documents("local", path=str(tmp_path))
+
+
+def test_invalid_utf8_replaced_and_counted(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9 latin-1")
+    (tmp_path / "good.txt").write_bytes("café".encode())
+    (tmp_path / "c.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "x\xff y"}\n')
+    with pytest.warns(UserWarning, match="2 document"):
+        df, stats = load_documents("local", path=str(tmp_path))
+    assert stats["n_replaced_utf8"] == 2
+    assert sorted(df["text"]) == sorted(["caf\ufffd latin-1", "café", "ok", "x\ufffd y"])
+
+
+def test_hub_offline_fails_fast_with_hint():
+    t0 = time.perf_counter()
+    with pytest.raises(DataError) as err:
+        load_documents("hub", hub_name="allenai/c4", hub_subset="en")
+    assert time.perf_counter() - t0 < 10
+    assert "offline" in str(err.value) and "data.source: local" in str(err.value)
+
+
+def test_hub_unreachable_fails_fast_with_hint(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match=r"unreachable.*data\.source: local"):
+        load_documents("hub", hub_name="allenai/c4", hub_subset="en")
+    assert time.perf_counter() - t0 < 10
+
+
+def test_download_writes_parquet_and_stats_atomically(tmp_path):
+    write_jsonl(tmp_path / "c.jsonl", [{"body": "one"}, {"body": " "}, {"body": "two"}])
+    out = tmp_path / "out" / "raw.parquet"
+    cfg = {"source": "local", "path": str(tmp_path / "c.jsonl"), "text_column": "body",
+           "hub": {"name": None, "subset": None, "split": "train"}}
+    stats = download(cfg, str(out), str(tmp_path / "out" / "raw.json"))
+    assert pd.read_parquet(out)["text"].tolist() == ["one", "two"]
+    assert json.loads((tmp_path / "out" / "raw.json").read_text()) == stats
+    assert stats["n_dropped_empty"] == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == ["raw.json", "raw.parquet"]  # no temp files
+
+
+def test_download_failure_leaves_no_output(tmp_path):
+    out = tmp_path / "raw.parquet"
+    with pytest.raises(DataError):
+        download({"source": "local", "path": str(tmp_path / "missing.txt")}, str(out))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hub_streaming_respects_max_documents_and_column(monkeypatch):
+    """The streaming path itself, with the network call replaced by an in-memory stream."""
+    import datasets
+
+    from archbench.data import sources
+
+    calls = []
+
+    def fake_load_dataset(name, subset, split, streaming):
+        calls.append((name, subset, split, streaming))
+        return iter([{"text": f"doc {i}", "url": "u"} for i in range(100)] + [{"text": ""}])
+
+    monkeypatch.setattr(sources, "_check_hub_reachable", lambda: None)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    df, stats = load_documents("hub", hub_name="allenai/c4", hub_subset="en", hub_split="validation", max_documents=5)
+    assert calls == [("allenai/c4", "en", "validation", True)]
+    assert df["text"].tolist() == [f"doc {i}" for i in range(5)] and stats["source"] == "hub"
+    with pytest.raises(DataError, match=r"'content'.*\['text', 'url'\]"):
+        load_documents("hub", hub_name="allenai/c4", text_column="content")
