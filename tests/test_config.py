@@ -1,0 +1,88 @@
+"""Config validation: defaults from the schema, and one clear error naming the key for each bad input."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from archbench.config import grid_points, run_settings, validate_config
+from archbench.errors import ConfigError
+
+DEFAULT = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
+
+
+def config(**changes):
+    cfg = copy.deepcopy(DEFAULT)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = cfg
+        for p in parents:
+            node = node.setdefault(p, {})
+        if value is DELETE:
+            node.pop(leaf)
+        else:
+            node[leaf] = value
+    return cfg
+
+
+DELETE = object()
+
+
+def test_default_config_is_valid_and_gets_schema_defaults():
+    cfg = validate_config(config())
+    assert cfg["tokenizer"]["min_frequency"] == 2          # filled from the schema
+    assert cfg["training"]["early_stopping"]["patience"] == 5
+    assert cfg["data"]["hub"]["split"] == "train"
+    assert len(grid_points(cfg)) == 2
+
+
+def test_minimal_config_is_completed_from_schema_defaults():
+    cfg = validate_config({"grid": {"learning_rate": [1.0e-3], "embed_dim": [64], "ffn_dim": [128],
+                                    "heads": [2], "seq_len": [64]}})
+    assert cfg["archs"] == ["retnet", "transformer"]
+    assert cfg["splits"] == {"train": 0.9, "validation": 0.05, "test": 0.05}
+    assert cfg["data"]["source"] == "default"
+
+
+def test_grid_entries_search_or_override_fixed_settings():
+    cfg = validate_config(config(grid__layers=[1, 3], grid__max_steps=7))
+    points = grid_points(cfg)
+    assert [p["layers"] for p in points] == [1, 3, 1, 3]
+    settings = run_settings(cfg, points[1])
+    assert (settings["layers"], settings["max_steps"], settings["learning_rate"]) == (3, 7, 1.0e-3)
+
+
+BAD = [
+    # (changes, expected fragment of the message)
+    ({"grid__learning_rate": ["1e-3"]}, "config key 'grid.learning_rate[0]': '1e-3' is not of type 'number' (YAML reads 1e-3 as a string"),
+    ({"grid__embed_dim": ["128"]}, "config key 'grid.embed_dim[0]': '128' is not of type 'integer'"),
+    ({"archs": ["retnet", "gpt"]}, "config key 'archs[1]': 'gpt' is not one of"),
+    ({"archs": []}, "config key 'archs'"),
+    ({"trainig": {"batch_size": 4}}, "config key 'trainig': unknown key"),
+    ({"training__batch_sise": 4}, "config key 'training.batch_sise': unknown key"),
+    ({"grid__lr": [0.1]}, "config key 'grid.lr': unknown hyperparameter"),
+    ({"splits__test": 0.2}, "config key 'splits': ratios must sum to 1"),
+    ({"splits__train": -0.1}, "config key 'splits.train'"),
+    ({"grid__heads": [3]}, "embed_dim 128 is not divisible by heads 3"),
+    ({"grid__heads": [32], "grid__embed_dim": [96]}, "RetNet needs an even head dimension, got 96/32 = 3"),
+    ({"grid__seq_len": [4]}, "config key 'grid.seq_len[0]': 4 is less than the minimum of 8"),
+    ({"tokenizer__vocab_size": 100}, "config key 'tokenizer.vocab_size': 100 is less than the minimum of 260"),
+    ({"data__source": "local", "data__path": "/nonexistent/corpus/*.txt"}, "config key 'data.path': '/nonexistent/corpus/*.txt' does not exist"),
+    ({"data__source": "local"}, "config key 'data.path': required when data.source is local"),
+    ({"data__source": "hub"}, "config key 'data.hub.name': required when data.source is hub"),
+    ({"grid__learning_rate": []}, "config key 'grid.learning_rate'"),
+    ({"grid__ffn_dim": DELETE}, "'ffn_dim' is a required property"),
+    ({"grid__layers": [0]}, "config key 'grid.layers[0]': 0 is less than the minimum of 1"),
+    ({"training__max_steps": "100"}, "config key 'training.max_steps': '100' is not of type 'integer', 'null'"),
+    ({"model__value_embed_dim": 130}, "config key 'model.value_embed_dim': 130 is not divisible by heads 4"),
+    ({"seeds": [0, 0]}, "config key 'seeds'"),
+]
+
+
+@pytest.mark.parametrize("changes,fragment", BAD, ids=[next(iter(c)) for c, _ in BAD])
+def test_bad_config_gives_one_error_naming_the_key(changes, fragment):
+    with pytest.raises(ConfigError) as err:
+        validate_config(config(**changes))
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
