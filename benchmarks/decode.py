@@ -1,0 +1,119 @@
+"""Per-token decoding cost: RetNet's recurrent state vs a parameter-matched Transformer's KV cache
+vs recomputing the whole prefix per token (the original study's method). Prints ONE JSON object.
+
+    python benchmarks/decode.py [--threads 1] [--contexts 64 512 2048] [--tokens 32]
+
+Batch 1, CPU, float32, random weights (cost does not depend on the weights). Each context is
+prefilled once (parallel retention / causal attention), then ``--tokens`` single-token steps per
+context are timed (round-robin over models and contexts) and the median is reported. Cache sizes are
+the bytes of state held after the prefill. The Transformer's FFN is sized by ``match_ffn_dim``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+from archbench.models import build_model, count_parameters, match_ffn_dim
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@torch.inference_mode()
+def cached_step_ms(models: dict, contexts, tokens: int, warmup: int = 5):
+    """Prefill every (model, context) once, then time single-token steps visiting all of them
+    round-robin, so load drifting over time on a shared machine hits every cell alike.
+    Returns {arch: ({context: median ms}, {context: state bytes after the prefill})}."""
+    runs = {}
+    for arch, model in models.items():
+        for ctx in contexts:
+            ids = torch.randint(3, model.config.vocab_size, (1, ctx))
+            out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            runs[arch, ctx] = [out.cache, out.logits[:, -1:].argmax(-1), out.cache.nbytes(), []]
+    for i in range(warmup + tokens):
+        for (arch, _), run in runs.items():
+            t0 = time.perf_counter()
+            out = models[arch](input_ids=run[1], cache=run[0], use_cache=True)
+            run[1] = out.logits[:, -1:].argmax(-1)
+            if i >= warmup:
+                run[3].append(time.perf_counter() - t0)
+    return {arch: ({str(c): round(statistics.median(runs[arch, c][3]) * 1e3, 3) for c in contexts},
+                   {str(c): runs[arch, c][2] for c in contexts}) for arch in models}
+
+
+@torch.inference_mode()
+def recompute_ms(model, context: int, tokens: int):
+    """The original study's decoding: one full forward over the prefix per generated token."""
+    ids = torch.randint(3, model.config.vocab_size, (1, context))
+    model(input_ids=ids, use_cache=False, logits_to_keep=1)  # warm-up
+    times = []
+    for _ in range(tokens):
+        t0 = time.perf_counter()
+        model(input_ids=ids, use_cache=False, logits_to_keep=1)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--contexts", type=int, nargs="+", default=[64, 512, 2048])
+    ap.add_argument("--tokens", type=int, default=64, help="timed decode steps per context")
+    ap.add_argument("--recompute-tokens", type=int, default=3)
+    ap.add_argument("--embed-dim", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--vocab-size", type=int, default=8192)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    longest = max(args.contexts) + args.tokens + 8
+    retnet_hp = dict(vocab_size=args.vocab_size, embed_dim=args.embed_dim, heads=args.heads,
+                     layers=args.layers, ffn_dim=2 * args.embed_dim, max_seq_len=longest)
+    tf_hp = {**retnet_hp, "ffn_dim": match_ffn_dim("transformer", **retnet_hp)}
+    models = {"retnet": build_model("retnet", **retnet_hp).eval(),
+              "transformer": build_model("transformer", **tf_hp).eval()}
+
+    result = {
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+                    "threads": args.threads, "python": platform.python_version(),
+                    "load_avg_1min_at_start": round(os.getloadavg()[0], 2)},
+        "settings": {"batch": 1, "dtype": "float32", "timed_tokens": args.tokens,
+                     "retnet": retnet_hp, "transformer": tf_hp},
+        "params": {a: {"total": count_parameters(m), "non_embedding": count_parameters(m, False)}
+                   for a, m in models.items()},
+    }
+    steps = cached_step_ms(models, args.contexts, args.tokens)
+    for arch, model in models.items():
+        per_ctx, nbytes = steps[arch]
+        lo, hi = str(min(args.contexts)), str(max(args.contexts))
+        key = "recurrent" if arch == "retnet" else "kv_cache"
+        result[arch] = {
+            f"{key}_ms_per_token": per_ctx,
+            f"ratio_{hi}_over_{lo}": round(per_ctx[hi] / per_ctx[lo], 3),
+            "state_bytes" if arch == "retnet" else "kv_cache_bytes": nbytes,
+            "recompute_prefix_ms_per_token": {
+                str(c): round(recompute_ms(model, c, args.recompute_tokens), 2)
+                for c in (min(args.contexts), max(args.contexts))},
+        }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

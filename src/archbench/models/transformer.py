@@ -1,0 +1,246 @@
+"""Transformer baseline on torchscale 0.3.0's ``Decoder``, as a Hugging Face model.
+
+torchscale's ``Decoder`` has no position information by default; here it gets xPos (default, the
+RetNet paper's baseline), rotary, or a learned absolute table. torchscale's attention re-applies
+xPos to the whole cached key tensor at every decode step (O(n) extra work per token) and grows its
+cache with ``torch.cat``; ours rotates each key once, by its absolute position, and writes it into
+a preallocated cache indexed by position. LongNet (longnet.py) reuses all of this and only swaps
+``Attention.attend``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import GenerationMixin
+from torchscale.architecture import decoder as ts_decoder
+from torchscale.architecture.config import DecoderConfig
+from torchscale.component.embedding import TextEmbedding
+from torchscale.component.multihead_attention import MultiheadAttention
+
+from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel, attention
+
+POSITIONS = ("xpos", "rotary", "learned")
+
+
+class TransformerConfig(ArchbenchConfig):
+    """Transformer hyperparameters; ``position`` in {"xpos", "rotary", "learned"}."""
+
+    model_type = "archbench_transformer"
+    hparam_names: ClassVar[tuple] = HPARAMS + ("position",)
+
+    position: str = "xpos"
+    xpos_scale_base: int = 512
+    attention_dropout: float = 0.0
+    layernorm_eps: float = 1e-5
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {self.position!r}")
+
+    def to_torchscale(self) -> DecoderConfig:
+        args = DecoderConfig(
+            vocab_size=self.vocab_size, decoder_embed_dim=self.embed_dim,
+            decoder_attention_heads=self.heads, decoder_ffn_embed_dim=self.ffn_dim,
+            decoder_layers=self.layers, dropout=self.dropout, activation_fn=self.activation_fn,
+            attention_dropout=self.attention_dropout, layernorm_eps=self.layernorm_eps,
+            share_decoder_input_output_embed=self.tie_word_embeddings,
+            max_target_positions=self.max_seq_len,
+            xpos_rel_pos=False)  # we apply xPos ourselves, once per key
+        return args
+
+
+def _rotate_every_two(x):
+    return torch.stack((-x[..., 1::2], x[..., ::2]), dim=-1).flatten(-2)
+
+
+class XPos(nn.Module):
+    """torchscale's xPos (or plain rotary) as a function of absolute positions.
+
+    q.k after rotation depends only on the distance, so keys can be rotated once and cached.
+    The xPos scale ``zeta**((p - center) / scale_base)`` is centred at ``max_seq_len // 2`` (a fixed
+    centre: torchscale re-centres on the current length, which forces re-rotating all keys) so
+    the scales stay in the range torchscale reaches at full length. No buffers: nothing to cast.
+    """
+
+    def __init__(self, head_dim: int, scale_base: int, center: int, use_scale: bool = True):
+        super().__init__()
+        self.head_dim, self.scale_base, self.center, self.use_scale = head_dim, scale_base, center, use_scale
+
+    def forward(self, pos: torch.Tensor):
+        """pos: [B|1, T] int -> (cos, sin, scale) each [B|1, T, 1, d] float32."""
+        d, dev = self.head_dim, pos.device
+        half = torch.arange(d // 2, device=dev, dtype=torch.float32)
+        inv_freq = 1.0 / (10000 ** (half / (d // 2)))
+        ang = pos.float().unsqueeze(-1) * inv_freq  # [B, T, d/2]
+        sin, cos = (t.repeat_interleave(2, -1).unsqueeze(2) for t in (torch.sin(ang), torch.cos(ang)))
+        if not self.use_scale:
+            return cos, sin, None
+        zeta = (torch.arange(0, d, 2, device=dev, dtype=torch.float32) + 0.4 * d) / (1.4 * d)
+        scale = zeta ** ((pos.float() - self.center) / self.scale_base).unsqueeze(-1)
+        return cos, sin, scale.repeat_interleave(2, -1).unsqueeze(2)
+
+    @staticmethod
+    def rotate(x, tables, key: bool):
+        """x: [B, T, H, d]; keys are downscaled, queries upscaled (as torchscale)."""
+        cos, sin, scale = tables
+        if scale is not None:
+            scale = 1.0 / scale if key else scale
+            cos, sin = cos * scale, sin * scale
+        return (x * cos + _rotate_every_two(x) * sin).to(x.dtype)
+
+
+@dataclass
+class AttnContext:
+    """What every layer's attention needs for one forward call.
+
+    qpos: [B|1, T] absolute position of each query (= its cache slot). prior: the cache already
+    held tokens (decoding). uniform: all rows share one length (no key mask needed)."""
+
+    qpos: torch.Tensor
+    rope: tuple | None = None
+    prior: bool = False
+    uniform: bool = True
+    start: int = 0  # first slot written when uniform
+    total: int = 0  # number of key slots in use after this call
+
+
+def kv_write(state: dict, k, v, ctx: AttnContext):
+    """Write rotated keys / values [B, T, H, d] at their positions in a preallocated cache
+    [B, capacity, H, d] (capacity doubles when full: amortised O(1) per token).
+    Returns the keys / values of slots [0, ctx.total)."""
+    B, T = k.shape[:2]
+    if "k" not in state or state["k"].shape[1] < ctx.total:
+        cap = max(ctx.total, 2 * state["k"].shape[1] if "k" in state else 0)
+        cap = -(-cap // 64) * 64
+        for name, t in (("k", k), ("v", v)):
+            buf = t.new_zeros(B, cap, *t.shape[2:])
+            if name in state:
+                buf[:, :state[name].shape[1]] = state[name]
+            state[name] = buf
+    if ctx.uniform:
+        state["k"][:, ctx.start:ctx.start + T] = k
+        state["v"][:, ctx.start:ctx.start + T] = v
+    else:  # rows at different positions: scatter per row
+        rows = torch.arange(B, device=k.device)[:, None]
+        state["k"][rows, ctx.qpos] = k
+        state["v"][rows, ctx.qpos] = v
+    return state["k"][:, :ctx.total], state["v"][:, :ctx.total]
+
+
+class Attention(MultiheadAttention):
+    """torchscale's projections and sub-LN with our positions, cache and kernels."""
+
+    def forward(self, x, ctx: AttnContext, state: dict | None = None):
+        """x: [B, T, D] -> [B, T, D]; ``state`` is this layer's cache dict (updated)."""
+        B, T, D = x.shape
+        H, d = self.num_heads, self.head_dim
+        q = (self.q_proj(x) * self.scaling).view(B, T, H, d)
+        k = self.k_proj(x).view(B, T, H, d)
+        v = self.v_proj(x).view(B, T, H, d)
+        if ctx.rope is not None:
+            q = XPos.rotate(q, ctx.rope, key=False).to(v.dtype)
+            k = XPos.rotate(k, ctx.rope, key=True).to(v.dtype)
+        if state is not None:
+            k, v = kv_write(state, k, v, ctx)
+        p = self.dropout_module.p if self.training else 0.0
+        out = self.attend(q, k, v, ctx, p).reshape(B, T, D)
+        if self.inner_attn_ln is not None:
+            out = self.inner_attn_ln(out)
+        return self.out_proj(out)
+
+    def attend(self, q, k, v, ctx: AttnContext, dropout_p: float):
+        """Dense causal attention. q [B, T, H, d], k/v [B, S, H, d] -> [B, T, H, d]."""
+        T, S = q.shape[1], k.shape[1]
+        if not ctx.prior:  # keys are exactly the queries' tokens
+            return attention(q, k, v, causal=True, dropout_p=dropout_p)
+        if ctx.uniform and T == 1:  # one new token sees every filled slot
+            return attention(q, k, v, dropout_p=dropout_p)
+        slots = torch.arange(S, device=q.device)
+        mask = (slots[None, None, :] <= ctx.qpos[:, :, None]).unsqueeze(1)  # [B, 1, T, S]
+        return attention(q, k, v, mask=mask, dropout_p=dropout_p)
+
+
+class TransformerLayer(ts_decoder.DecoderLayer):
+    attention_class = Attention
+
+    def build_self_attention(self, embed_dim, args):
+        return self.attention_class(args, embed_dim, args.decoder_attention_heads,
+                                    dropout=args.attention_dropout, self_attention=True,
+                                    subln=args.subln)
+
+    def forward(self, x, ctx: AttnContext, state: dict | None = None):
+        """Pre-norm block (torchscale's default): x [B, T, D] -> [B, T, D]."""
+        x = x + self.dropout_module(self.self_attn(self.self_attn_layer_norm(x), ctx, state))
+        return x + self.ffn(self.final_layer_norm(x))
+
+
+class TransformerBackbone(ts_decoder.Decoder):
+    layer_class = TransformerLayer
+
+    def build_decoder_layer(self, args, depth, is_moe_layer=False, is_encoder_decoder=False):
+        return self.layer_class(args, depth, is_moe_layer=is_moe_layer)
+
+
+class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
+    """Decoder-only Transformer with xPos / rotary / learned positions and a preallocated,
+    position-indexed KV cache."""
+
+    config_class = TransformerConfig
+    arch = "transformer"
+    backbone_class = TransformerBackbone
+    _no_split_modules = ["TransformerLayer"]
+    _tied_weights_keys = {"decoder.output_projection.weight": "decoder.embed_tokens.weight"}
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__(config)
+        args = config.to_torchscale()
+        embed = TextEmbedding(config.vocab_size, config.embed_dim, config.pad_token_id)
+        positions = None
+        if config.position == "learned":
+            positions = nn.Embedding(config.max_seq_len, config.embed_dim)
+            nn.init.normal_(positions.weight, std=config.embed_dim ** -0.5)
+        self.decoder = self.backbone_class(args, embed_tokens=embed, embed_positions=positions)
+        head_dim = config.embed_dim // config.heads
+        self.rope = None
+        if config.position in ("xpos", "rotary"):
+            self.rope = XPos(head_dim, config.xpos_scale_base, config.max_seq_len // 2,
+                             use_scale=config.position == "xpos")
+        self.post_init()
+
+    def _backbone(self, input_ids, n_valid, cache, mode=None):
+        B, T = input_ids.shape
+        dec = self.decoder
+        prior = cache is not None and cache.lengths is not None
+        idx = torch.arange(T, device=input_ids.device)
+        qpos = idx[None] + cache.lengths[:, None] if prior else idx[None]  # [B|1, T]
+        x = dec.embed_scale * dec.embed_tokens(input_ids)
+        if dec.embed_positions is not None:
+            if (cache.max_length if prior else 0) + T > self.config.max_seq_len:
+                raise ValueError(f"learned positions stop at max_seq_len={self.config.max_seq_len}")
+            x = x + dec.embed_positions(qpos)
+        x = dec.dropout_module(x)
+        uniform = not prior or cache.uniform
+        ctx = AttnContext(qpos=qpos, rope=self.rope(qpos) if self.rope is not None else None,
+                          prior=prior, uniform=uniform,
+                          start=cache.max_length if prior else 0,
+                          total=(cache.max_length if prior else 0) + T)
+        for i, layer in enumerate(dec.layers):
+            x = layer(x, ctx, cache.layers[i] if cache is not None else None)
+        if cache is not None:
+            if prior:
+                cache.lengths = cache.lengths + T
+                cache.max_length += T
+            else:
+                cache.lengths = n_valid if n_valid is not None else torch.full((B,), T, device=x.device)
+                cache.max_length = T if n_valid is None else int(n_valid.max())
+                cache.uniform = n_valid is None or bool((n_valid == n_valid[0]).all())
+        return dec.layer_norm(x)
+
+
+TransformerModelHF = TransformerForCausalLM
