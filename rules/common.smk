@@ -1,0 +1,54 @@
+# Validation, the grid and path helpers shared by every rule file.
+import sys
+
+import pandas as pd
+from snakemake.utils import Paramspace, min_version
+
+from archbench.config import grid_points, run_settings, validate_config
+from archbench.errors import ConfigError
+
+min_version("9.0")
+
+ENV = "../envs/archbench.yaml"  # for --sdm conda; see envs/archbench.yaml
+
+try:
+    validate_config(config, schema_path=workflow.source_path("../config/schema.yaml"))
+except ConfigError as err:
+    # One readable line for the user, no traceback: this is their input, not our bug.
+    sys.exit(f"archbench: invalid config: {err}")
+
+R = config["results"]
+SPLITS = ["train", "validation", "test"]
+ARCHS = config["archs"]
+SEEDS = config["seeds"]
+
+paramspace = Paramspace(pd.DataFrame(grid_points(config)), filename_params="*")
+POINT = paramspace.wildcard_pattern  # e.g. learning_rate~{learning_rate}/embed_dim~{embed_dim}/...
+RUN = f"{{arch}}/{POINT}/seed~{{seed}}"
+
+
+wildcard_constraints:
+    arch="|".join(["retnet", "transformer", "longnet"]),
+    split="|".join(SPLITS),
+    seed=r"\d+",
+
+
+def run_dirs(pattern):
+    """Every architecture x grid point x seed instance of a run path pattern."""
+    return expand(
+        pattern,
+        arch=ARCHS,
+        point=paramspace.instance_patterns,
+        seed=SEEDS,
+    )
+
+
+def scratch_dir(wildcards):
+    """Resumable checkpoints of a run: outside the declared outputs, which Snakemake deletes on failure."""
+    return f"{R}/scratch/{RUN.format(**dict(wildcards.items()))}"
+
+
+def settings(wildcards):
+    """Model + training settings of the run named by the wildcards (plain Python types)."""
+    point = {k: (v.item() if hasattr(v, "item") else v) for k, v in paramspace.instance(wildcards).items()}
+    return run_settings(config, point)
