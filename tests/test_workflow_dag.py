@@ -1,0 +1,41 @@
+"""The DAG through the real `snakemake`: job counts of dry runs, lint, and config errors at parse time."""
+
+from workflow_helpers import REPO, dry_run_counts, snakemake, tiny_config
+
+
+def test_default_dry_run_has_every_stage_with_the_right_counts(tmp_path):
+    counts = dry_run_counts(tmp_path)
+    assert counts == {"download": 1, "split": 1, "train_tokenizer": 1, "tokenize": 3,
+                      "train": 4, "report": 1, "all": 1}
+
+
+def test_grid_archs_and_seeds_multiply_train_jobs(tmp_path):
+    cfg = tiny_config(tmp_path, archs=["retnet", "transformer", "longnet"], seeds=[0, 1],
+                      grid={"learning_rate": [1.0e-3, 2.0e-3, 3.0e-3], "embed_dim": [32, 64], "ffn_dim": [64],
+                            "heads": [2], "seq_len": [32]})
+    counts = dry_run_counts(tmp_path, configfile=cfg)
+    assert counts["train"] == 3 * 2 * 3 * 2
+    assert counts["tokenize"] == 3 and counts["report"] == 1
+
+
+def test_a_single_artifact_can_be_targeted(tmp_path):
+    cfg = tiny_config(tmp_path)
+    counts = dry_run_counts(tmp_path, str(tmp_path / "results/tokens/validation.bin"), configfile=cfg)
+    assert counts == {"download": 1, "split": 1, "train_tokenizer": 1, "tokenize": 1}
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake(tmp_path, "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_bad_config_fails_at_parse_time_with_the_key_and_no_traceback(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("grid:\n  learning_rate: [1e-3]\n")
+    proc = snakemake(tmp_path, "-n", configfile=cfg, check=False)
+    assert proc.returncode != 0
+    assert "config key 'grid.learning_rate[0]'" in proc.stderr
+    assert "write it with a dot" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()
+    assert (REPO / "Snakefile").exists()
