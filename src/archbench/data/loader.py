@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from archbench.errors import DataError
 
@@ -75,6 +75,36 @@ class TrainWindows(Dataset):
 EvalWindows = TrainWindows  # evaluation uses every window, in order (shuffle=False)
 
 
+class ResumableSampler(Sampler[int]):
+    """Window indices whose order in epoch ``e`` is a pure function of ``(seed, e)``.
+
+    A killed run resumes mid-epoch exactly where it stopped: :meth:`resume` sets the epoch and how
+    many samples of it were already trained on, and the next pass skips them (once). A single
+    generator seeded at start-up would instead replay epoch 0's order after every restart.
+    """
+
+    def __init__(self, n: int, shuffle: bool, seed: int):
+        self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
+        self.epoch, self._skip = 0, 0
+
+    def set_epoch(self, epoch: int) -> None:  # called by Lightning at each epoch start
+        self.epoch = int(epoch)
+
+    def resume(self, epoch: int, samples_done: int) -> None:
+        self.epoch, self._skip = int(epoch), int(samples_done)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            order = torch.arange(self.n)
+        skip, self._skip = self._skip, 0
+        return iter(order[skip:].tolist())
+
+
 def make_dataloader(
     bin_path: str,
     seq_len: int,
@@ -86,7 +116,7 @@ def make_dataloader(
 ) -> DataLoader:
     """DataLoader over :class:`TrainWindows`; batches are ``(batch_size, seq_len + 1)`` int64.
 
-    The shuffling order depends only on ``seed`` (a dedicated ``torch.Generator``), not on
+    The order depends only on ``seed`` and the epoch (see :class:`ResumableSampler`), not on
     global RNG state, so a resumed or repeated run sees the same batches.
     """
     dataset = TrainWindows(bin_path, seq_len)
@@ -95,12 +125,10 @@ def make_dataloader(
             f"{bin_path}: {len(dataset)} windows of seq_len={seq_len} make no full batch of "
             f"batch_size={batch_size}; use more data or a smaller batch_size/seq_len"
         )
-    generator = torch.Generator().manual_seed(int(seed))
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
-        generator=generator,
+        sampler=ResumableSampler(len(dataset), shuffle, seed),
         num_workers=num_workers,
         drop_last=drop_last,
         persistent_workers=num_workers > 0,
