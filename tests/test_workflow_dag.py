@@ -39,3 +39,20 @@ def test_bad_config_fails_at_parse_time_with_the_key_and_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results").exists()
     assert (REPO / "Snakefile").exists()
+
+
+def test_a_local_corpus_needs_only_config(tmp_path):
+    import pandas as pd
+
+    corpus = tmp_path / "my corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("First document.\n")
+    (corpus / "b.txt").write_text("   \n")  # whitespace only: dropped and counted
+    (corpus / "c.jsonl").write_text('{"body": "Second document."}\n{"body": "Third."}\n')
+    cfg = tiny_config(tmp_path, data={"source": "local", "path": str(corpus), "text_column": "body"})
+    # .txt files are whole documents; the jsonl's field is named by data.text_column
+    snakemake(tmp_path, "--cores", "1", str(tmp_path / "results/data/raw/corpus.parquet"), configfile=cfg)
+    texts = sorted(pd.read_parquet(tmp_path / "results/data/raw/corpus.parquet")["text"].str.strip())
+    assert texts == ["First document.", "Second document.", "Third."]
+    stats = (tmp_path / "results/data/raw/stats.json").read_text()
+    assert '"n_dropped_empty": 1' in stats
