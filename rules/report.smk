@@ -1,0 +1,83 @@
+# Report: every run's metrics -> tables (grid_results, seed_summary, comparison) -> plots -> summary.md.
+# Tables and figures are report() outputs, so `snakemake --report report.html` shows them with captions
+# (report/*.rst) under the categories Summary, Quality, Speed, Memory, Carbon.
+from archbench.report.targets import writes
+
+REPORT = f"{R}/report"
+PLOTS = f"{REPORT}/plots"
+EVAL_RUN = f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}"
+TABLE_PLOTS = ["loss_vs_params", "diff_heatmap", "throughput", "emissions"]
+
+
+report: "../report/workflow.rst"
+
+
+# Per-run evaluation files are inputs only when some rule writes them (the evaluation stage may be
+# absent or partial). Input functions run after every rule file is parsed: include order is irrelevant.
+rule collect:
+    input:
+        metrics=run_dirs(f"{R}/runs/{{arch}}/{{point}}/seed~{{seed}}/metrics.json"),
+        harness=lambda w: run_dirs(f"{EVAL_RUN}/harness.json") if writes(workflow.rules, "harness.json") else [],
+        latency=lambda w: run_dirs(f"{EVAL_RUN}/latency.json") if writes(workflow.rules, "latency.json") else [],
+    output:
+        grid=report(f"{REPORT}/grid_results.csv", caption="../report/grid_results.rst", category="Quality", subcategory="Tables"),
+        comparison=report(f"{REPORT}/comparison.csv", caption="../report/comparison.rst", category="Quality", subcategory="Tables"),
+        seeds=report(f"{REPORT}/seed_summary.csv", caption="../report/seed_summary.rst", category="Quality", subcategory="Tables"),
+    log:
+        f"{R}/logs/report/collect.log",
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/report.py"
+
+
+rule plots:
+    input:
+        **rules.collect.output,
+        # Each run's logs/csv/metrics.csv is not a declared train output: metrics.json stands for it.
+        metrics=rules.collect.input.metrics,
+    output:
+        loss_vs_params=report(f"{PLOTS}/loss_vs_params.png", caption="../report/loss_vs_params.rst", category="Quality", subcategory="Figures"),
+        diff_heatmap=report(f"{PLOTS}/diff_heatmap.png", caption="../report/diff_heatmap.rst", category="Quality", subcategory="Figures"),
+        throughput=report(f"{PLOTS}/throughput.png", caption="../report/throughput.rst", category="Speed"),
+        emissions=report(f"{PLOTS}/emissions.png", caption="../report/emissions.rst", category="Carbon"),
+        svg=[f"{PLOTS}/{name}.svg" for name in TABLE_PLOTS],
+        curves=report(directory(f"{PLOTS}/curves"), patterns=["{point}.png"], caption="../report/curves.rst",
+                      category="Quality", subcategory="Loss curves", labels={"grid point": "{point}"}),
+    log:
+        f"{R}/logs/report/plots.log",
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/plots.py"
+
+
+rule plot_latency:
+    input:
+        latency=rules.collect.input.latency,
+    output:
+        decode=report(f"{PLOTS}/decode_latency.png", caption="../report/decode_latency.rst", category="Speed"),
+        memory=report(f"{PLOTS}/state_memory.png", caption="../report/state_memory.rst", category="Memory"),
+        svg=[f"{PLOTS}/decode_latency.svg", f"{PLOTS}/state_memory.svg"],
+    log:
+        f"{R}/logs/report/plot_latency.log",
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/report_latency.py"
+
+
+rule summary:
+    input:
+        **rules.collect.output,
+        curves=rules.plots.output.curves,
+        plots=[f"{PLOTS}/{name}.png" for name in TABLE_PLOTS],
+        latency=lambda w: [rules.plot_latency.output.decode, rules.plot_latency.output.memory] if writes(workflow.rules, "latency.json") else [],
+    output:
+        md=report(f"{REPORT}/summary.md", caption="../report/summary.rst", category="Summary"),
+    log:
+        f"{R}/logs/report/summary.log",
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/summary.py"

@@ -1,0 +1,200 @@
+"""archbench.report on hand-made results trees: collection (missing runs/files), seed aggregation with
+t-intervals, paired comparison and winners, plots, summary."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from test_report_helpers import eval_paths, make_tree, point_path, points
+
+from archbench.report.collect import collect, harness_columns, parse_run_path
+from archbench.report.compare import compare, mean_ci, seed_summary, write_tables
+from archbench.report.plots import plot_all, plot_latency, slug
+from archbench.report.summary import write_summary
+
+# test loss per (arch, grid point index, seed): at point 0 retnet wins decisively over 3 seeds, at point 1
+# transformer has the lower mean but the seeds disagree (not decisive); longnet has 2 seeds at point 1.
+LOSSES = {
+    ("retnet", 0, 0): 4.00, ("retnet", 0, 1): 4.10, ("retnet", 0, 2): 4.05,
+    ("transformer", 0, 0): 4.20, ("transformer", 0, 1): 4.25, ("transformer", 0, 2): 4.30,
+    ("longnet", 0, 0): 4.15, ("longnet", 0, 1): 4.26, ("longnet", 0, 2): 4.20,
+    ("retnet", 1, 0): 3.90, ("retnet", 1, 1): 3.70, ("retnet", 1, 2): 3.95,
+    ("transformer", 1, 0): 3.80, ("transformer", 1, 1): 3.85, ("transformer", 1, 2): 3.75,
+    ("longnet", 1, 0): 3.95, ("longnet", 1, 1): 4.00, ("longnet", 1, 2): 9.99,
+}
+MISSING = {("longnet", 1, 2)}
+
+
+def t_interval(values):
+    """Independent reference: scipy's own t.interval around the sample mean."""
+    x = np.asarray(values, dtype=float)
+    return stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=x.std(ddof=1) / math.sqrt(len(x)))
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    paths = make_tree(root, LOSSES, skip=MISSING)
+    grid = collect(paths, {"harness": eval_paths(paths, "harness.json"), "latency": eval_paths(paths, "latency.json")})
+    return root, paths, grid
+
+
+def test_run_paths_parse_both_paramspace_layouts():
+    one_dir = parse_run_path("r/runs/retnet/learning_rate~1e-05_embed_dim~768_seq_len~512/seed~2/metrics.json")
+    assert one_dir == {"arch": "retnet", "point": "learning_rate~1e-05_embed_dim~768_seq_len~512", "seed": 2,
+                       "learning_rate": 1e-05, "embed_dim": 768, "seq_len": 512}
+    nested = parse_run_path("r/eval/longnet/learning_rate~0.001/heads~8/seed~0/latency.json")
+    assert nested["arch"] == "longnet" and nested["point"] == "learning_rate~0.001/heads~8"
+    assert nested["heads"] == 8 and nested["learning_rate"] == 0.001
+    with pytest.raises(ValueError):
+        parse_run_path("results/report/grid_results.csv")
+
+
+def test_collect_marks_missing_runs_and_flattens_eval_files(tree):
+    _, paths, grid = tree
+    assert len(grid) == len(LOSSES)
+    missing = grid[grid["status"] == "missing"]
+    assert list(zip(missing["arch"], missing["seed"])) == [("longnet", 2)]
+    assert missing["learning_rate"].item() == 0.0005 and missing["latency_status"].item() == "missing"
+    assert math.isnan(missing["test_loss"].item())
+    ok = grid[grid["status"] == "ok"].set_index(["arch", "point", "seed"])
+    row = ok.loc[("transformer", point_path(points()[0]), 1)]
+    assert row["test_loss"] == 4.25 and row["params_total"] == 100_000 and row["ffn_dim_model"] == 72
+    assert row["harness/lambada_local/acc"] == 0.25 and row["harness/lambada_local/perplexity"] == 120.5
+    assert "harness/lambada_local/word_perplexity" not in grid  # null: not a number
+    # latency: the smallest batch size only, one column per mode, metric and context; skipped entries dropped
+    assert row["latency/kv_cache/decode_ms_median@1024"] == pytest.approx(2.0 + 10.24)
+    assert row["latency/kv_cache/state_bytes@64"] == 64 * 64
+    assert row["latency/recompute/decode_ms_median@256"] == 5.0 * 256
+    assert "latency/kv_cache/decode_ms_median@4096" not in grid
+    assert ok.loc[("retnet", point_path(points()[0]), 0), "latency/recurrent/state_bytes@1024"] == 4096
+    assert list(grid.columns[:3]) == ["arch", "point", "seed"]
+
+
+def test_harness_metric_names_drop_the_default_filter():
+    raw = {"results": {"arc": {"acc,none": 0.5, "acc_norm,strict": 0.4, "alias": "arc"}}}
+    assert harness_columns(raw) == {"harness/arc/acc": 0.5, "harness/arc/acc_norm:strict": 0.4}
+
+
+def test_mean_ci_matches_the_t_distribution():
+    values = [4.0, 4.1, 4.05, 4.3]
+    got = mean_ci(values)
+    low, high = t_interval(values)
+    assert got["n"] == 4 and got["mean"] == pytest.approx(np.mean(values))
+    assert got["std"] == pytest.approx(np.std(values, ddof=1))
+    assert (got["ci_low"], got["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    two = mean_ci([1.0, 2.0])  # below 3 seeds: mean and std, no interval
+    assert two["mean"] == 1.5 and two["std"] == pytest.approx(math.sqrt(0.5)) and math.isnan(two["ci_low"])
+
+
+def test_seed_summary_aggregates_only_completed_runs(tree):
+    _, _, grid = tree
+    summary = seed_summary(grid).set_index(["arch", "point"])
+    p0, p1 = (point_path(p) for p in points())
+    retnet = summary.loc[("retnet", p0)]
+    low, high = t_interval([4.00, 4.10, 4.05])
+    assert retnet["n_seeds"] == 3 and retnet["test_loss_mean"] == pytest.approx(4.05)
+    assert retnet["test_loss_ci_low"] == pytest.approx(low) and retnet["test_loss_ci_high"] == pytest.approx(high)
+    assert retnet["emissions_kg_mean"] == pytest.approx(2e-6)  # (1 + 2 + 3) e-6 / 3
+    longnet = summary.loc[("longnet", p1)]  # seed 2 is missing: its 9.99 must not count
+    assert longnet["n_seeds"] == 2 and longnet["test_loss_mean"] == pytest.approx(3.975)
+    assert math.isnan(longnet["test_loss_ci_low"])
+    assert summary.loc[("transformer", p1), "harness/lambada_local/acc_mean"] == 0.25
+
+
+def test_comparison_paired_differences_winners_and_param_ratios(tree):
+    _, _, grid = tree
+    table = compare(grid).set_index("point")
+    p0, p1 = (point_path(p) for p in points())
+    row = table.loc[p0]
+    diffs = np.array([4.00, 4.10, 4.05]) - np.array([4.20, 4.25, 4.30])
+    low, high = t_interval(diffs)
+    assert row["test_loss_retnet"] == pytest.approx(4.05) and row["test_loss_transformer"] == pytest.approx(4.25)
+    assert row["diff_retnet_minus_transformer"] == pytest.approx(-0.2)
+    assert row["diff_retnet_minus_transformer_ci_low"] == pytest.approx(low)
+    assert row["diff_retnet_minus_transformer_ci_high"] == pytest.approx(high)
+    assert row["param_ratio_retnet_transformer"] == pytest.approx(1.2)
+    assert row["param_ratio_non_embedding_retnet_transformer"] == pytest.approx(104_000 / 84_000)
+    assert row["winner"] == "retnet" and row["margin"] == pytest.approx((4.15 + 4.26 + 4.20) / 3 - 4.05)
+    # retnet - longnet at p0: (-0.15, -0.16, -0.15), retnet - transformer: intervals below 0 -> decisive
+    assert row["decisive"] == True  # noqa: E712 (numpy bool)
+    other = table.loc[p1]
+    assert other["winner"] == "transformer" and other["test_loss_transformer"] == pytest.approx(3.8)
+    # transformer - retnet = (-0.1, +0.15, -0.2): the interval contains 0 -> not decisive
+    assert other["decisive"] == False  # noqa: E712
+    assert other["diff_longnet_minus_transformer_n"] == 2 and math.isnan(other["diff_longnet_minus_transformer_ci_low"])
+    assert other["diff_longnet_minus_transformer"] == pytest.approx((3.95 - 3.80 + 4.00 - 3.85) / 2)
+
+
+def test_undecided_when_fewer_than_three_seeds(tmp_path):
+    losses = {(a, 0, s): v + s for a, v in (("retnet", 1.0), ("transformer", 2.0)) for s in (0, 1)}
+    grid = collect(make_tree(tmp_path, losses, eval_files=False))
+    row = compare(grid).iloc[0]
+    assert row["winner"] == "retnet" and row["decisive"] is None and row["diff_retnet_minus_transformer"] == -1.0
+    assert "longnet" not in " ".join(compare(grid).columns)
+
+
+@pytest.fixture(scope="module")
+def written(tree, tmp_path_factory):
+    root, paths, _ = tree
+    out = tmp_path_factory.mktemp("report")
+    csv = {k: str(out / f"{k}.csv") for k in ("grid", "comparison", "seeds")}
+    write_tables(paths, csv["grid"], csv["comparison"], csv["seeds"],
+                 extras={"latency": eval_paths(paths, "latency.json")})
+    plot_all(csv["grid"], csv["seeds"], csv["comparison"], paths, str(out / "plots"), str(out / "plots" / "curves"))
+    plot_latency(eval_paths(paths, "latency.json"), str(out / "plots"))
+    return out, csv, paths
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, path
+
+
+def test_plots_are_valid_png_and_svg(written):
+    out, _, _ = written
+    for name in ("loss_vs_params", "diff_heatmap", "throughput", "emissions", "decode_latency", "state_memory"):
+        assert_png(out / "plots" / f"{name}.png")
+        assert "<svg" in (out / "plots" / f"{name}.svg").read_text()[:500]
+    curves = sorted(p.name for p in (out / "plots" / "curves").glob("*.png"))
+    assert curves == sorted(f"{slug(point_path(p))}.png" for p in points())
+    for name in curves:
+        assert_png(out / "plots" / "curves" / name)
+
+
+def test_latency_plot_without_measurements_still_writes_a_figure(tmp_path):
+    plot_latency([str(tmp_path / "eval/retnet/lr~1/seed~0/latency.json")], str(tmp_path))
+    assert_png(tmp_path / "decode_latency.png")
+
+
+def test_grid_results_csv_round_trips_the_table(written):
+    _, csv, _ = written
+    grid = pd.read_csv(csv["grid"])
+    assert len(grid) == 18 and (grid["status"] == "missing").sum() == 1
+    comparison = pd.read_csv(csv["comparison"])
+    assert list(comparison["winner"]) == ["retnet", "transformer"]
+
+
+def test_summary_states_the_verdict_and_links_the_plots(written):
+    out, csv, _ = written
+    text = write_summary(csv["grid"], csv["seeds"], csv["comparison"],
+                         [str(out / "plots" / "curves"), str(out / "plots" / "loss_vs_params.png")],
+                         str(out / "summary.md"))
+    assert text == (out / "summary.md").read_text()
+    assert "**retnet** has the lowest mean test loss at 1 of 2 grid points (1 decisively)" in text
+    assert "**transformer** has the lowest mean test loss at 1 of 2 grid points (0 decisively)" in text
+    assert "17 of 18 runs complete" in text and "Missing runs (1)" in text
+    assert "(plots/loss_vs_params.png)" in text and "(plots/curves)" in text
+    assert "retnet − transformer test loss: mean -0.0750" in text  # (-0.2 + 0.05) / 2
+
+
+def test_extra_json_files_are_flattened_generically(tmp_path):
+    paths = make_tree(tmp_path, {("retnet", 0, 0): 1.0}, eval_files=False)
+    extra = tmp_path / "eval" / "retnet" / point_path(points()[0]) / "seed~0" / "generate.json"
+    extra.parent.mkdir(parents=True)
+    extra.write_text(json.dumps({"tokens_per_s": 12.5, "nested": {"x": 1}}))
+    row = collect(paths, {"generate": [str(extra)]}).iloc[0]
+    assert row["generate/tokens_per_s"] == 12.5 and row["generate_status"] == "ok" and "generate/nested" not in row

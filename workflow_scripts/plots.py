@@ -1,0 +1,11 @@
+"""rule plots: the tables and each run's CSV log -> loss curves per grid point, loss vs parameters,
+difference heat map, throughput, emissions (PNG + SVG)."""
+import os
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from archbench.report.plots import plot_all  # noqa: E402
+
+plot_all(snakemake.input.grid, snakemake.input.seeds, snakemake.input.comparison, snakemake.input.metrics,
+         os.path.dirname(snakemake.output.loss_vs_params), snakemake.output.curves)
