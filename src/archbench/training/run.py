@@ -10,6 +10,7 @@ import os
 import time
 
 import lightning as L
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -17,8 +18,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from archbench.data.loader import make_dataloader
 from archbench.io import atomic_dir, write_json
 from archbench.models import CONFIG_CLASSES, count_parameters, match_ffn_dim
+from archbench.training.cluster import resume_checkpoint, trainer_plugins
 from archbench.training.emissions import track_emissions
 from archbench.training.module import CausalLMModule
+from archbench.training.resume import ResumeState
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     return kwargs
 
 
-def _trainer(settings: dict, run_dir: str, scratch_dir: str, max_steps: int | None) -> tuple[L.Trainer, ModelCheckpoint]:
+def _trainer(settings: dict, run_dir: str, scratch_dir: str, max_steps: int | None,
+             extra_callbacks: list) -> tuple[L.Trainer, ModelCheckpoint]:
     best = ModelCheckpoint(dirpath=os.path.join(scratch_dir, "best"), filename="step{step}-val{val_loss:.4f}",
                            monitor="val_loss", mode="min", save_top_k=settings["save_top_k"],
                            auto_insert_metric_name=False)
@@ -50,7 +54,7 @@ def _trainer(settings: dict, run_dir: str, scratch_dir: str, max_steps: int | No
         every_n_train_steps=None if minutes else settings["checkpoint_every_n_steps"],
         train_time_interval=datetime.timedelta(minutes=minutes) if minutes else None,
     )
-    callbacks = [best, periodic]
+    callbacks = [best, periodic, *extra_callbacks]
     stop = settings["early_stopping"]
     if stop["enabled"]:
         callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=stop["patience"],
@@ -67,6 +71,7 @@ def _trainer(settings: dict, run_dir: str, scratch_dir: str, max_steps: int | No
         accumulate_grad_batches=settings["accumulate_grad_batches"],
         log_every_n_steps=settings["log_every_n_steps"], num_sanity_val_steps=0,
         callbacks=callbacks, enable_model_summary=False,
+        plugins=trainer_plugins(settings),  # Slurm: who launches the processes, requeue on SIGURG
         logger=[TensorBoardLogger(run_dir, name="logs", version="tensorboard"),
                 CSVLogger(run_dir, name="logs", version="csv")],
         default_root_dir=scratch_dir,
@@ -75,7 +80,8 @@ def _trainer(settings: dict, run_dir: str, scratch_dir: str, max_steps: int | No
 
 
 def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir: str, run_dir: str,
-              scratch_dir: str, emissions: dict | None = None, threads: int | None = None) -> dict:
+              scratch_dir: str, emissions: dict | None = None, threads: int | None = None,
+              callbacks: list | None = None) -> dict:
     """Train `arch` with `settings` (flat model + training keys, see config/schema.yaml) and write
     `run_dir/{model/, logs/, metrics.json, emissions.csv}`. Resumes from `scratch_dir/last.ckpt`."""
     from transformers import AutoTokenizer
@@ -98,25 +104,36 @@ def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir:
         num_workers=settings["num_workers"], drop_last=shuffle)
     train_loader, val_loader, test_loader = loader("train", True), loader("validation", False), loader("test", False)
 
-    trainer, best = _trainer(settings, run_dir, scratch_dir, settings.get("max_steps"))
-    last = os.path.join(scratch_dir, "last.ckpt")
-    resumed_from = torch.load(last, map_location="cpu", weights_only=False)["global_step"] if os.path.exists(last) else 0
-    if resumed_from:
-        log.warning("resuming %s from %s (step %d)", run_dir, last, resumed_from)
+    last = resume_checkpoint(scratch_dir)  # last.ckpt, or a newer hpc_ckpt_N.ckpt from a Slurm requeue
+    csv_log = os.path.join(run_dir, "logs", "csv", "metrics.csv")
+    history = None
+    if last:
+        log.warning("resuming %s from %s", run_dir, last)
+        # Lightning's CSVLogger deletes an existing metrics.csv: keep the rows logged before the kill.
+        history = pd.read_csv(csv_log) if os.path.exists(csv_log) else None
+    resume = ResumeState(train_loader.sampler, batch_size)
+    trainer, best = _trainer(settings, run_dir, scratch_dir, settings.get("max_steps"),
+                             [resume, *(callbacks or [])])
 
     em = emissions or {}
     with track_emissions(run_dir, em.get("enabled", True), em.get("country_iso_code", "USA")) as carbon:
         start = time.perf_counter()
-        trainer.fit(module, train_loader, val_loader, ckpt_path=last if resumed_from else None)
-        train_time = time.perf_counter() - start
+        trainer.fit(module, train_loader, val_loader, ckpt_path=last)
+        session_time = time.perf_counter() - start
+    resumed_from = resume.resumed_from_step
 
     # Evaluate the exported weights: the best checkpoint by val_loss (the final weights if no
     # validation ran), so val/test numbers describe exactly the model that is saved.
-    if best.best_model_path:
+    if best.best_model_path and os.path.exists(best.best_model_path):  # a resumed, finished run may name a replaced one
         module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"])
     val_loss = trainer.validate(module, val_loader, verbose=False)[0]["val_loss"]
     test_loss = trainer.test(module, test_loader, verbose=False)[0]["test_loss"]
 
+    if not trainer.is_global_zero:  # several processes (DDP): one writes, or their renames collide
+        return {}
+    if history is not None and os.path.exists(csv_log):
+        merged = pd.concat([history[history["step"] < resumed_from], pd.read_csv(csv_log)], ignore_index=True)
+        merged.to_csv(csv_log, index=False)
     with atomic_dir(os.path.join(run_dir, "model")) as tmp:
         module.model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -134,8 +151,8 @@ def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir:
         "epochs_completed": trainer.current_epoch,
         "early_stopped": bool(trainer.should_stop and trainer.global_step < (settings.get("max_steps") or 0)),
         "tokens_seen": trainer.global_step * tokens_per_step,
-        "train_time_s": train_time,
-        "tokens_per_s": steps_here * tokens_per_step / train_time if train_time > 0 else None,
+        "train_time_s": resume.train_time(),  # summed over restarts
+        "tokens_per_s": steps_here * tokens_per_step / session_time if session_time > 0 else None,
         "val_loss": val_loss, "val_ppl": float(torch.tensor(val_loss).exp()),
         "best_val_loss": float(best.best_model_score) if best.best_model_score is not None else val_loss,
         "test_loss": test_loss, "test_ppl": float(torch.tensor(test_loss).exp()),

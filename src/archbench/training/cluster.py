@@ -1,0 +1,162 @@
+"""Training under Slurm: what a train job asks for, how Lightning finds its processes, how it resumes.
+
+snakemake-executor-plugin-slurm runs a job as `sbatch` → `srun -n1 ... snakemake` (one task), so
+Lightning's auto-detected SLURMEnvironment reports world size 1 and ignores `devices > 1`. Hence:
+
+- one node, one device:   SLURMEnvironment (world size 1 is right) — it brings auto-requeue;
+- one node, N devices:    Lightning's own launcher spawns the N processes (LightningEnvironment
+                          topology), still a SLURMEnvironment so that auto-requeue stays on;
+- several nodes:          the rule's shell runs `srun --nodes=.. --ntasks-per-node=..` (plugin
+                          resource `mpi`), one process per device, and `python -m
+                          archbench.training.cluster ARGS` in each; SLURMEnvironment reads the ranks.
+
+Requeue signal: Slurm's `--signal=SIG@secs` reaches EVERY process of the job step, Snakemake's too,
+and SIGUSR1 (Lightning's default) kills a Python process without a handler — the job step dies before
+the checkpoint is written. SIGURG is ignored by default by everything but our handler, so the profile
+asks for `--signal=URG@<secs>`; Lightning then writes `hpc_ckpt_N.ckpt` into the scratch directory and
+calls `scontrol requeue`, and the requeued job resumes from the newest checkpoint (`resume_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import sys
+
+REQUEUE_SIGNAL = signal.SIGURG
+
+
+def _devices(training: dict) -> int:
+    devices = training.get("devices", 1)
+    return devices if isinstance(devices, int) and devices > 0 else 1  # "auto" / lists: one per job
+
+
+def gpus_per_node(training: dict) -> int:
+    return _devices(training) if training.get("accelerator") in ("gpu", "cuda") else 0
+
+
+def is_multinode(training: dict) -> bool:
+    return int(training.get("num_nodes", 1)) > 1
+
+
+def train_resources(training: dict) -> dict:
+    """Resources of one train job that follow from config (the profile adds runtime, mem_mb, CPUs).
+
+    Several nodes: `mpi` makes the plugin run the job's command in the batch script, where the
+    rule's `srun` starts one task per device. The plugin rejects `tasks_per_node: 1`, so one device
+    per node is written as `tasks: nodes`; `tasks_per_gpu: 1` keeps the plugin from turning `tasks`
+    into `--ntasks-per-gpu`. GPUs per node go through `gres` (`--gpus` would count the whole job).
+    """
+    gpus, nodes, devices = gpus_per_node(training), int(training.get("num_nodes", 1)), _devices(training)
+    if nodes == 1:
+        return {"gpu": gpus}
+    res = {"mpi": "srun", "nodes": nodes}
+    if devices > 1:
+        res["tasks_per_node"] = devices
+    else:
+        res["tasks"] = nodes
+    if gpus:
+        res.update(gres=f"gpu:{gpus}", tasks_per_gpu=1)
+    return res
+
+
+def srun_flags(training: dict) -> str:
+    """Task layout of the multi-node `srun`: one task (one Lightning rank) per device."""
+    return f"--nodes={int(training.get('num_nodes', 1))} --ntasks-per-node={_devices(training)}"
+
+
+def trainer_plugins(settings: dict) -> list:
+    """Lightning cluster-environment plugins for this process ([] outside Slurm: Lightning's default)."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if not SLURMEnvironment.detect():
+        return []
+    if int(settings.get("num_nodes", 1)) == 1 and int(os.environ.get("SLURM_NTASKS", "1")) == 1 \
+            and _devices(settings) > 1:
+        return [spawning_slurm_environment(auto_requeue=True, requeue_signal=REQUEUE_SIGNAL)]
+    return [SLURMEnvironment(auto_requeue=True, requeue_signal=REQUEUE_SIGNAL)]
+
+
+def _spawning_environment_class():
+    from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
+
+    class SpawningSlurmEnvironment(SLURMEnvironment):
+        """A SLURMEnvironment (so the signal connector wires auto-requeue) whose processes are
+        launched by Lightning, with the topology of LightningEnvironment."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._local = LightningEnvironment()
+
+        @property
+        def creates_processes_externally(self) -> bool:
+            return self._local.creates_processes_externally
+
+        @property
+        def main_address(self) -> str:
+            return self._local.main_address
+
+        @property
+        def main_port(self) -> int:
+            return self._local.main_port
+
+        def world_size(self) -> int:
+            return self._local.world_size()
+
+        def set_world_size(self, size: int) -> None:
+            self._local.set_world_size(size)
+
+        def global_rank(self) -> int:
+            return self._local.global_rank()
+
+        def set_global_rank(self, rank: int) -> None:
+            self._local.set_global_rank(rank)
+
+        def local_rank(self) -> int:
+            return self._local.local_rank()
+
+        def node_rank(self) -> int:
+            return self._local.node_rank()
+
+        def validate_settings(self, num_devices: int, num_nodes: int) -> None:
+            pass  # SLURM_NTASKS is 1 by construction: the processes are ours, not srun's
+
+    return SpawningSlurmEnvironment
+
+
+def spawning_slurm_environment(**kwargs):
+    """An instance of the class above (built on first use: importing Lightning is slow)."""
+    return _spawning_environment_class()(**kwargs)
+
+
+def resume_checkpoint(scratch_dir: str) -> str | None:
+    """The newest resumable state in `scratch_dir`: the periodic `last.ckpt` or the `hpc_ckpt_N.ckpt`
+    Lightning writes on the requeue signal (whichever was written last), or None."""
+    found = glob.glob(os.path.join(scratch_dir, "hpc_ckpt_*.ckpt")) + glob.glob(os.path.join(scratch_dir, "last.ckpt"))
+    return max(found, key=os.path.getmtime) if found else None
+
+
+def train_args(wildcards, input, output, threads, settings: dict, scratch: str, emissions: dict) -> str:
+    """`train_run` keyword arguments as one JSON string: the multi-node rule's command line."""
+    return json.dumps({
+        "arch": wildcards.arch, "seed": int(wildcards.seed), "settings": settings,
+        "tokens": {s: input[s] for s in ("train", "validation", "test")},
+        "tokenizer_dir": os.path.dirname(input.tokenizer), "run_dir": os.path.dirname(output.metrics),
+        "scratch_dir": scratch, "emissions": emissions, "threads": threads,
+    })
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m archbench.training.cluster ARGS_JSON`: one rank of a multi-node run (under srun)."""
+    from archbench.training import train_run
+
+    args = (argv if argv is not None else sys.argv[1:])
+    if len(args) != 1:
+        sys.exit("usage: python -m archbench.training.cluster '<train_run keyword arguments as JSON>'")
+    train_run(**json.loads(args[0]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""envs/archbench.yaml (for `--sdm conda`) lists exactly the package's dependencies."""
+
+import re
+import tomllib
+
+import yaml
+
+from workflow_helpers import REPO
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _env():
+    return yaml.safe_load((REPO / "envs/archbench.yaml").read_text())
+
+
+def test_conda_env_mirrors_pyproject_dependencies():
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    pip = next(d["pip"] for d in _env()["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert sorted(pip) == sorted(deps)  # same names AND the same version pins
+
+
+def test_conda_env_python_satisfies_requires_python():
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    python = next(d for d in _env()["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    minimum = tuple(int(x) for x in requires.removeprefix(">=").split("."))
+    assert tuple(int(x) for x in python.split("=")[1].split(".")) >= minimum
+
+
+def test_conda_env_documents_how_jobs_import_archbench():
+    assert "pip install --no-deps -e ." in (REPO / "envs/archbench.yaml").read_text()

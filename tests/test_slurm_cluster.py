@@ -1,0 +1,67 @@
+"""archbench.training.cluster without a cluster: resources from config, Lightning plugins, resume."""
+
+import os
+import time
+
+import pytest
+from lightning.fabric.plugins.environments import SLURMEnvironment
+
+from archbench.training import cluster
+
+
+@pytest.mark.parametrize("training, expected", [
+    ({"accelerator": "cpu", "devices": 2}, {"gpu": 0}),
+    ({"accelerator": "gpu", "devices": 4}, {"gpu": 4}),
+    ({"accelerator": "auto", "devices": "auto"}, {"gpu": 0}),
+    ({"accelerator": "gpu", "devices": 4, "num_nodes": 2},
+     {"mpi": "srun", "nodes": 2, "tasks_per_node": 4, "gres": "gpu:4", "tasks_per_gpu": 1}),
+    ({"accelerator": "gpu", "devices": 1, "num_nodes": 3},  # the plugin rejects tasks_per_node: 1
+     {"mpi": "srun", "nodes": 3, "tasks": 3, "gres": "gpu:1", "tasks_per_gpu": 1}),
+])
+def test_train_resources_follow_config(training, expected):
+    assert cluster.train_resources(training) == expected
+
+
+def test_srun_flags_start_one_task_per_device():
+    assert cluster.srun_flags({"devices": 4, "num_nodes": 2}) == "--nodes=2 --ntasks-per-node=4"
+
+
+def test_plugins_outside_slurm_are_lightnings_default(monkeypatch):
+    for var in [v for v in os.environ if v.startswith("SLURM_")]:
+        monkeypatch.delenv(var)
+    assert cluster.trainer_plugins({"devices": 2, "num_nodes": 1}) == []
+
+
+def _job_step(monkeypatch, ntasks):  # the environment srun gives a task
+    monkeypatch.setenv("SLURM_NTASKS", str(ntasks))
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", str(ntasks))
+    monkeypatch.setenv("SLURM_JOB_NAME", "0f3c-run-uuid")
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+
+
+def test_plugin_job_step_with_several_devices_spawns_and_keeps_requeue(monkeypatch):
+    _job_step(monkeypatch, 1)
+    [env] = cluster.trainer_plugins({"devices": 2, "num_nodes": 1})
+    assert isinstance(env, SLURMEnvironment) and env.auto_requeue and env.requeue_signal == cluster.REQUEUE_SIGNAL
+    assert not env.creates_processes_externally  # Lightning launches the second process
+    env.set_world_size(2)
+    assert env.world_size() == 2
+
+
+def test_one_device_or_srun_ranks_use_slurms_topology(monkeypatch):
+    _job_step(monkeypatch, 1)
+    [env] = cluster.trainer_plugins({"devices": 1, "num_nodes": 1})
+    assert type(env) is SLURMEnvironment and env.creates_processes_externally
+    _job_step(monkeypatch, 8)
+    [env] = cluster.trainer_plugins({"devices": 4, "num_nodes": 2})
+    assert type(env) is SLURMEnvironment and env.world_size() == 8
+
+
+def test_resume_checkpoint_takes_the_newest_of_last_and_hpc(tmp_path):
+    assert cluster.resume_checkpoint(str(tmp_path)) is None
+    (tmp_path / "last.ckpt").write_text("x")
+    assert cluster.resume_checkpoint(str(tmp_path)) == str(tmp_path / "last.ckpt")
+    hpc = tmp_path / "hpc_ckpt_1.ckpt"
+    hpc.write_text("x")
+    os.utime(hpc, (time.time() + 5, time.time() + 5))
+    assert cluster.resume_checkpoint(str(tmp_path)) == str(hpc)
