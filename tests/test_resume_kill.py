@@ -1,0 +1,60 @@
+"""A real kill: SIGKILL the training job's process after its first periodic checkpoint, rerun the same
+Snakemake target, and check that training resumed from that checkpoint and still ends at max_steps."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from workflow_helpers import SNAKEFILE, snakemake, tiny_config
+
+RUN = "retnet/learning_rate~0.01_embed_dim~32_ffn_dim~64_heads~2_seq_len~32/seed~0"
+
+
+def train_job_pids(workdir: Path) -> list[int]:
+    """Python processes running Snakemake's copy of workflow_scripts/train.py in `workdir`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+            if ".snakemake/scripts/" in cmd and "train.py" in cmd and os.readlink(proc / "cwd") == str(workdir):
+                pids.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def test_sigkilled_training_resumes_from_its_last_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path, archs=["retnet"],
+                      grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
+                      training={"batch_size": 8, "max_steps": 400, "warmup_steps": 5, "val_check_interval": 100,
+                                "checkpoint_every_n_steps": 20, "log_every_n_steps": 20,
+                                "early_stopping": {"enabled": False}})
+    target = str(tmp_path / "results/runs" / RUN / "metrics.json")
+    last = tmp_path / "results/scratch" / RUN / "last.ckpt"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path),
+                              "--cores", "1", target, "--configfile", str(cfg)],  # --configfile takes nargs
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not last.exists():
+        assert first.poll() is None, f"snakemake ended before the first checkpoint:\n{first.stdout.read()[-3000:]}"
+        assert time.monotonic() < deadline, "no periodic checkpoint within 300 s"
+        time.sleep(0.05)
+    pids = train_job_pids(tmp_path)
+    assert pids, "training process not found"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    out = first.communicate(timeout=120)[0]
+    assert first.returncode != 0, out[-2000:]
+    assert not Path(target).exists()  # a killed job leaves no complete-looking output
+
+    snakemake(tmp_path, "--cores", "1", target, configfile=cfg)
+    metrics = json.loads(Path(target).read_text())
+    assert metrics["resumed_from_step"] >= 20 and metrics["resumed_from_step"] % 20 == 0
+    assert metrics["resumed_from_step"] < 400
+    assert metrics["global_step"] == 400
+    assert metrics["tokens_seen"] == 400 * 8 * 32
