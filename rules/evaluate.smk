@@ -1,0 +1,86 @@
+# Evaluation of every trained run: lm-eval harness scores, decode latency / memory vs context, and
+# text samples; plus the offline harness tasks, written once from the held-out test split.
+from archbench.evaluation.tasks import TASKS as OFFLINE_TASKS, task_yamls
+
+EVAL_DIR = f"{R}/eval/{RUN}"
+TASK_DIR = f"{R}/eval/tasks"
+EVAL_GPU = 1 if config["eval"]["device"] == "cuda" else 0
+
+
+rule eval_tasks:
+    input:
+        rules.split.output.test,
+    output:
+        yaml=expand(f"{TASK_DIR}/{{task}}.yaml", task=OFFLINE_TASKS),
+        jsonl=expand(f"{TASK_DIR}/{{task}}.jsonl", task=OFFLINE_TASKS),
+    params:
+        seed=config["seed"],
+    log:
+        f"{R}/logs/eval/tasks.log",
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/eval_tasks.py"
+
+
+rule harness:
+    input:
+        model=rules.train.output.model,
+        tasks=rules.eval_tasks.output.yaml,
+        include=task_yamls(config["eval"]["include_path"]),  # edit one: the harness reruns
+    output:
+        f"{EVAL_DIR}/harness.json",
+    params:
+        eval=config["eval"],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/eval/harness/{RUN}.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=EVAL_GPU,
+    script:
+        "../workflow_scripts/harness.py"
+
+
+# Timings are only comparable when nothing else runs beside them: 2 threads (all of the default
+# run's cores) keep Snakemake from scheduling another job alongside.
+rule latency:
+    input:
+        model=rules.train.output.model,
+    output:
+        f"{EVAL_DIR}/latency.json",
+    params:
+        latency=config["latency"],
+        device=config["eval"]["device"],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/eval/latency/{RUN}.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=EVAL_GPU,
+    script:
+        "../workflow_scripts/latency.py"
+
+
+rule generate:
+    input:
+        model=rules.train.output.model,
+    output:
+        txt=f"{EVAL_DIR}/samples.txt",
+        csv=f"{EVAL_DIR}/samples.csv",
+    params:
+        generate=config["generate"],
+        device=config["eval"]["device"],
+    log:
+        f"{R}/logs/eval/generate/{RUN}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=EVAL_GPU,
+    script:
+        "../workflow_scripts/generate.py"

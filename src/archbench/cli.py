@@ -1,0 +1,127 @@
+"""``archbench`` command line: the pipeline's evaluation functions on any saved model, outside Snakemake.
+
+    archbench evaluate MODEL_DIR --test-split results/data/split/test [--tasks ...] [--out harness.json]
+    archbench latency  MODEL_DIR [--contexts 64 256 1024 2048] [--out latency.json]
+    archbench generate MODEL_DIR [--prompt "The"] [--sample --temperature 0.8 --top-p 0.9]
+
+MODEL_DIR is a ``save_pretrained`` folder with its tokenizer (a run's ``model/``). Defaults are
+those of config/schema.yaml, so a command reproduces what the pipeline does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+
+from archbench.errors import ArchbenchError
+
+
+def _defaults(section: str | None) -> dict:
+    from archbench.config import load_schema
+
+    schema = load_schema()
+    props = schema["properties"][section]["properties"] if section else schema["properties"]
+    return {k: v.get("default") for k, v in props.items()}
+
+
+def _limit(text: str):
+    value = float(text)
+    return int(value) if value >= 1 and value.is_integer() else value
+
+
+def _parser() -> argparse.ArgumentParser:
+    ev, lat, gen = _defaults("eval"), _defaults("latency"), _defaults("generate")
+    parser = argparse.ArgumentParser(prog="archbench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("model_dir", metavar="MODEL_DIR", help="save_pretrained folder with its tokenizer")
+        p.add_argument("--device", default=ev["device"], choices=["auto", "cpu", "cuda"])
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+        return p
+
+    p = command("evaluate", "lm-evaluation-harness scores (harness.json)")
+    p.add_argument("--tasks", nargs="+", default=ev["tasks"], help="lm-eval task / group / tag names")
+    p.add_argument("--test-split", help="parquet test split to build the offline archbench_* tasks from")
+    p.add_argument("--task-dir", action="append", default=[], help="folder of already built offline tasks")
+    p.add_argument("--include-path", default=ev["include_path"], help="folder of extra task YAMLs")
+    p.add_argument("--num-fewshot", type=int, default=ev["num_fewshot"])
+    p.add_argument("--limit", type=_limit, default=ev["limit"], help="documents per task (or a fraction < 1)")
+    p.add_argument("--batch-size", type=int, default=ev["batch_size"])
+    p.add_argument("--bootstrap-iters", type=int, default=ev["bootstrap_iters"])
+    p.add_argument("--seed", type=int, default=_defaults(None)["seed"], help="seed of the task items")
+    p.add_argument("--out", help="write harness.json here")
+
+    p = command("latency", "prefill / per-token decode time and memory vs context (latency.json)")
+    p.add_argument("--contexts", type=int, nargs="+", default=lat["contexts"])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=lat["batch_sizes"])
+    for key in ("new_tokens", "trials", "warmup", "recompute_max_context"):
+        p.add_argument("--" + key.replace("_", "-"), type=int, default=lat[key])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write latency.json here")
+
+    p = command("generate", "text samples through generate() (samples.txt / samples.csv)")
+    p.add_argument("--prompt", action="append", dest="prompts", help="repeat for several (default: config's)")
+    p.add_argument("--max-new-tokens", type=int, default=gen["max_new_tokens"])
+    p.add_argument("--sample", action="store_true", default=gen["do_sample"], help="sample instead of greedy")
+    p.add_argument("--temperature", type=float, default=gen["temperature"])
+    p.add_argument("--top-p", type=float, default=gen["top_p"])
+    p.add_argument("--top-k", type=int, default=gen["top_k"])
+    p.add_argument("--seed", type=int, default=gen["seed"])
+    p.add_argument("--out-txt")
+    p.add_argument("--out-csv")
+    return parser
+
+
+def _evaluate(a) -> None:
+    from archbench.evaluation.harness import run_harness
+    from archbench.evaluation.tasks import TAG, TASKS, build_tasks
+
+    with tempfile.TemporaryDirectory(prefix="archbench-tasks-") as tmp:
+        task_dirs = list(a.task_dir)
+        if a.test_split:
+            build_tasks(a.test_split, tmp, seed=a.seed)
+            task_dirs.append(tmp)
+        if not task_dirs and any(t in TASKS or t == TAG for t in a.tasks):
+            raise ArchbenchError("the archbench_* tasks are built from a test split: pass --test-split DIR "
+                                 "(e.g. results/data/split/test) or --task-dir results/eval/tasks, or name "
+                                 "other --tasks")
+        out = run_harness(a.model_dir, a.out, a.tasks, task_dirs, a.include_path, a.num_fewshot, a.limit,
+                          a.batch_size, a.device, a.bootstrap_iters, a.seed, a.threads)
+    print(json.dumps(out["results"], indent=2))
+
+
+def _latency(a) -> None:
+    from archbench.evaluation.latency import latency_table, run_latency
+
+    out = run_latency(a.model_dir, a.out, a.contexts, a.batch_sizes, a.new_tokens, a.trials, a.warmup,
+                      a.recompute_max_context, a.device, a.seed, a.threads)
+    print(f"per-token decode time (ms, median), batch {out['summary'].get('batch_size')}, "
+          f"{out['summary']['device']}, {out['summary']['threads']} threads")
+    print(latency_table([out]))
+
+
+def _generate(a) -> None:
+    from archbench.evaluation.generate import run_generate
+
+    rows = run_generate(a.model_dir, a.out_txt, a.out_csv, a.prompts, a.max_new_tokens, a.sample,
+                        a.temperature, a.top_p, a.top_k, a.seed, a.device, a.threads)
+    for row in rows:
+        print(f"## {row['prompt']!r}\n{row['prompt']}{row['completion']}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        {"evaluate": _evaluate, "latency": _latency, "generate": _generate}[args.command](args)
+    except ArchbenchError as err:  # the user's input: one line, no traceback
+        print(f"archbench: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
