@@ -4,14 +4,6 @@ from archbench.training import cluster
 
 TRAIN = config["training"]
 
-# Jobs that run on the submitting node under a cluster executor: seconds each, no GPU.
-localrules:
-    all,
-    collect,
-    plots,
-    plot_latency,
-    summary,
-
 
 TRAIN_INPUT = dict(
     train=f"{R}/tokens/train.bin",

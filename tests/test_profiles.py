@@ -74,3 +74,17 @@ def test_profile_has_the_required_keys_and_no_site_settings():
     assert "cpus_per_gpu" in profile["set-resources"]["train"]
     assert "slurm_partition=" in text and "slurm_account=" in text  # documented, not set
     assert "Several nodes" in text  # the commented multi-node variant
+
+
+def test_cli_install_profile_links_and_reports_conflicts(home):
+    import os
+    import shutil
+
+    exe = shutil.which("archbench") or pytest.skip("archbench entry point not installed")
+    env = {**os.environ, "HOME": str(home)}
+    ok = subprocess.run([exe, "install-profile", "slurm"], capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert (home / ".config/snakemake/slurm").resolve() == PROFILE.resolve()
+    bad = subprocess.run([exe, "install-profile", "nope"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("archbench: error: no profile 'nope'")
+    assert "Traceback" not in bad.stderr

@@ -5,8 +5,9 @@ from workflow_helpers import REPO, dry_run_counts, snakemake, tiny_config
 
 def test_default_dry_run_has_every_stage_with_the_right_counts(tmp_path):
     counts = dry_run_counts(tmp_path)
-    assert counts == {"download": 1, "split": 1, "train_tokenizer": 1, "tokenize": 3,
-                      "train": 4, "report": 1, "all": 1}
+    per_run = {"train": 4, "harness": 4, "latency": 4, "generate": 4}
+    assert counts == {"download": 1, "split": 1, "train_tokenizer": 1, "tokenize": 3, "eval_tasks": 1,
+                      **per_run, "collect": 1, "plots": 1, "plot_latency": 1, "summary": 1, "all": 1}
 
 
 def test_grid_archs_and_seeds_multiply_train_jobs(tmp_path):
@@ -14,8 +15,8 @@ def test_grid_archs_and_seeds_multiply_train_jobs(tmp_path):
                       grid={"learning_rate": [1.0e-3, 2.0e-3, 3.0e-3], "embed_dim": [32, 64], "ffn_dim": [64],
                             "heads": [2], "seq_len": [32]})
     counts = dry_run_counts(tmp_path, configfile=cfg)
-    assert counts["train"] == 3 * 2 * 3 * 2
-    assert counts["tokenize"] == 3 and counts["report"] == 1
+    assert counts["train"] == counts["harness"] == counts["latency"] == counts["generate"] == 3 * 2 * 3 * 2
+    assert counts["tokenize"] == 3 and counts["collect"] == counts["summary"] == 1
 
 
 def test_a_single_artifact_can_be_targeted(tmp_path):

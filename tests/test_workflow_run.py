@@ -24,7 +24,9 @@ def test_every_declared_output_exists(tiny_run):
     work, _ = tiny_run
     res = work / "results"
     for rel in ["data/raw/corpus.parquet", "data/raw/stats.json", "tokenizer/tokenizer.json",
-                "report/grid_results.csv"]:
+                "report/grid_results.csv", "report/comparison.csv", "report/seed_summary.csv",
+                "report/summary.md", "report/plots/loss_vs_params.png", "report/plots/decode_latency.png",
+                "report/plots/state_memory.png", "report/plots/emissions.png"]:
         assert (res / rel).stat().st_size > 0, rel
     for split in ("train", "validation", "test"):
         assert any((res / "data/split" / split).glob("*.parquet")), split
@@ -36,6 +38,9 @@ def test_every_declared_output_exists(tiny_run):
             for rel in ("metrics.json", "model/config.json", "model/tokenizer.json", "emissions.csv",
                         "logs/csv/metrics.csv"):
                 assert (run / rel).stat().st_size > 0, run / rel
+            ev = res / "eval" / arch / POINT.format(lr=lr) / "seed~0"
+            for rel in ("harness.json", "latency.json", "samples.txt", "samples.csv"):
+                assert (ev / rel).stat().st_size > 0, ev / rel
 
 
 def test_report_has_one_row_per_run_and_models_learned(tiny_run):
@@ -51,6 +56,12 @@ def test_report_has_one_row_per_run_and_models_learned(tiny_run):
     assert (report.global_step == 30).all()
     assert (report.tokens_seen == 30 * 8 * 32).all()
     assert report.tokens_per_s.gt(0).all() and report.emissions_kg.gt(0).all()
+    harness = [c for c in report.columns if c.startswith("harness/")]
+    latency = [c for c in report.columns if c.startswith("latency/")]
+    assert harness and latency, list(report.columns)
+    assert report[harness].notna().all().all()
+    comparison = pd.read_csv(work / "results/report/comparison.csv")
+    assert len(comparison) == 2 and set(comparison.winner) <= {"retnet", "transformer"}
 
 
 def test_saved_model_loads_with_auto_classes(tiny_run):
@@ -81,4 +92,6 @@ def test_changing_one_grid_value_reruns_only_that_points_training(tiny_run):
     work, _ = tiny_run
     changed = tiny_config(work, grid={"learning_rate": [1.0e-2, 3.0e-2], "embed_dim": [32], "ffn_dim": [64],
                                       "heads": [2], "seq_len": [32]})
-    assert dry_run_counts(work, configfile=changed) == {"train": 2, "report": 1, "all": 1}
+    per_point = {"train": 2, "harness": 2, "latency": 2, "generate": 2}  # one per architecture
+    assert dry_run_counts(work, configfile=changed) == {
+        **per_point, "collect": 1, "plots": 1, "plot_latency": 1, "summary": 1, "all": 1}

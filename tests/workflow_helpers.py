@@ -27,6 +27,9 @@ def tiny_config(tmp_path: Path, **overrides) -> Path:
         "model": {"layers": 1},
         "training": {"batch_size": 8, "max_steps": 30, "warmup_steps": 5, "val_check_interval": 10,
                      "checkpoint_every_n_steps": 10, "log_every_n_steps": 5},
+        "eval": {"limit": 8},
+        "latency": {"contexts": [16, 64], "new_tokens": 4, "trials": 1, "recompute_max_context": 16},
+        "generate": {"max_new_tokens": 8},
     }
     for key, value in overrides.items():
         section, _, sub = key.partition("__")

@@ -3,6 +3,7 @@
     archbench evaluate MODEL_DIR --test-split results/data/split/test [--tasks ...] [--out harness.json]
     archbench latency  MODEL_DIR [--contexts 64 256 1024 2048] [--out latency.json]
     archbench generate MODEL_DIR [--prompt "The"] [--sample --temperature 0.8 --top-p 0.9]
+    archbench install-profile slurm      (so that `snakemake --profile slurm` finds profiles/slurm)
 
 MODEL_DIR is a ``save_pretrained`` folder with its tokenizer (a run's ``model/``). Defaults are
 those of config/schema.yaml, so a command reproduces what the pipeline does.
@@ -73,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=gen["seed"])
     p.add_argument("--out-txt")
     p.add_argument("--out-csv")
+
+    p = sub.add_parser("install-profile", help="link a profiles/ folder into ~/.config/snakemake/")
+    p.add_argument("name", nargs="?", default="slurm", help="profile name (default: slurm)")
+    p.add_argument("--dest", help="destination folder (default: ~/.config/snakemake/NAME)")
     return parser
 
 
@@ -113,10 +118,19 @@ def _generate(a) -> None:
         print(f"## {row['prompt']!r}\n{row['prompt']}{row['completion']}\n")
 
 
+def _install_profile(a) -> None:
+    from archbench.profiles import install_profile
+
+    dest = install_profile(a.name, a.dest)
+    print(f"{dest} -> {dest.resolve()}: `snakemake --profile {a.name}` now uses it")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"evaluate": _evaluate, "latency": _latency, "generate": _generate,
+                "install-profile": _install_profile}
     try:
-        {"evaluate": _evaluate, "latency": _latency, "generate": _generate}[args.command](args)
+        commands[args.command](args)
     except ArchbenchError as err:  # the user's input: one line, no traceback
         print(f"archbench: error: {err}", file=sys.stderr)
         return 2

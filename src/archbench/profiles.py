@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from archbench.errors import ArchbenchError
+
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 
 
-class ProfileInstallError(RuntimeError):
+class ProfileInstallError(ArchbenchError):
     """The destination holds something else: we never overwrite a user's profile."""
 
 
