@@ -1,4 +1,5 @@
 # Validation, the grid and path helpers shared by every rule file.
+import os
 import sys
 
 import pandas as pd
@@ -41,6 +42,13 @@ def run_dirs(pattern):
         point=paramspace.instance_patterns,
         seed=SEEDS,
     )
+
+
+def reported(pattern):
+    """Every run's file; with report.partial only those that exist, so that after a `--keep-going` run
+    in which some grid points failed the report can still be built (the missing runs are marked)."""
+    paths = run_dirs(pattern)
+    return [p for p in paths if os.path.exists(p)] if config["report"]["partial"] else paths
 
 
 def scratch_dir(wildcards):

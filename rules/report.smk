@@ -16,9 +16,14 @@ report: "../report/workflow.rst"
 # absent or partial). Input functions run after every rule file is parsed: include order is irrelevant.
 rule collect:
     input:
+        metrics=reported(f"{R}/runs/{{arch}}/{{point}}/seed~{{seed}}/metrics.json"),
+        harness=lambda w: reported(f"{EVAL_RUN}/harness.json") if writes(workflow.rules, "harness.json") else [],
+        latency=lambda w: reported(f"{EVAL_RUN}/latency.json") if writes(workflow.rules, "latency.json") else [],
+    params:
+        # every expected run, present or not: the tables give a missing run a row with status=missing
         metrics=run_dirs(f"{R}/runs/{{arch}}/{{point}}/seed~{{seed}}/metrics.json"),
-        harness=lambda w: run_dirs(f"{EVAL_RUN}/harness.json") if writes(workflow.rules, "harness.json") else [],
-        latency=lambda w: run_dirs(f"{EVAL_RUN}/latency.json") if writes(workflow.rules, "latency.json") else [],
+        harness=lambda w, input: run_dirs(f"{EVAL_RUN}/harness.json") if input.harness else [],
+        latency=lambda w, input: run_dirs(f"{EVAL_RUN}/latency.json") if input.latency else [],
     output:
         grid=report(f"{REPORT}/grid_results.csv", caption="../report/grid_results.rst", category="Quality", subcategory="Tables"),
         comparison=report(f"{REPORT}/comparison.csv", caption="../report/comparison.rst", category="Quality", subcategory="Tables"),
