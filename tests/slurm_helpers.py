@@ -31,24 +31,29 @@ def cluster_reason() -> str | None:
 
 
 def recording_sbatch(bin_dir: Path, record: Path, forward: str | None) -> dict:
-    """An `sbatch` that appends its argv (JSON) to `record`, then runs the real `forward` sbatch, or
-    fails when there is none (so no job runs). The returned env puts it first on PATH."""
+    """An `sbatch` that writes its argv (JSON) as one new file in the folder `record`, then runs the real
+    `forward` sbatch, or fails when there is none (so no job runs). The returned env puts it first on
+    PATH. One file per call: parallel submissions appending long lines to one file can interleave."""
     bin_dir.mkdir(parents=True, exist_ok=True)
+    record.mkdir(parents=True, exist_ok=True)
     script = bin_dir / "sbatch"
     tail = f'exec {shlex.quote(forward)} "$@"' if forward else 'echo "recording sbatch: not submitted" >&2; exit 1'
+    writer = ("import json, os, sys, time; "
+              "open(os.path.join(sys.argv[1], f'{time.time_ns()}-{os.getpid()}.json'), 'w')"
+              ".write(json.dumps(sys.argv[2:]))")
     script.write_text(
         "#!/bin/sh\n"
-        f"python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' \"$@\" >> {shlex.quote(str(record))}\n"
+        f"python3 -c {shlex.quote(writer)} {shlex.quote(str(record))} \"$@\"\n"
         f"{tail}\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
 def recorded(record: Path) -> list[dict]:
-    """Each recorded submission: rule, the flags (without the --wrap'ed Snakemake command) and argv."""
+    """Each recorded submission, in order: rule, the flags (without the --wrap'ed command) and argv."""
     calls = []
-    for line in record.read_text().splitlines() if record.exists() else []:
-        argv = json.loads(line)
+    for path in sorted(record.glob("*.json"), key=lambda p: int(p.name.split("-")[0])) if record.exists() else []:
+        argv = json.loads(path.read_text())
         comment = argv[argv.index("--comment") + 1]
         flags = [a for a in argv if not a.startswith("--wrap=")]
         calls.append({"rule": comment.removeprefix("rule_").split("_wildcards_")[0], "flags": flags, "argv": argv})

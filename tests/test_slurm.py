@@ -16,7 +16,7 @@ import time
 import pytest
 
 from slurm_helpers import FAST, PROFILE, cluster_reason, recorded, recording_sbatch, sbatch_line
-from workflow_helpers import SNAKEFILE, dry_run_counts, snakemake, tiny_config
+from workflow_helpers import SNAKEFILE, dry_run_counts, tiny_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))]
 
@@ -56,7 +56,7 @@ def slurm_run(tmp_path_factory):
     local_proc = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(local), local_target, "--cores", "2",
          "--configfile", str(local_cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    env = recording_sbatch(work / "bin", work / "sbatch.jsonl", forward=_real_sbatch())
+    env = recording_sbatch(work / "bin", work / "sbatch-calls", forward=_real_sbatch())
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(work), target,
@@ -76,7 +76,7 @@ def _real_sbatch():
 
 def test_every_non_local_job_went_through_sbatch(slurm_run):
     work, _, log, expected = slurm_run
-    calls = recorded(work / "sbatch.jsonl")
+    calls = recorded(work / "sbatch-calls")
     counts = {}
     for call in calls:
         counts[call["rule"]] = counts.get(call["rule"], 0) + 1
@@ -96,7 +96,7 @@ def test_every_non_local_job_went_through_sbatch(slurm_run):
 
 def test_local_rules_ran_on_the_submitting_node(slurm_run):
     work, _, _, _ = slurm_run
-    assert not {c["rule"] for c in recorded(work / "sbatch.jsonl")} & LOCAL_RULES
+    assert not {c["rule"] for c in recorded(work / "sbatch-calls")} & LOCAL_RULES
     assert (work / "results/report/summary.md").stat().st_size > 0
 
 

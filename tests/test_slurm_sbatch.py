@@ -7,7 +7,6 @@ test_slurm.py.) The plugin queries the cluster at start-up, so these tests also 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -47,11 +46,11 @@ def _prepare(work, training):
 def _capture(tmp_path, training):
     work = tmp_path / "w"
     cfg, targets = _prepare(work, training)
-    env = recording_sbatch(tmp_path / "bin", tmp_path / "sbatch.jsonl", forward=None)
+    env = recording_sbatch(tmp_path / "bin", tmp_path / "sbatch-calls", forward=None)
     subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(work), *targets,
                     "--profile", str(PROFILE), "--configfile", str(cfg), *FAST, "--retries", "1"],
                    capture_output=True, text=True, env=env, timeout=600)
-    calls = recorded(tmp_path / "sbatch.jsonl")
+    calls = recorded(tmp_path / "sbatch-calls")
     print("\n" + "\n".join(f"{c['rule']}: {sbatch_line(c, work)}" for c in calls))
     by_rule = {}
     for c in calls:
@@ -88,7 +87,7 @@ def test_multi_node_train_asks_nodes_tasks_and_gpus_per_node(tmp_path):
     first = _opts(by_rule["train"][0])
     assert {"--nodes=2", "--ntasks-per-node=4", "--gres=gpu:4", "--ntasks-per-gpu=1", "--cpus-per-gpu=8",
             "--signal=URG@300", "--requeue"} <= first
-    wrap = next(a for a in json.loads((tmp_path / "sbatch.jsonl").read_text().splitlines()[0])
+    wrap = next(a for a in next(c["argv"] for c in recorded(tmp_path / "sbatch-calls") if c["rule"] == "train")
                 if a.startswith("--wrap="))
     assert "slurm-jobstep" in wrap  # the batch script runs Snakemake, whose shell runs `srun --nodes=2 ...`
 
