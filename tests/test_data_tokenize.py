@@ -74,3 +74,24 @@ def test_failure_leaves_no_output(tokenized, tmp_path):
 def test_dtype_by_vocab_size():
     assert token_dtype(65535) == np.dtype("<u2")
     assert token_dtype(65536) == np.dtype("<u4")
+
+
+def test_piece_cache_gives_exactly_the_tokenizers_ids(tiny_tokens):
+    """The word-level memo must be indistinguishable from encoding each document whole."""
+    import random
+
+    from archbench.data.sources import load_documents
+    from archbench.data.tokenize import PieceCache
+
+    tok = Tokenizer.from_file(f"{tiny_tokens['tokenizer']}/tokenizer.json")
+    docs = load_documents("default", max_documents=30)[0]["text"].tolist()
+    rng = random.Random(0)
+    alphabet = "ab Z9 \t\n\r'.,;!?-'s've'llé✓</s>\x0b\x1c  "
+    docs += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(2000)]
+    docs += ["", " ", "  leading", "trailing  ", "it's we've I'll", "x\r\n\r\ny", "a</s>b", "<pad> hi", "tab\t\tend"]
+    cache = PieceCache(tok)
+    assert cache.enabled
+    expected = [i for e in tok.encode_batch_fast(docs, add_special_tokens=False) for i in e.ids + [2]]
+    assert cache.encode(docs, eos_id=2) == expected
+    assert cache.encode(docs[::-1], eos_id=2) == [  # again, now answered mostly from the memo
+        i for e in tok.encode_batch_fast(docs[::-1], add_special_tokens=False) for i in e.ids + [2]]
