@@ -1,12 +1,15 @@
 """Per-token decoding cost: RetNet's recurrent state vs a parameter-matched Transformer's KV cache
 vs recomputing the whole prefix per token (the original study's method). Prints ONE JSON object.
 
-    python benchmarks/decode.py [--threads 1] [--contexts 64 512 2048] [--tokens 32]
+    python benchmarks/decode.py [--threads 1] [--contexts 64 256 1024 2048] [--tokens 64]
 
 Batch 1, CPU, float32, random weights (cost does not depend on the weights). Each context is
 prefilled once (parallel retention / causal attention), then ``--tokens`` single-token steps per
 context are timed (round-robin over models and contexts) and the median is reported. Cache sizes are
 the bytes of state held after the prefill. The Transformer's FFN is sized by ``match_ffn_dim``.
+``ratios`` and ``targets`` (issue 8, with pass/fail) compare the shortest and longest contexts:
+recurrent t(hi)/t(lo) <= 1.3, full-prefix recompute / recurrent >= 100 at hi, recurrent faster than
+the KV cache at hi, RetNet state bytes constant while the KV cache grows linearly.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def recompute_ms(model, context: int, tokens: int):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--contexts", type=int, nargs="+", default=[64, 512, 2048])
+    ap.add_argument("--contexts", type=int, nargs="+", default=[64, 256, 1024, 2048])
     ap.add_argument("--tokens", type=int, default=64, help="timed decode steps per context")
     ap.add_argument("--recompute-tokens", type=int, default=3)
     ap.add_argument("--embed-dim", type=int, default=256)
@@ -112,7 +115,47 @@ def main(argv=None):
                 str(c): round(recompute_ms(model, c, args.recompute_tokens), 2)
                 for c in (min(args.contexts), max(args.contexts))},
         }
+    result["ratios"], result["targets"] = targets(result, args.contexts)
     print(json.dumps(result, indent=1))
+
+
+def _check(value, op, target):
+    ok = {"<=": value <= target, ">=": value >= target, ">": value > target, "<": value < target}[op]
+    return {"value": round(float(value), 4), "target": f"{op} {target}", "pass": bool(ok)}
+
+
+def targets(result: dict, contexts) -> tuple[dict, dict]:
+    """Issue 8's decode targets at the shortest (lo) and longest (hi) context."""
+    lo, hi = str(min(contexts)), str(max(contexts))
+    rec = result["retnet"]["recurrent_ms_per_token"]
+    kv = result["transformer"]["kv_cache_ms_per_token"]
+    state = result["retnet"]["state_bytes"]
+    kvb = result["transformer"]["kv_cache_bytes"]
+    recompute_rn = result["retnet"]["recompute_prefix_ms_per_token"][hi]
+    recompute_tf = result["transformer"]["recompute_prefix_ms_per_token"][hi]
+    ratios = {
+        f"retnet_recurrent_{hi}_over_{lo}": rec[hi] / rec[lo],
+        f"retnet_recompute_over_recurrent_{hi}": recompute_rn / rec[hi],
+        f"transformer_recompute_over_retnet_recurrent_{hi}": recompute_tf / rec[hi],
+        f"transformer_kv_over_retnet_recurrent_{hi}": kv[hi] / rec[hi],
+        f"retnet_state_bytes_{hi}_over_{lo}": state[hi] / state[lo],
+        f"transformer_kv_bytes_{hi}_over_{lo}": kvb[hi] / kvb[lo],
+        "context_ratio": int(hi) / int(lo),
+    }
+    ratios = {k: round(v, 3) for k, v in ratios.items()}
+    state_flat = len(set(state.values())) == 1
+    # linear: bytes proportional to the context (the cache may preallocate a little headroom)
+    kv_linear = all(0.8 <= (kvb[c] / kvb[lo]) / (int(c) / int(lo)) <= 1.25 for c in kvb)
+    checks = {
+        f"recurrent_flat_{hi}_over_{lo}": _check(ratios[f"retnet_recurrent_{hi}_over_{lo}"], "<=", 1.3),
+        f"recurrent_vs_recompute_{hi}": _check(ratios[f"retnet_recompute_over_recurrent_{hi}"], ">=", 100),
+        f"recurrent_faster_than_kv_cache_{hi}": _check(ratios[f"transformer_kv_over_retnet_recurrent_{hi}"], ">", 1.0),
+        "state_memory_constant_vs_kv_linear": {
+            "value": {"retnet_state_bytes": state, "transformer_kv_cache_bytes": kvb},
+            "target": "RetNet state equal at every context; KV cache proportional to context",
+            "pass": bool(state_flat and kv_linear)},
+    }
+    return ratios, checks
 
 
 if __name__ == "__main__":
