@@ -16,25 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 
 import torch
 
+import _common
 from archbench.models import build_model, count_parameters, match_ffn_dim
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @torch.inference_mode()
@@ -94,9 +82,7 @@ def main(argv=None):
               "transformer": build_model("transformer", **tf_hp).eval()}
 
     result = {
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
-                    "threads": args.threads, "python": platform.python_version(),
-                    "load_avg_1min_at_start": round(os.getloadavg()[0], 2)},
+        "machine": _common.machine(args.threads),
         "settings": {"batch": 1, "dtype": "float32", "timed_tokens": args.tokens,
                      "retnet": retnet_hp, "transformer": tf_hp},
         "params": {a: {"total": count_parameters(m), "non_embedding": count_parameters(m, False)}
