@@ -32,14 +32,14 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     With `match_params`, the Transformer / LongNet FFN is sized to RetNet's parameter count, so the
     comparison is at matched size (the grid's `ffn_dim` is RetNet's).
     """
-    fields = CONFIG_CLASSES[arch]().to_dict()
-    kwargs = {k: v for k, v in settings.items() if k in fields and v is not None}
-    kwargs.update(vocab_size=vocab_size, max_seq_len=settings["seq_len"])
+    def known(name: str) -> dict:
+        fields = CONFIG_CLASSES[name]().to_dict()
+        kwargs = {k: v for k, v in settings.items() if k in fields and v is not None}
+        return {**kwargs, "vocab_size": vocab_size, "max_seq_len": settings["seq_len"]}
+
+    kwargs = known(arch)
     if arch != "retnet" and settings.get("match_params"):
-        retnet_fields = CONFIG_CLASSES["retnet"]().to_dict()
-        retnet = {k: v for k, v in settings.items() if k in retnet_fields and v is not None}
-        retnet.update(vocab_size=vocab_size, max_seq_len=settings["seq_len"])
-        kwargs["ffn_dim"] = match_ffn_dim(arch, **retnet)
+        kwargs["ffn_dim"] = match_ffn_dim(arch, **known("retnet"))
     return kwargs
 
 
