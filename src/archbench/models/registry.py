@@ -1,0 +1,88 @@
+"""The one list of architectures.
+
+Every other place that needs to know which architectures exist — the config schema's enum, the
+Snakemake wildcard constraint, model construction, parameter matching, report pairs and colours,
+latency labels — reads :data:`ARCHS` here. Adding an architecture is one model module plus one
+:func:`register_arch` call below.
+
+This module imports neither torch nor transformers (the Snakefile parse and the data / report jobs
+read it): classes are named by ``"module:attribute"`` strings and imported on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """One architecture.
+
+    name: the pipeline's name (config ``archs``, the ``{arch}`` wildcard, folder names).
+    config_class / model_class: ``"module:Class"`` of its HF config and ``...ForCausalLM``.
+    state: how it decodes — ``"recurrent"`` (O(1) state per token) or ``"kv_cache"`` (grows with context).
+    width_knob: the config field parameter matching turns to match the reference's count (None: never resized).
+    color, display: plot colour and human-readable name.
+    constraints: ``"module:function"`` of its cross-key rules, ``check(settings: dict) -> None`` raising
+        ``archbench.errors.ConfigError``; importable without torch (the parse-time check calls it).
+    """
+
+    name: str
+    config_class: str
+    model_class: str
+    state: str
+    width_knob: str | None
+    color: str
+    display: str
+    constraints: str | None = None
+
+    def config_cls(self):
+        return _load(self.config_class)
+
+    def model_cls(self):
+        return _load(self.model_class)
+
+    def check(self) -> Callable[[dict], None] | None:
+        return _load(self.constraints) if self.constraints else None
+
+
+ARCHS: dict[str, Arch] = {}
+STATES = ("recurrent", "kv_cache")
+
+
+def register_arch(arch: Arch) -> Arch:
+    """Add ``arch`` (idempotent for an identical entry; a different entry under a taken name raises)."""
+    if arch.state not in STATES:
+        raise ValueError(f"arch {arch.name!r}: state must be one of {STATES}, got {arch.state!r}")
+    old = ARCHS.get(arch.name)
+    if old is not None and old != arch:
+        raise ValueError(f"arch {arch.name!r} is already registered with other settings")
+    ARCHS[arch.name] = arch
+    return arch
+
+
+def get_arch(name: str) -> Arch:
+    try:
+        return ARCHS[name]
+    except KeyError:
+        raise ValueError(f"unknown arch {name!r}; registered: {', '.join(ARCHS)}") from None
+
+
+def arch_names() -> list[str]:
+    return list(ARCHS)
+
+
+def _load(ref: str):
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+register_arch(Arch("retnet", "archbench.models.retnet:RetNetConfig", "archbench.models.retnet:RetNetForCausalLM",
+                   state="recurrent", width_knob="ffn_dim", color="tab:blue", display="RetNet"))
+register_arch(Arch("transformer", "archbench.models.transformer:TransformerConfig",
+                   "archbench.models.transformer:TransformerForCausalLM",
+                   state="kv_cache", width_knob="ffn_dim", color="tab:orange", display="Transformer"))
+register_arch(Arch("longnet", "archbench.models.longnet:LongNetConfig", "archbench.models.longnet:LongNetForCausalLM",
+                   state="kv_cache", width_knob="ffn_dim", color="tab:green", display="LongNet"))
