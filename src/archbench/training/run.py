@@ -17,7 +17,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from archbench.data.loader import make_dataloader
 from archbench.io import atomic_dir, write_json
-from archbench.models import CONFIG_CLASSES, count_parameters, match_ffn_dim
+from archbench.models import count_parameters
+from archbench.models.matching import match_width
+from archbench.models.registry import get_arch
+from archbench.models.sizing import config_fields
 from archbench.training.cluster import resume_checkpoint, trainer_plugins
 from archbench.training.emissions import track_emissions
 from archbench.training.module import CausalLMModule
@@ -29,17 +32,20 @@ log = logging.getLogger(__name__)
 def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     """The settings the architecture's config class knows, plus vocabulary and context length.
 
-    With `match_params`, the Transformer / LongNet FFN is sized to RetNet's parameter count, so the
-    comparison is at matched size (the grid's `ffn_dim` is RetNet's).
+    With `match_params`, the architecture's width knob (registry `width_knob`: the FFN for the
+    Transformers, the SSM state size for Mamba-2) is sized to the parameter count of `match_to`
+    (default retnet) built from the same settings, so the comparison is at matched size (the grid's
+    `ffn_dim` is the reference's).
     """
     def known(name: str) -> dict:
-        fields = CONFIG_CLASSES[name]().to_dict()
+        fields = config_fields(name)
         kwargs = {k: v for k, v in settings.items() if k in fields and v is not None}
         return {**kwargs, "vocab_size": vocab_size, "max_seq_len": settings["seq_len"]}
 
     kwargs = known(arch)
-    if arch != "retnet" and settings.get("match_params"):
-        kwargs["ffn_dim"] = match_ffn_dim(arch, **known("retnet"))
+    reference = settings.get("match_to") or "retnet"
+    if settings.get("match_params") and arch != reference:
+        kwargs[get_arch(arch).width_knob] = match_width(arch, kwargs, reference, known(reference))
     return kwargs
 
 
