@@ -6,19 +6,11 @@ import dataclasses
 
 from torch import nn
 
-from .longnet import LongNetConfig, LongNetForCausalLM
-from .retnet import RetNetConfig, RetNetForCausalLM
-from .transformer import TransformerConfig, TransformerForCausalLM
-
-ARCHS = ("retnet", "transformer", "longnet")
-CONFIG_CLASSES = {"retnet": RetNetConfig, "transformer": TransformerConfig, "longnet": LongNetConfig}
-MODEL_CLASSES = {"retnet": RetNetForCausalLM, "transformer": TransformerForCausalLM,
-                 "longnet": LongNetForCausalLM}
+from .registry import ARCHS, get_arch
 
 
 def _check_arch(arch: str) -> None:
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; allowed: {', '.join(ARCHS)}")
+    get_arch(arch)  # ValueError naming the registered architectures
 
 
 def _fields(cls) -> set[str]:
@@ -26,13 +18,13 @@ def _fields(cls) -> set[str]:
 
 
 def make_config(arch: str, **hparams):
-    """Config for ``arch`` from pipeline keyword names. None values mean "use the default";
-    settings that belong to another architecture (e.g. ``chunk_size`` for a Transformer) are
-    dropped, so one grid point can build all three; anything else unknown raises TypeError."""
-    _check_arch(arch)
-    cls = CONFIG_CLASSES[arch]
+    """Config for ``arch`` (a name in :mod:`archbench.models.registry`) from pipeline keyword names.
+    None values mean "use the default"; settings that belong to another registered architecture
+    (e.g. ``chunk_size`` for a Transformer) are dropped, so one grid point can build all of them;
+    anything else unknown raises TypeError."""
+    cls = get_arch(arch).config_cls()
     own = _fields(cls)
-    others = set().union(*(_fields(c) for c in CONFIG_CLASSES.values())) - own
+    others = set().union(*(_fields(a.config_cls()) for a in ARCHS.values())) - own
     unknown = set(hparams) - own - others
     if unknown:
         raise TypeError(f"unknown hyperparameters for {arch}: {sorted(unknown)}")
@@ -40,12 +32,14 @@ def make_config(arch: str, **hparams):
 
 
 def build_model(arch: str, **hparams):
-    """Build a freshly initialised ``...ForCausalLM`` for ``arch`` ("retnet", "transformer",
-    "longnet") from pipeline names (vocab_size, embed_dim, ffn_dim, heads, layers, dropout,
-    max_seq_len, value_embed_dim, chunk_size, chunkwise_above, position, segment_lengths,
-    dilated_ratios, ...)."""
+    """Build a freshly initialised ``...ForCausalLM`` for ``arch`` (a registry name) from pipeline
+    names (vocab_size, embed_dim, ffn_dim, heads, layers, dropout, max_seq_len, value_embed_dim,
+    chunk_size, chunkwise_above, position, segment_lengths, dilated_ratios, ...)."""
+    from . import register
+
+    register()  # save_pretrained copies the modeling code only for classes marked for auto classes
     config = make_config(arch, **hparams)
-    return MODEL_CLASSES[arch](config)
+    return get_arch(arch).model_cls()(config)
 
 
 def count_parameters(model: nn.Module, include_embeddings: bool = True) -> int:

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from archbench.data.loader import make_dataloader
 from archbench.io import atomic_dir, write_json
-from archbench.models import CONFIG_CLASSES, count_parameters, match_ffn_dim
+from archbench.models import count_parameters, get_arch, match_ffn_dim
 from archbench.training.cluster import resume_checkpoint, trainer_plugins
 from archbench.training.emissions import track_emissions
 from archbench.training.module import CausalLMModule
@@ -33,7 +33,7 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     comparison is at matched size (the grid's `ffn_dim` is RetNet's).
     """
     def known(name: str) -> dict:
-        fields = CONFIG_CLASSES[name]().to_dict()
+        fields = get_arch(name).config_cls()().to_dict()
         kwargs = {k: v for k, v in settings.items() if k in fields and v is not None}
         return {**kwargs, "vocab_size": vocab_size, "max_seq_len": settings["seq_len"]}
 
