@@ -7,6 +7,7 @@ from snakemake.utils import Paramspace, min_version
 
 from archbench.config import grid_points, run_settings, validate_config
 from archbench.errors import ConfigError
+from archbench.models.registry import arch_names
 
 min_version("9.0")
 
@@ -29,7 +30,7 @@ RUN = f"{{arch}}/{POINT}/seed~{{seed}}"
 
 
 wildcard_constraints:
-    arch="|".join(["retnet", "transformer", "longnet"]),
+    arch="|".join(arch_names()),
     split="|".join(SPLITS),
     seed=r"\d+",
 

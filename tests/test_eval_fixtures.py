@@ -26,7 +26,6 @@ def tiny_split(path: Path, n_docs: int = 12, seed: int = 0) -> Path:
 
 def tiny_model_dir(root: Path, arch: str, seed: int = 0, max_seq_len: int = 64, **extra) -> Path:
     """save_pretrained of a random 1-layer model plus a byte-level BPE tokenizer trained on tiny_split."""
-    import archbench  # noqa: F401
     from transformers import AutoTokenizer
 
     from archbench.data.tokenizer import train_tokenizer

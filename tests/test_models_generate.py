@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-import archbench  # noqa: F401
 from archbench.models import DecodeCache, build_model
 
 ARCH_KW = {  # case -> (arch, settings)

@@ -4,7 +4,6 @@ against torchscale's own implementation."""
 import pytest
 import torch
 
-import archbench  # noqa: F401
 from archbench.models import build_model
 from archbench.models.longnet import DilatedAttention
 from archbench.models.transformer import AttnContext

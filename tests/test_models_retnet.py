@@ -5,7 +5,6 @@ import itertools
 import pytest
 import torch
 
-import archbench  # noqa: F401  (registers the models)
 from archbench.models import build_model
 
 TOL = 1e-4

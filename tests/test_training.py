@@ -42,7 +42,10 @@ class Crash(L.Callback):
 
 def weights(run_dir):
     from transformers import AutoModelForCausalLM
-    import archbench  # noqa: F401
+
+    from archbench.models import register
+
+    register()
 
     return AutoModelForCausalLM.from_pretrained(f"{run_dir}/model").state_dict()
 

@@ -68,7 +68,9 @@ def test_saved_model_loads_with_auto_classes(tiny_run):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import archbench  # noqa: F401  (registers the architectures)
+    from archbench.models import register
+
+    register()
 
     work, _ = tiny_run
     run = work / "results/runs/retnet" / POINT.format(lr="0.01") / "seed~0"

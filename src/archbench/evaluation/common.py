@@ -39,8 +39,11 @@ def torch_threads(threads: int | None):
 def load_model(model_dir: str | os.PathLike, device: str = "auto"):
     """(model in eval mode on ``device``, tokenizer, torch.device) of a ``save_pretrained`` folder
     (a run's ``model/``: weights + config + tokenizer)."""
-    import archbench  # noqa: F401  registers the archbench model types with AutoModelForCausalLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from archbench.models import register
+
+    register()  # the archbench model types with AutoModelForCausalLM
 
     model_dir = os.fspath(model_dir)
     if not os.path.isfile(os.path.join(model_dir, "config.json")):

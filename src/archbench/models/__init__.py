@@ -1,31 +1,67 @@
-"""Hugging Face-native RetNet, Transformer and LongNet language models on torchscale 0.3.0.
+"""Hugging Face-native language models on torchscale 0.3.0 (RetNet, Transformer, LongNet, ...).
 
-Importing this package registers the three config/model pairs with ``AutoConfig`` and
-``AutoModelForCausalLM`` and marks them for ``register_for_auto_class`` so that
-``save_pretrained`` also copies the modeling code (``trust_remote_code=True`` loading works
-without archbench installed, as long as torch, torchscale and transformers are).
+Importing this package is cheap: it imports neither torch nor transformers. The names below
+(``RetNetForCausalLM``, ``build_model``, ...) are loaded on first access (PEP 562), and
+:func:`register` — called by every code path that builds or loads a model — registers each entry of
+:mod:`archbench.models.registry` with ``AutoConfig`` / ``AutoModelForCausalLM`` and marks it for
+``register_for_auto_class``, so ``save_pretrained`` also copies the modeling code
+(``trust_remote_code=True`` loading works without archbench installed).
 """
 
-from transformers import AutoConfig, AutoModelForCausalLM
+from __future__ import annotations
 
-from .common import ArchbenchConfig, ArchbenchPreTrainedModel, DecodeCache
-from .longnet import LongNetConfig, LongNetForCausalLM, LongNetModelHF
-from .retnet import RetNetConfig, RetNetForCausalLM, RetNetModelHF
-from .sizing import (ARCHS, CONFIG_CLASSES, MODEL_CLASSES, analytic_parameters, build_model,
-                     count_parameters, make_config, match_ffn_dim)
-from .transformer import TransformerConfig, TransformerForCausalLM, TransformerModelHF
+import importlib
 
-for _arch in ARCHS:
-    _cfg, _model = CONFIG_CLASSES[_arch], MODEL_CLASSES[_arch]
-    AutoConfig.register(_cfg.model_type, _cfg, exist_ok=True)
-    AutoModelForCausalLM.register(_cfg, _model, exist_ok=True)
-    _cfg.register_for_auto_class()
-    _model.register_for_auto_class("AutoModelForCausalLM")
+# public name -> submodule that defines it (loaded on first attribute access)
+_LAZY = {
+    "ArchbenchConfig": "common", "ArchbenchPreTrainedModel": "common", "DecodeCache": "common",
+    "LongNetConfig": "longnet", "LongNetForCausalLM": "longnet", "LongNetModelHF": "longnet",
+    "RetNetConfig": "retnet", "RetNetForCausalLM": "retnet", "RetNetModelHF": "retnet",
+    "TransformerConfig": "transformer", "TransformerForCausalLM": "transformer",
+    "TransformerModelHF": "transformer",
+    "analytic_parameters": "sizing", "build_model": "sizing", "count_parameters": "sizing",
+    "make_config": "sizing", "match_ffn_dim": "sizing",
+    "ARCHS": "registry", "get_arch": "registry", "arch_names": "registry", "register_arch": "registry",
+}
 
-__all__ = [
-    "ARCHS", "CONFIG_CLASSES", "MODEL_CLASSES", "ArchbenchConfig", "ArchbenchPreTrainedModel",
-    "DecodeCache", "LongNetConfig", "LongNetForCausalLM", "LongNetModelHF", "RetNetConfig",
-    "RetNetForCausalLM", "RetNetModelHF", "TransformerConfig", "TransformerForCausalLM",
-    "TransformerModelHF", "analytic_parameters", "build_model", "count_parameters",
-    "make_config", "match_ffn_dim",
-]
+_registered: set[str] = set()
+
+
+def register() -> None:
+    """Register every architecture in the registry with transformers' Auto* factories.
+
+    Idempotent and cheap after the first call; architectures added to the registry later (a plugin
+    module, a test's toy architecture) are registered by the next call.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from .registry import ARCHS
+
+    for name, arch in ARCHS.items():
+        if name in _registered:
+            continue
+        cfg, model = arch.config_cls(), arch.model_cls()
+        if getattr(cfg, "stock", False):  # a stock transformers model (llama, mamba2): already registered
+            _registered.add(name)
+            continue
+        AutoConfig.register(cfg.model_type, cfg, exist_ok=True)
+        AutoModelForCausalLM.register(cfg, model, exist_ok=True)
+        cfg.register_for_auto_class()
+        model.register_for_auto_class("AutoModelForCausalLM")
+        _registered.add(name)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = ["register", *_LAZY]

@@ -6,19 +6,11 @@ import dataclasses
 
 from torch import nn
 
-from . import registry
-from .longnet import LongNetConfig, LongNetForCausalLM
-from .retnet import RetNetConfig, RetNetForCausalLM
-from .transformer import TransformerConfig, TransformerForCausalLM
-
-ARCHS = ("retnet", "transformer", "longnet")  # archbench's own (torchscale) models; the registry has them all
-CONFIG_CLASSES = {"retnet": RetNetConfig, "transformer": TransformerConfig, "longnet": LongNetConfig}
-MODEL_CLASSES = {"retnet": RetNetForCausalLM, "transformer": TransformerForCausalLM,
-                 "longnet": LongNetForCausalLM}
+from .registry import ARCHS, get_arch
 
 
 def _check_arch(arch: str) -> None:
-    registry.get_arch(arch)
+    get_arch(arch)  # ValueError naming the registered architectures
 
 
 def _fields(cls) -> set[str]:
@@ -27,18 +19,18 @@ def _fields(cls) -> set[str]:
 
 def config_fields(arch: str) -> set[str]:
     """The pipeline names ``arch``'s config class accepts (its dataclass fields)."""
-    return _fields(registry.get_arch(arch).config_cls())
+    return _fields(get_arch(arch).config_cls())
 
 
 def make_config(arch: str, **hparams):
-    """HF config for ``arch`` from pipeline keyword names. None values mean "use the default";
-    settings that belong to another architecture (e.g. ``chunk_size`` for a Transformer) are
-    dropped, so one grid point can build every architecture; anything else unknown raises TypeError.
-    Wrapped stock models (llama, mamba2) take pipeline names in a settings class whose ``to_hf()``
-    gives the stock transformers config."""
-    cls = registry.get_arch(arch).config_cls()
+    """Config for ``arch`` (a name in :mod:`archbench.models.registry`) from pipeline keyword names.
+    None values mean "use the default"; settings that belong to another registered architecture
+    (e.g. ``chunk_size`` for a Transformer) are dropped, so one grid point can build all of them;
+    anything else unknown raises TypeError. Wrapped stock models (llama, mamba2) take pipeline names
+    in a settings class whose ``to_hf()`` gives the stock transformers config, returned here."""
+    cls = get_arch(arch).config_cls()
     own = _fields(cls)
-    others = set().union(*(config_fields(a) for a in registry.arch_names())) - own
+    others = set().union(*(_fields(a.config_cls()) for a in ARCHS.values())) - own
     unknown = set(hparams) - own - others
     if unknown:
         raise TypeError(f"unknown hyperparameters for {arch}: {sorted(unknown)}")
@@ -47,12 +39,14 @@ def make_config(arch: str, **hparams):
 
 
 def build_model(arch: str, **hparams):
-    """Build a freshly initialised ``...ForCausalLM`` for ``arch`` ("retnet", "transformer",
-    "longnet") from pipeline names (vocab_size, embed_dim, ffn_dim, heads, layers, dropout,
-    max_seq_len, value_embed_dim, chunk_size, chunkwise_above, position, segment_lengths,
-    dilated_ratios, ...)."""
+    """Build a freshly initialised ``...ForCausalLM`` for ``arch`` (a registry name) from pipeline
+    names (vocab_size, embed_dim, ffn_dim, heads, layers, dropout, max_seq_len, value_embed_dim,
+    chunk_size, chunkwise_above, position, segment_lengths, dilated_ratios, ...)."""
+    from . import register
+
+    register()  # save_pretrained copies the modeling code only for classes marked for auto classes
     config = make_config(arch, **hparams)
-    return registry.get_arch(arch).model_cls()(config)
+    return get_arch(arch).model_cls()(config)
 
 
 def count_parameters(model: nn.Module, include_embeddings: bool = True) -> int:

@@ -17,9 +17,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from archbench.data.loader import make_dataloader
 from archbench.io import atomic_dir, write_json
-from archbench.models import count_parameters
+from archbench.models import count_parameters, get_arch
 from archbench.models.matching import match_width
-from archbench.models.registry import get_arch
 from archbench.models.sizing import config_fields
 from archbench.training.cluster import resume_checkpoint, trainer_plugins
 from archbench.training.emissions import track_emissions
