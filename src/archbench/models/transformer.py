@@ -22,9 +22,9 @@ from torchscale.architecture.config import DecoderConfig
 from torchscale.component.embedding import TextEmbedding
 from torchscale.component.multihead_attention import MultiheadAttention
 
+from .constraints import transformer as check_transformer
 from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel, attention
 
-POSITIONS = ("xpos", "rotary", "learned")
 
 
 class TransformerConfig(ArchbenchConfig):
@@ -32,16 +32,12 @@ class TransformerConfig(ArchbenchConfig):
 
     model_type = "archbench_transformer"
     hparam_names: ClassVar[tuple] = HPARAMS + ("position",)
+    check_settings: ClassVar = staticmethod(check_transformer)
 
     position: str = "xpos"
     xpos_scale_base: int = 512
     attention_dropout: float = 0.0
     layernorm_eps: float = 1e-5
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        if self.position not in POSITIONS:
-            raise ValueError(f"position must be one of {POSITIONS}, got {self.position!r}")
 
     def to_torchscale(self) -> DecoderConfig:
         args = DecoderConfig(
