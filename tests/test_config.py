@@ -65,7 +65,11 @@ BAD = [
     ({"splits__test": 0.2}, "config key 'splits': ratios must sum to 1"),
     ({"splits__train": -0.1}, "config key 'splits.train'"),
     ({"grid__heads": [3]}, "embed_dim 128 is not divisible by heads 3"),
-    ({"grid__heads": [32], "grid__embed_dim": [96]}, "RetNet needs an even head dimension, got 96/32 = 3"),
+    ({"grid__heads": [32], "grid__embed_dim": [96]}, "'grid.embed_dim'/'grid.heads': the head dimension embed_dim / heads = 96/32 = 3 must be even"),
+    # every architecture's rules apply, not only RetNet's (a Transformer-only config used to fail every train job)
+    ({"archs": ["transformer"], "grid__heads": [8], "grid__embed_dim": [24]}, "the head dimension embed_dim / heads = 24/8 = 3 must be even (rotary / xPos positions rotate pairs) (arch transformer)"),
+    ({"archs": ["longnet"], "model__dilated_ratios": [1, 3]}, "config keys 'model.segment_lengths'/'model.dilated_ratios': each dilated ratio must be >= 1 and divide its segment length"),
+    ({"report": {"baseline": "gpt"}}, "config key 'report.baseline': 'gpt' is not one of"),
     ({"grid__seq_len": [4]}, "config key 'grid.seq_len[0]': 4 is less than the minimum of 8"),
     ({"tokenizer__vocab_size": 100}, "config key 'tokenizer.vocab_size': 100 is less than the minimum of 260"),
     ({"data__source": "local", "data__path": "/nonexistent/corpus/*.txt"}, "config key 'data.path': '/nonexistent/corpus/*.txt' does not exist"),
@@ -75,7 +79,7 @@ BAD = [
     ({"grid__ffn_dim": DELETE}, "'ffn_dim' is a required property"),
     ({"grid__layers": [0]}, "config key 'grid.layers[0]': 0 is less than the minimum of 1"),
     ({"training__max_steps": "100"}, "config key 'training.max_steps': '100' is not of type 'integer', 'null'"),
-    ({"model__value_embed_dim": 130}, "config key 'model.value_embed_dim': 130 is not divisible by heads 4"),
+    ({"model__value_embed_dim": 130}, "config keys 'model.value_embed_dim'/'grid.heads': value_embed_dim 130 is not divisible by heads 4 (arch retnet)"),
     ({"seeds": [0, 0]}, "config key 'seeds'"),
 ]
 

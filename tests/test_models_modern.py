@@ -56,13 +56,18 @@ def test_wrapped_models_are_the_stock_classes_with_pipeline_names():
 
 
 def test_constraints_name_the_keys():
-    from archbench.errors import ConfigError
+    from archbench.models.constraints import ConstraintError
 
-    with pytest.raises(ConfigError, match=r"llama: heads \(5\) must divide embed_dim \(32\)"):
+    with pytest.raises(ConstraintError, match=r"embed_dim 32 is not divisible by heads 5") as err:
         ARCHS["llama"].check()({"embed_dim": 32, "heads": 5})
-    with pytest.raises(ConfigError, match=r"model.ssm_head_dim \(24\) must divide"):
+    assert err.value.keys == ("embed_dim", "heads")
+    with pytest.raises(ConstraintError, match=r"ssm_head_dim 24 must divide ssm_expand x embed_dim = 64") as err:
         ARCHS["mamba2"].check()({"embed_dim": 32, "heads": 4, "ssm_head_dim": 24})
+    assert err.value.keys == ("ssm_head_dim", "ssm_expand", "embed_dim")
     ARCHS["mamba2"].check()({"embed_dim": 32, "heads": 4, "ssm_head_dim": 16})  # 4 heads of 16: fine
+    ARCHS["mamba2"].check()({"embed_dim": 32, "heads": 6, "ssm_head_dim": 16})  # heads ignored when set
+    with pytest.raises(ValueError, match="heads 6 must divide"):  # the settings class runs the same rule
+        build_model("mamba2", **{**TINY, "heads": 6})
 
 
 @pytest.mark.parametrize("case", list(MODERN))

@@ -1,12 +1,15 @@
 """Config validation and the hyperparameter grid.
 
-`validate_config` is called by the Snakefile at parse time: the JSON schema (config/schema.yaml) fills
-defaults and checks types/ranges, then the cross-key rules the schema cannot express are checked here.
-Every failure is one `ConfigError` whose message starts with the offending key.
+`validate_config` is called by the Snakefile at parse time: the JSON schema (config/schema.yaml, through
+`snakemake.utils.validate`) fills defaults and checks types and ranges; then the architecture names are
+checked against the registry, the model cross-key rules (archbench.models.constraints, the functions the
+model config classes run) for every architecture at every grid point, and the pipeline's own cross-key
+rules (splits, data source). Every failure is one `ConfigError` whose message starts with the offending key.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import itertools
 import math
@@ -28,7 +31,13 @@ _FLOAT_STRING = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def load_schema(path: str | os.PathLike | None = None) -> dict:
-    with open(path or SCHEMA_PATH) as fh:
+    """The parsed schema (cached: parsing it takes ~0.1 s; callers only read it)."""
+    return _load_schema(os.fspath(path or SCHEMA_PATH))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_schema(path: str) -> dict:
+    with open(path) as fh:
         return yaml.safe_load(fh)
 
 
@@ -52,36 +61,31 @@ def _describe(err: jsonschema.ValidationError) -> str:
     return msg
 
 
-def _schema_validate(instance: dict, schema: dict) -> None:
-    """Validate and fill schema defaults in place (the same extension snakemake.utils.validate uses)."""
-    base = jsonschema.Draft202012Validator
-    props = base.VALIDATORS["properties"]
+def _schema_validate(instance: dict, schema_path) -> None:
+    """Types, ranges and defaults: snakemake's validator (jsonschema with defaults filled in place).
+    It raises a WorkflowError whose text dumps the schema; the jsonschema error it wraps (its
+    ``__context__``) gives the one-line message that names the key."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
 
-    def set_defaults(validator, properties, inst, sch):
-        if isinstance(inst, dict):
-            for name, sub in properties.items():
-                if "default" in sub:
-                    inst.setdefault(name, _copy(sub["default"]))
-        yield from props(validator, properties, inst, sch)
-
-    validator = jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
-    errors = list(validator.iter_errors(instance))
-    if errors:
-        best = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(_describe(best))
-
-
-def _copy(value):
-    return yaml.safe_load(yaml.safe_dump(value)) if isinstance(value, (dict, list)) else value
+    try:
+        validate(instance, os.fspath(schema_path), set_default=True)
+    except WorkflowError as err:
+        cause = err.__context__
+        if not isinstance(cause, jsonschema.ValidationError):
+            raise
+        raise ConfigError(_describe(cause)) from None
 
 
 def validate_config(config: dict, schema_path=None) -> dict:
     """Fill defaults and check `config` in place; raise ConfigError naming the key on any problem."""
+    schema_path = schema_path or SCHEMA_PATH
+    _schema_validate(config, schema_path)
     schema = load_schema(schema_path)
-    _schema_validate(config, schema)
+    _check_archs(config)
     _check_grid_keys(config, schema)
     _check_splits(config["splits"])
-    _check_dims(config)
+    check_models(config)
     _check_data(config["data"])
     return config
 
@@ -113,21 +117,43 @@ def _check_splits(splits: dict) -> None:
         raise ConfigError(f"config key 'splits': ratios must sum to 1, got {parts} = {total:g}")
 
 
-def _check_dims(config: dict) -> None:
-    value_dim = config["model"].get("value_embed_dim")
+def _check_archs(config: dict) -> None:
+    from archbench.models.registry import arch_names
+
+    known = arch_names()
+    for i, arch in enumerate(config["archs"]):
+        if arch not in known:
+            raise ConfigError(f"config key 'archs[{i}]': {arch!r} is not one of {known} (the architectures of "
+                              "archbench.models.registry)")
+    if config["report"]["baseline"] not in known:
+        raise ConfigError(f"config key 'report.baseline': {config['report']['baseline']!r} is not one of {known}")
+
+
+def check_models(config: dict) -> None:
+    """The model cross-key rules (models/constraints.py, named by each registry entry) for every
+    architecture in `archs` at every grid point: the checks the model config classes run in every job."""
+    from archbench.models.constraints import ConstraintError
+    from archbench.models.registry import get_arch
+
+    checks = [(arch, get_arch(arch).check()) for arch in config["archs"]]
     for point in grid_points(config):
-        settings = {**config["model"], **point}
-        embed, heads = settings["embed_dim"], settings["heads"]
-        if embed % heads:
-            raise ConfigError(f"config keys 'grid.embed_dim'/'grid.heads': embed_dim {embed} is not divisible by heads {heads}")
-        if "retnet" in config["archs"]:
-            if (embed // heads) % 2:
-                raise ConfigError(f"config keys 'grid.embed_dim'/'grid.heads': RetNet needs an even head dimension, got {embed}/{heads} = {embed // heads}")
-            vdim = settings.get("value_embed_dim") or value_dim or 2 * embed
-            if vdim % heads:
-                raise ConfigError(f"config key 'model.value_embed_dim': {vdim} is not divisible by heads {heads}")
-        if settings["seq_len"] > 1_048_576:
-            raise ConfigError(f"config key 'grid.seq_len': {settings['seq_len']} is too large")
+        settings = run_settings(config, point)
+        settings["max_seq_len"] = settings["seq_len"]  # what training passes to the model config
+        for arch, check in checks:
+            try:
+                check and check(settings)
+            except ConstraintError as err:
+                keys = [_config_key(config, "seq_len" if k == "max_seq_len" else k) for k in err.keys]
+                raise ConfigError(f"config key{'s' * (len(keys) > 1)} {'/'.join(map(repr, keys))}: {err} "
+                                  f"(arch {arch})") from None
+
+
+def _config_key(config: dict, name: str) -> str:
+    """Where a flat setting is written: the grid, else its section."""
+    if name in config["grid"]:
+        return f"grid.{name}"
+    section = next((s for s in GRID_SECTIONS if name in config[s]), None)
+    return f"{section}.{name}" if section else name
 
 
 def _check_data(data: dict) -> None:

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from .constraints import common as check_common  # `from .x import` form: save_pretrained copies .x
+
 HPARAMS = ("vocab_size", "embed_dim", "ffn_dim", "heads", "layers", "dropout", "max_seq_len")
 
 
@@ -34,6 +36,9 @@ class ArchbenchConfig(PreTrainedConfig):
         "intermediate_size": "ffn_dim",
     }
     hparam_names: ClassVar[tuple] = HPARAMS  # what get_params() reports (not a config field)
+    # Cross-key rules (models/constraints.py); the registry entry names the same function, which the
+    # parse-time config check runs for every grid point.
+    check_settings: ClassVar = staticmethod(check_common)
 
     vocab_size: int = 32000
     embed_dim: int = 512
@@ -51,16 +56,7 @@ class ArchbenchConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        for key in ("vocab_size", "embed_dim", "ffn_dim", "heads", "layers", "max_seq_len"):
-            if int(getattr(self, key)) < 1:
-                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
-        if self.embed_dim % self.heads:
-            raise ValueError(f"heads ({self.heads}) must divide embed_dim ({self.embed_dim})")
-        if (self.embed_dim // self.heads) % 2:
-            raise ValueError(f"embed_dim / heads must be even for rotary positions, got "
-                             f"{self.embed_dim}/{self.heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        type(self).check_settings(vars(self))
 
 
 class DecodeCache:

@@ -13,8 +13,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+from typing import ClassVar
 
-from archbench.errors import ConfigError
+from archbench.models.constraints import common
+
+
+def check(settings: dict) -> None:
+    """Cross-key rules (torch-free; models/constraints.py's pattern): positive sizes, heads dividing
+    embed_dim into an even head dimension (RoPE rotates pairs), dropout in [0, 1)."""
+    common(settings)
 
 
 @dataclasses.dataclass
@@ -24,6 +31,7 @@ class LlamaSettings:
 
     model_type = "llama"  # the saved config's type: a stock transformers class, never re-registered
     stock = True
+    check_settings: ClassVar = staticmethod(check)
 
     vocab_size: int = 32000
     embed_dim: int = 512
@@ -38,7 +46,7 @@ class LlamaSettings:
     eos_token_id: int | list[int] | None = 2
 
     def __post_init__(self):
-        check(dataclasses.asdict(self))
+        self.check_settings(dataclasses.asdict(self))
 
     def to_hf(self, device: str | None = None):
         from transformers import LlamaConfig
@@ -51,15 +59,6 @@ class LlamaSettings:
             bos_token_id=self.bos_token_id, eos_token_id=self.eos_token_id,
             attention_bias=False, mlp_bias=False, hidden_act="silu")
 
-
-def check(settings: dict) -> None:
-    """Cross-key rules (torch-free): heads divide embed_dim into an even head dimension (RoPE)."""
-    d, h = settings.get("embed_dim"), settings.get("heads")
-    if d is not None and h is not None:
-        if d % h:
-            raise ConfigError(f"llama: heads ({h}) must divide embed_dim ({d})")
-        if (d // h) % 2:
-            raise ConfigError(f"llama: embed_dim / heads must be even for rotary positions, got {d}/{h}")
 
 
 @functools.lru_cache(maxsize=None)

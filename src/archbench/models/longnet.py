@@ -15,6 +15,8 @@ from typing import ClassVar
 import torch
 from transformers import GenerationMixin
 
+from .constraints import longnet as check_longnet
+from .constraints import longnet_segments
 from .common import attention_lse
 from .transformer import (Attention, AttnContext, TransformerBackbone, TransformerConfig,
                           TransformerForCausalLM, TransformerLayer)
@@ -30,26 +32,12 @@ class LongNetConfig(TransformerConfig):
 
     segment_lengths: list[int] | None = None
     dilated_ratios: list[int] | None = None
+    check_settings: ClassVar = staticmethod(check_longnet)
 
     def __post_init__(self, **kwargs):
-        if self.segment_lengths is None:  # the paper's geometric pattern, ending at the context
-            s = max(self.max_seq_len // 4, 1)
-            self.segment_lengths = [s, 2 * s, 4 * s]
-        if self.dilated_ratios is None:
-            self.dilated_ratios = [1, 2, 4][:len(self.segment_lengths)]
-        self.segment_lengths = [int(w) for w in self.segment_lengths]
-        self.dilated_ratios = [int(r) for r in self.dilated_ratios]
+        # unset: the paper's geometric pattern, ending at the context
+        self.segment_lengths, self.dilated_ratios = longnet_segments(vars(self))
         super().__post_init__(**kwargs)
-        w, r = self.segment_lengths, self.dilated_ratios
-        if len(w) != len(r) or not w:
-            raise ValueError(f"segment_lengths {w} and dilated_ratios {r} must be non-empty and "
-                             "of equal length")
-        if any(ri < 1 or wi < 1 or wi % ri for wi, ri in zip(w, r)):
-            raise ValueError(f"each dilated ratio must be >= 1 and divide its segment length: "
-                             f"segment_lengths={w}, dilated_ratios={r}")
-        if 1 not in r:
-            raise ValueError(f"dilated_ratios {r} must contain 1 (otherwise some queries "
-                             "attend to nothing)")
 
     def to_torchscale(self):
         args = super().to_torchscale()

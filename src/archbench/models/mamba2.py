@@ -14,8 +14,27 @@ retention chunk, Mamba-2's scan chunk is ``ssm_chunk_size``.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
-from archbench.errors import ConfigError
+from archbench.models.constraints import ConstraintError
+
+
+def check(s: dict) -> None:
+    """Cross-key rules (torch-free; models/constraints.py's pattern): positive sizes, and the inner
+    width ssm_expand x embed_dim splits into whole SSM heads."""
+    for key in ("vocab_size", "embed_dim", "heads", "layers", "max_seq_len", "ssm_state_size", "ssm_expand"):
+        value = s.get(key)
+        if value is not None and int(value) < 1:
+            raise ConstraintError([key], f"{key} must be a positive integer, got {value!r}")
+    inner = (s.get("ssm_expand") or 2) * s["embed_dim"]
+    head_dim = s.get("ssm_head_dim")
+    if head_dim:
+        if inner % head_dim:
+            raise ConstraintError(["ssm_head_dim", "ssm_expand", "embed_dim"],
+                                  f"ssm_head_dim {head_dim} must divide ssm_expand x embed_dim = {inner}")
+    elif inner % s["heads"]:
+        raise ConstraintError(["heads", "ssm_expand", "embed_dim"],
+                              f"heads {s['heads']} must divide ssm_expand x embed_dim = {inner} (or set ssm_head_dim)")
 
 
 @dataclasses.dataclass
@@ -32,6 +51,7 @@ class Mamba2Settings:
 
     model_type = "mamba2"
     stock = True
+    check_settings: ClassVar = staticmethod(check)
 
     vocab_size: int = 32000
     embed_dim: int = 512
@@ -49,7 +69,7 @@ class Mamba2Settings:
     eos_token_id: int | list[int] | None = 2
 
     def __post_init__(self):
-        check(dataclasses.asdict(self))
+        self.check_settings(dataclasses.asdict(self))
 
     def num_heads(self) -> int:
         inner = self.ssm_expand * self.embed_dim
@@ -66,18 +86,3 @@ class Mamba2Settings:
             n_groups=1, tie_word_embeddings=self.tie_word_embeddings, pad_token_id=self.pad_token_id,
             bos_token_id=self.bos_token_id, eos_token_id=self.eos_token_id,
             max_position_embeddings=self.max_seq_len)
-
-
-def check(settings: dict) -> None:
-    """Cross-key rules (torch-free): the inner width ssm_expand x embed_dim splits into whole heads."""
-    d, expand = settings.get("embed_dim"), settings.get("ssm_expand") or 2
-    head_dim, heads = settings.get("ssm_head_dim"), settings.get("heads")
-    if d is None:
-        return
-    inner = expand * d
-    if head_dim:
-        if inner % head_dim:
-            raise ConfigError(f"mamba2: model.ssm_head_dim ({head_dim}) must divide ssm_expand x embed_dim ({inner})")
-    elif heads is not None and inner % heads:
-        raise ConfigError(f"mamba2: heads ({heads}) must divide ssm_expand x embed_dim ({inner}); "
-                          f"or set model.ssm_head_dim")

@@ -26,7 +26,8 @@ class Arch:
     width_knob: the config field parameter matching turns to match the reference's count (None: never resized).
     color, display: plot colour and human-readable name.
     constraints: ``"module:function"`` of its cross-key rules, ``check(settings: dict) -> None`` raising
-        ``archbench.errors.ConfigError``; importable without torch (the parse-time check calls it).
+        ``archbench.models.constraints.ConstraintError``; importable without torch (the parse-time check
+        calls it). The config class runs the same function (its ``check_settings``; a test asserts they agree).
     """
 
     name: str
@@ -80,12 +81,15 @@ def _load(ref: str):
 
 
 register_arch(Arch("retnet", "archbench.models.retnet:RetNetConfig", "archbench.models.retnet:RetNetForCausalLM",
-                   state="recurrent", width_knob="ffn_dim", color="tab:blue", display="RetNet"))
+                   state="recurrent", width_knob="ffn_dim", color="tab:blue", display="RetNet",
+                   constraints="archbench.models.constraints:retnet"))
 register_arch(Arch("transformer", "archbench.models.transformer:TransformerConfig",
                    "archbench.models.transformer:TransformerForCausalLM",
-                   state="kv_cache", width_knob="ffn_dim", color="tab:orange", display="Transformer"))
+                   state="kv_cache", width_knob="ffn_dim", color="tab:orange", display="Transformer",
+                   constraints="archbench.models.constraints:transformer"))
 register_arch(Arch("longnet", "archbench.models.longnet:LongNetConfig", "archbench.models.longnet:LongNetForCausalLM",
-                   state="kv_cache", width_knob="ffn_dim", color="tab:green", display="LongNet"))
+                   state="kv_cache", width_knob="ffn_dim", color="tab:green", display="LongNet",
+                   constraints="archbench.models.constraints:longnet"))
 register_arch(Arch("llama", "archbench.models.llama:LlamaSettings", "transformers:LlamaForCausalLM",
                    state="kv_cache", width_knob="ffn_dim", color="tab:red", display="Transformer++ (Llama)",
                    constraints="archbench.models.llama:check"))

@@ -24,6 +24,8 @@ from torchscale.architecture.config import RetNetConfig as TSRetNetConfig
 from torchscale.component.embedding import TextEmbedding
 from torchscale.component.multiscale_retention import MultiScaleRetention, theta_shift
 
+from .constraints import retnet as check_retnet
+from .constraints import value_embed_dim as default_value_embed_dim
 from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel
 
 MODES = ("parallel", "chunkwise", "recurrent")
@@ -35,6 +37,7 @@ class RetNetConfig(ArchbenchConfig):
 
     model_type = "archbench_retnet"
     hparam_names: ClassVar[tuple] = HPARAMS + ("value_embed_dim", "chunk_size", "chunkwise_above")
+    check_settings: ClassVar = staticmethod(check_retnet)
 
     ffn_dim: int = 1024
     value_embed_dim: int | None = None
@@ -43,13 +46,8 @@ class RetNetConfig(ArchbenchConfig):
     layernorm_eps: float = 1e-6
 
     def __post_init__(self, **kwargs):
-        if self.value_embed_dim is None:
-            self.value_embed_dim = 2 * self.embed_dim
+        self.value_embed_dim = default_value_embed_dim(vars(self))
         super().__post_init__(**kwargs)
-        if self.value_embed_dim % self.heads:
-            raise ValueError(f"heads ({self.heads}) must divide value_embed_dim ({self.value_embed_dim})")
-        if self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
 
     def to_torchscale(self) -> TSRetNetConfig:
         return TSRetNetConfig(

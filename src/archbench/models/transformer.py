@@ -24,9 +24,9 @@ from torchscale.component.gate_linear_unit import GLU
 from torchscale.component.multihead_attention import MultiheadAttention
 from torchscale.component.rms_norm import RMSNorm
 
+from .constraints import transformer as check_transformer
 from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel, attention
 
-POSITIONS = ("xpos", "rotary", "learned")
 BLOCKS = ("transformer", "retnet")
 
 
@@ -39,6 +39,7 @@ class TransformerConfig(ArchbenchConfig):
 
     model_type = "archbench_transformer"
     hparam_names: ClassVar[tuple] = HPARAMS + ("position", "block")
+    check_settings: ClassVar = staticmethod(check_transformer)
 
     position: str = "xpos"
     block: str = "transformer"
@@ -46,14 +47,9 @@ class TransformerConfig(ArchbenchConfig):
     attention_dropout: float = 0.0
     layernorm_eps: float = 1e-5
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        if self.position not in POSITIONS:
-            raise ValueError(f"position must be one of {POSITIONS}, got {self.position!r}")
-        if self.block not in BLOCKS:
-            raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
-
     def to_torchscale(self) -> DecoderConfig:
+        if self.block not in BLOCKS:  # a config file is checked by the schema's enum first
+            raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
         args = DecoderConfig(
             vocab_size=self.vocab_size, decoder_embed_dim=self.embed_dim,
             decoder_attention_heads=self.heads, decoder_ffn_embed_dim=self.ffn_dim,
