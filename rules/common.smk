@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 from snakemake.utils import Paramspace, min_version
 
-from archbench.config import grid_points, run_settings, validate_config
+from archbench.config import grid_axes, grid_points, run_settings, validate_config
 from archbench.errors import ConfigError
 from archbench.models.registry import arch_names
 
@@ -43,6 +43,19 @@ def run_dirs(pattern):
         point=paramspace.instance_patterns,
         seed=SEEDS,
     )
+
+
+def run_records(**patterns):
+    """Every expected run as the report reads it: arch, seed, grid point label and values (from the
+    config, never parsed back from folder names) and its files, one `name=pattern` each."""
+    from archbench.report.collect import run_record
+
+    return [
+        run_record(arch, seed, point, values, **{n: p.format(arch=arch, point=point, seed=seed) for n, p in patterns.items()})
+        for arch in ARCHS
+        for point, values in _POINTS.items()
+        for seed in SEEDS
+    ]
 
 
 def reported(pattern):

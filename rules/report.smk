@@ -1,29 +1,30 @@
 # Report: every run's metrics -> tables (grid_results, seed_summary, comparison) -> plots -> summary.md.
 # Tables and figures are report() outputs, so `snakemake --report report.html` shows them with captions
 # (report/*.rst) under the categories Summary, Quality, Speed, Memory, Carbon.
-from archbench.report.targets import writes
-
 REPORT = f"{R}/report"
 PLOTS = f"{REPORT}/plots"
 EVAL_RUN = f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}"
+RUNS = run_records(
+    metrics=f"{R}/runs/{{arch}}/{{point}}/seed~{{seed}}/metrics.json",
+    harness=f"{EVAL_RUN}/harness.json",
+    latency=f"{EVAL_RUN}/latency.json",
+)
+AXES = list(grid_axes(config))
 TABLE_PLOTS = ["loss_vs_params", "diff_heatmap", "throughput", "emissions"]
 
 
 report: "../report/workflow.rst"
 
 
-# Per-run evaluation files are inputs only when some rule writes them (the evaluation stage may be
-# absent or partial). Input functions run after every rule file is parsed: include order is irrelevant.
 rule collect:
     input:
         metrics=reported(f"{R}/runs/{{arch}}/{{point}}/seed~{{seed}}/metrics.json"),
-        harness=lambda w: reported(f"{EVAL_RUN}/harness.json") if writes(workflow.rules, "harness.json") else [],
-        latency=lambda w: reported(f"{EVAL_RUN}/latency.json") if writes(workflow.rules, "latency.json") else [],
+        harness=reported(f"{EVAL_RUN}/harness.json"),
+        latency=reported(f"{EVAL_RUN}/latency.json"),
     params:
         # every expected run, present or not: the tables give a missing run a row with status=missing
-        metrics=run_dirs(f"{R}/runs/{{arch}}/{{point}}/seed~{{seed}}/metrics.json"),
-        harness=lambda w, input: run_dirs(f"{EVAL_RUN}/harness.json") if input.harness else [],
-        latency=lambda w, input: run_dirs(f"{EVAL_RUN}/latency.json") if input.latency else [],
+        runs=RUNS,
+        baseline=config["report"]["baseline"],
     output:
         grid=report(f"{REPORT}/grid_results.csv", caption="../report/grid_results.rst", category="Quality", subcategory="Tables"),
         comparison=report(f"{REPORT}/comparison.csv", caption="../report/comparison.rst", category="Quality", subcategory="Tables"),
@@ -49,6 +50,9 @@ rule plots:
         svg=[f"{PLOTS}/{name}.svg" for name in TABLE_PLOTS],
         curves=report(directory(f"{PLOTS}/curves"), patterns=["{point}.png"], caption="../report/curves.rst",
                       category="Quality", subcategory="Loss curves", labels={"grid point": "{point}"}),
+    params:
+        axes=AXES,
+        baseline=config["report"]["baseline"],
     log:
         f"{R}/logs/report/plots.log",
     conda:
@@ -60,6 +64,9 @@ rule plots:
 rule plot_latency:
     input:
         latency=rules.collect.input.latency,
+        seeds=rules.collect.output.seeds,  # each architecture is drawn at its best grid point
+    params:
+        runs=RUNS,
     output:
         decode=report(f"{PLOTS}/decode_latency.png", caption="../report/decode_latency.rst", category="Speed"),
         memory=report(f"{PLOTS}/state_memory.png", caption="../report/state_memory.rst", category="Memory"),
@@ -77,7 +84,10 @@ rule summary:
         **rules.collect.output,
         curves=rules.plots.output.curves,
         plots=[f"{PLOTS}/{name}.png" for name in TABLE_PLOTS],
-        latency=lambda w: [rules.plot_latency.output.decode, rules.plot_latency.output.memory] if writes(workflow.rules, "latency.json") else [],
+        latency=[rules.plot_latency.output.decode, rules.plot_latency.output.memory],
+    params:
+        axes=AXES,
+        baseline=config["report"]["baseline"],
     output:
         md=report(f"{REPORT}/summary.md", caption="../report/summary.rst", category="Summary"),
     log:

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from test_report_helpers import eval_paths, make_tree, point_path, points
+from test_report_helpers import GRID, make_tree, point_path, points
 
-from archbench.report.collect import collect, harness_columns, parse_run_path
+from archbench.report.collect import collect, harness_columns, run_record
 from archbench.report.compare import compare, mean_ci, seed_summary, write_tables
 from archbench.report.plots import plot_all, plot_latency, slug
 from archbench.report.summary import write_summary
@@ -37,20 +37,47 @@ def t_interval(values):
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
-    paths = make_tree(root, LOSSES, skip=MISSING)
-    grid = collect(paths, {"harness": eval_paths(paths, "harness.json"), "latency": eval_paths(paths, "latency.json")})
-    return root, paths, grid
+    runs = make_tree(root, LOSSES, skip=MISSING)
+    grid = collect(runs)
+    return root, runs, grid
 
 
-def test_run_paths_parse_both_paramspace_layouts():
-    one_dir = parse_run_path("r/runs/retnet/learning_rate~1e-05_embed_dim~768_seq_len~512/seed~2/metrics.json")
-    assert one_dir == {"arch": "retnet", "point": "learning_rate~1e-05_embed_dim~768_seq_len~512", "seed": 2,
-                       "learning_rate": 1e-05, "embed_dim": 768, "seq_len": 512}
-    nested = parse_run_path("r/eval/longnet/learning_rate~0.001/heads~8/seed~0/latency.json")
-    assert nested["arch"] == "longnet" and nested["point"] == "learning_rate~0.001/heads~8"
-    assert nested["heads"] == 8 and nested["learning_rate"] == 0.001
-    with pytest.raises(ValueError):
-        parse_run_path("results/report/grid_results.csv")
+AXES = list(GRID)
+
+
+def test_run_identity_comes_from_metrics_json_not_folder_names(tmp_path):
+    """Grid values with `_` (and folders that say something else) cannot confuse the report."""
+    grid = {**GRID, "precision": ["bf16_mixed_x", "32_true"]}
+    losses = {(a, p, 0): 4.0 + p + (a == "transformer") for a in ("retnet", "transformer") for p in range(4)}
+    runs = make_tree(tmp_path / "r", losses, grid=grid, eval_files=False)
+    for run in runs:  # the folder's name no longer says which run it is
+        run["point"] = "p" + str(abs(hash(tuple(run["values"].items()))))
+    table = collect(runs)
+    assert sorted(set(table["precision"])) == ["32_true", "bf16_mixed_x"]
+    assert table.groupby("precision")["learning_rate"].apply(sorted).to_dict() == {
+        "32_true": [0.0005, 0.0005, 0.001, 0.001], "bf16_mixed_x": [0.0005, 0.0005, 0.001, 0.001]}
+    # a missing run keeps the record's values
+    missing = make_tree(tmp_path / "m", {("retnet", 3, 1): 1.0}, grid=grid, skip={("retnet", 3, 1)})
+    row = collect(missing).iloc[0]
+    assert (row["arch"], row["seed"], row["precision"], row["status"]) == ("retnet", 1, "32_true", "missing")
+    # the whole report from such runs: tables, plots, summary
+    out = tmp_path / "report"
+    csv = {k: str(out / f"{k}.csv") for k in ("grid", "comparison", "seeds")}
+    axes = list(grid)
+    comparison = write_tables(runs, csv["grid"], csv["comparison"], csv["seeds"])
+    assert len(comparison) == 4 and set(comparison["winner"]) == {"retnet"}
+    assert set(comparison["precision"]) == {"32_true", "bf16_mixed_x"}
+    assert comparison["diff_retnet_minus_transformer"].tolist() == pytest.approx([-1.0] * 4)
+    plot_all(csv["grid"], csv["seeds"], csv["comparison"], str(out / "plots"), str(out / "plots" / "curves"), axes)
+    assert len(list((out / "plots" / "curves").glob("*.png"))) == 4
+    text = write_summary(csv["grid"], csv["seeds"], csv["comparison"], [], str(out / "summary.md"), axes)
+    assert "| bf16_mixed_x " in text and "**retnet** has the lowest mean test loss at 4 of 4 grid points" in text
+
+
+def test_records_of_the_snakefile_match_the_run_layout():
+    record = run_record("retnet", 2, "learning_rate~0.001", {"learning_rate": 0.001}, metrics="r/m.json")
+    assert record == {"arch": "retnet", "seed": 2, "point": "learning_rate~0.001",
+                      "values": {"learning_rate": 0.001}, "files": {"metrics": "r/m.json"}}
 
 
 def test_collect_marks_missing_runs_and_flattens_eval_files(tree):
@@ -75,8 +102,11 @@ def test_collect_marks_missing_runs_and_flattens_eval_files(tree):
 
 
 def test_harness_metric_names_drop_the_default_filter():
-    raw = {"results": {"arc": {"acc,none": 0.5, "acc_norm,strict": 0.4, "alias": "arc"}}}
-    assert harness_columns(raw) == {"harness/arc/acc": 0.5, "harness/arc/acc_norm:strict": 0.4}
+    from archbench.evaluation.harness import flatten_results
+
+    raw = {"arc": {"acc,none": 0.5, "acc_norm,strict": 0.4, "alias": "arc"}}
+    written = {"results": flatten_results(raw)}  # harness.json drops ",none" once; the report keeps the rest
+    assert harness_columns(written) == {"harness/arc/acc": 0.5, "harness/arc/acc_norm:strict": 0.4}
 
 
 def test_mean_ci_matches_the_t_distribution():
@@ -92,7 +122,7 @@ def test_mean_ci_matches_the_t_distribution():
 
 def test_seed_summary_aggregates_only_completed_runs(tree):
     _, _, grid = tree
-    summary = seed_summary(grid).set_index(["arch", "point"])
+    summary = seed_summary(grid, AXES).set_index(["arch", "point"])
     p0, p1 = (point_path(p) for p in points())
     retnet = summary.loc[("retnet", p0)]
     low, high = t_interval([4.00, 4.10, 4.05])
@@ -107,7 +137,7 @@ def test_seed_summary_aggregates_only_completed_runs(tree):
 
 def test_comparison_paired_differences_winners_and_param_ratios(tree):
     _, _, grid = tree
-    table = compare(grid).set_index("point")
+    table = compare(grid, AXES).set_index("point")
     p0, p1 = (point_path(p) for p in points())
     row = table.loc[p0]
     diffs = np.array([4.00, 4.10, 4.05]) - np.array([4.20, 4.25, 4.30])
@@ -125,28 +155,32 @@ def test_comparison_paired_differences_winners_and_param_ratios(tree):
     assert other["winner"] == "transformer" and other["test_loss_transformer"] == pytest.approx(3.8)
     # transformer - retnet = (-0.1, +0.15, -0.2): the interval contains 0 -> not decisive
     assert other["decisive"] == False  # noqa: E712
-    assert other["diff_longnet_minus_transformer_n"] == 2 and math.isnan(other["diff_longnet_minus_transformer_ci_low"])
-    assert other["diff_longnet_minus_transformer"] == pytest.approx((3.95 - 3.80 + 4.00 - 3.85) / 2)
+    # every architecture against the baseline (retnet) only; longnet's missing seed 2 is left out of the pairs
+    assert other["diff_retnet_minus_longnet_n"] == 2 and math.isnan(other["diff_retnet_minus_longnet_ci_low"])
+    assert other["diff_retnet_minus_longnet"] == pytest.approx((3.90 - 3.95 + 3.70 - 4.00) / 2)
+    assert "diff_longnet_minus_transformer" not in other
 
 
 def test_undecided_when_fewer_than_three_seeds(tmp_path):
     losses = {(a, 0, s): v + s for a, v in (("retnet", 1.0), ("transformer", 2.0)) for s in (0, 1)}
     grid = collect(make_tree(tmp_path, losses, eval_files=False))
-    row = compare(grid).iloc[0]
+    row = compare(grid, AXES).iloc[0]
     assert row["winner"] == "retnet" and row["decisive"] is None and row["diff_retnet_minus_transformer"] == -1.0
-    assert "longnet" not in " ".join(compare(grid).columns)
+    assert "longnet" not in " ".join(compare(grid, AXES).columns)
+    # another baseline: the differences are taken against it
+    flipped = compare(grid, AXES, baseline="transformer").iloc[0]
+    assert flipped["diff_transformer_minus_retnet"] == 1.0 and "diff_retnet_minus_transformer" not in flipped
 
 
 @pytest.fixture(scope="module")
 def written(tree, tmp_path_factory):
-    root, paths, _ = tree
+    root, runs, _ = tree
     out = tmp_path_factory.mktemp("report")
     csv = {k: str(out / f"{k}.csv") for k in ("grid", "comparison", "seeds")}
-    write_tables(paths, csv["grid"], csv["comparison"], csv["seeds"],
-                 extras={"latency": eval_paths(paths, "latency.json")})
-    plot_all(csv["grid"], csv["seeds"], csv["comparison"], paths, str(out / "plots"), str(out / "plots" / "curves"))
-    plot_latency(eval_paths(paths, "latency.json"), str(out / "plots"))
-    return out, csv, paths
+    write_tables(runs, csv["grid"], csv["comparison"], csv["seeds"])
+    plot_all(csv["grid"], csv["seeds"], csv["comparison"], str(out / "plots"), str(out / "plots" / "curves"), AXES)
+    plot_latency(runs, str(out / "plots"), csv["seeds"])
+    return out, csv, runs
 
 
 def assert_png(path):
@@ -166,7 +200,8 @@ def test_plots_are_valid_png_and_svg(written):
 
 
 def test_latency_plot_without_measurements_still_writes_a_figure(tmp_path):
-    plot_latency([str(tmp_path / "eval/retnet/lr~1/seed~0/latency.json")], str(tmp_path))
+    plot_latency([run_record("retnet", 0, "lr~1", {"lr": 1}, latency=str(tmp_path / "nowhere/latency.json"))],
+                 str(tmp_path))
     assert_png(tmp_path / "decode_latency.png")
 
 
@@ -182,7 +217,7 @@ def test_summary_states_the_verdict_and_links_the_plots(written):
     out, csv, _ = written
     text = write_summary(csv["grid"], csv["seeds"], csv["comparison"],
                          [str(out / "plots" / "curves"), str(out / "plots" / "loss_vs_params.png")],
-                         str(out / "summary.md"))
+                         str(out / "summary.md"), AXES)
     assert text == (out / "summary.md").read_text()
     assert "**retnet** has the lowest mean test loss at 1 of 2 grid points (1 decisively)" in text
     assert "**transformer** has the lowest mean test loss at 1 of 2 grid points (0 decisively)" in text
@@ -192,9 +227,10 @@ def test_summary_states_the_verdict_and_links_the_plots(written):
 
 
 def test_extra_json_files_are_flattened_generically(tmp_path):
-    paths = make_tree(tmp_path, {("retnet", 0, 0): 1.0}, eval_files=False)
+    runs = make_tree(tmp_path, {("retnet", 0, 0): 1.0}, eval_files=False)
     extra = tmp_path / "eval" / "retnet" / point_path(points()[0]) / "seed~0" / "generate.json"
     extra.parent.mkdir(parents=True)
     extra.write_text(json.dumps({"tokens_per_s": 12.5, "nested": {"x": 1}}))
-    row = collect(paths, {"generate": [str(extra)]}).iloc[0]
+    runs[0]["files"]["generate"] = str(extra)
+    row = collect(runs).iloc[0]
     assert row["generate/tokens_per_s"] == 12.5 and row["generate_status"] == "ok" and "generate/nested" not in row

@@ -72,15 +72,22 @@ def harness_json() -> dict:
             "config": {"arch": "retnet", "limit": 40}}
 
 
-def make_tree(root: Path, losses: dict, grid=GRID, eval_files: bool = True, skip=()) -> list[str]:
+def make_tree(root: Path, losses: dict, grid=GRID, eval_files: bool = True, skip=()) -> list[dict]:
     """Write results/runs (+ results/eval) for `losses[(arch, point_index, seed)] = test_loss`.
-    Runs in `skip` get no files (a missing run). Returns every expected metrics.json path."""
-    paths = []
+    Runs in `skip` get no files (a missing run). Returns every expected run's record (as
+    rules/common.smk's run_records builds them; harness / latency files only with `eval_files`)."""
+    from archbench.report.collect import run_record
+
+    records = []
     pts = points(grid)
     for (arch, index, seed), loss in losses.items():
         rel = f"{arch}/{point_path(pts[index])}/seed~{seed}"
         run = root / "runs" / rel
-        paths.append(str(run / "metrics.json"))
+        ev = root / "eval" / rel
+        files = {"metrics": str(run / "metrics.json")}
+        if eval_files:
+            files.update(harness=str(ev / "harness.json"), latency=str(ev / "latency.json"))
+        records.append(run_record(arch, seed, point_path(pts[index]), pts[index], **files))
         if (arch, index, seed) in skip:
             continue
         (run / "logs" / "csv").mkdir(parents=True, exist_ok=True)
@@ -89,12 +96,7 @@ def make_tree(root: Path, losses: dict, grid=GRID, eval_files: bool = True, skip
         (run / "metrics.json").write_text(json.dumps(metrics_json(arch, seed, pts[index], loss)))
         (run / "logs" / "csv" / "metrics.csv").write_text(curve_csv(loss))
         if eval_files:
-            ev = root / "eval" / rel
             ev.mkdir(parents=True, exist_ok=True)
             (ev / "latency.json").write_text(json.dumps(latency_json(arch)))
             (ev / "harness.json").write_text(json.dumps(harness_json()))
-    return paths
-
-
-def eval_paths(metrics_paths: list[str], name: str) -> list[str]:
-    return [p.replace("/runs/", "/eval/").replace("metrics.json", name) for p in metrics_paths]
+    return records

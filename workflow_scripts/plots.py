@@ -7,5 +7,6 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from archbench.report.plots import plot_all  # noqa: E402
 
-plot_all(snakemake.input.grid, snakemake.input.seeds, snakemake.input.comparison, snakemake.input.metrics,
-         os.path.dirname(snakemake.output.loss_vs_params), snakemake.output.curves)
+plot_all(snakemake.input.grid, snakemake.input.seeds, snakemake.input.comparison,
+         os.path.dirname(snakemake.output.loss_vs_params), snakemake.output.curves,
+         axes=snakemake.params.axes, baseline=snakemake.params.baseline)

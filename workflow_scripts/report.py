@@ -6,5 +6,5 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from archbench.report.compare import write_tables  # noqa: E402
 
-write_tables(snakemake.params.metrics, snakemake.output.grid, snakemake.output.comparison, snakemake.output.seeds,
-             extras={k: list(snakemake.params[k]) for k in ("harness", "latency") if len(snakemake.params[k])})
+write_tables(snakemake.params.runs, snakemake.output.grid, snakemake.output.comparison, snakemake.output.seeds,
+             baseline=snakemake.params.baseline)

@@ -6,4 +6,4 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from archbench.report.plots import plot_latency  # noqa: E402
 
-plot_latency(snakemake.input.latency, os.path.dirname(snakemake.output.decode))
+plot_latency(snakemake.params.runs, os.path.dirname(snakemake.output.decode), seeds_csv=snakemake.input.seeds)

@@ -1,16 +1,16 @@
 """Collect every run's metrics.json (and optional per-run evaluation files) into one table:
 one row per architecture x grid point x seed.
 
-A run is identified by its path, `.../{arch}/{key~value/...}/seed~{s}/<file>` (the Paramspace
-layout of rules/common.smk), so a run whose files are missing still gets its row, with its grid
-values and `status` = missing: a partial grid is reported, not a crash.
+The runs come as records built from the config (rules/common.smk `run_records`): arch, seed, the grid
+point's label and values, and the paths of the run's files. A run's arch, seed and grid values are read
+from its metrics.json (which records them); a run whose files are missing still gets its row, from the
+record, with `status` = missing: a partial grid is reported, not a crash. Folder names are never parsed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pandas as pd
 
@@ -22,45 +22,21 @@ KEY_COLUMNS = ["arch", "point", "seed", "learning_rate", "embed_dim", "ffn_dim",
 DROP = {"hparams", "model_config", "arch", "seed"}
 
 
-def _number(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+def run_record(arch: str, seed: int, point: str, values: dict, **files: str) -> dict:
+    """One expected run: `point` labels its grid point (any string), `values` are the point's grid
+    values, `files` the paths of its per-run files by name (metrics, harness, latency, ...)."""
+    return {"arch": arch, "seed": seed, "point": point, "values": dict(values), "files": files}
 
 
-def parse_point(point: str) -> dict:
-    """{key: value} of a Paramspace instance: `k~v/k~v` (one directory per key) or `k~v_k~v` (one
-    directory). Keys may hold underscores, values do not (numbers, short names): a `_` after a value
-    starts the next key."""
-    values = {}
-    for component in point.split("/"):
-        tokens = component.split("~")
-        key = tokens[0]
-        for i, token in enumerate(tokens[1:], start=1):
-            value, _, next_key = token.partition("_") if i < len(tokens) - 1 else (token, "", "")
-            values[key] = _number(value)
-            key = next_key
-    return values
-
-
-def parse_run_path(path: str | os.PathLike) -> dict:
-    """{arch, point, seed, <grid key>: value} of a per-run file path (runs/ or eval/ alike)."""
-    parts = Path(path).parts[:-1]
-    i = len(parts) - 1
-    while i >= 0 and "~" in parts[i]:
-        i -= 1
-    if i < 0 or not parts[-1].startswith("seed~"):
-        raise ValueError(f"not a per-run path (.../arch/key~value.../seed~N/file): {path}")
-    point = "/".join(parts[i + 1:-1])
-    return {"arch": parts[i], "point": point, "seed": int(parts[-1].split("~", 1)[1]), **parse_point(point)}
-
-
-def run_key(path) -> tuple:
-    info = parse_run_path(path)
-    return info["arch"], info["point"], info["seed"]
+def identity(record: dict, metrics: dict | None) -> dict:
+    """{arch, point, seed, <grid key>: value} of a run: from its metrics.json when there is one
+    (arch, seed, hparams), else from its record."""
+    row = {"arch": record["arch"], "point": record["point"], "seed": record["seed"], **record["values"]}
+    if metrics is not None:
+        hparams = metrics.get("hparams", {})
+        row.update(arch=metrics["arch"], seed=metrics["seed"],
+                   **{k: hparams[k] for k in record["values"] if k in hparams})
+    return row
 
 
 def metrics_columns(metrics: dict) -> dict:
@@ -126,25 +102,27 @@ def _read_json(path):
         return None
 
 
-def collect(metrics_paths: list[str], extras: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    """One row per run. `extras` maps a name (harness, latency, or any other) to per-run JSON paths;
-    each adds `<name>_status` (ok / missing) and its flattened columns (generic: scalar top-level keys)."""
-    extras = {name: {run_key(p): p for p in paths} for name, paths in (extras or {}).items()}
+def collect(runs: list[dict]) -> pd.DataFrame:
+    """One row per run record (see :func:`run_record`). Its `metrics` file gives the metrics; every other
+    file adds `<name>_status` (ok / missing) and its flattened columns (harness, latency; any other name:
+    its scalar top-level keys)."""
     rows = []
-    for path in metrics_paths:
-        row = parse_run_path(path)
-        metrics = _read_json(path)
+    for run in runs:
+        files = dict(run["files"])
+        metrics = _read_json(files.pop("metrics"))
+        row = identity(run, metrics)
         row["status"] = "ok" if metrics is not None else "missing"
-        row.update(metrics_columns(metrics) if metrics is not None else {})
-        row.update(parse_run_path(path))  # the path names the run, whatever the file says
-        for name, paths in extras.items():
-            data = _read_json(paths[key]) if (key := run_key(path)) in paths else None
+        if metrics is not None:
+            row.update(metrics_columns(metrics))
+            row.update(identity(run, metrics))  # the hparams columns must not override the run's identity
+        for name, path in files.items():
+            data = _read_json(path)
             row[f"{name}_status"] = "ok" if data is not None else "missing"
             if data is not None:
                 flatten = FLATTEN.get(name, lambda d: {f"{name}/{k}": v for k, v in d.items()
                                                        if isinstance(v, (int, float, str))})
                 row.update(flatten(data))
-        row["run_dir"] = os.path.dirname(path)
+        row["run_dir"] = os.path.dirname(run["files"]["metrics"])
         rows.append(row)
     frame = pd.DataFrame(rows)
     lead = [c for c in KEY_COLUMNS if c in frame.columns]
@@ -154,9 +132,3 @@ def collect(metrics_paths: list[str], extras: dict[str, list[str]] | None = None
 def write_csv(frame: pd.DataFrame, out_csv: str) -> None:
     with atomic_file(out_csv) as tmp:
         frame.to_csv(tmp, index=False)
-
-
-def write_grid_results(metrics_paths: list[str], out_csv: str, extras: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    frame = collect(metrics_paths, extras)
-    write_csv(frame, out_csv)
-    return frame

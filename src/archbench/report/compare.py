@@ -14,11 +14,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from archbench.report.collect import collect, parse_point, write_csv
+from archbench.models.registry import arch_names
+from archbench.report.collect import collect, write_csv
 
-ARCH_ORDER = ["retnet", "transformer", "longnet"]
-# (a, b): the difference reported is a - b (negative = a has the lower, better, loss).
-PAIRS = [("retnet", "transformer"), ("retnet", "longnet"), ("longnet", "transformer")]
 METRICS = ["test_loss", "val_loss", "test_ppl", "val_ppl", "best_val_loss", "params_total", "params_non_embedding",
            "tokens_seen", "tokens_per_s", "train_time_s", "emissions_kg", "energy_kwh"]
 LEVEL = 0.95
@@ -39,14 +37,18 @@ def mean_ci(values) -> dict:
     return {"n": n, "mean": mean, "std": std, "ci_low": low, "ci_high": high}
 
 
-def point_axes(grid: pd.DataFrame) -> list[str]:
-    """The grid's searched keys, in path order (from the `point` column, e.g. learning_rate~0.001_...)."""
-    return list(parse_point(grid["point"].iloc[0]))
-
-
 def archs_of(grid: pd.DataFrame) -> list[str]:
+    """The architectures of a table, in registry order (unregistered names last)."""
     present = list(dict.fromkeys(grid["arch"]))
-    return [a for a in ARCH_ORDER if a in present] + [a for a in present if a not in ARCH_ORDER]
+    order = arch_names()
+    return [a for a in order if a in present] + [a for a in present if a not in order]
+
+
+def pairs(archs: list[str], baseline: str) -> list[tuple[str, str]]:
+    """(baseline, other) for every other architecture: the difference reported is baseline - other
+    (negative = the baseline has the lower, better, loss). A baseline that did not run: the first arch."""
+    base = baseline if baseline in archs else archs[0]
+    return [(base, a) for a in archs if a != base]
 
 
 def _ok(grid: pd.DataFrame) -> pd.DataFrame:
@@ -58,9 +60,9 @@ def metric_columns(grid: pd.DataFrame) -> list[str]:
     return [c for c in METRICS + extra if c in grid.columns]
 
 
-def seed_summary(grid: pd.DataFrame) -> pd.DataFrame:
-    """One row per architecture x grid point: n_seeds and mean / std / ci_low / ci_high per metric."""
-    axes = point_axes(grid)
+def seed_summary(grid: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """One row per architecture x grid point (`axes`: the grid's searched keys): n_seeds and
+    mean / std / ci_low / ci_high per metric."""
     rows = []
     for (arch, point), runs in _ok(grid).groupby(["arch", "point"], sort=False):
         row = {"arch": arch, "point": point, **runs.iloc[0][axes].to_dict(), "n_seeds": len(runs)}
@@ -81,11 +83,10 @@ def paired_difference(grid: pd.DataFrame, point: str, a: str, b: str, metric: st
     return mean_ci((values[a] - values[b]).dropna())
 
 
-def compare(grid: pd.DataFrame, metric: str = "test_loss") -> pd.DataFrame:
-    """One row per grid point: each architecture's mean `metric`, the paired differences with their
-    intervals, the winner (lowest mean), whether it wins decisively, and parameter ratios."""
-    axes, archs, ok = point_axes(grid), archs_of(grid), _ok(grid)
-    pairs = [p for p in PAIRS if p[0] in archs and p[1] in archs]
+def compare(grid: pd.DataFrame, axes: list[str], baseline: str = "retnet", metric: str = "test_loss") -> pd.DataFrame:
+    """One row per grid point: each architecture's mean `metric`, the paired differences against the
+    baseline with their intervals, the winner (lowest mean), whether it wins decisively, and parameter ratios."""
+    archs, ok = archs_of(grid), _ok(grid)
     rows = []
     for point, runs in grid.groupby("point", sort=False):
         row = {"point": point, **runs.iloc[0][axes].to_dict()}
@@ -99,7 +100,7 @@ def compare(grid: pd.DataFrame, metric: str = "test_loss") -> pd.DataFrame:
             row[f"n_seeds_{arch}"] = summary["n"]
             for size in ("params_total", "params_non_embedding"):
                 row[f"{size}_{arch}"] = mine[size].mean() if size in mine and len(mine) else math.nan
-        for a, b in pairs:
+        for a, b in pairs(archs, baseline):
             diff = paired_difference(grid, point, a, b, metric)
             name = f"diff_{a}_minus_{b}"
             row.update({name: diff["mean"], f"{name}_std": diff["std"], f"{name}_ci_low": diff["ci_low"],
@@ -130,13 +131,15 @@ def _winner(grid, point, means: dict, metric: str) -> dict:
     return {"winner": winner, "margin": margin, "decisive": decisive if len(ranked) > 1 else None}
 
 
-def write_tables(metrics_paths: list[str], grid_csv: str, comparison_csv: str, seeds_csv: str,
-                 extras: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    """grid_results.csv (one row per run), seed_summary.csv (per arch x point), comparison.csv (per point)."""
-    grid = collect(metrics_paths, extras)
+def write_tables(runs: list[dict], grid_csv: str, comparison_csv: str, seeds_csv: str,
+                 baseline: str = "retnet") -> pd.DataFrame:
+    """grid_results.csv (one row per run), seed_summary.csv (per arch x point), comparison.csv (per point)
+    from the run records of :func:`archbench.report.collect.run_record`."""
+    axes = list(runs[0]["values"]) if runs else []
+    grid = collect(runs)
     write_csv(grid, grid_csv)
     grid = pd.read_csv(grid_csv)  # the types a reader of the CSV sees (and the plots read)
-    write_csv(seed_summary(grid), seeds_csv)
-    comparison = compare(grid)
+    write_csv(seed_summary(grid, axes), seeds_csv)
+    comparison = compare(grid, axes, baseline)
     write_csv(comparison, comparison_csv)
     return comparison

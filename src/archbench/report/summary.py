@@ -8,7 +8,7 @@ import os
 import pandas as pd
 
 from archbench.io import atomic_file
-from archbench.report.compare import PAIRS, archs_of, point_axes
+from archbench.report.compare import archs_of, pairs
 
 MAX_ROWS = 30  # a paper grid has 72 points: the full table is comparison.csv
 
@@ -24,12 +24,11 @@ def _fmt(value, digits: int = 4) -> str:
 def markdown_table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
     """A GitHub-flavoured table of `columns` ({column: header}) of `frame`."""
     cols = [c for c in columns if c in frame]
-    lines = ["| " + " | ".join(columns[c] for c in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in cols) + " |" for _, row in frame.iterrows()]
-    return "\n".join(lines)
+    shown = frame[cols].apply(lambda col: col.map(_fmt)).rename(columns=columns)
+    return shown.to_markdown(index=False, disable_numparse=True)
 
 
-def verdict(comparison: pd.DataFrame, archs: list[str]) -> list[str]:
+def verdict(comparison: pd.DataFrame, archs: list[str], baseline: str) -> list[str]:
     """Bullet points: grid points won per architecture (decisively = every paired 95% interval
     excludes 0), then the mean paired difference per pair over the grid."""
     lines = []
@@ -39,7 +38,7 @@ def verdict(comparison: pd.DataFrame, archs: list[str]) -> list[str]:
         won = comparison["winner"] == arch
         lines.append(f"- **{arch}** has the lowest mean test loss at {int(won.sum())} of {total} grid points "
                      f"({int((won & decisive).sum())} decisively).")
-    for a, b in PAIRS:
+    for a, b in pairs(archs, baseline):
         name = f"diff_{a}_minus_{b}"
         if name not in comparison or comparison[name].dropna().empty:
             continue
@@ -57,9 +56,11 @@ def best_per_arch(seeds: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
     return pd.concat(rows) if rows else seeds.head(0)
 
 
-def write_summary(grid_csv: str, seeds_csv: str, comparison_csv: str, plots: list[str], out_md: str) -> str:
+def write_summary(grid_csv: str, seeds_csv: str, comparison_csv: str, plots: list[str], out_md: str,
+                  axes: list[str], baseline: str = "retnet") -> str:
+    """`axes`: the grid's searched keys; `baseline`: the architecture the others are compared against."""
     grid, seeds, comparison = pd.read_csv(grid_csv), pd.read_csv(seeds_csv), pd.read_csv(comparison_csv)
-    archs, axes = archs_of(grid), point_axes(grid)
+    archs = archs_of(grid)
     ok = grid["status"] == "ok"
     seeds_used = sorted(grid["seed"].unique())
     parts = [
@@ -67,7 +68,7 @@ def write_summary(grid_csv: str, seeds_csv: str, comparison_csv: str, plots: lis
         f"{int(ok.sum())} of {len(grid)} runs complete ({', '.join(archs)}; {len(comparison)} grid points; "
         f"seeds {', '.join(map(str, seeds_used))}). Loss is the mean test cross-entropy in nats/token; "
         "differences are paired by seed, 95% t-intervals need ≥ 3 seeds.", "",
-        "## Verdict", "", *verdict(comparison, archs), "",
+        "## Verdict", "", *verdict(comparison, archs, baseline), "",
     ]
     missing = grid.loc[~ok, ["arch", "point", "seed"]]
     if len(missing):
@@ -79,8 +80,8 @@ def write_summary(grid_csv: str, seeds_csv: str, comparison_csv: str, plots: lis
     parts += ["## Best grid point per architecture", "", markdown_table(best_per_arch(seeds, archs), columns), ""]
     shown = comparison.sort_values([f"test_loss_{archs[0]}"]).head(MAX_ROWS)
     columns = {**{a: a for a in axes}, **{f"test_loss_{a}": f"{a} loss" for a in archs},
-               **{f"diff_{a}_minus_{b}": f"{a}−{b}" for a, b in PAIRS},
-               **{f"param_ratio_{a}_{b}": f"params {a}/{b}" for a, b in PAIRS}, "winner": "winner",
+               **{f"diff_{a}_minus_{b}": f"{a}−{b}" for a, b in pairs(archs, baseline)},
+               **{f"param_ratio_{a}_{b}": f"params {a}/{b}" for a, b in pairs(archs, baseline)}, "winner": "winner",
                "decisive": "decisive"}
     title = "## Per grid point" + (f" (best {MAX_ROWS} of {len(comparison)} by {archs[0]} loss; all in comparison.csv)"
                                    if len(comparison) > MAX_ROWS else "")
