@@ -188,3 +188,14 @@ def test_model_kwargs_matches_every_arch_to_match_to():
     assert "ffn_dim" not in kw and "chunk_size" not in kw and kw["ssm_state_size"] == 485
     to_llama = model_kwargs("retnet", {**settings, "match_to": "llama"}, 4096)
     assert abs(count("retnet", to_llama, False) - count("llama", model_kwargs("llama", {**settings, "match_to": "llama"}, 4096), False)) <= 0.02 * count("retnet", to_llama, False)
+
+
+def test_pair_kind_names_what_a_comparison_varies():
+    from archbench.report.kinds import pair_kind
+
+    assert pair_kind("retnet", "transformer", "retnet") == (
+        "same block (RetNet block (GLU FFN, RMSNorm, no biases)), different token mixer: "
+        "multi-scale retention vs softmax attention")
+    assert pair_kind("retnet", "transformer", "transformer").startswith("different block and mixer")
+    assert pair_kind("retnet", "transformer").startswith("different block and mixer")  # the default block
+    assert pair_kind("llama", "mamba2").startswith("different block and mixer: softmax attention with RoPE in a Llama")
