@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from archbench.data.loader import TrainWindows, load_tokens, make_dataloader
+from archbench.data.loader import TokenWindows, load_tokens, make_dataloader
 from archbench.errors import DataError
 
 
@@ -27,7 +27,7 @@ def test_load_tokens_reads_dtype_from_json(tmp_path):
 
 
 def test_windows_exact_contents(bin23):
-    ds = TrainWindows(str(bin23), seq_len=5)
+    ds = TokenWindows(str(bin23), seq_len=5)
     assert len(ds) == 4  # (23 - 1) // 5
     for i in range(4):
         w = ds[i]
@@ -41,7 +41,7 @@ def test_windows_exact_contents(bin23):
 
 def test_windows_cover_every_target_once_without_padding(tmp_path):
     path = write_tokens(tmp_path / "t.bin", np.arange(1, 41))  # 40 tokens, no zeros anywhere
-    ds = TrainWindows(str(path), seq_len=8)
+    ds = TokenWindows(str(path), seq_len=8)
     assert len(ds) == 4  # a 5th window would need token 41
     targets = torch.cat([ds[i][1:] for i in range(len(ds))])
     assert targets.tolist() == list(range(2, 2 + 8 * len(ds)))
@@ -51,7 +51,7 @@ def test_windows_cover_every_target_once_without_padding(tmp_path):
 def test_too_few_tokens(tmp_path):
     path = write_tokens(tmp_path / "tiny.bin", [5, 6, 7, 8, 9])
     with pytest.raises(DataError, match=r"tiny\.bin: 5 tokens.*needs 6"):
-        TrainWindows(str(path), seq_len=5)
+        TokenWindows(str(path), seq_len=5)
 
 
 def test_size_mismatch_and_missing_metadata(tmp_path, bin23):

@@ -6,9 +6,12 @@ Lightning's auto-detected SLURMEnvironment reports world size 1 and ignores `dev
 - one node, one device:   SLURMEnvironment (world size 1 is right) — it brings auto-requeue;
 - one node, N devices:    Lightning's own launcher spawns the N processes (LightningEnvironment
                           topology), still a SLURMEnvironment so that auto-requeue stays on;
-- several nodes:          the rule's shell runs `srun --nodes=.. --ntasks-per-node=..` (plugin
-                          resource `mpi`), one process per device, and `python -m
-                          archbench.training.cluster ARGS` in each; SLURMEnvironment reads the ranks.
+- several nodes:          the job (plugin resource `mpi`: run in the batch script) starts `srun
+                          --nodes=.. --ntasks-per-node=..`, one process per device, each running
+                          `python -m archbench.training.cluster ARGS`; SLURMEnvironment reads the ranks.
+
+The one `rule train` calls `run_train_job(train_args(...), log)` for both; `train_args` is the one
+place that turns a job (wildcards, inputs, outputs, params) into `train_run`'s arguments.
 
 Requeue signal: Slurm's `--signal=SIG@secs` reaches EVERY process of the job step, Snakemake's too,
 and SIGUSR1 (Lightning's default) kills a Python process without a handler — the job step dies before
@@ -19,11 +22,15 @@ calls `scontrol requeue`, and the requeued job resumes from the newest checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
+import traceback
 
 REQUEUE_SIGNAL = signal.SIGURG
 
@@ -138,14 +145,99 @@ def resume_checkpoint(scratch_dir: str) -> str | None:
     return max(found, key=os.path.getmtime) if found else None
 
 
-def train_args(wildcards, input, output, threads, settings: dict, scratch: str, emissions: dict) -> str:
-    """`train_run` keyword arguments as one JSON string: the multi-node rule's command line."""
-    return json.dumps({
-        "arch": wildcards.arch, "seed": int(wildcards.seed), "settings": settings,
+def train_args(wildcards, input, output, threads, params) -> dict:
+    """`train_run`'s keyword arguments for one train job (the only place they are assembled)."""
+    return {
+        "arch": wildcards.arch, "seed": int(wildcards.seed), "settings": params.settings,
         "tokens": {s: input[s] for s in ("train", "validation", "test")},
         "tokenizer_dir": os.path.dirname(input.tokenizer), "run_dir": os.path.dirname(output.metrics),
-        "scratch_dir": scratch, "emissions": emissions, "threads": threads,
-    })
+        "scratch_dir": params.scratch, "emissions": params.emissions, "threads": threads,
+    }
+
+
+def launch_command(args: dict) -> list[str]:
+    """Several nodes: `srun` starting one rank per device, each running this module's `main`."""
+    return ["srun", *srun_flags(args["settings"]).split(), sys.executable, "-m", "archbench.training.cluster",
+            json.dumps(args)]
+
+
+def stderr_to(log_path: str) -> None:
+    """Point this process' stderr (file descriptor 2, so the processes it starts inherit it) at the
+    rule's log. Ranks that Lightning starts re-run the job's script: they append, never truncate."""
+    child_rank = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    fh = open(log_path, "a" if child_rank else "w", buffering=1)
+    os.dup2(fh.fileno(), 2)
+    sys.stderr = fh
+
+
+def run_train_job(args: dict, log_path: str) -> None:
+    """The train rule's job: train in this process (Lightning starts the other local ranks), or on
+    several nodes through `srun`, all ranks writing to the rule's log."""
+    stderr_to(log_path)
+    if not is_multinode(args["settings"]):
+        from archbench.training import train_run
+
+        train_run(**args)
+        return
+    rc = subprocess.run(launch_command(args)).returncode
+    if rc:
+        sys.exit(f"srun exited with status {rc}; each failing rank's traceback is above in {log_path}")
+
+
+class RankFailure(RuntimeError):
+    """Another rank failed first; its exception is in the message, its traceback in the log."""
+
+
+@contextlib.contextmanager
+def rank_failures(trainer, scratch_dir: str, wait_s: float = 10.0):
+    """Make every rank's failure reach the log whole, and the log end with the FIRST failure.
+
+    A failing rank writes its complete traceback, labelled with its rank, in one write (whole even
+    when all ranks share the log) and records it in `scratch_dir/errors/rank{N}.json`. The other
+    ranks then fail too, with secondary errors ("Connection closed by peer"); rank 0, whose exit ends
+    the job, waits briefly for the others' records and re-raises the earliest one as `RankFailure`.
+    """
+    rank, world = trainer.global_rank, trainer.world_size
+    errors = os.path.join(scratch_dir, "errors")
+    mine = os.path.join(errors, f"rank{rank}.json")
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(mine)  # from an earlier attempt
+    try:
+        yield
+    except BaseException as err:
+        if world == 1 or isinstance(err, KeyboardInterrupt):
+            raise
+        when = time.time()
+        text = "".join(traceback.format_exception(err))
+        os.makedirs(errors, exist_ok=True)
+        from archbench.io import write_json
+
+        write_json({"rank": rank, "time": when, "error": traceback.format_exception_only(err)[-1].strip(),
+                    "traceback": text}, mine)
+        sys.stderr.write(f"\n===== rank {rank} of {world} failed =====\n{text}===== end of rank {rank} =====\n")
+        sys.stderr.flush()
+        if rank != 0:
+            raise
+        first = _first_failure(errors, world, since=when - 3600, wait_s=wait_s)
+        if first and first["rank"] != 0 and first["time"] <= when:
+            raise RankFailure(f"rank {first['rank']} of {world} failed first: {first['error']} "
+                              f"(its traceback is above; rank 0 then failed with {type(err).__name__})") from err
+        raise
+
+
+def _first_failure(errors: str, world: int, since: float, wait_s: float) -> dict | None:
+    """The earliest failure record of this attempt, waiting up to `wait_s` for the other ranks'."""
+    deadline = time.time() + wait_s
+    while True:
+        records = []
+        for r in range(world):
+            with contextlib.suppress(OSError, ValueError):
+                with open(os.path.join(errors, f"rank{r}.json"), encoding="utf-8") as fh:
+                    records.append(json.load(fh))
+        records = [rec for rec in records if rec["time"] >= since]
+        if len(records) == world or time.time() >= deadline:
+            return min(records, key=lambda rec: rec["time"]) if records else None
+        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> None:
