@@ -22,15 +22,12 @@ calls `scontrol requeue`, and the requeued job resumes from the newest checkpoin
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
-import traceback
 
 REQUEUE_SIGNAL = signal.SIGURG
 
@@ -182,62 +179,6 @@ def run_train_job(args: dict, log_path: str) -> None:
     rc = subprocess.run(launch_command(args)).returncode
     if rc:
         sys.exit(f"srun exited with status {rc}; each failing rank's traceback is above in {log_path}")
-
-
-class RankFailure(RuntimeError):
-    """Another rank failed first; its exception is in the message, its traceback in the log."""
-
-
-@contextlib.contextmanager
-def rank_failures(trainer, scratch_dir: str, wait_s: float = 10.0):
-    """Make every rank's failure reach the log whole, and the log end with the FIRST failure.
-
-    A failing rank writes its complete traceback, labelled with its rank, in one write (whole even
-    when all ranks share the log) and records it in `scratch_dir/errors/rank{N}.json`. The other
-    ranks then fail too, with secondary errors ("Connection closed by peer"); rank 0, whose exit ends
-    the job, waits briefly for the others' records and re-raises the earliest one as `RankFailure`.
-    """
-    rank, world = trainer.global_rank, trainer.world_size
-    errors = os.path.join(scratch_dir, "errors")
-    mine = os.path.join(errors, f"rank{rank}.json")
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(mine)  # from an earlier attempt
-    try:
-        yield
-    except BaseException as err:
-        if world == 1 or isinstance(err, KeyboardInterrupt):
-            raise
-        when = time.time()
-        text = "".join(traceback.format_exception(err))
-        os.makedirs(errors, exist_ok=True)
-        from archbench.io import write_json
-
-        write_json({"rank": rank, "time": when, "error": traceback.format_exception_only(err)[-1].strip(),
-                    "traceback": text}, mine)
-        sys.stderr.write(f"\n===== rank {rank} of {world} failed =====\n{text}===== end of rank {rank} =====\n")
-        sys.stderr.flush()
-        if rank != 0:
-            raise
-        first = _first_failure(errors, world, since=when - 3600, wait_s=wait_s)
-        if first and first["rank"] != 0 and first["time"] <= when:
-            raise RankFailure(f"rank {first['rank']} of {world} failed first: {first['error']} "
-                              f"(its traceback is above; rank 0 then failed with {type(err).__name__})") from err
-        raise
-
-
-def _first_failure(errors: str, world: int, since: float, wait_s: float) -> dict | None:
-    """The earliest failure record of this attempt, waiting up to `wait_s` for the other ranks'."""
-    deadline = time.time() + wait_s
-    while True:
-        records = []
-        for r in range(world):
-            with contextlib.suppress(OSError, ValueError):
-                with open(os.path.join(errors, f"rank{r}.json"), encoding="utf-8") as fh:
-                    records.append(json.load(fh))
-        records = [rec for rec in records if rec["time"] >= since]
-        if len(records) == world or time.time() >= deadline:
-            return min(records, key=lambda rec: rec["time"]) if records else None
-        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,8 +20,9 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from archbench.data.loader import make_dataloader
 from archbench.io import atomic_dir, write_json
 from archbench.models import CONFIG_CLASSES, count_parameters, match_ffn_dim
-from archbench.training.cluster import rank_failures, resume_checkpoint, trainer_plugins
+from archbench.training.cluster import resume_checkpoint, trainer_plugins
 from archbench.training.emissions import track_emissions
+from archbench.training.failures import RankFailures
 from archbench.training.module import CausalLMModule
 from archbench.training.resume import AtomicCheckpointIO, ResumeState
 
@@ -143,12 +144,12 @@ def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir:
     if last:
         log.warning("resuming %s from %s", run_dir, last)
         history = pd.read_csv(csv_log) if os.path.exists(csv_log) else None
-    resume = ResumeState(loaders["train"].sampler)
-    trainer, watch = build_trainer(settings, run_dir, scratch_dir, [resume, *(callbacks or [])])
+    resume, failures = ResumeState(loaders["train"].sampler), RankFailures(scratch_dir)
+    trainer, watch = build_trainer(settings, run_dir, scratch_dir, [resume, failures, *(callbacks or [])])
 
     # 3. fit, evaluate; a failing rank's traceback reaches the log whole, labelled with its rank
     em = emissions or {}
-    with rank_failures(trainer, scratch_dir), \
+    with failures.first_failure(trainer), \
             track_emissions(run_dir, em.get("enabled", True), em.get("country_iso_code", "USA")) as carbon:
         start = time.perf_counter()
         trainer.fit(module, loaders["train"], loaders["validation"], ckpt_path=last)
