@@ -160,9 +160,12 @@ def launch_command(args: dict) -> list[str]:
 
 def stderr_to(log_path: str) -> None:
     """Point this process' stderr (file descriptor 2, so the processes it starts inherit it) at the
-    rule's log. Ranks that Lightning starts re-run the job's script: they append, never truncate."""
+    rule's log, in append mode: every rank writes at the end, none overwrites another's lines. Ranks
+    that Lightning starts re-run the job's script: only the first process empties the log."""
     child_rank = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
-    fh = open(log_path, "a" if child_rank else "w", buffering=1)
+    if not child_rank:
+        open(log_path, "w").close()
+    fh = open(log_path, "a", buffering=1)
     os.dup2(fh.fileno(), 2)
     sys.stderr = fh
 

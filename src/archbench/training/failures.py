@@ -6,6 +6,11 @@ So a failing rank writes its complete traceback, labelled with its rank, in ONE 
 when every rank shares the rule's log) from Lightning's `on_exception` hook, i.e. before Lightning
 tears the process group down, and records it in `scratch_dir/errors/rank{N}.json`. Rank 0, whose
 exit ends the job, waits briefly for the others' records and re-raises the earliest as `RankFailure`.
+
+Lightning's launcher SIGKILLs rank 0 as soon as it sees a child rank exit non-zero (its process
+observer), before rank 0 could say anything. So a failing child rank closes its connections (rank 0's
+collective then fails at once) and stays alive until rank 0 has exited (at most `CHILD_WAIT_S`),
+then exits without printing its traceback a second time.
 """
 
 from __future__ import annotations
@@ -26,10 +31,14 @@ class RankFailure(RuntimeError):
     """Another rank failed first; its exception is in the message, its traceback in the log."""
 
 
+CHILD_WAIT_S = 30.0
+
+
 class RankFailures(L.Callback):
     def __init__(self, scratch_dir: str):
         self.errors = os.path.join(scratch_dir, "errors")
-        self.reported: set[int] = set()
+        self.reported = False
+        self._parent = os.getppid()
 
     def setup(self, trainer, pl_module, stage):
         with contextlib.suppress(FileNotFoundError):
@@ -40,12 +49,18 @@ class RankFailures(L.Callback):
 
     def on_exception(self, trainer, pl_module, exception):
         self.report(trainer, exception)
+        if trainer.world_size > 1 and trainer.global_rank != 0:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()  # rank 0, blocked in a collective, fails now
 
     def report(self, trainer, err: BaseException) -> None:
+        """This rank's first failure, whole and labelled, to the log and to its record."""
         rank, world = trainer.global_rank, trainer.world_size
-        if world == 1 or id(err) in self.reported:
+        if world == 1 or self.reported:
             return
-        self.reported.add(id(err))
+        self.reported = True
         text = "".join(traceback.format_exception(err))
         sys.stderr.write(f"\n===== rank {rank} of {world} failed =====\n{text}===== end of rank {rank} =====\n")
         sys.stderr.flush()
@@ -62,7 +77,11 @@ class RankFailures(L.Callback):
                 raise
             self.report(trainer, err)  # failures outside Lightning's hooks
             if trainer.global_rank != 0:
-                raise
+                deadline = time.time() + CHILD_WAIT_S
+                while os.getppid() == self._parent and time.time() < deadline:
+                    time.sleep(0.2)  # until rank 0 (our parent, if Lightning started us) has exited
+                sys.stderr.flush()
+                os._exit(1)  # quietly: our traceback is in the log already, the log ends with rank 0's
             first = self._first(trainer.world_size, wait_s)
             if first and first["rank"] != 0:
                 raise RankFailure(f"rank {first['rank']} of {trainer.world_size} failed first: {first['error']} "
