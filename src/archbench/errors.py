@@ -11,3 +11,10 @@ class ConfigError(ArchbenchError):
 
 class DataError(ArchbenchError):
     """The corpus or a derived data file is unusable; the message names the file/column."""
+
+
+class ContextTooLong(ValueError):
+    """A model was given more positions than it has (e.g. learned positions end at max_seq_len).
+
+    The one refusal the latency benchmark records as `skipped`; every other error fails the job.
+    A ValueError, so callers that expect the model's argument errors still catch it."""

@@ -22,6 +22,8 @@ from torchscale.architecture.config import DecoderConfig
 from torchscale.component.embedding import TextEmbedding
 from torchscale.component.multihead_attention import MultiheadAttention
 
+from archbench.errors import ContextTooLong
+
 from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel, attention
 
 POSITIONS = ("xpos", "rotary", "learned")
@@ -222,7 +224,7 @@ class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
         x = dec.embed_scale * dec.embed_tokens(input_ids)
         if dec.embed_positions is not None:
             if (cache.max_length if prior else 0) + T > self.config.max_seq_len:
-                raise ValueError(f"learned positions stop at max_seq_len={self.config.max_seq_len}")
+                raise ContextTooLong(f"learned positions stop at max_seq_len={self.config.max_seq_len}")
             x = x + dec.embed_positions(qpos)
         x = dec.dropout_module(x)
         uniform = not prior or cache.uniform
