@@ -38,35 +38,59 @@ def load_tokens(bin_path: str) -> np.ndarray:
     return np.memmap(bin_path, dtype=dtype, mode="r")
 
 
-class TrainWindows(Dataset):
-    """All non-overlapping ``seq_len + 1`` windows of a token file, as int64 tensors.
+def token_files(tokens) -> list[str]:
+    """The ``.bin`` shards named by ``tokens``: an ``index.json``, a split directory holding one, a single
+    ``.bin`` or a list of ``.bin`` paths. (Minimal multi-shard support; issue 12 replaces this loader.)"""
+    if isinstance(tokens, (list, tuple)):
+        return [str(t) for t in tokens]
+    path = Path(tokens)
+    if path.is_dir():
+        path = path / "index.json"
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise DataError(f"token index not found: {path}")
+        index = json.loads(path.read_text(encoding="utf-8"))
+        return [str(path.parent / s["bin"]) for s in index["shards"]]
+    return [str(path)]
 
-    The memmap is opened lazily in each process, so DataLoader workers never pickle the data.
+
+def load_token_shards(tokens) -> list[np.ndarray]:
+    """Memory-maps of every shard of ``tokens`` (see :func:`token_files`), in order."""
+    return [load_tokens(f) for f in token_files(tokens)]
+
+
+class TrainWindows(Dataset):
+    """All non-overlapping ``seq_len + 1`` windows of each token shard, as int64 tensors; no window
+    crosses a shard. The memmaps are opened lazily in each process, so workers never pickle data.
     """
 
-    def __init__(self, bin_path: str, seq_len: int):
+    def __init__(self, bin_path, seq_len: int):
         if seq_len < 1:
             raise DataError(f"seq_len must be >= 1, got {seq_len}")
-        self.bin_path, self.seq_len = str(bin_path), int(seq_len)
-        self._tokens = load_tokens(self.bin_path)
-        self.n_tokens = len(self._tokens)
-        if self.n_tokens < self.seq_len + 1:
+        self.files, self.seq_len = token_files(bin_path), int(seq_len)
+        self.bin_path = str(bin_path) if not isinstance(bin_path, (list, tuple)) else self.files[0]
+        self._tokens = load_token_shards(self.files)
+        self.n_tokens = sum(len(t) for t in self._tokens)
+        per_shard = [max(0, (len(t) - 1) // self.seq_len) for t in self._tokens]
+        self._ends = np.cumsum(per_shard)
+        if self._ends[-1] == 0:
             raise DataError(
                 f"{self.bin_path}: {self.n_tokens} tokens, but one window of seq_len={self.seq_len} "
                 f"needs {self.seq_len + 1}; use more data or a shorter seq_len"
             )
 
     def __len__(self) -> int:
-        return (self.n_tokens - 1) // self.seq_len
+        return int(self._ends[-1])
 
     def __getitem__(self, i: int) -> torch.Tensor:
         if not -len(self) <= i < len(self):
             raise IndexError(f"window {i} out of range ({len(self)} windows)")
         i %= len(self)
         if self._tokens is None:
-            self._tokens = load_tokens(self.bin_path)
-        start = i * self.seq_len
-        return torch.from_numpy(self._tokens[start : start + self.seq_len + 1].astype(np.int64))
+            self._tokens = load_token_shards(self.files)
+        shard = int(np.searchsorted(self._ends, i, side="right"))
+        start = (i - (int(self._ends[shard - 1]) if shard else 0)) * self.seq_len
+        return torch.from_numpy(self._tokens[shard][start : start + self.seq_len + 1].astype(np.int64))
 
     def __getstate__(self):
         return {**self.__dict__, "_tokens": None}
@@ -106,7 +130,7 @@ class ResumableSampler(Sampler[int]):
 
 
 def make_dataloader(
-    bin_path: str,
+    bin_path,
     seq_len: int,
     batch_size: int,
     shuffle: bool,
