@@ -298,11 +298,13 @@ def _jsonl_batches(shard: dict, column: str, raw) -> Iterator[tuple[list, int]]:
             text, _ = _decode(line)
             record, replaced = json.loads(text), replaced + 1
         except json.JSONDecodeError as e:
-            hint = "; a .json file must be JSON lines (one object per line)" if lineno == 1 and line.lstrip()[:1] == b"[" else ""
+            hint = "; .json / .jsonl files must be JSON lines (one object per line)" if line.lstrip()[:1] == b"[" else ""
             raise DataError(f"{at}: invalid JSON ({e.msg}){hint}") from None
-        if not isinstance(record, dict) or column not in record:
-            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-            raise DataError(f"{at}: no field {column!r} (data.text_column); available: {keys}")
+        if not isinstance(record, dict):
+            raise DataError(f"{at}: a JSON {type(record).__name__}, not an object; .json / .jsonl files must be "
+                            f"JSON lines (one object per line)")
+        if column not in record:
+            raise DataError(f"{at}: no field {column!r} (data.text_column); available: {sorted(record)}")
         value = record[column]
         if value is not None and not isinstance(value, str):
             raise DataError(f"{at}: field {column!r} is {type(value).__name__}, not text")
