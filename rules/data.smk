@@ -18,15 +18,9 @@ wildcard_constraints:
     shard=_SHARD_RE,
 
 
-def shard_input(wildcards):
-    """The local file a shard is read from (so that editing it reruns the shard); none for default / hub."""
-    spec = SHARDS[wildcards.shard]
-    return [spec["path"]] if spec["source"] == "local" else []
-
-
 rule download:
-    input:
-        shard_input,
+    input:  # the local file a shard is read from (editing it reruns the shard); none for default / hub
+        lambda w: [SHARDS[w.shard]["path"]] if SHARDS[w.shard]["source"] == "local" else [],
     output:
         parquet=f"{R}/data/raw/{{shard}}.parquet",
         stats=f"{R}/data/raw/{{shard}}.json",
