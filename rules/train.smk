@@ -6,9 +6,9 @@ TRAIN = config["training"]
 
 
 TRAIN_INPUT = dict(
-    train=f"{R}/tokens/train.bin",
-    validation=f"{R}/tokens/validation.bin",
-    test=f"{R}/tokens/test.bin",
+    train=f"{R}/tokens/train/index.json",
+    validation=f"{R}/tokens/validation/index.json",
+    test=f"{R}/tokens/test/index.json",
     tokenizer=rules.train_tokenizer.output.json,
 )
 TRAIN_OUTPUT = dict(

@@ -29,10 +29,11 @@ def _prepare(work, training):
                       grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2],
                             "seq_len": [32]})
     res = work / "results"
-    files = ["data/raw/corpus.parquet", "data/raw/stats.json", "data/split/stats.json",
-             *[f"data/split/{s}/part.0.parquet" for s in ("train", "validation", "test")],
+    files = ["data/raw/00000-kjv.parquet", "data/raw/00000-kjv.json", "data/split/stats/00000-kjv.json",
+             *[f"data/split/{s}/00000-kjv.parquet" for s in ("train", "validation", "test")],
              "tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json",
-             *[f"tokens/{s}.{ext}" for s in ("train", "validation", "test") for ext in ("bin", "json")],
+             *[f"tokens/{s}/{f}" for s in ("train", "validation", "test")
+               for f in ("00000-kjv.bin", "00000-kjv.json", "index.json")],
              *[f"eval/tasks/{t}.{ext}" for t in ("archbench_ppl", "archbench_cloze", "archbench_lastword")
                for ext in ("yaml", "jsonl")],
              f"runs/{MODEL_RUN}/metrics.json", f"runs/{MODEL_RUN}/model/config.json"]
