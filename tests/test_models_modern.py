@@ -199,3 +199,15 @@ def test_pair_kind_names_what_a_comparison_varies():
     assert pair_kind("retnet", "transformer", "transformer").startswith("different block and mixer")
     assert pair_kind("retnet", "transformer").startswith("different block and mixer")  # the default block
     assert pair_kind("llama", "mamba2").startswith("different block and mixer: softmax attention with RoPE in a Llama")
+
+
+def test_llama_picks_flash_attention_only_on_cuda_with_flash_attn(monkeypatch):
+    from archbench.models import llama
+
+    monkeypatch.setattr(llama, "flash_attn_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert llama.LlamaSettings(**TINY).to_hf()._attn_implementation == "sdpa"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert llama.attn_implementation() == "flash_attention_2"
+    monkeypatch.setattr(llama, "flash_attn_available", lambda: False)
+    assert llama.attn_implementation() == "sdpa"
