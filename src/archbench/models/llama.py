@@ -55,16 +55,26 @@ class LlamaSettings:
         from transformers import LlamaConfig
 
         return LlamaConfig(
-            vocab_size=self.vocab_size, hidden_size=self.embed_dim, intermediate_size=self.ffn_dim,
-            num_attention_heads=self.heads, num_key_value_heads=self.heads, num_hidden_layers=self.layers,
-            max_position_embeddings=self.max_seq_len, attention_dropout=self.dropout,
-            tie_word_embeddings=self.tie_word_embeddings, pad_token_id=self.pad_token_id,
-            bos_token_id=self.bos_token_id, eos_token_id=self.eos_token_id,
-            attention_bias=False, mlp_bias=False, hidden_act="silu", attn_implementation=attn_implementation())
+            vocab_size=self.vocab_size,
+            hidden_size=self.embed_dim,
+            intermediate_size=self.ffn_dim,
+            num_attention_heads=self.heads,
+            num_key_value_heads=self.heads,
+            num_hidden_layers=self.layers,
+            max_position_embeddings=self.max_seq_len,
+            attention_dropout=self.dropout,
+            tie_word_embeddings=self.tie_word_embeddings,
+            pad_token_id=self.pad_token_id,
+            bos_token_id=self.bos_token_id,
+            eos_token_id=self.eos_token_id,
+            attention_bias=False,
+            mlp_bias=False,
+            hidden_act="silu",
+            attn_implementation=attn_implementation(),
+        )
 
 
-
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def flash_attn_available() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
