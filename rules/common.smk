@@ -25,7 +25,8 @@ ARCHS = config["archs"]
 SEEDS = config["seeds"]
 
 paramspace = Paramspace(pd.DataFrame(grid_points(config)), filename_params="*")
-POINT = paramspace.wildcard_pattern  # e.g. learning_rate~{learning_rate}/embed_dim~{embed_dim}/...
+# One folder per grid point (filename_params="*"): learning_rate~{learning_rate}_embed_dim~{embed_dim}_...
+POINT = paramspace.wildcard_pattern
 RUN = f"{{arch}}/{POINT}/seed~{{seed}}"
 
 

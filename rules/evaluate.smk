@@ -1,5 +1,6 @@
 # Evaluation of every trained run: lm-eval harness scores, decode latency / memory vs context, and
 # text samples; plus the offline harness tasks, written once from the held-out test split.
+from archbench.evaluation.calls import generate_args, harness_args, latency_args
 from archbench.evaluation.tasks import TASKS as OFFLINE_TASKS, task_yamls
 
 EVAL_DIR = f"{R}/eval/{RUN}"
@@ -31,8 +32,7 @@ rule harness:
     output:
         f"{EVAL_DIR}/harness.json",
     params:
-        eval=config["eval"],
-        seed=config["seed"],
+        args=harness_args(config),  # the same builder as `archbench evaluate`
     log:
         f"{R}/logs/eval/harness/{RUN}.log",
     conda:
@@ -52,9 +52,7 @@ rule latency:
     output:
         f"{EVAL_DIR}/latency.json",
     params:
-        latency=config["latency"],
-        device=config["eval"]["device"],
-        seed=config["seed"],
+        args=latency_args(config),
     log:
         f"{R}/logs/eval/latency/{RUN}.log",
     conda:
@@ -73,8 +71,7 @@ rule generate:
         txt=f"{EVAL_DIR}/samples.txt",
         csv=f"{EVAL_DIR}/samples.csv",
     params:
-        generate=config["generate"],
-        device=config["eval"]["device"],
+        args=generate_args(config),
     log:
         f"{R}/logs/eval/generate/{RUN}.log",
     conda:

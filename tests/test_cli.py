@@ -1,6 +1,7 @@
 """`archbench evaluate|latency|generate MODEL_DIR`: the evaluation functions outside Snakemake."""
 
 import json
+import re
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_latency_writes_json_and_prints_the_table(model, tmp_path, capsys):
                  "--warmup", "0", "--recompute-max-context", "8", "--device", "cpu", "--threads", "1", "--out", str(out)]) == 0
     entries = json.loads(out.read_text())["entries"]
     assert [(e["mode"], e["context"]) for e in entries] == [("recurrent", 8), ("recompute", 8), ("recurrent", 16)]
-    assert "| 16 |" in capsys.readouterr().out
+    assert re.search(r"^\|\s+16 \|", capsys.readouterr().out, re.M)
 
 
 def test_evaluate_builds_the_offline_tasks_from_a_test_split(root, model, tmp_path, capsys):
@@ -51,3 +52,20 @@ def test_user_errors_are_one_line(model, capsys):
     assert "--test-split" in capsys.readouterr().err
     assert main(["generate", str(model) + "-missing"]) == 2
     assert "not a saved model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "latency", "generate"])
+def test_cli_defaults_build_the_rules_arguments(command):
+    """One builder per call: with no options the CLI passes exactly what the rule passes for a config
+    file that leaves the section at its schema defaults (the latency seed once drifted: 0 vs 1234)."""
+    from archbench.cli import _config, _parser
+    from archbench.config import validate_config
+    from archbench.evaluation import calls
+
+    config = validate_config({"grid": {"learning_rate": [1.0e-3], "embed_dim": [32], "ffn_dim": [64],
+                                       "heads": [2], "seq_len": [32]}})
+    build = {"evaluate": calls.harness_args, "latency": calls.latency_args, "generate": calls.generate_args}[command]
+    cli = build(_config(_parser().parse_args([command, "MODEL"])))
+    assert cli == build(config)
+    if command == "latency":
+        assert cli["seed"] == config["seed"] == 1234

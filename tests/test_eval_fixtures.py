@@ -15,7 +15,7 @@ def tiny_split(path: Path, n_docs: int = 12, seed: int = 0) -> Path:
     """A parquet 'test split' of synthetic documents with repeated words (so LAMBADA-style items exist)."""
     g = torch.Generator().manual_seed(seed)
     docs = []
-    for d in range(n_docs):
+    for _ in range(n_docs):
         idx = torch.randint(0, len(WORDS), (160,), generator=g).tolist()
         words = [WORDS[i] for i in idx]
         docs.append(" ".join(w + ("." if k % 9 == 8 else "") for k, w in enumerate(words)))

@@ -26,8 +26,16 @@ def _model(case, seed=0):
 
 
 def _greedy(model, ids, **kw):
-    return model.generate(ids, max_new_tokens=NEW, do_sample=False, pad_token_id=0, eos_token_id=None,
-                          return_dict_in_generate=True, output_scores=True, **kw)
+    return model.generate(
+        ids,
+        max_new_tokens=NEW,
+        do_sample=False,
+        pad_token_id=0,
+        eos_token_id=None,
+        return_dict_in_generate=True,
+        output_scores=True,
+        **kw,
+    )
 
 
 def _naive(model, ids):
@@ -147,8 +155,10 @@ def test_mamba2_state_bytes_are_constant_in_context_and_llama_cache_grows():
     assert kv == {T: 2 * 2 * T * 32 * 4 for T in (8, 64)}  # layers x (k, v) x tokens x width x fp32
 
 
-SWEEP = [dict(embed_dim=d, heads=4, layers=L, ffn_dim=f, vocab_size=512, max_seq_len=64)
-         for d, L, f in ((32, 1, 48), (64, 2, 128), (128, 2, 256), (96, 3, 200), (256, 4, 512))]
+SWEEP = [
+    dict(embed_dim=d, heads=4, layers=L, ffn_dim=f, vocab_size=512, max_seq_len=64)
+    for d, L, f in ((32, 1, 48), (64, 2, 128), (128, 2, 256), (96, 3, 200), (256, 4, 512))
+]
 
 
 @pytest.mark.parametrize("reference", ["retnet", "llama"])
@@ -164,7 +174,10 @@ def test_matching_within_two_percent_over_a_size_sweep(arch, reference):
             a, b = count(arch, mine, emb), count(reference, hp, emb)
             assert abs(a - b) / b <= 0.02, (hp, emb, a, b)
         # the nearest width: one step either way is no closer
-        near = [abs(count(arch, {**hp, knob: w}, False) - count(reference, hp, False)) for w in (width - 1, width, width + 1)]
+        near = [
+            abs(count(arch, {**hp, knob: w}, False) - count(reference, hp, False))
+            for w in (width - 1, width, width + 1)
+        ]
         assert near[1] == min(near)
 
 
@@ -180,14 +193,28 @@ def test_default_size_matches_todays_numbers():
 def test_model_kwargs_matches_every_arch_to_match_to():
     from archbench.training.run import model_kwargs
 
-    settings = dict(embed_dim=128, ffn_dim=256, heads=4, layers=2, seq_len=128, dropout=0.0,
-                    match_params=True, match_to="retnet", chunk_size=512, ssm_state_size=16, block="transformer")
+    settings = dict(
+        embed_dim=128,
+        ffn_dim=256,
+        heads=4,
+        layers=2,
+        seq_len=128,
+        dropout=0.0,
+        match_params=True,
+        match_to="retnet",
+        chunk_size=512,
+        ssm_state_size=16,
+        block="transformer",
+    )
     assert model_kwargs("transformer", settings, 4096)["ffn_dim"] == 628
     assert model_kwargs("retnet", settings, 4096)["ffn_dim"] == 256
     kw = model_kwargs("mamba2", settings, 4096)
     assert "ffn_dim" not in kw and "chunk_size" not in kw and kw["ssm_state_size"] == 485
     to_llama = model_kwargs("retnet", {**settings, "match_to": "llama"}, 4096)
-    assert abs(count("retnet", to_llama, False) - count("llama", model_kwargs("llama", {**settings, "match_to": "llama"}, 4096), False)) <= 0.02 * count("retnet", to_llama, False)
+    assert abs(
+        count("retnet", to_llama, False)
+        - count("llama", model_kwargs("llama", {**settings, "match_to": "llama"}, 4096), False)
+    ) <= 0.02 * count("retnet", to_llama, False)
 
 
 def test_pair_kind_names_what_a_comparison_varies():
@@ -195,7 +222,20 @@ def test_pair_kind_names_what_a_comparison_varies():
 
     assert pair_kind("retnet", "transformer", "retnet") == (
         "same block (RetNet block (GLU FFN, RMSNorm, no biases)), different token mixer: "
-        "multi-scale retention vs softmax attention")
+        "multi-scale retention vs softmax attention"
+    )
     assert pair_kind("retnet", "transformer", "transformer").startswith("different block and mixer")
     assert pair_kind("retnet", "transformer").startswith("different block and mixer")  # the default block
     assert pair_kind("llama", "mamba2").startswith("different block and mixer: softmax attention with RoPE in a Llama")
+
+
+def test_llama_picks_flash_attention_only_on_cuda_with_flash_attn(monkeypatch):
+    from archbench.models import llama
+
+    monkeypatch.setattr(llama, "flash_attn_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert llama.LlamaSettings(**TINY).to_hf()._attn_implementation == "sdpa"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert llama.attn_implementation() == "flash_attention_2"
+    monkeypatch.setattr(llama, "flash_attn_available", lambda: False)
+    assert llama.attn_implementation() == "sdpa"

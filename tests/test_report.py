@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from test_report_helpers import GRID, make_tree, point_path, points
 
 from archbench.report.collect import collect, harness_columns, run_record
 from archbench.report.compare import compare, mean_ci, seed_summary, write_tables
 from archbench.report.plots import plot_all, plot_latency, slug
 from archbench.report.summary import write_summary
+from test_report_helpers import GRID, make_tree, point_path, points
 
 # test loss per (arch, grid point index, seed): at point 0 retnet wins decisively over 3 seeds, at point 1
 # transformer has the lower mean but the seeds disagree (not decisive); longnet has 2 seeds at point 1.

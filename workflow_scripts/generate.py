@@ -6,18 +6,10 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from archbench.evaluation.generate import run_generate  # noqa: E402
 
-cfg = snakemake.params.generate
 run_generate(
     model_dir=os.path.dirname(snakemake.input.model),
     out_txt=snakemake.output.txt,
     out_csv=snakemake.output.csv,
-    prompts=cfg["prompts"],
-    max_new_tokens=cfg["max_new_tokens"],
-    do_sample=cfg["do_sample"],
-    temperature=cfg["temperature"],
-    top_p=cfg["top_p"],
-    top_k=cfg["top_k"],
-    seed=cfg["seed"],
-    device=snakemake.params.device,
     threads=snakemake.threads,
+    **snakemake.params.args,  # archbench.evaluation.calls.generate_args
 )

@@ -19,21 +19,16 @@ import tempfile
 from archbench.errors import ArchbenchError
 
 
-def _defaults(section: str | None) -> dict:
-    from archbench.config import load_schema
-
-    schema = load_schema()
-    props = schema["properties"][section]["properties"] if section else schema["properties"]
-    return {k: v.get("default") for k, v in props.items()}
-
-
 def _limit(text: str):
     value = float(text)
     return int(value) if value >= 1 and value.is_integer() else value
 
 
 def _parser() -> argparse.ArgumentParser:
-    ev, lat, gen = _defaults("eval"), _defaults("latency"), _defaults("generate")
+    from archbench.evaluation.calls import schema_defaults
+
+    defaults = schema_defaults()
+    ev, lat, gen = defaults["eval"], defaults["latency"], defaults["generate"]
     parser = argparse.ArgumentParser(prog="archbench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -53,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_limit, default=ev["limit"], help="documents per task (or a fraction < 1)")
     p.add_argument("--batch-size", type=int, default=ev["batch_size"])
     p.add_argument("--bootstrap-iters", type=int, default=ev["bootstrap_iters"])
-    p.add_argument("--seed", type=int, default=_defaults(None)["seed"], help="seed of the task items")
+    p.add_argument("--seed", type=int, default=defaults["seed"], help="seed of the task items")
     p.add_argument("--out", help="write harness.json here")
 
     p = command("latency", "prefill / per-token decode time and memory vs context (latency.json)")
@@ -61,13 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=lat["batch_sizes"])
     for key in ("new_tokens", "trials", "warmup", "recompute_max_context"):
         p.add_argument("--" + key.replace("_", "-"), type=int, default=lat[key])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=defaults["seed"], help="seed of the random prompts")
     p.add_argument("--out", help="write latency.json here")
 
     p = command("generate", "text samples through generate() (samples.txt / samples.csv)")
-    p.add_argument("--prompt", action="append", dest="prompts", help="repeat for several (default: config's)")
+    p.add_argument("--prompt", action="append", dest="prompts", default=None,
+                   help="repeat for several (default: the schema's)")
     p.add_argument("--max-new-tokens", type=int, default=gen["max_new_tokens"])
-    p.add_argument("--sample", action="store_true", default=gen["do_sample"], help="sample instead of greedy")
+    p.add_argument("--sample", action="store_true", dest="do_sample", default=gen["do_sample"],
+                   help="sample instead of greedy")
     p.add_argument("--temperature", type=float, default=gen["temperature"])
     p.add_argument("--top-p", type=float, default=gen["top_p"])
     p.add_argument("--top-k", type=int, default=gen["top_k"])
@@ -81,39 +78,56 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config(a) -> dict:
+    """The pipeline config these arguments stand for: the schema's defaults, then every option given
+    (an option's dest is its config key; --seed is the top-level seed, generate's own for generate)."""
+    from archbench.evaluation.calls import schema_defaults
+
+    config = schema_defaults()
+    section = {"evaluate": "eval", "latency": "latency", "generate": "generate"}[a.command]
+    for key in config[section]:
+        if getattr(a, key, None) is not None:
+            config[section][key] = getattr(a, key)
+    config["eval"]["device"] = a.device
+    if a.command != "generate":
+        config["seed"] = a.seed
+    return config
+
+
 def _evaluate(a) -> None:
+    from archbench.evaluation.calls import harness_args
     from archbench.evaluation.harness import run_harness
     from archbench.evaluation.tasks import TAG, TASKS, build_tasks
 
+    args = harness_args(_config(a))
     with tempfile.TemporaryDirectory(prefix="archbench-tasks-") as tmp:
         task_dirs = list(a.task_dir)
         if a.test_split:
-            build_tasks(a.test_split, tmp, seed=a.seed)
+            build_tasks(a.test_split, tmp, seed=args["seed"])
             task_dirs.append(tmp)
-        if not task_dirs and any(t in TASKS or t == TAG for t in a.tasks):
+        if not task_dirs and any(t in TASKS or t == TAG for t in args["tasks"]):
             raise ArchbenchError("the archbench_* tasks are built from a test split: pass --test-split DIR "
                                  "(e.g. results/data/split/test) or --task-dir results/eval/tasks, or name "
                                  "other --tasks")
-        out = run_harness(a.model_dir, a.out, a.tasks, task_dirs, a.include_path, a.num_fewshot, a.limit,
-                          a.batch_size, a.device, a.bootstrap_iters, a.seed, a.threads)
+        out = run_harness(a.model_dir, a.out, task_dirs=task_dirs, threads=a.threads, **args)
     print(json.dumps(out["results"], indent=2))
 
 
 def _latency(a) -> None:
+    from archbench.evaluation.calls import latency_args
     from archbench.evaluation.latency import latency_table, run_latency
 
-    out = run_latency(a.model_dir, a.out, a.contexts, a.batch_sizes, a.new_tokens, a.trials, a.warmup,
-                      a.recompute_max_context, a.device, a.seed, a.threads)
+    out = run_latency(a.model_dir, a.out, threads=a.threads, **latency_args(_config(a)))
     print(f"per-token decode time (ms, median), batch {out['summary'].get('batch_size')}, "
           f"{out['summary']['device']}, {out['summary']['threads']} threads")
     print(latency_table([out]))
 
 
 def _generate(a) -> None:
+    from archbench.evaluation.calls import generate_args
     from archbench.evaluation.generate import run_generate
 
-    rows = run_generate(a.model_dir, a.out_txt, a.out_csv, a.prompts, a.max_new_tokens, a.sample,
-                        a.temperature, a.top_p, a.top_k, a.seed, a.device, a.threads)
+    rows = run_generate(a.model_dir, a.out_txt, a.out_csv, threads=a.threads, **generate_args(_config(a)))
     for row in rows:
         print(f"## {row['prompt']!r}\n{row['prompt']}{row['completion']}\n")
 

@@ -52,10 +52,10 @@ MODES = ("recurrent", "kv_cache", "recompute")
 
 
 def cached_mode(model) -> str:
-    from archbench.models.registry import ARCHS
+    """The registry's decode-state kind of the model's architecture: "recurrent" or "kv_cache"."""
+    from archbench.models.registry import get_arch
 
-    arch = ARCHS.get(arch_of(model))
-    return arch.state if arch is not None else "kv_cache"
+    return get_arch(arch_of(model)).state
 
 
 def cache_nbytes(cache) -> int:
@@ -64,6 +64,7 @@ def cache_nbytes(cache) -> int:
     tensors each layer holds."""
     if hasattr(cache, "nbytes"):
         return cache.nbytes()
+
     def tensors(value):  # KV layers hold tensors; linear-attention layers dicts of them per state index
         if isinstance(value, torch.Tensor):
             yield value
@@ -194,11 +195,11 @@ def latency_table(results: list[dict]) -> str:
         for mode in (m for m in MODES if m in by_mode):  # JSON files come back with sorted keys
             cols[f"{s['arch']} {mode}"] = by_mode[mode]
             contexts.update(int(c) for c in by_mode[mode])
-    lines = ["| context | " + " | ".join(cols) + " |", "|---:|" + "---:|" * len(cols)]
-    for c in sorted(contexts):
-        cells = [f"{v[str(c)]:.2f}" if str(c) in v else "–" for v in cols.values()]
-        lines.append(f"| {c} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    import pandas as pd
+
+    table = pd.DataFrame({name: {c: f"{v[str(c)]:.2f}" if str(c) in v else "–" for c in sorted(contexts)}
+                          for name, v in cols.items()})
+    return table.rename_axis("context").to_markdown(colalign=["right"] * (len(cols) + 1), disable_numparse=True)
 
 
 def run_latency(model_dir: str, out_json: str | None, contexts=(64, 256, 1024, 2048), batch_sizes=(1,),

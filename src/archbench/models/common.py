@@ -227,7 +227,7 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
 
 # ----------------------------------------------------------------------------- attention kernels
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _flash_attn_func():
     """flash-attn's kernel when importable (CUDA only); never imported on the CPU path."""
     try:

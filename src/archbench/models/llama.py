@@ -48,27 +48,39 @@ class LlamaSettings:
     def __post_init__(self):
         self.check_settings(dataclasses.asdict(self))
 
-    def to_hf(self, device: str | None = None):
+    def to_hf(self):
+        """The stock config. Attention: flash-attn 2 when CUDA and flash-attn are there (it needs
+        bf16 / fp16 activations: train with a bf16 / 16-mixed precision), else SDPA; the choice is not
+        saved, so a loaded model picks again on its own machine."""
         from transformers import LlamaConfig
 
         return LlamaConfig(
-            vocab_size=self.vocab_size, hidden_size=self.embed_dim, intermediate_size=self.ffn_dim,
-            num_attention_heads=self.heads, num_key_value_heads=self.heads, num_hidden_layers=self.layers,
-            max_position_embeddings=self.max_seq_len, attention_dropout=self.dropout,
-            tie_word_embeddings=self.tie_word_embeddings, pad_token_id=self.pad_token_id,
-            bos_token_id=self.bos_token_id, eos_token_id=self.eos_token_id,
-            attention_bias=False, mlp_bias=False, hidden_act="silu")
+            vocab_size=self.vocab_size,
+            hidden_size=self.embed_dim,
+            intermediate_size=self.ffn_dim,
+            num_attention_heads=self.heads,
+            num_key_value_heads=self.heads,
+            num_hidden_layers=self.layers,
+            max_position_embeddings=self.max_seq_len,
+            attention_dropout=self.dropout,
+            tie_word_embeddings=self.tie_word_embeddings,
+            pad_token_id=self.pad_token_id,
+            bos_token_id=self.bos_token_id,
+            eos_token_id=self.eos_token_id,
+            attention_bias=False,
+            mlp_bias=False,
+            hidden_act="silu",
+            attn_implementation=attn_implementation(),
+        )
 
 
-
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def flash_attn_available() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
 
-def attn_implementation(device) -> str:
-    """flash_attention_2 on CUDA when flash-attn is installed, else PyTorch SDPA."""
+def attn_implementation() -> str:
+    """flash_attention_2 when CUDA is available and flash-attn is installed, else PyTorch SDPA."""
     import torch
 
-    cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
-    return "flash_attention_2" if cuda and flash_attn_available() else "sdpa"
+    return "flash_attention_2" if torch.cuda.is_available() and flash_attn_available() else "sdpa"

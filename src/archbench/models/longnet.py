@@ -15,11 +15,17 @@ from typing import ClassVar
 import torch
 from transformers import GenerationMixin
 
+from .common import attention_lse
 from .constraints import longnet as check_longnet
 from .constraints import longnet_segments
-from .common import attention_lse
-from .transformer import (Attention, AttnContext, TransformerBackbone, TransformerConfig,
-                          TransformerForCausalLM, TransformerLayer)
+from .transformer import (
+    Attention,
+    AttnContext,
+    TransformerBackbone,
+    TransformerConfig,
+    TransformerForCausalLM,
+    TransformerLayer,
+)
 
 
 class LongNetConfig(TransformerConfig):

@@ -30,11 +30,15 @@ def check(s: dict) -> None:
     head_dim = s.get("ssm_head_dim")
     if head_dim:
         if inner % head_dim:
-            raise ConstraintError(["ssm_head_dim", "ssm_expand", "embed_dim"],
-                                  f"ssm_head_dim {head_dim} must divide ssm_expand x embed_dim = {inner}")
+            raise ConstraintError(
+                ["ssm_head_dim", "ssm_expand", "embed_dim"],
+                f"ssm_head_dim {head_dim} must divide ssm_expand x embed_dim = {inner}",
+            )
     elif inner % s["heads"]:
-        raise ConstraintError(["heads", "ssm_expand", "embed_dim"],
-                              f"heads {s['heads']} must divide ssm_expand x embed_dim = {inner} (or set ssm_head_dim)")
+        raise ConstraintError(
+            ["heads", "ssm_expand", "embed_dim"],
+            f"heads {s['heads']} must divide ssm_expand x embed_dim = {inner} (or set ssm_head_dim)",
+        )
 
 
 @dataclasses.dataclass
@@ -80,9 +84,19 @@ class Mamba2Settings:
 
         heads = self.num_heads()
         return Mamba2Config(
-            vocab_size=self.vocab_size, hidden_size=self.embed_dim, num_hidden_layers=self.layers,
-            num_heads=heads, head_dim=self.ssm_expand * self.embed_dim // heads, expand=self.ssm_expand,
-            state_size=self.ssm_state_size, chunk_size=self.ssm_chunk_size, conv_kernel=self.ssm_conv_kernel,
-            n_groups=1, tie_word_embeddings=self.tie_word_embeddings, pad_token_id=self.pad_token_id,
-            bos_token_id=self.bos_token_id, eos_token_id=self.eos_token_id,
-            max_position_embeddings=self.max_seq_len)
+            vocab_size=self.vocab_size,
+            hidden_size=self.embed_dim,
+            num_hidden_layers=self.layers,
+            num_heads=heads,
+            head_dim=self.ssm_expand * self.embed_dim // heads,
+            expand=self.ssm_expand,
+            state_size=self.ssm_state_size,
+            chunk_size=self.ssm_chunk_size,
+            conv_kernel=self.ssm_conv_kernel,
+            n_groups=1,
+            tie_word_embeddings=self.tie_word_embeddings,
+            pad_token_id=self.pad_token_id,
+            bos_token_id=self.bos_token_id,
+            eos_token_id=self.eos_token_id,
+            max_position_embeddings=self.max_seq_len,
+        )

@@ -48,22 +48,26 @@ def match_width(arch: str, hparams: dict, reference: str, reference_hparams: dic
 
     knob = get_arch(arch).width_knob
     if knob is None:
-        raise ConfigError(f"model.match_params: {arch} has no width knob in the registry; it cannot be "
-                          f"matched to {reference}")
+        raise ConfigError(
+            f"model.match_params: {arch} has no width knob in the registry; it cannot be matched to {reference}"
+        )
     target = count(reference, reference_hparams, include_embeddings=False)
 
     def size(width: int) -> int:
         return count(arch, {**hparams, knob: width}, include_embeddings=False)
 
     if size(1) > target:
-        raise ConfigError(f"model.match_to: {arch} has {size(1)} non-embedding parameters even with "
-                          f"{knob}=1, more than {reference}'s {target}; shrink {arch} (layers, widths)")
+        raise ConfigError(
+            f"model.match_to: {arch} has {size(1)} non-embedding parameters even with "
+            f"{knob}=1, more than {reference}'s {target}; shrink {arch} (layers, widths)"
+        )
     lo, hi = 1, max(2, int(hparams.get(knob) or 2))
     while size(hi) < target:  # grow the bracket: size(lo) <= target <= size(hi)
         lo, hi = hi, hi * 2
         if hi > _MAX_WIDTH:
-            raise ConfigError(f"model.match_to: {arch} cannot reach {reference}'s {target} non-embedding "
-                              f"parameters by turning {knob}")
+            raise ConfigError(
+                f"model.match_to: {arch} cannot reach {reference}'s {target} non-embedding parameters by turning {knob}"
+            )
     while hi - lo > 1:  # smallest width with size >= target lies in (lo, hi]
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if size(mid) < target else (lo, mid)

@@ -3,7 +3,8 @@
 Every other place that needs to know which architectures exist — the config schema's enum, the
 Snakemake wildcard constraint, model construction, parameter matching, report pairs and colours,
 latency labels — reads :data:`ARCHS` here. Adding an architecture is one model module plus one
-:func:`register_arch` call below.
+:func:`register_arch` call below; a separate package adds one through the ``archbench.archs`` entry
+point (see :func:`load_plugins` and the README's layout section).
 
 This module imports neither torch nor transformers (the Snakefile parse and the data / report jobs
 read it): classes are named by ``"module:attribute"`` strings and imported on first use.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,3 +97,26 @@ register_arch(Arch("llama", "archbench.models.llama:LlamaSettings", "transformer
 register_arch(Arch("mamba2", "archbench.models.mamba2:Mamba2Settings", "transformers:Mamba2ForCausalLM",
                    state="recurrent", width_knob="ssm_state_size", color="tab:purple", display="Mamba-2",
                    constraints="archbench.models.mamba2:check"))
+
+
+ENTRY_POINT_GROUP = "archbench.archs"
+
+
+def load_plugins() -> None:
+    """Import every ``archbench.archs`` entry point of the installed packages (or of a ``*.dist-info``
+    folder on PYTHONPATH): its module calls :func:`register_arch` on import (value ``"module"``), or
+    names a function that does (``"module:function"``). Runs once, when this module is first imported,
+    so the Snakefile parse and every job see the same architectures. Plugin modules must stay
+    torch-free at import time, like this one."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+            if callable(loaded):
+                loaded()
+        except Exception as err:
+            raise ImportError(f"{ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}) failed: {err}") from err
+
+
+load_plugins()

@@ -18,15 +18,15 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from transformers import GenerationMixin
 from torchscale.architecture import retnet as ts_retnet
 from torchscale.architecture.config import RetNetConfig as TSRetNetConfig
 from torchscale.component.embedding import TextEmbedding
 from torchscale.component.multiscale_retention import MultiScaleRetention, theta_shift
+from transformers import GenerationMixin
 
+from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel
 from .constraints import retnet as check_retnet
 from .constraints import value_embed_dim as default_value_embed_dim
-from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel
 
 MODES = ("parallel", "chunkwise", "recurrent")
 

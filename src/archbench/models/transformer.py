@@ -10,23 +10,22 @@ a preallocated cache indexed by position. LongNet (longnet.py) reuses all of thi
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
-from transformers import GenerationMixin
 from torchscale.architecture import decoder as ts_decoder
 from torchscale.architecture.config import DecoderConfig
 from torchscale.component.embedding import TextEmbedding
 from torchscale.component.gate_linear_unit import GLU
 from torchscale.component.multihead_attention import MultiheadAttention
 from torchscale.component.rms_norm import RMSNorm
+from transformers import GenerationMixin
 
+from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel, attention
 from .constraints import ContextTooLong
 from .constraints import transformer as check_transformer
-from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel, attention
 
 BLOCKS = ("transformer", "retnet")
 

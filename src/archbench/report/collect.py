@@ -91,6 +91,11 @@ def latency_columns(data) -> dict:
     return out
 
 
+def scalar_columns(name: str, data: dict) -> dict:
+    """`<name>/<key>` of every scalar top-level key (any other per-run JSON file)."""
+    return {f"{name}/{k}": v for k, v in data.items() if isinstance(v, (int, float, str))}
+
+
 FLATTEN = {"harness": harness_columns, "latency": latency_columns}
 
 
@@ -119,9 +124,7 @@ def collect(runs: list[dict]) -> pd.DataFrame:
             data = _read_json(path)
             row[f"{name}_status"] = "ok" if data is not None else "missing"
             if data is not None:
-                flatten = FLATTEN.get(name, lambda d: {f"{name}/{k}": v for k, v in d.items()
-                                                       if isinstance(v, (int, float, str))})
-                row.update(flatten(data))
+                row.update(FLATTEN[name](data) if name in FLATTEN else scalar_columns(name, data))
         row["run_dir"] = os.path.dirname(run["files"]["metrics"])
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -8,10 +8,18 @@ Transformer (and LongNet) RetNet's block; the summary names which of the two eac
 from __future__ import annotations
 
 RETNET_BLOCK = "RetNet block (GLU FFN, RMSNorm, no biases)"
-MIXERS = {"retnet": "multi-scale retention", "transformer": "softmax attention", "longnet": "dilated attention",
-          "llama": "softmax attention with RoPE", "mamba2": "Mamba-2 state-space scan"}
-BLOCKS = {"retnet": RETNET_BLOCK, "llama": "Llama block (SwiGLU FFN, RMSNorm, no biases)",
-          "mamba2": "Mamba-2 block (gated mixer, no FFN)"}
+MIXERS = {
+    "retnet": "multi-scale retention",
+    "transformer": "softmax attention",
+    "longnet": "dilated attention",
+    "llama": "softmax attention with RoPE",
+    "mamba2": "Mamba-2 state-space scan",
+}
+BLOCKS = {
+    "retnet": RETNET_BLOCK,
+    "llama": "Llama block (SwiGLU FFN, RMSNorm, no biases)",
+    "mamba2": "Mamba-2 block (gated mixer, no FFN)",
+}
 TORCHSCALE_BLOCK = "torchscale Transformer block (GELU FFN, LayerNorm, biases)"
 
 

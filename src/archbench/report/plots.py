@@ -103,7 +103,7 @@ def plot_curves(grid: pd.DataFrame, out_dir: str) -> list[str]:
     for point, runs in by_point.items():
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         labelled = set()
-        for arch, seed, curve in sorted(runs, key=lambda r: (order.get(r[0], len(order)), r[1])):
+        for arch, _seed, curve in sorted(runs, key=lambda r: (order.get(r[0], len(order)), r[1])):
             if "train_loss" in curve:
                 train = curve.dropna(subset=["train_loss"])
                 ax.plot(train["step"], train["train_loss"], color=color(arch), alpha=0.25, lw=0.8)

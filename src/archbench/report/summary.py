@@ -47,9 +47,10 @@ def verdict(comparison: pd.DataFrame, archs: list[str], baseline: str, block: st
         diff = comparison[name].dropna()
         below = ((comparison[f"{name}_ci_high"] < 0).sum(), (comparison[f"{name}_ci_low"] > 0).sum())
         ratio = comparison[f"param_ratio_{a}_{b}"].dropna()
-        lines.append(f"- {a} − {b} test loss ({pair_kind(a, b, block)}): mean {diff.mean():+.4f} nats/token over {len(diff)} grid points "
+        lines.append(f"- {a} − {b} test loss: mean {diff.mean():+.4f} nats/token over {len(diff)} grid points "
                      f"(range {diff.min():+.4f} … {diff.max():+.4f}); interval below 0 at {below[0]}, above 0 at "
-                     f"{below[1]} points. Parameter ratio {a}/{b}: {_fmt(ratio.min(), 3)} … {_fmt(ratio.max(), 3)}.")
+                     f"{below[1]} points. Parameter ratio {a}/{b}: {_fmt(ratio.min(), 3)} … {_fmt(ratio.max(), 3)}. "
+                     f"Compares: {pair_kind(a, b, block)}.")
     return lines
 
 
