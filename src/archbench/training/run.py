@@ -108,7 +108,8 @@ def build_trainer(settings: dict, run_dir: str, scratch_dir: str, extra_callback
     return trainer, {"best": best, "early_stopping": early}
 
 
-def evaluate_best(trainer: L.Trainer, module: CausalLMModule, best: ModelCheckpoint, loaders: dict) -> tuple[float, float]:
+def evaluate_best(trainer: L.Trainer, module: CausalLMModule, best: ModelCheckpoint,
+                  loaders: dict) -> tuple[float, float]:
     """Validation and test loss of the best checkpoint by val_loss (the final weights if no validation
     ran), so the numbers describe exactly the model that is exported."""
     if best.best_model_path and os.path.exists(best.best_model_path):  # a resumed, finished run may name a replaced one
@@ -173,7 +174,7 @@ def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir:
     world, seq_len = trainer.world_size, settings["seq_len"]
     steps_here = trainer.global_step - resumed_from
     tokens_per_step = settings["batch_size"] * settings["accumulate_grad_batches"] * seq_len * world
-    early = watch["early_stopping"]
+    early, best = watch["early_stopping"], watch["best"]
     metrics = {
         "arch": arch, "seed": seed,
         "hparams": {k: settings[k] for k in sorted(settings)},
@@ -187,10 +188,10 @@ def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir:
         "train_time_s": resume.train_time(),  # summed over restarts
         "tokens_per_s": steps_here * tokens_per_step / session_time if session_time > 0 else None,
         "val_loss": val_loss, "val_ppl": float(torch.tensor(val_loss).exp()),
-        "best_val_loss": float(watch["best"].best_model_score) if watch["best"].best_model_score is not None else val_loss,
+        "best_val_loss": float(best.best_model_score) if best.best_model_score is not None else val_loss,
         "test_loss": test_loss, "test_ppl": float(torch.tensor(test_loss).exp()),
         "uniform_loss": float(torch.tensor(float(len(tokenizer))).log()),
-        "best_checkpoint": watch["best"].best_model_path or None,
+        "best_checkpoint": best.best_model_path or None,
         "device": str(trainer.strategy.root_device), "world_size": world,
         "world_sizes": resume.world_sizes,  # at the first start, then at every resume
         "threads": torch.get_num_threads(),
