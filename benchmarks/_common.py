@@ -62,7 +62,7 @@ def default_corpus_inputs(workdir: str | os.PathLike, vocab_size: int = 4096) ->
     package functions into ``workdir`` (reused when already there). Returns the paths and the
     seconds each stage took (0 when reused)."""
     from archbench.data.sources import download
-    from archbench.data.split import split_corpus
+    from archbench.data.split import split_shard
     from archbench.data.tokenize import tokenize_split
     from archbench.data.tokenizer import train_tokenizer
 
@@ -82,9 +82,9 @@ def default_corpus_inputs(workdir: str | os.PathLike, vocab_size: int = 4096) ->
         seconds[name] = round(time.perf_counter() - t0, 3) if not done else 0.0
 
     stage("download", raw.is_file(), lambda: download({"source": "default"}, str(raw)))
-    stage("split", all(Path(p).is_dir() for p in splits.values()),
-          lambda: split_corpus(str(raw), splits, {"train": 0.9, "validation": 0.05, "test": 0.05},
-                               shuffle=True, seed=1234))
+    stage("split", all(Path(p).is_dir() for p in splits.values()),  # one shard per split directory
+          lambda: split_shard(str(raw), {s: f"{d}/00000-kjv.parquet" for s, d in splits.items()},
+                              {"train": 0.9, "validation": 0.05, "test": 0.05}, shuffle=True, seed=1234))
     stage("train_tokenizer", (tok_dir / "tokenizer.json").is_file(),
           lambda: train_tokenizer(splits["train"], str(tok_dir), vocab_size=vocab_size))
     stage("tokenize", tokens.with_suffix(".json").is_file(),

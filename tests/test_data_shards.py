@@ -206,3 +206,25 @@ def test_loader_windows_never_cross_shards(tmp_path):
     write_token_index("train", [str(out / f"{n}.json") for n in sizes], str(out / "index.json"))
     windows = [w.tolist() for b in make_dataloader(str(out / "index.json"), 4, 1, shuffle=False, seed=0) for w in b]
     assert windows == [[0, 1, 2, 3, 4], [4, 5, 6, 7, 8]] + [list(range(2000 + 4 * i, 2005 + 4 * i)) for i in range(5)]
+
+
+def test_a_job_killed_mid_shard_leaves_nothing_complete_looking(tmp_path):
+    import multiprocessing as mp
+    import os
+    import signal
+    import time
+
+    path = write(tmp_path / "big.jsonl.gz", [d * 20 for d in DOCS] * 400)  # 24k documents, several batches
+    (shard,) = plan_shards({"source": "local", "path": str(path)}).values()
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = mp.get_context("spawn").Process(target=download_shard, args=(shard, {}, str(out / "s.parquet"), str(out / "s.json")))
+    proc.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.is_alive() and not any(p.stat().st_size > 0 for p in out.glob(".s.parquet.*.tmp")):
+        time.sleep(0.01)  # wait until the first record batch is written
+    assert proc.is_alive(), "the download finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    names = sorted(p.name for p in out.iterdir())
+    assert names and all(n.startswith(".s.parquet.") and n.endswith(".tmp") for n in names), names  # hidden temp only
