@@ -43,6 +43,7 @@ rule train_tokenizer:
     params:
         vocab_size=config["tokenizer"]["vocab_size"],
         min_frequency=config["tokenizer"]["min_frequency"],
+        data=config["data"],  # issue 15: data.source mqar -> word-level tokenizer
     log:
         f"{R}/logs/train_tokenizer.log",
     conda:

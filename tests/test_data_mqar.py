@@ -13,7 +13,7 @@ from archbench.data import mqar
 from archbench.errors import ConfigError
 
 CFG = {"pairs": [2, 4, 8], "queries": None, "vocab_size": 64, "seq_len": 40, "documents": 30, "eval_examples": 16,
-       "eval_pairs": [], "seed": None}
+       "eval_pairs": [], "seed": 3}
 
 
 def test_documents_are_deterministic_and_differ_by_index():
@@ -46,7 +46,7 @@ def test_answer_positions_are_exactly_the_queried_values(pairs):
 def test_download_and_word_level_tokenizer_reproduce_the_ids(tmp_path):
     from transformers import AutoTokenizer
 
-    stats = mqar.download({"mqar": CFG}, str(tmp_path / "raw.parquet"), str(tmp_path / "stats.json"), seed=3)
+    stats = mqar.download({"mqar": CFG}, str(tmp_path / "raw.parquet"), str(tmp_path / "stats.json"))
     docs = pd.read_parquet(tmp_path / "raw.parquet")["text"].tolist()
     assert stats["n_documents"] == len(docs) == 30 and stats["mqar"]["seed"] == 3
     mqar.write_tokenizer(str(tmp_path / "tok"), CFG)

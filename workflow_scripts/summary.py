@@ -7,4 +7,4 @@ from archbench.report.summary import write_summary  # noqa: E402
 
 write_summary(snakemake.input.grid, snakemake.input.seeds, snakemake.input.comparison,
               [snakemake.input.curves, *snakemake.input.plots, *snakemake.input.latency],
-              snakemake.output.md)
+              snakemake.output.md, questions_json=snakemake.input.get("questions"))

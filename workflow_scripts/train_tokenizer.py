@@ -11,4 +11,5 @@ train_tokenizer(
     os.path.dirname(snakemake.output.json),
     vocab_size=snakemake.params.vocab_size,
     min_frequency=snakemake.params.min_frequency,
+    data=snakemake.params.data,  # issue 15: data.source mqar has its own tokenizer
 )

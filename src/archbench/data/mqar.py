@@ -100,7 +100,7 @@ def check_config(config: dict) -> None:
                               f"document; got {seq_len}")
 
 
-def download(data_cfg: dict, out_parquet: str, out_stats: str | None = None, seed: int = 0) -> dict:
+def download(data_cfg: dict, out_parquet: str, out_stats: str | None = None) -> dict:
     """The download stage for ``data.source: mqar``: ``data.mqar.documents`` documents as parquet."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -108,7 +108,7 @@ def download(data_cfg: dict, out_parquet: str, out_stats: str | None = None, see
     from archbench.io import atomic_file, write_json
 
     cfg = data_cfg["mqar"]
-    seed = cfg["seed"] if cfg.get("seed") is not None else seed
+    seed = cfg["seed"]
     t0 = time.perf_counter()
     vocab = words(cfg["vocab_size"])
     docs = [to_text(document(cfg, seed, i)[0], vocab) for i in range(cfg["documents"])]
@@ -116,7 +116,7 @@ def download(data_cfg: dict, out_parquet: str, out_stats: str | None = None, see
         pq.write_table(pa.Table.from_pydict({"text": pa.array(docs, type=pa.string())}), tmp, row_group_size=10_000)
     stats = {"source": "mqar", "n_documents": len(docs), "n_dropped_empty": 0, "n_replaced_utf8": 0,
              "n_chars": sum(map(len, docs)), "seconds": round(time.perf_counter() - t0, 3),
-             "mqar": {**cfg, "seed": seed}}
+             "mqar": cfg}
     if out_stats:
         write_json(stats, out_stats)
     return stats

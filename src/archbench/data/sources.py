@@ -236,6 +236,9 @@ def load_documents(
 def download(data_cfg: dict, out_parquet: str, out_stats: str | None = None) -> dict:
     """Run the ``download`` stage: load the corpus named by ``data_cfg`` (the config's ``data``
     section) and write it as parquet (column ``text``) and, optionally, its stats as JSON."""
+    if data_cfg.get("source") == "mqar":  # issue 15 hook: synthetic recall documents (archbench.data.mqar)
+        from archbench.data import mqar
+        return mqar.download(data_cfg, out_parquet, out_stats)
     hub = data_cfg.get("hub") or {}
     df, stats = load_documents(
         data_cfg.get("source", "default"),

@@ -67,12 +67,16 @@ def _save_atomically(hf_tokenizer, out_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def train_tokenizer(train_dir: str, out_dir: str, vocab_size: int, min_frequency: int = 2) -> dict:
+def train_tokenizer(train_dir: str, out_dir: str, vocab_size: int, min_frequency: int = 2,
+                    data: dict | None = None) -> dict:
     """Train byte-level BPE on the parquet split in ``train_dir`` and save it to ``out_dir``.
 
     Returns stats: requested/achieved vocab size, documents/characters seen, tokenizer sha256.
     Warns when the corpus is too small to reach ``vocab_size`` merges.
     """
+    if data and data.get("source") == "mqar":  # issue 15 hook: MQAR's fixed word-level vocabulary, no training
+        from archbench.data import mqar
+        return mqar.write_tokenizer(out_dir, data["mqar"])
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not MIN_VOCAB <= vocab_size < 2**32:
         raise ConfigError(f"tokenizer vocab_size must be an integer >= {MIN_VOCAB} (4 special tokens + 256 bytes), got {vocab_size!r}")
     if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:

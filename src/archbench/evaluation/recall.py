@@ -40,12 +40,12 @@ def check_tokenizer(tokenizer, vocab: list[str], model_dir: str) -> None:
                         f"(vocab_size {len(vocab) - 5}); was the run trained with data.source: mqar?")
 
 
-def run_recall(model_dir: str, out_json: str | None, mqar_cfg: dict, seed: int, batch_size: int = 64,
-               device: str = "auto", threads: int | None = None) -> dict:
+def run_recall(model_dir: str, out_json: str | None, mqar_cfg: dict, batch_size: int = 64, device: str = "auto",
+               threads: int | None = None) -> dict:
     model, tokenizer, dev = load_model(model_dir, device)
     vocab = mqar.words(mqar_cfg["vocab_size"])
     check_tokenizer(tokenizer, vocab, model_dir)
-    seed = mqar_cfg["seed"] if mqar_cfg.get("seed") is not None else seed
+    seed = mqar_cfg["seed"]
     entries = []
     with torch_threads(threads):
         for pairs in sorted(set(mqar_cfg["pairs"]) | set(mqar_cfg.get("eval_pairs") or [])):

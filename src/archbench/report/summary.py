@@ -8,6 +8,7 @@ import os
 import pandas as pd
 
 from archbench.io import atomic_file
+from archbench.report import questions
 from archbench.report.compare import PAIRS, archs_of, point_axes
 
 MAX_ROWS = 30  # a paper grid has 72 points: the full table is comparison.csv
@@ -57,7 +58,8 @@ def best_per_arch(seeds: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
     return pd.concat(rows) if rows else seeds.head(0)
 
 
-def write_summary(grid_csv: str, seeds_csv: str, comparison_csv: str, plots: list[str], out_md: str) -> str:
+def write_summary(grid_csv: str, seeds_csv: str, comparison_csv: str, plots: list[str], out_md: str,
+                  questions_json: str | None = None) -> str:
     grid, seeds, comparison = pd.read_csv(grid_csv), pd.read_csv(seeds_csv), pd.read_csv(comparison_csv)
     archs, axes = archs_of(grid), point_axes(grid)
     ok = grid["status"] == "ok"
@@ -86,6 +88,7 @@ def write_summary(grid_csv: str, seeds_csv: str, comparison_csv: str, plots: lis
                                    if len(comparison) > MAX_ROWS else "")
     parts += [title, "", markdown_table(shown, columns), ""]
     base = os.path.dirname(out_md)
+    parts += questions.summary_section(questions_json, base)  # issue 15: one sentence per architecture question
     parts += ["## Plots", ""] + [f"- [{os.path.splitext(os.path.basename(p))[0]}]({os.path.relpath(p, base)})"
                                   for p in plots] + [""]
     text = "\n".join(parts)

@@ -98,6 +98,10 @@ def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir:
                             weight_decay=settings["weight_decay"], betas=settings["betas"],
                             warmup_steps=settings["warmup_steps"])
 
+    # issue 15 hook: training.tokens_per_param sets max_steps from the model's size (scaling ladders)
+    from archbench.report.scaling import budget_steps
+    budget = budget_steps(settings, count_parameters(module.model, include_embeddings=False))
+    settings = {**settings, "max_steps": budget} if budget else settings
     seq_len, batch_size = settings["seq_len"], settings["batch_size"]
     loader = lambda split, shuffle: make_dataloader(  # noqa: E731
         tokens[split], seq_len, batch_size, shuffle=shuffle, seed=seed,
