@@ -3,7 +3,7 @@
 A document is ``seq_len - 1`` words (plus the ``</s>`` the tokenize stage appends, so documents
 fill training windows of ``seq_len`` exactly)::
 
-    k12 v7 k3 v30 ... k9 v2   _ _ k3 v30 _ _ _ k12 v7 ...  _
+    keyam valah keyad valbe ... _ _ keyad valbe _ _ _ keyam valah ... _
     |---- P key-value pairs ---|---- Q queries at random 2-slots, "_" elsewhere ---|
 
 Keys and values are drawn without replacement from two disjoint word sets (``vocab_size / 2``
@@ -20,6 +20,7 @@ any document can be regenerated alone.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -32,10 +33,22 @@ FIRST_WORD = len(SPECIALS) + 1  # first key id
 EVAL_STREAM = 1_000_003  # the evaluation examples' seed stream, disjoint from the documents'
 
 
+def _letters(i: int, width: int) -> str:
+    out = ""
+    for _ in range(width):
+        i, r = divmod(i, 26)
+        out = chr(ord("a") + r) + out
+    return out
+
+
 def words(vocab_size: int) -> list[str]:
-    """Every word of the vocabulary in id order (ids 0..3 are the special tokens)."""
+    """Every word of the vocabulary in id order (ids 0..3 are the special tokens): ``_``, then keys
+    ``keyaa, keyab, ...`` and values ``valaa, ...``. Plain letters, so the offline harness tasks treat
+    them as words (the last-word task then asks for an answer that occurred in the context)."""
     half = vocab_size // 2
-    return SPECIALS + [FILLER] + [f"k{i}" for i in range(half)] + [f"v{i}" for i in range(half)]
+    width = max(1, math.ceil(math.log(half, 26))) if half > 1 else 1
+    return (SPECIALS + [FILLER] + [f"key{_letters(i, width)}" for i in range(half)]
+            + [f"val{_letters(i, width)}" for i in range(half)])
 
 
 def example(rng: np.random.Generator, pairs: int, queries: int, length: int, vocab_size: int):
