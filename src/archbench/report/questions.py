@@ -96,6 +96,10 @@ def best_points(runs: pd.DataFrame) -> dict[str, str]:
     return {a: g.loc[g["test_loss"].idxmin(), "point"] for a, g in mean.groupby("arch", sort=False)}
 
 
+def _fmt_bytes(n: float) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
 def _fmt_n(n: float) -> str:
     for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= div:
@@ -311,14 +315,15 @@ def throughput_answer(paths, best: dict, png: str, csv: str) -> dict:
                        "tokens_per_s": [float(lo.tokens_per_s), float(hi.tokens_per_s)],
                        "state_bytes": [float(lo.state_bytes), float(hi.state_bytes)]}
         parts.append(f"{name} {lo.tokens_per_s:,.0f} → {hi.tokens_per_s:,.0f} tokens/s "
-                     f"(×{hi.tokens_per_s / lo.tokens_per_s:.1f}), state {lo.state_bytes / 2**20:.2f} → "
-                     f"{hi.state_bytes / 2**20:.2f} MiB")
+                     f"(×{hi.tokens_per_s / lo.tokens_per_s:.1f}), state {_fmt_bytes(lo.state_bytes)} → "
+                     f"{_fmt_bytes(hi.state_bytes)}")
     context = int(per["context"].iloc[0])
     for ax, label in ((ax1, "decode tokens/s"), (ax2, "state / KV cache (MiB)")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")
         ax.set_ylabel(label)
         ax.legend()
+    ax1.set_yscale("log")
     ax2.set_yscale("log")
     fig.suptitle(f"Decoding at context {context} vs batch size (cf. RetNet paper Fig. 6)")
     _save(fig, png)
