@@ -72,8 +72,8 @@ def test_sentences_are_computed_from_the_files(tmp_path):
     assert result["recall"]["sentence"] == ("Associative recall at 16 key-value pairs (best width and learning rate, "
                                             "chance 0.8%): RetNet 3.8% (d=384); Transformer 5.6% (d=384).")
     assert result["throughput"]["sentence"] == (
-        "Decode throughput from batch 1 to 64 at context 256: RetNet 100 → 4,222 tokens/s (×42.2), state 1.00 → "
-        "64.00 MiB; Transformer 100 → 800 tokens/s (×8.0), state 4.00 → 256.00 MiB.")
+        "Decode throughput from batch 1 to 64 at context 256: RetNet 100 → 4,222 tokens/s (×42.2), state 1.00 MiB → "
+        "64.00 MiB; Transformer 100 → 800 tokens/s (×8.0), state 4.00 MiB → 256.00 MiB.")
     for key in ("length", "scaling", "recall", "throughput"):
         with open(out[key], "rb") as fh:
             assert fh.read(4) == b"\x89PNG"
