@@ -69,6 +69,7 @@ rule train_tokenizer:
         vocab_size=config["tokenizer"]["vocab_size"],
         min_frequency=config["tokenizer"]["min_frequency"],
         sample_bytes=config["tokenizer"]["sample_bytes"],
+        data=config["data"],
     log:
         f"{R}/logs/train_tokenizer.log",
     benchmark:

@@ -81,3 +81,66 @@ rule generate:
         gpu=EVAL_GPU,
     script:
         "../workflow_scripts/generate.py"
+
+
+# ---- issue 15: the architecture questions (length extrapolation, decode throughput vs batch, recall)
+
+# Loss per position bucket at k x the training length, on the same test tokens the run was tested on.
+rule length:
+    input:
+        model=rules.train.output.model,
+        tokens=rules.train.input.test,
+    output:
+        f"{EVAL_DIR}/length.json",
+    params:
+        length=config["length"],
+        device=config["eval"]["device"],
+    log:
+        f"{R}/logs/eval/length/{RUN}.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=EVAL_GPU,
+    script:
+        "../workflow_scripts/length.py"
+
+
+# Timed like rule latency (all of the default run's cores, nothing beside it).
+rule throughput:
+    input:
+        model=rules.train.output.model,
+    output:
+        f"{EVAL_DIR}/throughput.json",
+    params:
+        latency=config["latency"],
+        device=config["eval"]["device"],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/eval/throughput/{RUN}.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=EVAL_GPU,
+    script:
+        "../workflow_scripts/throughput.py"
+
+
+rule recall:
+    input:
+        model=rules.train.output.model,
+    output:
+        f"{EVAL_DIR}/recall.json",
+    params:
+        mqar=config["data"]["mqar"],
+        device=config["eval"]["device"],
+    log:
+        f"{R}/logs/eval/recall/{RUN}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=EVAL_GPU,
+    script:
+        "../workflow_scripts/recall.py"

@@ -85,6 +85,7 @@ rule summary:
         curves=rules.plots.output.curves,
         plots=[f"{PLOTS}/{name}.png" for name in TABLE_PLOTS],
         latency=[rules.plot_latency.output.decode, rules.plot_latency.output.memory],
+        questions=f"{REPORT}/questions.json",
     params:
         axes=AXES,
         baseline=config["report"]["baseline"],
@@ -96,3 +97,37 @@ rule summary:
         ENV
     script:
         "../workflow_scripts/summary.py"
+
+
+# ---- issue 15: one figure + table per architecture question, and questions.json for summary.md.
+# Which per-run evaluation files exist follows the config: length.enabled, latency.batch_sweep,
+# data.source mqar (recall).
+QUESTION_INPUTS = {
+    "length": f"{EVAL_RUN}/length.json" if config["length"]["enabled"] else None,
+    "throughput": f"{EVAL_RUN}/throughput.json" if config["latency"]["batch_sweep"] else None,
+    "recall": f"{EVAL_RUN}/recall.json" if config["data"]["source"] == "mqar" else None,
+}
+
+
+rule questions:
+    input:
+        metrics=rules.collect.input.metrics,
+        **{name: reported(pattern) if pattern else [] for name, pattern in QUESTION_INPUTS.items()},
+    output:
+        length=report(f"{PLOTS}/length_extrapolation.png", caption="../report/length_extrapolation.rst", category="Questions", subcategory="Length extrapolation"),
+        length_table=report(f"{REPORT}/length_extrapolation.csv", caption="../report/length_extrapolation.rst", category="Questions", subcategory="Length extrapolation"),
+        scaling=report(f"{PLOTS}/scaling.png", caption="../report/scaling.rst", category="Questions", subcategory="Scaling"),
+        scaling_table=report(f"{REPORT}/scaling_fits.csv", caption="../report/scaling.rst", category="Questions", subcategory="Scaling"),
+        recall=report(f"{PLOTS}/recall.png", caption="../report/recall.rst", category="Questions", subcategory="Associative recall"),
+        recall_table=report(f"{REPORT}/recall.csv", caption="../report/recall.rst", category="Questions", subcategory="Associative recall"),
+        throughput=report(f"{PLOTS}/throughput_vs_batch.png", caption="../report/throughput_vs_batch.rst", category="Questions", subcategory="Throughput vs batch"),
+        throughput_table=report(f"{REPORT}/throughput_vs_batch.csv", caption="../report/throughput_vs_batch.rst", category="Questions", subcategory="Throughput vs batch"),
+        json=f"{REPORT}/questions.json",
+    params:
+        report=config["report"],
+    log:
+        f"{R}/logs/report/questions.log",
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/questions.py"

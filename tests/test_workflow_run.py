@@ -95,6 +95,6 @@ def test_changing_one_grid_value_reruns_only_that_points_training(tiny_run):
     work, _ = tiny_run
     changed = tiny_config(work, grid={"learning_rate": [1.0e-2, 3.0e-2], "embed_dim": [32], "ffn_dim": [64],
                                       "heads": [2], "seq_len": [32]})
-    per_point = {"train": 2, "harness": 2, "latency": 2, "generate": 2}  # one per architecture
+    per_point = {"train": 2, "harness": 2, "latency": 2, "generate": 2, "length": 2, "throughput": 2}  # one per arch
     assert dry_run_counts(work, configfile=changed) == {
-        **per_point, "collect": 1, "plots": 1, "plot_latency": 1, "summary": 1, "all": 1}
+        **per_point, "collect": 1, "plots": 1, "plot_latency": 1, "questions": 1, "summary": 1, "all": 1}

@@ -12,4 +12,5 @@ train_tokenizer(
     vocab_size=snakemake.params.vocab_size,
     min_frequency=snakemake.params.min_frequency,
     sample_bytes=snakemake.params.sample_bytes,
+    data=snakemake.params.data,  # data.source mqar has its own (word-level) tokenizer
 )

@@ -87,6 +87,9 @@ def validate_config(config: dict, schema_path=None) -> dict:
     _check_splits(config["splits"])
     check_models(config)
     _check_data(config["data"])
+    if config["data"]["source"] == "mqar":  # issue 15 hook: MQAR's cross-key rules live with its generator
+        from archbench.data.mqar import check_config
+        check_config(config)
     return config
 
 

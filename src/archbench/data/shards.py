@@ -140,7 +140,10 @@ def plan_shards(data: dict, results: str = "results") -> dict[str, dict]:
             raise ConfigError("data.source is 'hub' but data.hub.name is not set")
         files = hub_files(hub, results)
         return _name_shards([(f, [None]) for f in files], "hub", repo=hub["name"], revision=hub.get("revision"))
-    raise ConfigError(f"data.source must be 'default', 'local' or 'hub', got {source!r}")
+    if source == "mqar":  # synthetic recall documents, generated in one job (archbench.data.mqar)
+        return {"00000-mqar": {"name": "00000-mqar", "source": "mqar", "path": None, "format": "mqar",
+                               "compression": None, "range": None}}
+    raise ConfigError(f"data.source must be 'default', 'local', 'hub' or 'mqar', got {source!r}")
 
 
 # --------------------------------------------------------------------------- hub file selection

@@ -97,6 +97,10 @@ def download_shard(shard: dict, data_cfg: dict, out_parquet: str, out_stats: str
     """
     if shard["source"] == "hub":
         check_hub_reachable()
+    if shard["source"] == "mqar":
+        from archbench.data import mqar
+
+        return mqar.download(data_cfg, out_parquet, out_stats)
     t0 = time.perf_counter()
     stats = {"shard": shard["name"], "file": shard["path"], "range": shard["range"], "n_documents": 0,
              "n_dropped_empty": 0, "n_replaced_utf8": 0, "n_chars": 0, "n_bytes": 0}
@@ -153,6 +157,10 @@ def load_documents(
 
 def download(data_cfg: dict, out_parquet: str, out_stats: str | None = None) -> dict:
     """A whole (small) local/default corpus into one parquet file (tests and tools; see load_documents)."""
+    if data_cfg.get("source") == "mqar":  # synthetic recall documents (archbench.data.mqar)
+        from archbench.data import mqar
+
+        return mqar.download(data_cfg, out_parquet, out_stats)
     df, stats = load_documents(data_cfg.get("source", "default"), path=data_cfg.get("path"),
                                text_column=data_cfg.get("text_column") or "text",
                                max_documents=data_cfg.get("max_documents"))

@@ -106,7 +106,7 @@ def _save_atomically(hf_tokenizer, out_dir: Path) -> None:
 
 
 def train_tokenizer(train_dir, out_dir: str, vocab_size: int, min_frequency: int = 2,
-                    sample_bytes: int | None = None) -> dict:
+                    sample_bytes: int | None = None, data: dict | None = None) -> dict:
     """Train byte-level BPE on the train split (``train_dir``: a parquet file, a directory of shards or a
     list of shard files), or on a ``sample_bytes`` sample of it (see :func:`sample_texts`), and save it
     to ``out_dir``.
@@ -114,6 +114,9 @@ def train_tokenizer(train_dir, out_dir: str, vocab_size: int, min_frequency: int
     Returns stats: requested/achieved vocab size, documents/characters seen, tokenizer sha256.
     Warns when the corpus is too small to reach ``vocab_size`` merges.
     """
+    if data and data.get("source") == "mqar":  # issue 15 hook: MQAR's fixed word-level vocabulary, no training
+        from archbench.data import mqar
+        return mqar.write_tokenizer(out_dir, data["mqar"])
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not MIN_VOCAB <= vocab_size < 2**32:
         raise ConfigError(f"tokenizer vocab_size must be an integer >= {MIN_VOCAB} (4 special tokens + 256 bytes), got {vocab_size!r}")
     if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:

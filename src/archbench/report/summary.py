@@ -8,6 +8,7 @@ import os
 import pandas as pd
 
 from archbench.io import atomic_file
+from archbench.report import questions
 from archbench.report.compare import archs_of, pairs
 from archbench.report.kinds import pair_kind
 
@@ -66,7 +67,7 @@ def best_per_arch(seeds: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
 
 
 def write_summary(grid_csv: str, seeds_csv: str, comparison_csv: str, plots: list[str], out_md: str,
-                  axes: list[str], baseline: str = "retnet") -> str:
+                  axes: list[str], baseline: str = "retnet", questions_json: str | None = None) -> str:
     """`axes`: the grid's searched keys; `baseline`: the architecture the others are compared against."""
     grid, seeds, comparison = pd.read_csv(grid_csv), pd.read_csv(seeds_csv), pd.read_csv(comparison_csv)
     archs = archs_of(grid)
@@ -96,6 +97,7 @@ def write_summary(grid_csv: str, seeds_csv: str, comparison_csv: str, plots: lis
                                    if len(comparison) > MAX_ROWS else "")
     parts += [title, "", markdown_table(shown, columns), ""]
     base = os.path.dirname(out_md)
+    parts += questions.summary_section(questions_json, base)  # issue 15: one sentence per architecture question
     parts += ["## Plots", ""] + [f"- [{os.path.splitext(os.path.basename(p))[0]}]({os.path.relpath(p, base)})"
                                   for p in plots] + [""]
     text = "\n".join(parts)

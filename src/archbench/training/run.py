@@ -22,6 +22,7 @@ from archbench.io import atomic_dir, write_json
 from archbench.models import count_parameters, get_arch
 from archbench.models.matching import match_width
 from archbench.models.sizing import config_fields
+from archbench.report.scaling import budget_steps
 from archbench.training.cluster import resume_checkpoint, trainer_plugins
 from archbench.training.emissions import track_emissions
 from archbench.training.failures import RankFailures
@@ -141,6 +142,9 @@ def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir:
     os.makedirs(run_dir, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     module, kwargs = build_module(arch, settings, tokenizer)
+    # training.tokens_per_param sets max_steps from the model's size (scaling ladders)
+    budget = budget_steps(settings, count_parameters(module.model, include_embeddings=False))
+    settings = {**settings, "max_steps": budget} if budget else settings
     loaders = build_loaders(tokens, settings, seed)
 
     # 2. trainer, and the state to resume (last.ckpt, or a newer hpc_ckpt_N.ckpt from a Slurm requeue)

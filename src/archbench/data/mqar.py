@@ -1,0 +1,154 @@
+"""Multi-query associative recall (MQAR, Zoology: arXiv 2312.04927) as a data source: ``data.source: mqar``.
+
+A document is ``seq_len - 1`` words (plus the ``</s>`` the tokenize stage appends, so documents
+fill training windows of ``seq_len`` exactly)::
+
+    keyam valah keyad valbe ... _ _ keyad valbe _ _ _ keyam valah ... _
+    |---- P key-value pairs ---|---- Q queries at random 2-slots, "_" elsewhere ---|
+
+Keys and values are drawn without replacement from two disjoint word sets (``vocab_size / 2``
+each); each query repeats one of the document's keys and is followed by its value, the *answer*.
+The tokenizer is word-level with a fixed vocabulary (:func:`write_tokenizer`): one word = one
+token and the ids are fixed (specials 0-3, ``_`` = 4, keys, then values), so the answer positions
+of a document are known exactly without any alignment. Training documents cycle through
+``data.mqar.pairs`` (a mixture, as in Zoology); evaluation (:mod:`archbench.evaluation.recall`)
+draws fresh examples from a separate seed stream and scores only the answer positions.
+
+Everything is a pure function of ``(seed, document index)``: the corpus is deterministic and
+any document can be regenerated alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from archbench.errors import ConfigError
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]  # ids 0..3, as the BPE tokenizer's (data/tokenizer.py)
+FILLER = "_"
+FIRST_WORD = len(SPECIALS) + 1  # first key id
+EVAL_STREAM = 1_000_003  # the evaluation examples' seed stream, disjoint from the documents'
+
+
+def _letters(i: int, width: int) -> str:
+    out = ""
+    for _ in range(width):
+        i, r = divmod(i, 26)
+        out = chr(ord("a") + r) + out
+    return out
+
+
+def words(vocab_size: int) -> list[str]:
+    """Every word of the vocabulary in id order (ids 0..3 are the special tokens): ``_``, then keys
+    ``keyaa, keyab, ...`` and values ``valaa, ...``. Plain letters, so the offline harness tasks treat
+    them as words (the last-word task then asks for an answer that occurred in the context)."""
+    half = vocab_size // 2
+    width = max(1, math.ceil(math.log(half, 26))) if half > 1 else 1
+    return (SPECIALS + [FILLER] + [f"key{_letters(i, width)}" for i in range(half)]
+            + [f"val{_letters(i, width)}" for i in range(half)])
+
+
+def example(rng: np.random.Generator, pairs: int, queries: int, length: int, vocab_size: int):
+    """(ids [length] int64, answer positions [queries] int64) of one document."""
+    half = vocab_size // 2
+    keys = rng.choice(half, pairs, replace=False) + FIRST_WORD
+    values = rng.choice(half, pairs, replace=False) + FIRST_WORD + half
+    ids = np.full(length, FIRST_WORD - 1, dtype=np.int64)  # filler
+    ids[0:2 * pairs:2], ids[1:2 * pairs:2] = keys, values
+    asked = rng.permutation(pairs)[:queries]
+    slots = np.sort(rng.choice((length - 2 * pairs) // 2, queries, replace=False))
+    starts = 2 * pairs + 2 * slots
+    ids[starts], ids[starts + 1] = keys[asked], values[asked]
+    return ids, starts + 1
+
+
+def _rng(seed: int, *stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *stream])
+
+
+def n_queries(cfg: dict, pairs: int) -> int:
+    return pairs if cfg.get("queries") is None else min(cfg["queries"], pairs)
+
+
+def document(cfg: dict, seed: int, index: int):
+    """Training document ``index``: pair counts cycle through ``cfg["pairs"]``."""
+    pairs = cfg["pairs"][index % len(cfg["pairs"])]
+    return example(_rng(seed, index), pairs, n_queries(cfg, pairs), cfg["seq_len"] - 1, cfg["vocab_size"])
+
+
+def eval_examples(cfg: dict, seed: int, pairs: int, n: int):
+    """(ids [n, seq_len - 1], answer positions [n, Q]) held-out examples with ``pairs`` pairs."""
+    rows = [example(_rng(seed, EVAL_STREAM, pairs, i), pairs, n_queries(cfg, pairs), cfg["seq_len"] - 1,
+                    cfg["vocab_size"]) for i in range(n)]
+    return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
+
+
+def to_text(ids, vocab: list[str]) -> str:
+    return " ".join(vocab[i] for i in ids)
+
+
+def check_config(config: dict) -> None:
+    """Cross-key rules of ``data.mqar`` (called by config.validate_config), each naming its key."""
+    cfg = config["data"]["mqar"]
+    half, length = cfg["vocab_size"] // 2, cfg["seq_len"] - 1
+    for p in sorted(set(cfg["pairs"]) | set(cfg.get("eval_pairs") or [])):
+        key = "pairs" if p in cfg["pairs"] else "eval_pairs"
+        if p > half:
+            raise ConfigError(f"config key 'data.mqar.{key}': {p} pairs need {p} distinct keys, but "
+                              f"data.mqar.vocab_size {cfg['vocab_size']} gives {half}")
+        need = 2 * p + 2 * n_queries(cfg, p)
+        if need > length:
+            raise ConfigError(f"config key 'data.mqar.{key}': {p} pairs + {n_queries(cfg, p)} queries need {need} "
+                              f"tokens, but data.mqar.seq_len {cfg['seq_len']} leaves {length} (one is </s>)")
+    from archbench.config import grid_points, run_settings
+
+    for point in grid_points(config):
+        seq_len = run_settings(config, point)["seq_len"]
+        if seq_len != cfg["seq_len"]:
+            raise ConfigError(f"config keys 'grid.seq_len'/'data.mqar.seq_len': with data.source mqar the training "
+                              f"seq_len must equal data.mqar.seq_len ({cfg['seq_len']}) so every window is one "
+                              f"document; got {seq_len}")
+
+
+def download(data_cfg: dict, out_parquet: str, out_stats: str | None = None) -> dict:
+    """The download stage for ``data.source: mqar``: ``data.mqar.documents`` documents as parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from archbench.io import atomic_file, write_json
+
+    cfg = data_cfg["mqar"]
+    seed = cfg["seed"]
+    t0 = time.perf_counter()
+    vocab = words(cfg["vocab_size"])
+    docs = [to_text(document(cfg, seed, i)[0], vocab) for i in range(cfg["documents"])]
+    with atomic_file(out_parquet) as tmp:
+        pq.write_table(pa.Table.from_pydict({"text": pa.array(docs, type=pa.string())}), tmp, row_group_size=10_000)
+    stats = {"source": "mqar", "n_documents": len(docs), "n_dropped_empty": 0, "n_replaced_utf8": 0,
+             "n_chars": sum(map(len, docs)), "seconds": round(time.perf_counter() - t0, 3),
+             "mqar": cfg}
+    if out_stats:
+        write_json(stats, out_stats)
+    return stats
+
+
+def write_tokenizer(out_dir: str, cfg: dict) -> dict:
+    """The train_tokenizer stage for MQAR: a word-level tokenizer over :func:`words` (no training)."""
+    from pathlib import Path
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from archbench.data.tokenizer import _save_atomically, tokenizer_hash
+
+    vocab = words(cfg["vocab_size"])
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens(SPECIALS)
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                 unk_token="<unk>")
+    _save_atomically(hf, Path(out_dir))
+    return {"vocab_size": len(vocab), "word_level": True, "tokenizer_sha256": tokenizer_hash(out_dir)}

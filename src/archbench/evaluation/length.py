@@ -1,0 +1,134 @@
+"""Length extrapolation: ``run_length`` -> ``length.json`` (rule ``length``, one job per run).
+
+On the held-out test tokens, the model reads non-overlapping windows of ``k * seq_len`` tokens for
+every multiplier ``k`` (``length.multipliers``, training ``seq_len`` = the model's ``max_seq_len``)
+and the next-token loss is averaged per position; positions are then grouped into geometric buckets
+``[0, 1), [1, 2), [2, 4), ... , [2^j, k*seq_len)`` so a log-x plot has evenly spaced points.
+Every multiplier reads the same number of tokens (``length.max_tokens``, fewer if the split is
+shorter), windows are batched (``length.batch_size``) and never cross a token shard.
+
+Modes: RetNet runs chunkwise (``retention_mode="chunkwise"``, chunk = the model's ``chunk_size``)
+beyond its training length, so memory grows linearly, not quadratically, with the context; the same
+function as the parallel mode. Softmax-attention models run their one full-attention mode. A model
+with *learned* absolute positions has no embedding past ``max_seq_len``: those multipliers are
+recorded as ``{"skipped": reason}``, decided from the config before any forward (no error is swallowed).
+
+Schema of ``length.json``::
+
+    {"arch", "seq_len", "params", "device", "n_shards",
+     "entries": [{"multiplier", "context", "mode", "n_windows", "n_tokens",
+                  "mean_loss",          # over every position of every window
+                  "tail_loss",          # positions [context/2, context): the last doubling
+                  "buckets": [{"start", "end", "loss", "n"}, ...]}       # n = scored positions
+                 | {"multiplier", "context", "skipped"}]}
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from archbench.evaluation.common import EvalError, arch_of, load_model, torch_threads
+from archbench.io import write_json
+
+
+def token_arrays(tokens) -> list[np.ndarray]:
+    """The token shards of a split as a list of 1-D arrays: a path (``.bin``, ``index.json`` or a
+    split directory) or a list of ``.bin`` paths, read through ``archbench.data.loader``."""
+    from archbench.data import loader
+
+    if hasattr(loader, "load_token_shards"):  # the sharded layout (results/tokens/{split}/index.json)
+        return list(loader.load_token_shards(tokens))
+    paths = [tokens] if isinstance(tokens, (str, os.PathLike)) else list(tokens)
+    return [loader.load_tokens(os.fspath(p)) for p in paths]
+
+
+def windows(shards: list[np.ndarray], context: int, max_windows: int | None) -> np.ndarray:
+    """[n, context + 1] int64: consecutive non-overlapping windows, shard after shard, none crossing a shard."""
+    out, left = [], max_windows if max_windows is not None else float("inf")
+    for arr in shards:
+        n = min((len(arr) - 1) // context, left)
+        if n <= 0:
+            continue
+        idx = np.arange(n)[:, None] * context + np.arange(context + 1)[None]
+        out.append(np.asarray(arr[idx], dtype=np.int64))
+        left -= n
+        if left <= 0:
+            break
+    return np.concatenate(out) if out else np.zeros((0, context + 1), np.int64)
+
+
+def geometric_buckets(context: int) -> list[tuple[int, int]]:
+    edges = [0] + [2 ** j for j in range(int(np.log2(max(context, 1))) + 1) if 2 ** j < context] + [context]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def refuses(model, context: int) -> str | None:
+    """Why the model cannot read ``context`` tokens at all (None: it can)."""
+    if getattr(model.config, "position", None) == "learned" and context > model.config.max_seq_len:
+        return (f"learned positions end at max_seq_len={model.config.max_seq_len}; "
+                f"context {context} has no position embedding")
+    return None
+
+
+def _mode(model, context: int) -> tuple[str, dict]:
+    if arch_of(model) == "retnet":
+        if context > model.config.max_seq_len:
+            return "chunkwise", {"retention_mode": "chunkwise"}
+        return "parallel", {"retention_mode": "parallel"}
+    return "full", {}
+
+
+@torch.inference_mode()
+def position_losses(model, batch: torch.Tensor, **forward_kw) -> torch.Tensor:
+    """[B, T] next-token losses of windows ``batch`` [B, T + 1]."""
+    x, y = batch[:, :-1], batch[:, 1:]
+    logits = model(x, **forward_kw).logits
+    return F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
+
+
+def measure_length(model, shards: list[np.ndarray], context: int, max_tokens: int, batch_size: int,
+                   device: torch.device) -> dict:
+    """One entry of ``length.json`` for one context length."""
+    why = refuses(model, context)
+    if why:
+        return {"context": context, "skipped": why}
+    data = windows(shards, context, max(1, max_tokens // context))
+    if not len(data):
+        total = sum(len(a) for a in shards)
+        raise EvalError(f"the test split has {total} tokens in {len(shards)} shard(s): no window of "
+                        f"{context + 1} tokens; lower length.multipliers or use more test data")
+    mode, kw = _mode(model, context)
+    sums = torch.zeros(context, dtype=torch.float64)
+    for i in range(0, len(data), batch_size):
+        batch = torch.from_numpy(data[i:i + batch_size]).to(device)
+        sums += position_losses(model, batch, **kw).double().sum(0).cpu()
+    per_pos = sums / len(data)
+    buckets = [{"start": s, "end": e, "loss": float(per_pos[s:e].mean()), "n": (e - s) * len(data)}
+               for s, e in geometric_buckets(context)]
+    return {"context": context, "mode": mode, "n_windows": int(len(data)), "n_tokens": int(len(data) * context),
+            "mean_loss": float(per_pos.mean()), "tail_loss": float(per_pos[context // 2:].mean()),
+            "buckets": buckets}
+
+
+def run_length(model_dir: str, tokens, out_json: str | None, multipliers=(1, 2, 4, 8), max_tokens: int = 32768,
+               batch_size: int = 8, device: str = "auto", threads: int | None = None) -> dict:
+    """Loss per position bucket at k x the training length for every k (schema above)."""
+    model, _, dev = load_model(model_dir, device)
+    shards = token_arrays(tokens)
+    seq_len = int(model.config.max_seq_len)
+    entries = []
+    with torch_threads(threads):
+        for k in sorted(set(multipliers)):
+            entry = {"multiplier": k, **measure_length(model, shards, k * seq_len, max_tokens, batch_size, dev)}
+            entries.append(entry)
+            print(f"length k={k}: {entry.get('mean_loss', entry.get('skipped'))}", file=sys.stderr)
+    result = {"arch": arch_of(model), "seq_len": seq_len, "params": sum(p.numel() for p in model.parameters()),
+              "device": str(dev), "n_shards": len(shards), "entries": entries}
+    if out_json:
+        write_json(result, out_json)
+    return result

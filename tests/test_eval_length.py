@@ -1,0 +1,87 @@
+"""Length extrapolation: the bucketed losses equal a direct per-position computation; RetNet reads 8x
+its training length chunkwise; learned positions beyond max_seq_len are skipped by rule, not by error."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from archbench.evaluation.length import geometric_buckets, run_length, windows
+from test_eval_fixtures import tiny_model_dir
+
+SEQ = 16
+
+
+def _tokens(tmp_path, n=2000, vocab=300, seed=0):
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(4, vocab, n).astype("<u2")
+    bin_path = tmp_path / "test.bin"
+    arr.tofile(bin_path)
+    (tmp_path / "test.json").write_text(json.dumps({"dtype": "uint16", "n_tokens": n}))
+    return bin_path, arr
+
+
+def test_geometric_buckets_cover_every_position_once():
+    assert geometric_buckets(16) == [(0, 1), (1, 2), (2, 4), (4, 8), (8, 16)]
+    assert geometric_buckets(24) == [(0, 1), (1, 2), (2, 4), (4, 8), (8, 16), (16, 24)]
+
+
+def test_windows_never_cross_a_shard_and_respect_the_limit():
+    a, b = np.arange(10), np.arange(100, 107)
+    w = windows([a, b], 3, None)
+    assert w.tolist() == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9], [100, 101, 102, 103], [103, 104, 105, 106]]
+    assert windows([a, b], 3, 2).shape == (2, 4)
+
+
+@pytest.mark.parametrize("arch", ["retnet", "transformer"])
+def test_buckets_equal_a_direct_per_position_loss(tmp_path, arch, one_thread):
+    extra = {"chunk_size": 8} if arch == "retnet" else {}  # 4x = 8 chunks: the chunkwise path is exercised
+    model_dir = tiny_model_dir(tmp_path, arch, max_seq_len=SEQ, **extra)
+    bin_path, arr = _tokens(tmp_path)
+    out = tmp_path / "length.json"
+    result = run_length(str(model_dir), str(bin_path), str(out), multipliers=[1, 4], max_tokens=256, batch_size=3,
+                        device="cpu", threads=1)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+
+    import archbench  # noqa: F401
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    for entry in result["entries"]:
+        ctx = entry["context"]
+        assert entry["context"] == entry["multiplier"] * SEQ and entry["n_windows"] == 256 // ctx
+        # direct: one window at a time, parallel mode, plain cross-entropy per position
+        rows = []
+        for i in range(entry["n_windows"]):
+            w = torch.from_numpy(arr[i * ctx:i * ctx + ctx + 1].astype(np.int64))[None]
+            with torch.no_grad():
+                logits = model(w[:, :-1], **({"retention_mode": "parallel"} if arch == "retnet" else {})).logits
+            rows.append(F.cross_entropy(logits[0], w[0, 1:], reduction="none"))
+        per_pos = torch.stack(rows).double().mean(0)
+        expected = [float(per_pos[s:e].mean()) for s, e in geometric_buckets(ctx)]
+        assert [b["loss"] for b in entry["buckets"]] == pytest.approx(expected, rel=1e-4)
+        assert entry["mean_loss"] == pytest.approx(float(per_pos.mean()), rel=1e-4)
+        assert entry["tail_loss"] == pytest.approx(float(per_pos[ctx // 2:].mean()), rel=1e-4)
+        if arch == "retnet":
+            assert entry["mode"] == ("parallel" if ctx == SEQ else "chunkwise")
+
+
+def test_learned_positions_are_skipped_beyond_max_seq_len(tmp_path, one_thread):
+    model_dir = tiny_model_dir(tmp_path, "transformer", max_seq_len=SEQ, position="learned")
+    bin_path, _ = _tokens(tmp_path)
+    result = run_length(str(model_dir), str(bin_path), None, multipliers=[1, 2], max_tokens=64, device="cpu")
+    ok, skipped = result["entries"]
+    assert ok["multiplier"] == 1 and "mean_loss" in ok
+    assert skipped == {"multiplier": 2, "context": 32, "skipped": "learned positions end at max_seq_len=16; "
+                       "context 32 has no position embedding"}
+
+
+def test_too_little_test_data_names_the_cause(tmp_path, one_thread):
+    from archbench.evaluation.common import EvalError
+
+    model_dir = tiny_model_dir(tmp_path, "retnet", max_seq_len=SEQ)
+    bin_path, _ = _tokens(tmp_path, n=40)
+    with pytest.raises(EvalError, match="no window of 129 tokens; lower length.multipliers"):
+        run_length(str(model_dir), str(bin_path), None, multipliers=[8], device="cpu")

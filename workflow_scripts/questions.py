@@ -1,0 +1,13 @@
+"""rule questions: metrics + length / throughput / recall files -> one figure + table per question, questions.json."""
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from archbench.report.questions import write_questions  # noqa: E402
+
+write_questions(
+    snakemake.input.metrics, snakemake.input.length, snakemake.input.throughput, snakemake.input.recall,
+    dict(snakemake.output.items()),
+    max_params=snakemake.params.report["crossover_max_params"],
+    headline_multiplier=snakemake.params.report["headline_multiplier"],
+)

@@ -1,0 +1,15 @@
+"""rule recall: one run's model/ (trained on data.source mqar) -> recall accuracy per number of pairs."""
+import os
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from archbench.evaluation.recall import run_recall  # noqa: E402
+
+run_recall(
+    model_dir=os.path.dirname(snakemake.input.model),
+    out_json=snakemake.output[0],
+    mqar_cfg=snakemake.params.mqar,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)
