@@ -28,6 +28,20 @@ def train_job_pids(workdir: Path) -> list[int]:
     return pids
 
 
+def wait_for_checkpoint(proc: subprocess.Popen, last: Path, timeout: float = 600) -> None:
+    """Wait for the first periodic checkpoint (data stages run first: slow on a loaded machine); on
+    failure stop Snakemake and its jobs, so no run is left behind."""
+    deadline = time.monotonic() + timeout
+    while not last.exists():
+        problem = ("snakemake ended before the first checkpoint" if proc.poll() is not None
+                   else f"no periodic checkpoint within {timeout:.0f} s" if time.monotonic() > deadline else None)
+        if problem:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)  # started with start_new_session: its jobs too
+            raise AssertionError(f"{problem}:\n{proc.communicate()[0][-3000:]}")
+        time.sleep(0.05)
+
+
 def test_sigkilled_training_resumes_from_its_last_checkpoint(tmp_path):
     cfg = tiny_config(tmp_path, archs=["retnet"],
                       grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
@@ -39,12 +53,9 @@ def test_sigkilled_training_resumes_from_its_last_checkpoint(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     first = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path),
                               "--cores", "1", target, "--configfile", str(cfg)],  # --configfile takes nargs
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    deadline = time.monotonic() + 600  # data stages first; slow on a loaded machine
-    while not last.exists():
-        assert first.poll() is None, f"snakemake ended before the first checkpoint:\n{first.stdout.read()[-3000:]}"
-        assert time.monotonic() < deadline, "no periodic checkpoint within 600 s"
-        time.sleep(0.05)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                             start_new_session=True)
+    wait_for_checkpoint(first, last)
     pids = train_job_pids(tmp_path)
     assert pids, "training process not found"
     for pid in pids:
@@ -77,11 +88,7 @@ def test_sigkill_of_snakemake_itself_then_unlock_and_rerun_resumes(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                              start_new_session=True)  # its own process group, as a login session's
-    deadline = time.monotonic() + 600  # data stages first; slow on a loaded machine
-    while not last.exists():
-        assert first.poll() is None, f"snakemake ended before the first checkpoint:\n{first.stdout.read()[-3000:]}"
-        assert time.monotonic() < deadline, "no periodic checkpoint within 600 s"
-        time.sleep(0.05)
+    wait_for_checkpoint(first, last)
     os.killpg(first.pid, signal.SIGKILL)  # Snakemake and every job it started, no clean-up
     first.communicate(timeout=60)
     assert first.returncode == -signal.SIGKILL and not Path(target).exists()
