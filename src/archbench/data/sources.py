@@ -22,14 +22,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from archbench.io import atomic_file, write_json
+from archbench import hub
 from archbench.errors import ConfigError, DataError
+from archbench.io import atomic_file, write_json
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".txt", ".jsonl", ".parquet")
 LOCAL_HINT = "to use local files instead set `data.source: local` and `data.path: <file, directory or glob>`"
-_TRUE = {"1", "on", "yes", "true"}
 
 
 # --------------------------------------------------------------------------- default corpus
@@ -136,15 +136,10 @@ def _local_documents(path: str, column: str) -> tuple[list[str], int]:
 
 
 # --------------------------------------------------------------------------- hub
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
-
 def _check_hub_reachable(timeout: float = 3.0) -> None:
     """Fail in seconds, not after minutes of retries, when the hub cannot be used."""
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if _env_true(var):
-            raise DataError(f"data.source is 'hub' but offline mode is on ({var}=1); {LOCAL_HINT}")
+    if hub.offline():
+        raise DataError(f"data.source is 'hub' but offline mode is on (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE); {LOCAL_HINT}")
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     try:
         urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout)
@@ -219,7 +214,7 @@ def load_documents(
         where = path or hub_name or source
         raise DataError(f"corpus {where!r} has no non-empty documents ({n_total} documents, all empty)")
     if n_replaced:
-        warnings.warn(f"{n_replaced} document(s) contained invalid UTF-8; bad bytes were replaced by U+FFFD")
+        warnings.warn(f"{n_replaced} document(s) contained invalid UTF-8; bad bytes were replaced by U+FFFD", stacklevel=2)
     stats = {
         "source": source,
         "n_documents": len(docs),
