@@ -1,12 +1,14 @@
-"""Per-token decoding cost: RetNet's recurrent state vs a parameter-matched Transformer's KV cache
-vs recomputing the whole prefix per token (the original study's method). Prints ONE JSON object.
+"""Per-token decoding cost: RetNet's recurrent state vs parameter-matched KV caches (our Transformer,
+the Llama-style Transformer++) and Mamba-2's recurrent state, vs recomputing the whole prefix per
+token (the original study's method). Prints ONE JSON object.
 
     python benchmarks/decode.py [--threads 1] [--contexts 64 256 1024 2048] [--tokens 64]
 
 Batch 1, CPU, float32, random weights (cost does not depend on the weights). Each context is
 prefilled once (parallel retention / causal attention), then ``--tokens`` single-token steps per
 context are timed (round-robin over models and contexts) and the median is reported. Cache sizes are
-the bytes of state held after the prefill. The Transformer's FFN is sized by ``match_ffn_dim``.
+the bytes of state held after the prefill. Every other model's width knob is matched to RetNet's
+parameter count (``archbench.models.matching``); llama / mamba2 decode with transformers' own caches.
 ``ratios`` and ``targets`` (issue 8, with pass/fail) compare the shortest and longest contexts:
 recurrent t(hi)/t(lo) <= 1.3, full-prefix recompute / recurrent >= 100 at hi, recurrent faster than
 the KV cache at hi, RetNet state bytes constant while the KV cache grows linearly.
@@ -22,7 +24,10 @@ import time
 import torch
 
 import _common
-from archbench.models import build_model, count_parameters, match_ffn_dim
+from archbench.evaluation.latency import cache_nbytes
+from archbench.models import build_model, count_parameters
+from archbench.models.matching import match_width
+from archbench.models.registry import get_arch
 
 
 @torch.inference_mode()
@@ -35,7 +40,7 @@ def cached_step_ms(models: dict, contexts, tokens: int, warmup: int = 5):
         for ctx in contexts:
             ids = torch.randint(3, model.config.vocab_size, (1, ctx))
             out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            runs[arch, ctx] = [out.cache, out.logits[:, -1:].argmax(-1), out.cache.nbytes(), []]
+            runs[arch, ctx] = [out.cache, out.logits[:, -1:].argmax(-1), cache_nbytes(out.cache), []]
     for i in range(warmup + tokens):
         for (arch, _), run in runs.items():
             t0 = time.perf_counter()
@@ -70,6 +75,10 @@ def main(argv=None):
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--vocab-size", type=int, default=8192)
+    ap.add_argument("--archs", nargs="+", default=["retnet", "transformer", "llama", "mamba2"],
+                    help="retnet is always measured (the reference)")
+    ap.add_argument("--ssm-expand", type=int, default=4,
+                    help="mamba2 inner width / embed_dim (its SSM state size is then matched)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -77,14 +86,16 @@ def main(argv=None):
     longest = max(args.contexts) + args.tokens + 8
     retnet_hp = dict(vocab_size=args.vocab_size, embed_dim=args.embed_dim, heads=args.heads,
                      layers=args.layers, ffn_dim=2 * args.embed_dim, max_seq_len=longest)
-    tf_hp = {**retnet_hp, "ffn_dim": match_ffn_dim("transformer", **retnet_hp)}
-    models = {"retnet": build_model("retnet", **retnet_hp).eval(),
-              "transformer": build_model("transformer", **tf_hp).eval()}
+    hps = {"retnet": retnet_hp}
+    for arch in args.archs:
+        if arch != "retnet":
+            own = {**retnet_hp, **({"ssm_expand": args.ssm_expand} if arch == "mamba2" else {})}
+            hps[arch] = {**own, get_arch(arch).width_knob: match_width(arch, own, "retnet", retnet_hp)}
+    models = {arch: build_model(arch, **hp).eval() for arch, hp in hps.items()}
 
     result = {
         "machine": _common.machine(args.threads),
-        "settings": {"batch": 1, "dtype": "float32", "timed_tokens": args.tokens,
-                     "retnet": retnet_hp, "transformer": tf_hp},
+        "settings": {"batch": 1, "dtype": "float32", "timed_tokens": args.tokens, **hps},
         "params": {a: {"total": count_parameters(m), "non_embedding": count_parameters(m, False)}
                    for a, m in models.items()},
     }
@@ -92,11 +103,11 @@ def main(argv=None):
     for arch, model in models.items():
         per_ctx, nbytes = steps[arch]
         lo, hi = str(min(args.contexts)), str(max(args.contexts))
-        key = "recurrent" if arch == "retnet" else "kv_cache"
+        key = get_arch(arch).state  # recurrent | kv_cache
         result[arch] = {
             f"{key}_ms_per_token": per_ctx,
             f"ratio_{hi}_over_{lo}": round(per_ctx[hi] / per_ctx[lo], 3),
-            "state_bytes" if arch == "retnet" else "kv_cache_bytes": nbytes,
+            "state_bytes" if key == "recurrent" else "kv_cache_bytes": nbytes,
             "recompute_prefix_ms_per_token": {
                 str(c): round(recompute_ms(model, c, args.recompute_tokens), 2)
                 for c in (min(args.contexts), max(args.contexts))},
@@ -128,6 +139,15 @@ def targets(result: dict, contexts) -> tuple[dict, dict]:
         f"transformer_kv_bytes_{hi}_over_{lo}": kvb[hi] / kvb[lo],
         "context_ratio": int(hi) / int(lo),
     }
+    for arch in ("llama", "mamba2"):  # rows present when measured (--archs)
+        if arch not in result:
+            continue
+        key = get_arch(arch).state
+        t = result[arch][f"{key}_ms_per_token"]
+        b = result[arch]["state_bytes" if key == "recurrent" else "kv_cache_bytes"]
+        ratios[f"{arch}_{key}_{hi}_over_{lo}"] = t[hi] / t[lo]
+        ratios[f"{arch}_{key}_over_retnet_recurrent_{hi}"] = t[hi] / rec[hi]
+        ratios[f"{arch}_bytes_{hi}_over_{lo}"] = b[hi] / b[lo]
     ratios = {k: round(v, 3) for k, v in ratios.items()}
     state_flat = len(set(state.values())) == 1
     # linear: bytes proportional to the context (the cache may preallocate a little headroom)
@@ -141,6 +161,11 @@ def targets(result: dict, contexts) -> tuple[dict, dict]:
             "target": "RetNet state equal at every context; KV cache proportional to context",
             "pass": bool(state_flat and kv_linear)},
     }
+    if "mamba2" in result:  # Mamba-2 decodes from an O(1) state like RetNet
+        checks["mamba2_state_constant"] = {"value": result["mamba2"]["state_bytes"],
+                                           "target": "equal at every context",
+                                           "pass": len(set(result["mamba2"]["state_bytes"].values())) == 1}
+        checks[f"mamba2_recurrent_flat_{hi}_over_{lo}"] = _check(ratios[f"mamba2_recurrent_{hi}_over_{lo}"], "<=", 1.3)
     return ratios, checks
 
 

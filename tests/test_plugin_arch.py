@@ -19,7 +19,7 @@ TOY_MODULE = '''
 from archbench.models.registry import Arch, register_arch
 
 register_arch(Arch("toy", "toyarch_models:ToyConfig", "toyarch_models:ToyForCausalLM", state="kv_cache",
-                   width_knob="ffn_dim", color="tab:purple", display="Toy",
+                   width_knob="ffn_dim", color="tab:brown", display="Toy",
                    constraints="archbench.models.constraints:transformer"))
 '''
 TOY_MODELS = '''

@@ -56,3 +56,9 @@ def load_model(model_dir: str | os.PathLike, device: str = "auto"):
 
 def arch_of(model) -> str:
     return getattr(model, "arch", None) or model.config.model_type.removeprefix("archbench_")
+
+
+def max_context(model) -> int:
+    """The context the model was trained for: ``max_position_embeddings`` (archbench maps its
+    ``max_seq_len`` onto it; the wrapped llama / mamba2 configs store it)."""
+    return int(model.config.max_position_embeddings)

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from archbench import hub
-from archbench.evaluation.common import EvalError, arch_of, load_model, torch_threads
+from archbench.evaluation.common import EvalError, arch_of, load_model, max_context, torch_threads
 from archbench.io import atomic_file, write_json
 
 LOCAL_DATASETS = {"json", "csv", "parquet", "text", "arrow", "pandas"}  # loaders of local files
@@ -179,7 +179,7 @@ def run_harness(model_dir: str, out_json: str | None, tasks: list[str], task_dir
 
     with torch_threads(threads):
         model, tokenizer, dev = load_model(model_dir, device)
-        max_length = int(model.config.max_seq_len)  # score within the trained context
+        max_length = max_context(model)  # score within the trained context
         # Training packs documents as "ids </s> ids </s>": </s> is the start-of-document token the
         # model knows (its <s> was never trained), so it is the prefix of rolling loglikelihoods.
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,

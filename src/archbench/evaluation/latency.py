@@ -44,17 +44,35 @@ import time
 
 import torch
 
-from archbench.evaluation.common import arch_of, load_model, torch_threads
+from archbench.errors import ContextTooLong
+from archbench.evaluation.common import arch_of, load_model, max_context, torch_threads
 from archbench.io import write_json
 
 MODES = ("recurrent", "kv_cache", "recompute")
 
 
 def cached_mode(model) -> str:
-    """The registry's decode-state kind of the model's architecture: "recurrent" or "kv_cache"."""
-    from archbench.models.registry import get_arch
+    from archbench.models.registry import ARCHS
 
-    return get_arch(arch_of(model)).state
+    arch = ARCHS.get(arch_of(model))
+    return arch.state if arch is not None else "kv_cache"
+
+
+def cache_nbytes(cache) -> int:
+    """Bytes of decoding state held by ``cache``: archbench's ``DecodeCache`` counts its filled slots;
+    a transformers cache (llama's KV ``DynamicCache``, Mamba-2's convolution + SSM states) counts the
+    tensors each layer holds."""
+    if hasattr(cache, "nbytes"):
+        return cache.nbytes()
+    def tensors(value):  # KV layers hold tensors; linear-attention layers dicts of them per state index
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from tensors(v)
+
+    return sum(t.numel() * t.element_size() for layer in getattr(cache, "layers", [])
+               for value in vars(layer).values() for t in tensors(value))
 
 
 def reset_peak_rss() -> None:
@@ -83,17 +101,18 @@ def _sync(dev: torch.device) -> None:
 def trial(model, ids: torch.Tensor, mode: str, new_tokens: int):
     """Prefill ``ids`` [B, T] then decode ``new_tokens`` greedily.
     Returns (prefill seconds, [seconds per decode step], state bytes after the prefill or None)."""
-    from archbench.models import DecodeCache
-
     dev = ids.device
     _sync(dev)
     t0 = time.perf_counter()
-    cache = None if mode == "recompute" else DecodeCache(model.config.layers)
-    logits = model(ids, cache=cache, use_cache=cache is not None, logits_to_keep=1).logits
-    nxt = logits[:, -1].argmax(-1, keepdim=True)
+    # Each model builds its own cache (archbench's DecodeCache, transformers' DynamicCache) on the
+    # prefill; ``cache=`` / ``.cache`` is the keyword every one of them takes and returns.
+    cached = mode != "recompute"
+    out = model(ids, use_cache=cached, logits_to_keep=1)
+    cache = out.cache if cached else None
+    nxt = out.logits[:, -1].argmax(-1, keepdim=True)
     _sync(dev)
     prefill = time.perf_counter() - t0
-    state = cache.nbytes() if cache is not None else None
+    state = cache_nbytes(cache) if cache is not None else None
     seq, steps = ids, []
     for _ in range(new_tokens):
         t0 = time.perf_counter()
@@ -118,7 +137,7 @@ def measure(model, mode: str, context: int, batch_size: int, new_tokens: int, tr
     gen = torch.Generator().manual_seed(seed * 1_000_003 + context * 31 + batch_size)
     ids = torch.randint(4, model.config.vocab_size, (batch_size, context), generator=gen).to(device)
     entry = {"arch": arch_of(model), "mode": mode, "context": context, "batch_size": batch_size,
-             "beyond_trained_length": context > model.config.max_seq_len}
+             "beyond_trained_length": context > max_context(model)}
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -128,7 +147,7 @@ def measure(model, mode: str, context: int, batch_size: int, new_tokens: int, tr
         for _ in range(warmup):
             trial(model, ids, mode, min(new_tokens, 2))
         runs = [trial(model, ids, mode, new_tokens) for _ in range(trials)]
-    except ValueError as err:  # e.g. learned positions end at max_seq_len
+    except ContextTooLong as err:  # the one legitimate refusal; anything else is a bug and fails the job
         return {**entry, "skipped": str(err)}
     steps_ms = [s * 1e3 for _, steps, _ in runs for s in steps]
     median = statistics.median(steps_ms)
@@ -198,7 +217,7 @@ def run_latency(model_dir: str, out_json: str | None, contexts=(64, 256, 1024, 2
                     print(f"latency {entries[-1]}", file=sys.stderr)  # progress, in the job's log
     summary = {"arch": arch_of(model), "device": str(dev), "threads": used_threads,
                "params": sum(p.numel() for p in model.parameters()),
-               "max_seq_len": int(model.config.max_seq_len), "new_tokens": new_tokens, "trials": trials,
+               "max_seq_len": max_context(model), "new_tokens": new_tokens, "trials": trials,
                "model_dir": os.path.abspath(model_dir), **summarize(entries)}
     result = {"entries": entries, "summary": summary}
     if out_json:

@@ -41,6 +41,9 @@ def register() -> None:
         if name in _registered:
             continue
         cfg, model = arch.config_cls(), arch.model_cls()
+        if getattr(cfg, "stock", False):  # a stock transformers model (llama, mamba2): already registered
+            _registered.add(name)
+            continue
         AutoConfig.register(cfg.model_type, cfg, exist_ok=True)
         AutoModelForCausalLM.register(cfg, model, exist_ok=True)
         cfg.register_for_auto_class()

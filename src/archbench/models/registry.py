@@ -91,6 +91,12 @@ register_arch(Arch("transformer", "archbench.models.transformer:TransformerConfi
 register_arch(Arch("longnet", "archbench.models.longnet:LongNetConfig", "archbench.models.longnet:LongNetForCausalLM",
                    state="kv_cache", width_knob="ffn_dim", color="tab:green", display="LongNet",
                    constraints="archbench.models.constraints:longnet"))
+register_arch(Arch("llama", "archbench.models.llama:LlamaSettings", "transformers:LlamaForCausalLM",
+                   state="kv_cache", width_knob="ffn_dim", color="tab:red", display="Transformer++ (Llama)",
+                   constraints="archbench.models.llama:check"))
+register_arch(Arch("mamba2", "archbench.models.mamba2:Mamba2Settings", "transformers:Mamba2ForCausalLM",
+                   state="recurrent", width_knob="ssm_state_size", color="tab:purple", display="Mamba-2",
+                   constraints="archbench.models.mamba2:check"))
 
 
 ENTRY_POINT_GROUP = "archbench.archs"

@@ -17,18 +17,25 @@ def _fields(cls) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+def config_fields(arch: str) -> set[str]:
+    """The pipeline names ``arch``'s config class accepts (its dataclass fields)."""
+    return _fields(get_arch(arch).config_cls())
+
+
 def make_config(arch: str, **hparams):
     """Config for ``arch`` (a name in :mod:`archbench.models.registry`) from pipeline keyword names.
     None values mean "use the default"; settings that belong to another registered architecture
     (e.g. ``chunk_size`` for a Transformer) are dropped, so one grid point can build all of them;
-    anything else unknown raises TypeError."""
+    anything else unknown raises TypeError. Wrapped stock models (llama, mamba2) take pipeline names
+    in a settings class whose ``to_hf()`` gives the stock transformers config, returned here."""
     cls = get_arch(arch).config_cls()
     own = _fields(cls)
     others = set().union(*(_fields(a.config_cls()) for a in ARCHS.values())) - own
     unknown = set(hparams) - own - others
     if unknown:
         raise TypeError(f"unknown hyperparameters for {arch}: {sorted(unknown)}")
-    return cls(**{k: v for k, v in hparams.items() if v is not None and k in own})
+    config = cls(**{k: v for k, v in hparams.items() if v is not None and k in own})
+    return config.to_hf() if hasattr(config, "to_hf") else config
 
 
 def build_model(arch: str, **hparams):
@@ -44,15 +51,14 @@ def build_model(arch: str, **hparams):
 
 def count_parameters(model: nn.Module, include_embeddings: bool = True) -> int:
     """Trainable-parameter count (shared tensors once). Embeddings = token embedding, the output
-    projection when untied, and a learned position table."""
+    projection when untied, and a learned position table. Works for any HF causal LM (through
+    ``get_input_embeddings`` / ``get_output_embeddings``), archbench's own or a wrapped stock one."""
     total = sum(p.numel() for p in model.parameters())
     if include_embeddings:
         return total
-    dec = model.decoder
-    emb = {id(dec.embed_tokens.weight): dec.embed_tokens.weight,
-           id(dec.output_projection.weight): dec.output_projection.weight}
-    if getattr(dec, "embed_positions", None) is not None:
-        emb[id(dec.embed_positions.weight)] = dec.embed_positions.weight
+    tables = [model.get_input_embeddings(), model.get_output_embeddings(),
+              getattr(getattr(model, "decoder", None), "embed_positions", None)]
+    emb = {id(t.weight): t.weight for t in tables if t is not None}
     return total - sum(p.numel() for p in emb.values())
 
 
@@ -72,22 +78,12 @@ def analytic_parameters(arch: str, include_embeddings: bool = True, **hparams) -
 
 
 def match_ffn_dim(arch: str, **retnet_hparams) -> int:
-    """FFN width for ``arch`` ("transformer" or "longnet") whose parameter count matches the
-    RetNet built from ``retnet_hparams`` (embed_dim, ffn_dim, heads, layers, value_embed_dim,
-    vocab_size, ...).
+    """FFN width for ``arch`` ("transformer" or "longnet") whose parameter count matches the RetNet
+    built from ``retnet_hparams``; see :func:`archbench.models.matching.match_width` (the general form)."""
+    from .matching import match_width
 
-    The count WITHOUT embeddings is matched exactly (to the nearest integer width): it is the part
-    that differs between the architectures. Embeddings are the same for both (same vocabulary and
-    width, untied), so totals with embeddings then agree even more closely — unless the
-    Transformer uses ``position="learned"``, whose table (max_seq_len x embed_dim) only it has.
-    Keys meant for the Transformer (``position``, ``segment_lengths``, ...) may be passed too.
-    """
     _check_arch(arch)
     if arch == "retnet":
         raise ValueError("match_ffn_dim sizes a Transformer/LongNet against a RetNet; arch must "
                          "be 'transformer' or 'longnet'")
-    target = analytic_parameters("retnet", include_embeddings=False, **retnet_hparams)
-    c = make_config("retnet", **retnet_hparams)
-    D, L = c.embed_dim, c.layers
-    fixed = L * (4 * D * D + 11 * D) + 2 * D
-    return max(1, round((target - fixed) / (L * (2 * D + 3))))
+    return match_width(arch, retnet_hparams, "retnet", retnet_hparams)

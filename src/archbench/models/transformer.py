@@ -18,26 +18,38 @@ from torch import nn
 from torchscale.architecture import decoder as ts_decoder
 from torchscale.architecture.config import DecoderConfig
 from torchscale.component.embedding import TextEmbedding
+from torchscale.component.gate_linear_unit import GLU
 from torchscale.component.multihead_attention import MultiheadAttention
+from torchscale.component.rms_norm import RMSNorm
 from transformers import GenerationMixin
 
 from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel, attention
+from .constraints import ContextTooLong
 from .constraints import transformer as check_transformer
+
+BLOCKS = ("transformer", "retnet")
 
 
 class TransformerConfig(ArchbenchConfig):
-    """Transformer hyperparameters; ``position`` in {"xpos", "rotary", "learned"}."""
+    """Transformer hyperparameters; ``position`` in {"xpos", "rotary", "learned"}.
+
+    ``block`` picks the block recipe around the attention: "transformer" (torchscale's: GELU FFN
+    with biases and sub-LN, LayerNorms, biased projections) or "retnet" (RetNet's: gated GLU FFN,
+    RMSNorms, no biases, no sub-LN), so that RetNet vs this Transformer differs only in the mixer."""
 
     model_type = "archbench_transformer"
-    hparam_names: ClassVar[tuple] = HPARAMS + ("position",)
+    hparam_names: ClassVar[tuple] = HPARAMS + ("position", "block")
     check_settings: ClassVar = staticmethod(check_transformer)
 
     position: str = "xpos"
+    block: str = "transformer"
     xpos_scale_base: int = 512
     attention_dropout: float = 0.0
     layernorm_eps: float = 1e-5
 
     def to_torchscale(self) -> DecoderConfig:
+        if self.block not in BLOCKS:  # a config file is checked by the schema's enum first
+            raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
         args = DecoderConfig(
             vocab_size=self.vocab_size, decoder_embed_dim=self.embed_dim,
             decoder_attention_heads=self.heads, decoder_ffn_embed_dim=self.ffn_dim,
@@ -46,6 +58,7 @@ class TransformerConfig(ArchbenchConfig):
             share_decoder_input_output_embed=self.tie_word_embeddings,
             max_target_positions=self.max_seq_len,
             xpos_rel_pos=False)  # we apply xPos ourselves, once per key
+        args.block = self.block
         return args
 
 
@@ -163,6 +176,25 @@ class Attention(MultiheadAttention):
 class TransformerLayer(ts_decoder.DecoderLayer):
     attention_class = Attention
 
+    def __init__(self, args, depth, **kwargs):
+        super().__init__(args, depth, **kwargs)
+        if getattr(args, "block", "transformer") == "retnet":
+            self._retnet_block(args)
+
+    def _retnet_block(self, args):
+        """RetNet's recipe around the attention (torchscale RetNetDecoderLayer): RMSNorms, a GLU FFN,
+        bias-free projections. Built before the Decoder's sub-LN init scaling, which then applies alike."""
+        D = self.embed_dim
+        self.self_attn_layer_norm = RMSNorm(D, eps=args.layernorm_eps)
+        self.final_layer_norm = RMSNorm(D, eps=args.layernorm_eps)
+        self.ffn = GLU(D, args.decoder_ffn_embed_dim, args.activation_fn, args.dropout, args.activation_dropout)
+        attn = self.self_attn
+        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            linear = nn.Linear(D, D, bias=False)
+            nn.init.xavier_uniform_(linear.weight, gain=1.0 if name == "out_proj" else 2 ** -0.5)
+            setattr(attn, name, linear)
+        attn.inner_attn_ln = None
+
     def build_self_attention(self, embed_dim, args):
         return self.attention_class(args, embed_dim, args.decoder_attention_heads,
                                     dropout=args.attention_dropout, self_attention=True,
@@ -176,6 +208,11 @@ class TransformerLayer(ts_decoder.DecoderLayer):
 
 class TransformerBackbone(ts_decoder.Decoder):
     layer_class = TransformerLayer
+
+    def __init__(self, args, **kwargs):
+        super().__init__(args, **kwargs)
+        if getattr(args, "block", "transformer") == "retnet" and self.layer_norm is not None:
+            self.layer_norm = RMSNorm(args.decoder_embed_dim, eps=args.layernorm_eps)
 
     def build_decoder_layer(self, args, depth, is_moe_layer=False, is_encoder_decoder=False):
         return self.layer_class(args, depth, is_moe_layer=is_moe_layer)
@@ -216,7 +253,7 @@ class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
         x = dec.embed_scale * dec.embed_tokens(input_ids)
         if dec.embed_positions is not None:
             if (cache.max_length if prior else 0) + T > self.config.max_seq_len:
-                raise ValueError(f"learned positions stop at max_seq_len={self.config.max_seq_len}")
+                raise ContextTooLong(f"learned positions stop at max_seq_len={self.config.max_seq_len}")
             x = x + dec.embed_positions(qpos)
         x = dec.dropout_module(x)
         uniform = not prior or cache.uniform

@@ -9,6 +9,7 @@ import pandas as pd
 
 from archbench.io import atomic_file
 from archbench.report.compare import archs_of, pairs
+from archbench.report.kinds import pair_kind
 
 MAX_ROWS = 30  # a paper grid has 72 points: the full table is comparison.csv
 
@@ -28,9 +29,10 @@ def markdown_table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
     return shown.to_markdown(index=False, disable_numparse=True)
 
 
-def verdict(comparison: pd.DataFrame, archs: list[str], baseline: str) -> list[str]:
+def verdict(comparison: pd.DataFrame, archs: list[str], baseline: str, block: str | None = None) -> list[str]:
     """Bullet points: grid points won per architecture (decisively = every paired 95% interval
-    excludes 0), then the mean paired difference per pair over the grid."""
+    excludes 0), then the mean paired difference per pair over the grid, naming what the pair varies
+    (report/kinds.py; ``block``: the runs' model.block)."""
     lines = []
     total = comparison["winner"].notna().sum()
     decisive = comparison["decisive"].astype(str).str.lower() == "true"
@@ -45,10 +47,16 @@ def verdict(comparison: pd.DataFrame, archs: list[str], baseline: str) -> list[s
         diff = comparison[name].dropna()
         below = ((comparison[f"{name}_ci_high"] < 0).sum(), (comparison[f"{name}_ci_low"] > 0).sum())
         ratio = comparison[f"param_ratio_{a}_{b}"].dropna()
-        lines.append(f"- {a} − {b} test loss: mean {diff.mean():+.4f} nats/token over {len(diff)} grid points "
+        lines.append(f"- {a} − {b} test loss ({pair_kind(a, b, block)}): mean {diff.mean():+.4f} nats/token over {len(diff)} grid points "
                      f"(range {diff.min():+.4f} … {diff.max():+.4f}); interval below 0 at {below[0]}, above 0 at "
                      f"{below[1]} points. Parameter ratio {a}/{b}: {_fmt(ratio.min(), 3)} … {_fmt(ratio.max(), 3)}.")
     return lines
+
+
+def _block(grid: pd.DataFrame) -> str | None:
+    """The runs' model.block (one value per report: a fixed model setting), None when absent."""
+    values = grid["block"].dropna().unique() if "block" in grid else []
+    return values[0] if len(values) == 1 else None
 
 
 def best_per_arch(seeds: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
@@ -68,7 +76,7 @@ def write_summary(grid_csv: str, seeds_csv: str, comparison_csv: str, plots: lis
         f"{int(ok.sum())} of {len(grid)} runs complete ({', '.join(archs)}; {len(comparison)} grid points; "
         f"seeds {', '.join(map(str, seeds_used))}). Loss is the mean test cross-entropy in nats/token; "
         "differences are paired by seed, 95% t-intervals need ≥ 3 seeds.", "",
-        "## Verdict", "", *verdict(comparison, archs, baseline), "",
+        "## Verdict", "", *verdict(comparison, archs, baseline, _block(grid)), "",
     ]
     missing = grid.loc[~ok, ["arch", "point", "seed"]]
     if len(missing):
