@@ -222,8 +222,12 @@ def test_hub_offline_fails_fast_with_hint(tmp_path):
 
 
 def test_hub_unreachable_fails_fast_with_hint(monkeypatch, tmp_path):
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+    import datasets.config
+    import huggingface_hub.constants
+
+    # the libraries read the offline flags once, at import: switch them off where they are kept
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
     t0 = time.perf_counter()
     with pytest.raises(DataError, match=r"unreachable.*data\.source: local"):

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from archbench import hub
 from archbench.data.shards import iter_texts, plan_shards
 from archbench.errors import ConfigError, DataError
 from archbench.io import atomic_file, write_json
@@ -27,7 +28,6 @@ from archbench.io import atomic_file, write_json
 log = logging.getLogger(__name__)
 
 LOCAL_HINT = "to use local files instead set `data.source: local` and `data.path: <file, directory or glob>`"
-_TRUE = {"1", "on", "yes", "true"}
 SCHEMA = pa.schema([("text", pa.string())])
 
 
@@ -57,15 +57,10 @@ def default_documents() -> list[str]:
 
 
 # --------------------------------------------------------------------------- hub
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
-
 def check_hub_reachable(timeout: float = 3.0) -> None:
     """Fail in seconds, not after minutes of retries, when the hub cannot be used."""
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if _env_true(var):
-            raise DataError(f"data.source is 'hub' but offline mode is on ({var}=1); {LOCAL_HINT}")
+    if hub.offline():
+        raise DataError(f"data.source is 'hub' but offline mode is on (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE); {LOCAL_HINT}")
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     try:
         urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout)
