@@ -1,14 +1,36 @@
-# Data stages: one corpus -> three splits -> one tokenizer (train split only) -> packed tokens per split.
+# Data stages, one job per shard (an input file, or a slice of a big one; see archbench.data.shards):
+#   download/{shard} -> split/{shard} -> [train_tokenizer: sample of every train shard] -> tokenize/{split}/{shard}
+#   -> gather_tokens/{split}: results/tokens/{split}/index.json (what training reads).
+# The shard list is planned here, at parse time, so every per-shard job is in the DAG (dry runs, Slurm).
+from archbench.data.shards import _SHARD_RE, plan_shards
+from archbench.errors import ArchbenchError
+
+try:
+    SHARDS = plan_shards(config["data"], R)
+except ArchbenchError as err:
+    sys.exit(f"archbench: invalid data config: {err}")
+SHARD_NAMES = list(SHARDS)  # sorted = corpus order
+# Each split job needs every shard's document count only for exact contiguous splits or max_documents.
+SPLIT_NEEDS_COUNTS = not config["shuffle"] or config["data"].get("max_documents") is not None
+
+
+wildcard_constraints:
+    shard=_SHARD_RE,
 
 
 rule download:
+    input:  # the local file a shard is read from (editing it reruns the shard); none for default / hub
+        lambda w: [SHARDS[w.shard]["path"]] if SHARDS[w.shard]["source"] == "local" else [],
     output:
-        parquet=f"{R}/data/raw/corpus.parquet",
-        stats=f"{R}/data/raw/stats.json",
+        parquet=f"{R}/data/raw/{{shard}}.parquet",
+        stats=f"{R}/data/raw/{{shard}}.json",
     params:
+        shard=lambda w: SHARDS[w.shard],
         data=config["data"],
     log:
-        f"{R}/logs/download.log",
+        f"{R}/logs/download/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/download/{{shard}}.tsv"
     conda:
         ENV
     script:
@@ -17,34 +39,40 @@ rule download:
 
 rule split:
     input:
-        rules.download.output.parquet,
+        raw=rules.download.output.parquet,
+        counts=expand(f"{R}/data/raw/{{shard}}.json", shard=SHARD_NAMES) if SPLIT_NEEDS_COUNTS else [],
     output:
-        **{s: directory(f"{R}/data/split/{s}") for s in SPLITS},
-        stats=f"{R}/data/split/stats.json",
+        **{s: f"{R}/data/split/{s}/{{shard}}.parquet" for s in SPLITS},
+        stats=f"{R}/data/split/stats/{{shard}}.json",
     params:
         ratios=config["splits"],
         shuffle=config["shuffle"],
         seed=config["seed"],
+        max_documents=config["data"].get("max_documents"),
     log:
-        f"{R}/logs/split.log",
+        f"{R}/logs/split/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/split/{{shard}}.tsv"
     conda:
         ENV
-    threads: 2
     script:
         "../workflow_scripts/split.py"
 
 
 rule train_tokenizer:
     input:
-        rules.split.output.train,
+        expand(f"{R}/data/split/train/{{shard}}.parquet", shard=SHARD_NAMES),
     output:
         json=f"{R}/tokenizer/tokenizer.json",
         config=f"{R}/tokenizer/tokenizer_config.json",
     params:
         vocab_size=config["tokenizer"]["vocab_size"],
         min_frequency=config["tokenizer"]["min_frequency"],
+        sample_bytes=config["tokenizer"]["sample_bytes"],
     log:
         f"{R}/logs/train_tokenizer.log",
+    benchmark:
+        f"{R}/benchmarks/train_tokenizer.tsv"
     conda:
         ENV
     threads: 2
@@ -54,15 +82,34 @@ rule train_tokenizer:
 
 rule tokenize:
     input:
-        split=f"{R}/data/split/{{split}}",
+        split=f"{R}/data/split/{{split}}/{{shard}}.parquet",
         tokenizer=rules.train_tokenizer.output.json,
     output:
-        bin=f"{R}/tokens/{{split}}.bin",
-        json=f"{R}/tokens/{{split}}.json",
+        bin=f"{R}/tokens/{{split}}/{{shard}}.bin",
+        json=f"{R}/tokens/{{split}}/{{shard}}.json",
     log:
-        f"{R}/logs/tokenize/{{split}}.log",
+        f"{R}/logs/tokenize/{{split}}/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/tokenize/{{split}}/{{shard}}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: 1  # shards are the parallelism: one core per shard job
     script:
         "../workflow_scripts/tokenize.py"
+
+
+rule gather_tokens:
+    input:
+        expand(f"{R}/tokens/{{{{split}}}}/{{shard}}.json", shard=SHARD_NAMES),
+    output:
+        f"{R}/tokens/{{split}}/index.json",
+    log:
+        f"{R}/logs/tokenize/{{split}}/index.log",
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/gather_tokens.py"
+
+
+localrules:
+    gather_tokens,  # reads a few small JSON files

@@ -10,7 +10,7 @@ EVAL_GPU = 1 if config["eval"]["device"] == "cuda" else 0
 
 rule eval_tasks:
     input:
-        rules.split.output.test,
+        expand(f"{R}/data/split/test/{{shard}}.parquet", shard=SHARD_NAMES),
     output:
         yaml=expand(f"{TASK_DIR}/{{task}}.yaml", task=OFFLINE_TASKS),
         jsonl=expand(f"{TASK_DIR}/{{task}}.jsonl", task=OFFLINE_TASKS),

@@ -23,21 +23,23 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_tokens(tmp_path_factory):
-    """Tokenizer + packed train/validation/test token files from 40 chapters of the default corpus,
-    made by the real data stages (a couple of seconds)."""
+    """Tokenizer + packed train/validation/test token shards (``tokens[split]`` is the split's index.json)
+    from 40 chapters of the default corpus, made by the real data stages (a couple of seconds)."""
     from archbench.data.sources import download
-    from archbench.data.split import split_corpus
-    from archbench.data.tokenize import tokenize_split
+    from archbench.data.split import split_shard
+    from archbench.data.tokenize import tokenize_split, write_token_index
     from archbench.data.tokenizer import train_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_tokens")
     download({"source": "default", "max_documents": 40}, str(root / "raw.parquet"))
-    splits = {s: str(root / "split" / s) for s in ("train", "validation", "test")}
-    split_corpus(str(root / "raw.parquet"), splits, {"train": 0.8, "validation": 0.1, "test": 0.1},
-                 shuffle=True, seed=0)
-    train_tokenizer(splits["train"], str(root / "tokenizer"), vocab_size=384)
+    splits = {s: str(root / "split" / s / "00000-kjv.parquet") for s in ("train", "validation", "test")}
+    split_shard(str(root / "raw.parquet"), splits, {"train": 0.8, "validation": 0.1, "test": 0.1},
+                shuffle=False, seed=0, total=40)
+    train_tokenizer([splits["train"]], str(root / "tokenizer"), vocab_size=384)
     tokens = {}
     for split, path in splits.items():
-        tokens[split] = str(root / "tokens" / f"{split}.bin")
-        tokenize_split(path, str(root / "tokenizer"), tokens[split], str(root / "tokens" / f"{split}.json"))
+        out = root / "tokens" / split
+        tokenize_split(path, str(root / "tokenizer"), str(out / "00000-kjv.bin"), str(out / "00000-kjv.json"))
+        tokens[split] = str(out / "index.json")
+        write_token_index(split, [str(out / "00000-kjv.json")], tokens[split])
     return {"tokenizer": str(root / "tokenizer"), "tokens": tokens}

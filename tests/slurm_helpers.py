@@ -20,7 +20,7 @@ FAST = ["--slurm-init-seconds-before-status-checks", "2"]
 def cluster_reason() -> str | None:
     """None when a Slurm controller answers, else why the Slurm tests are skipped."""
     if not shutil.which("sbatch") or not shutil.which("sacct"):
-        return "no Slurm client on PATH (.ci/run starts a local cluster: shared/tools/local-slurm)"
+        return "no Slurm client on PATH (.ci/run starts a local cluster: .ci/slurm/start.sh)"
     try:
         ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
     except (OSError, subprocess.TimeoutExpired) as err:

@@ -105,24 +105,6 @@ def test_invalid_utf8_replaced_and_counted(tmp_path):
     assert sorted(df["text"]) == sorted(["caf\ufffd latin-1", "café", "ok", "x\ufffd y"])
 
 
-def test_hub_offline_fails_fast_with_hint():
-    t0 = time.perf_counter()
-    with pytest.raises(DataError) as err:
-        load_documents("hub", hub_name="allenai/c4", hub_subset="en")
-    assert time.perf_counter() - t0 < 10
-    assert "offline" in str(err.value) and "data.source: local" in str(err.value)
-
-
-def test_hub_unreachable_fails_fast_with_hint(monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.delenv("HF_DATASETS_OFFLINE")
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
-    t0 = time.perf_counter()
-    with pytest.raises(DataError, match=r"unreachable.*data\.source: local"):
-        load_documents("hub", hub_name="allenai/c4", hub_subset="en")
-    assert time.perf_counter() - t0 < 10
-
-
 def test_download_writes_parquet_and_stats_atomically(tmp_path):
     write_jsonl(tmp_path / "c.jsonl", [{"body": "one"}, {"body": " "}, {"body": "two"}])
     out = tmp_path / "out" / "raw.parquet"
@@ -142,22 +124,112 @@ def test_download_failure_leaves_no_output(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_hub_streaming_respects_max_documents_and_column(monkeypatch):
-    """The streaming path itself, with the network call replaced by an in-memory stream."""
-    import datasets
+# ----------------------------------------------------------------------------- hub
+# The network cannot be reached from the tests: the hub's file system (HfFileSystem) is replaced by a local
+# fsspec file system holding a fake dataset repository under datasets/<owner>/<name>/. What is tested is
+# our selection, listing-cache and streaming code; the real HfFileSystem calls are the same methods
+# (find, open with revision / block_size).
+import gzip  # noqa: E402
 
-    from archbench.data import sources
+from fsspec.implementations.dirfs import DirFileSystem  # noqa: E402
+from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 
-    calls = []
+from archbench.data import shards as shards_mod, sources  # noqa: E402
+from archbench.data.shards import expand_classes, plan_shards  # noqa: E402
+from archbench.data.sources import download_shard  # noqa: E402
 
-    def fake_load_dataset(name, subset, split, streaming):
-        calls.append((name, subset, split, streaming))
-        return iter([{"text": f"doc {i}", "url": "u"} for i in range(100)] + [{"text": ""}])
 
-    monkeypatch.setattr(sources, "_check_hub_reachable", lambda: None)
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    df, stats = load_documents("hub", hub_name="allenai/c4", hub_subset="en", hub_split="validation", max_documents=5)
-    assert calls == [("allenai/c4", "en", "validation", True)]
-    assert df["text"].tolist() == [f"doc {i}" for i in range(5)] and stats["source"] == "hub"
-    with pytest.raises(DataError, match=r"'content'.*\['text', 'url'\]"):
-        load_documents("hub", hub_name="allenai/c4", text_column="content")
+class FakeHub(DirFileSystem):
+    """HfFileSystem's interface over a local folder; records the calls."""
+
+    calls: list = []
+
+    def __init__(self, root):
+        super().__init__(path=str(root), fs=LocalFileSystem())
+
+    def find(self, path, **kw):
+        FakeHub.calls.append(("find", path))
+        return super().find(path, **kw)
+
+    def open(self, path, mode="rb", revision=None, block_size=None, **kw):
+        FakeHub.calls.append(("open", path, revision))
+        return super().open(path, mode)
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    repo = tmp_path / "hub" / "datasets" / "allenai" / "c4" / "en"
+    repo.mkdir(parents=True)
+    for split, n in (("train", 3), ("validation", 1)):
+        for i in range(n):
+            with gzip.open(repo / f"c4-{split}.{i:05d}-of-01024.json.gz", "wt") as f:
+                for j in range(5):
+                    f.write(json.dumps({"text": f"{split} {i} doc {j}" if j else "", "url": "u", "timestamp": "t"}) + "\n")
+    (repo.parent / "README.md").write_text("card")
+    FakeHub.calls = []
+    monkeypatch.setattr(shards_mod, "_hub_fs", lambda: FakeHub(tmp_path / "hub"))
+    monkeypatch.setattr(sources, "check_hub_reachable", lambda: None)
+    return tmp_path
+
+
+def test_hub_file_classes_expand_offline_without_listing(tmp_path):
+    assert expand_classes("en/c4-train.0000[0-2]-of-01024.json.gz") == [
+        f"en/c4-train.0000{i}-of-01024.json.gz" for i in range(3)]
+    assert expand_classes("en/*.json.gz") is None
+    shards = plan_shards({"source": "hub", "hub": {"name": "allenai/c4", "files": "en/c4-train.0000[0-7]-of-01024.json.gz"}},
+                         str(tmp_path / "results"))  # offline (conftest): no network needed
+    assert list(shards) == [f"{i:05d}-c4-train.0000{i}-of-01024" for i in range(8)]
+    assert shards["00003-c4-train.00003-of-01024"]["path"] == "en/c4-train.00003-of-01024.json.gz"
+    assert not (tmp_path / "results").exists()
+
+
+def test_hub_glob_lists_the_repository_once_and_keeps_the_listing(fake_hub, monkeypatch):
+    results = str(fake_hub / "results")
+    hub = {"name": "allenai/c4", "subset": "en", "split": "train", "files": None}  # -> en/*train*
+    shards = plan_shards({"source": "hub", "hub": hub}, results)
+    assert [s["path"] for s in shards.values()] == [f"en/c4-train.{i:05d}-of-01024.json.gz" for i in range(3)]
+    kept = json.loads((fake_hub / "results/data/hub_listing.json").read_text())
+    assert kept["name"] == "allenai/c4" and len(kept["files"]) == 4  # README.md is not a data file
+    monkeypatch.setattr(shards_mod, "_hub_fs", lambda: 1 / 0)  # a second parse must not list again
+    assert plan_shards({"source": "hub", "hub": {**hub, "files": "en/*validation*"}}, results) == {
+        "00000-c4-validation.00000-of-01024": {
+            "name": "00000-c4-validation.00000-of-01024", "source": "hub", "path": "en/c4-validation.00000-of-01024.json.gz",
+            "format": "jsonl", "compression": "gzip", "range": None, "repo": "allenai/c4", "revision": None}}
+    with pytest.raises(DataError, match=r"matched none of the 4 files"):
+        plan_shards({"source": "hub", "hub": {**hub, "files": "de/*"}}, results)
+
+
+def test_hub_shard_is_streamed_from_its_file(fake_hub, tmp_path):
+    hub = {"name": "allenai/c4", "files": "en/c4-train.0000[1]-of-01024.json.gz", "revision": "refs/convert/x"}
+    (shard,) = plan_shards({"source": "hub", "hub": hub}, str(tmp_path / "results")).values()
+    stats = download_shard(shard, {"source": "hub", "hub": hub}, str(tmp_path / "o.parquet"), str(tmp_path / "o.json"))
+    assert pd.read_parquet(tmp_path / "o.parquet")["text"].tolist() == [f"train 1 doc {j}" for j in range(1, 5)]
+    assert (stats["n_documents"], stats["n_dropped_empty"]) == (4, 1)
+    assert ("open", "datasets/allenai/c4/en/c4-train.00001-of-01024.json.gz", "refs/convert/x") in FakeHub.calls
+
+
+def test_hub_offline_fails_fast_with_hint(tmp_path):
+    t0 = time.perf_counter()
+    with pytest.raises(DataError) as err:  # a * pattern needs a listing: refused at parse time
+        plan_shards({"source": "hub", "hub": {"name": "allenai/c4", "files": "en/*.json.gz"}}, str(tmp_path))
+    assert time.perf_counter() - t0 < 10
+    assert "offline" in str(err.value) and "data.source: local" in str(err.value)
+    shard = {"name": "00000-x", "source": "hub", "path": "en/x.json.gz", "format": "jsonl", "compression": "gzip",
+             "range": None, "repo": "allenai/c4", "revision": None}
+    with pytest.raises(DataError, match="offline"):
+        download_shard(shard, {}, str(tmp_path / "o.parquet"), str(tmp_path / "o.json"))
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_hub_unreachable_fails_fast_with_hint(monkeypatch, tmp_path):
+    import datasets.config
+    import huggingface_hub.constants
+
+    # the libraries read the offline flags once, at import: switch them off where they are kept
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match=r"unreachable.*data\.source: local"):
+        plan_shards({"source": "hub", "hub": {"name": "allenai/c4", "files": "en/*.json.gz"}}, str(tmp_path))
+    assert time.perf_counter() - t0 < 10

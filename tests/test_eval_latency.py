@@ -83,3 +83,28 @@ def test_threads_apply_inside_and_are_restored(tmp_path):
     out = run_latency(str(tiny_model_dir(tmp_path, "retnet")), None, [8], [1], new_tokens=1, trials=1,
                       warmup=0, recompute_max_context=0, device="cpu", threads=1)
     assert out["summary"]["threads"] == 1 and torch.get_num_threads() == before
+
+
+def test_any_other_error_fails_with_its_message(tmp_path, monkeypatch):
+    """Only a too-long context is `skipped`; a bug (here a ValueError inside the model) fails the job."""
+    from archbench.evaluation import latency
+
+    def broken(*args, **kwargs):
+        raise ValueError("shape mismatch in the decode step")
+
+    monkeypatch.setattr(latency, "trial", broken)
+    with pytest.raises(ValueError, match="shape mismatch in the decode step"):
+        run_latency(str(tiny_model_dir(tmp_path, "retnet")), str(tmp_path / "latency.json"), [8], [1], new_tokens=1,
+                    trials=1, warmup=0, recompute_max_context=0, device="cpu", threads=1)
+    assert not (tmp_path / "latency.json").exists()
+
+
+def test_too_long_context_is_the_dedicated_exception(tmp_path):
+    import torch
+
+    from archbench.errors import ContextTooLong
+    from archbench.evaluation.common import load_model
+
+    model, _, _ = load_model(str(tiny_model_dir(tmp_path, "transformer", position="learned")), "cpu")
+    with pytest.raises(ContextTooLong, match="max_seq_len=64"):
+        model(torch.zeros(1, 96, dtype=torch.long))

@@ -19,7 +19,7 @@ TOY_MODULE = '''
 from archbench.models.registry import Arch, register_arch
 
 register_arch(Arch("toy", "toyarch_models:ToyConfig", "toyarch_models:ToyForCausalLM", state="kv_cache",
-                   width_knob="ffn_dim", color="tab:purple", display="Toy",
+                   width_knob="ffn_dim", color="tab:brown", display="Toy",
                    constraints="archbench.models.constraints:transformer"))
 '''
 TOY_MODELS = '''
@@ -76,7 +76,7 @@ def test_toy_architecture_runs_through_the_tiny_pipeline(plugin_env, tmp_path):
     work.mkdir()
     cfg = tiny_config(work, archs=["retnet", "toy"],
                       grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]})
-    snakemake(work, "--cores", "2", configfile=cfg)
+    snakemake(work, "--cores", "2", configfile=cfg, timeout=2400)
     report = work / "results" / "report"
     grid = pd.read_csv(report / "grid_results.csv")
     assert sorted(grid["arch"]) == ["retnet", "toy"] and set(grid["status"]) == {"ok"}

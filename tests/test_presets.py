@@ -11,8 +11,8 @@ import yaml
 from workflow_helpers import REPO, snakemake, tiny_config
 
 PRESETS = REPO / "config" / "presets"
-ONCE = {"download": 1, "split": 1, "train_tokenizer": 1, "tokenize": 3, "collect": 1, "plots": 1, "summary": 1,
-        "all": 1}
+ONCE = {"train_tokenizer": 1, "gather_tokens": 3, "collect": 1, "plots": 1, "summary": 1, "all": 1}
+PER_SHARD = {"download": 1, "split": 1, "tokenize": 3}  # data jobs per corpus shard (tokenize: per split)
 RUN_KEYS = ("arch", "seed")  # wildcards that make a job per-run
 NOMINAL_STARTUP_S = 1.0
 
@@ -55,7 +55,7 @@ def load(*presets: str) -> dict:
     return merged
 
 
-def check_counts(text: str, preset: dict) -> dict:
+def check_counts(text: str, preset: dict, shards: int = 1) -> dict:
     counts, runs = parse_dry_run(text, list(preset["grid"]))
     expected = expected_runs(preset)
     assert counts["train"] == len(expected)
@@ -66,6 +66,8 @@ def check_counts(text: str, preset: dict) -> dict:
         assert sorted(jobs) == sorted(expected), rule
     for rule, count in ONCE.items():
         assert counts.get(rule) == count, rule
+    for rule, count in PER_SHARD.items():
+        assert counts.get(rule) == count * shards, rule
     assert counts.get("plot_latency", 1) == 1  # present once when an evaluation rule writes latency.json
     return counts
 
@@ -81,7 +83,7 @@ def test_paper_grid_lists_every_run_and_builds_its_dag_in_under_3_s(tmp_path):
     subprocess.run([sys.executable, "-m", "snakemake", "--version"], check=True, capture_output=True)
     startup = time.perf_counter() - start
     text, elapsed = dry_run(tmp_path, "paper-grid.yaml")
-    counts = check_counts(text, preset)
+    counts = check_counts(text, preset, shards=3)  # data.hub.files: 3 of C4's files, listed without the network
     assert counts["train"] == 72 * 3 * len(preset["seeds"]) == 216
     assert not (tmp_path / "results").exists()  # a dry run writes (and downloads) nothing
     # `snakemake --version` takes ~0.9 s on an idle 2-core machine; when it takes longer the machine is

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from workflow_helpers import SNAKEFILE, snakemake, tiny_config
 
 RUN = "retnet/learning_rate~0.01_embed_dim~32_ffn_dim~64_heads~2_seq_len~32/seed~0"
@@ -58,3 +59,38 @@ def test_sigkilled_training_resumes_from_its_last_checkpoint(tmp_path):
     assert metrics["resumed_from_step"] < 400
     assert metrics["global_step"] == 400
     assert metrics["tokens_seen"] == 400 * 8 * 32
+
+
+@pytest.mark.slow
+def test_sigkill_of_snakemake_itself_then_unlock_and_rerun_resumes(tmp_path):
+    """A dropped login session or the OOM killer: Snakemake AND its jobs die by SIGKILL. The README's
+    recovery: `snakemake --unlock`, then the same command, which resumes training from its checkpoint."""
+    cfg = tiny_config(tmp_path, archs=["retnet"],
+                      grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
+                      training={"batch_size": 8, "max_steps": 300, "warmup_steps": 5, "val_check_interval": 100,
+                                "checkpoint_every_n_steps": 20, "log_every_n_steps": 20,
+                                "early_stopping": {"enabled": False}})
+    target = str(tmp_path / "results/runs" / RUN / "metrics.json")
+    last = tmp_path / "results/scratch" / RUN / "last.ckpt"
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--cores", "1",
+               target, "--configfile", str(cfg)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                             start_new_session=True)  # its own process group, as a login session's
+    deadline = time.monotonic() + 300
+    while not last.exists():
+        assert first.poll() is None, f"snakemake ended before the first checkpoint:\n{first.stdout.read()[-3000:]}"
+        assert time.monotonic() < deadline, "no periodic checkpoint within 300 s"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)  # Snakemake and every job it started, no clean-up
+    first.communicate(timeout=60)
+    assert first.returncode == -signal.SIGKILL and not Path(target).exists()
+
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode != 0 and "Directory cannot be locked" in again.stdout + again.stderr
+    unlock = subprocess.run([*command, "--unlock"], capture_output=True, text=True, env=env, timeout=300)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    snakemake(tmp_path, "--cores", "1", target, configfile=cfg)  # the same command: resumes
+    metrics = json.loads(Path(target).read_text())
+    assert 20 <= metrics["resumed_from_step"] < 300 and metrics["resumed_from_step"] % 20 == 0
+    assert metrics["global_step"] == 300

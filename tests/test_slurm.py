@@ -2,7 +2,7 @@
 through sbatch, finishes COMPLETED in sacct with a plugin log, training uses two processes launched by
 Lightning inside the Slurm job step, and the outputs have the same structure as a local run's.
 
-Needs a running cluster (.ci/run starts one with shared/tools/local-slurm); skipped otherwise."""
+Needs a running cluster (.ci/run starts one with .ci/slurm/start.sh); skipped otherwise."""
 
 from __future__ import annotations
 

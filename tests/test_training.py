@@ -80,3 +80,11 @@ def test_crashed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pat
     ref_log, res_log = (pd.read_csv(tmp_path / f"{n}/run/logs/csv/metrics.csv") for n in ("ref", "killed"))
     assert sorted(res_log.dropna(subset=["val_loss"]).step) == sorted(ref_log.dropna(subset=["val_loss"]).step)
     assert sorted(res_log.dropna(subset=["train_loss"]).step) == sorted(ref_log.dropna(subset=["train_loss"]).step)
+
+
+def test_early_stopping_is_read_from_the_callback_without_max_steps(tmp_path, tiny_tokens):
+    # min_delta larger than any possible gain: the second validation (step 10) stops the epoch-long run
+    metrics = run(tmp_path, tiny_tokens, "es", max_steps=None,
+                  early_stopping={"enabled": True, "patience": 1, "min_delta": 10.0})
+    assert metrics["early_stopped"] is True and metrics["global_step"] == 10
+    assert metrics["world_sizes"] == [1] and metrics["world_size"] == 1

@@ -18,7 +18,7 @@ def test_failing_grid_point_is_isolated_and_reported_missing(tmp_path):
     assert ok.exists()  # the other grid point finished
     assert not any(runs.glob("*16384*/seed~0/metrics.json"))
     log = next((tmp_path / "results/logs/train/retnet").glob("*16384*/seed~0.log")).read_text()
-    assert "DataError" in log and "seq_len=16384" in log and "train.bin" in log
+    assert "DataError" in log and "seq_len=16384" in log and "tokens/train" in log
 
     partial = tmp_path / "partial.yaml"
     partial.write_text("report: {partial: true}\n")

@@ -23,15 +23,16 @@ def tiny_run(tmp_path_factory):
 def test_every_declared_output_exists(tiny_run):
     work, _ = tiny_run
     res = work / "results"
-    for rel in ["data/raw/corpus.parquet", "data/raw/stats.json", "tokenizer/tokenizer.json",
+    for rel in ["data/raw/00000-kjv.parquet", "data/raw/00000-kjv.json", "tokenizer/tokenizer.json",
                 "report/grid_results.csv", "report/comparison.csv", "report/seed_summary.csv",
                 "report/summary.md", "report/plots/loss_vs_params.png", "report/plots/decode_latency.png",
                 "report/plots/state_memory.png", "report/plots/emissions.png"]:
         assert (res / rel).stat().st_size > 0, rel
     for split in ("train", "validation", "test"):
         assert any((res / "data/split" / split).glob("*.parquet")), split
-        meta = json.loads((res / f"tokens/{split}.json").read_text())
-        assert (res / f"tokens/{split}.bin").stat().st_size == meta["n_tokens"] * 2  # uint16
+        index = json.loads((res / f"tokens/{split}/index.json").read_text())
+        assert [s["name"] for s in index["shards"]] == ["00000-kjv"]
+        assert (res / f"tokens/{split}/00000-kjv.bin").stat().st_size == index["n_tokens"] * 2  # uint16
     for arch in ("retnet", "transformer"):
         for lr in ("0.01", "0.02"):
             run = res / "runs" / arch / POINT.format(lr=lr) / "seed~0"

@@ -6,5 +6,5 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from archbench.evaluation.tasks import build_tasks  # noqa: E402
 
-build_tasks(test_dir=snakemake.input[0], out_dir=os.path.dirname(snakemake.output.yaml[0]),
+build_tasks(test_dir=os.path.dirname(snakemake.input[0]), out_dir=os.path.dirname(snakemake.output.yaml[0]),
             seed=snakemake.params.seed)

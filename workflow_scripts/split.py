@@ -1,15 +1,11 @@
-"""rule split: raw parquet -> train / validation / test parquet directories (Dask)."""
+"""rule split: one normalised shard -> its train / validation / test parquet files."""
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from archbench.data.split import split_corpus  # noqa: E402
+from archbench.data.split import split_shard_job  # noqa: E402
 
-split_corpus(
-    snakemake.input[0],
-    {s: snakemake.output[s] for s in ("train", "validation", "test")},
-    ratios=snakemake.params.ratios,
-    shuffle=snakemake.params.shuffle,
-    seed=snakemake.params.seed,
-    stats_path=snakemake.output.stats,
-)
+split_shard_job(snakemake.wildcards.shard, snakemake.input.raw, snakemake.input.counts,
+                {s: snakemake.output[s] for s in ("train", "validation", "test")}, snakemake.params.ratios,
+                snakemake.params.shuffle, snakemake.params.seed, snakemake.params.max_documents,
+                snakemake.output.stats)

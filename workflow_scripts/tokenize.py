@@ -1,4 +1,4 @@
-"""rule tokenize: one split -> packed token ids (.bin) + counts (.json)."""
+"""rule tokenize: one shard of one split -> packed token ids (.bin) + counts (.json)."""
 import os
 import sys
 

@@ -1,4 +1,4 @@
-"""rule train_tokenizer: byte-level BPE on the train split -> Hugging Face fast tokenizer files."""
+"""rule train_tokenizer: byte-level BPE on (a sample of) the train shards -> Hugging Face fast tokenizer files."""
 import os
 import sys
 
@@ -7,8 +7,9 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 from archbench.data.tokenizer import train_tokenizer  # noqa: E402
 
 train_tokenizer(
-    snakemake.input[0],
+    list(snakemake.input),
     os.path.dirname(snakemake.output.json),
     vocab_size=snakemake.params.vocab_size,
     min_frequency=snakemake.params.min_frequency,
+    sample_bytes=snakemake.params.sample_bytes,
 )

@@ -125,8 +125,9 @@ def _check_archs(config: dict) -> None:
         if arch not in known:
             raise ConfigError(f"config key 'archs[{i}]': {arch!r} is not one of {known} (the architectures of "
                               "archbench.models.registry)")
-    if config["report"]["baseline"] not in known:
-        raise ConfigError(f"config key 'report.baseline': {config['report']['baseline']!r} is not one of {known}")
+    for key, value in (("report.baseline", config["report"]["baseline"]), ("model.match_to", config["model"]["match_to"])):
+        if value not in known:  # architecture names (no schema enum: plugins add names)
+            raise ConfigError(f"config key '{key}': {value!r} is not one of {known}")
 
 
 def check_models(config: dict) -> None:

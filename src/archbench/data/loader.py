@@ -1,12 +1,21 @@
-"""Training/evaluation data: fixed windows over a packed token file (nanoGPT style).
+"""Training/evaluation data: fixed windows over packed token shards (nanoGPT style), in an order that
+resumes exactly at any world size.
 
-Window ``i`` is ``tokens[i*seq_len : i*seq_len + seq_len + 1]``: consecutive windows share one
-token so that ``x = w[:-1], y = w[1:]`` covers every next-token target exactly once. Windows span
-document boundaries (documents are separated by ``</s>``), so there is never any padding.
+Window ``i`` of a shard is ``tokens[i*seq_len : i*seq_len + seq_len + 1]``: consecutive windows share
+one token so that ``x = w[:-1], y = w[1:]`` covers every next-token target of the shard exactly once.
+Windows span document boundaries (documents are separated by ``</s>``) but never shards; there is no
+padding. The dataset's index space is the concatenation of every shard's windows, in shard order.
+
+Order (:class:`GlobalOrderSampler`): epoch ``e``'s global order is a pure function of ``(seed, e)``;
+the data-parallel rank ``r`` of ``W`` reads ``remaining[r::W]``, so each global batch of ``W *
+batch_size`` windows is a contiguous block of the global order. The position is one number, the
+global samples consumed in the epoch; a resumed run (at any world size) deals the rest of the same
+order again, so nothing repeats and at most the tail that does not fill a global batch is left out.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 from pathlib import Path
 
@@ -38,75 +47,145 @@ def load_tokens(bin_path: str) -> np.ndarray:
     return np.memmap(bin_path, dtype=dtype, mode="r")
 
 
-class TrainWindows(Dataset):
-    """All non-overlapping ``seq_len + 1`` windows of a token file, as int64 tensors.
+def shard_paths(tokens) -> list[str]:
+    """The ``.bin`` shards of ``tokens``: an ``index.json``, a split directory (its ``index.json``, else
+    its ``*.bin`` in name order), a single ``.bin`` or a list of ``.bin`` paths."""
+    if isinstance(tokens, (list, tuple)):
+        paths = [str(p) for p in tokens]
+    else:
+        tokens = Path(tokens)
+        if tokens.is_dir():
+            index = tokens / "index.json"
+            paths = _index_shards(index) if index.is_file() else sorted(str(p) for p in tokens.glob("*.bin"))
+        elif tokens.suffix == ".json":
+            if not tokens.is_file():
+                raise DataError(f"token index not found: {tokens}")
+            paths = _index_shards(tokens)
+        else:
+            paths = [str(tokens)]
+    if not paths:
+        raise DataError(f"{tokens}: no token shards (*.bin)")
+    return paths
 
-    The memmap is opened lazily in each process, so DataLoader workers never pickle the data.
+
+def _index_shards(index: Path) -> list[str]:
+    try:
+        shards = json.loads(index.read_text(encoding="utf-8"))["shards"]
+        return [str(index.parent / s["bin"]) for s in shards]
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{index}: not a token index (expected {{'shards': [{{'bin': ...}}, ...]}}): {err}") from err
+
+
+def load_token_shards(tokens) -> list[np.ndarray]:
+    """Memory maps of every shard of ``tokens`` (see :func:`shard_paths`), in order."""
+    return [load_tokens(p) for p in shard_paths(tokens)]
+
+
+class TokenWindows(Dataset):
+    """All ``seq_len + 1`` windows of every shard, concatenated, as int64 tensors.
+
+    Shards are memory-mapped lazily in each process, so DataLoader workers never pickle the data.
     """
 
-    def __init__(self, bin_path: str, seq_len: int):
+    def __init__(self, tokens, seq_len: int):
         if seq_len < 1:
             raise DataError(f"seq_len must be >= 1, got {seq_len}")
-        self.bin_path, self.seq_len = str(bin_path), int(seq_len)
-        self._tokens = load_tokens(self.bin_path)
-        self.n_tokens = len(self._tokens)
-        if self.n_tokens < self.seq_len + 1:
+        self.paths, self.seq_len = shard_paths(tokens), int(seq_len)
+        sizes = [len(t) for t in load_token_shards(self.paths)]  # validates every shard against its .json
+        self.n_tokens = sum(sizes)
+        self.bounds = np.cumsum([0] + [max(0, n - 1) // self.seq_len for n in sizes]).tolist()
+        self._shards = None
+        if len(self) == 0:
             raise DataError(
-                f"{self.bin_path}: {self.n_tokens} tokens, but one window of seq_len={self.seq_len} "
-                f"needs {self.seq_len + 1}; use more data or a shorter seq_len"
+                f"{tokens}: {self.n_tokens} tokens in {len(sizes)} shard(s), but one window of seq_len="
+                f"{self.seq_len} needs {self.seq_len + 1} in one shard; use more data or a shorter seq_len"
             )
 
     def __len__(self) -> int:
-        return (self.n_tokens - 1) // self.seq_len
+        return self.bounds[-1]
 
     def __getitem__(self, i: int) -> torch.Tensor:
         if not -len(self) <= i < len(self):
             raise IndexError(f"window {i} out of range ({len(self)} windows)")
         i %= len(self)
-        if self._tokens is None:
-            self._tokens = load_tokens(self.bin_path)
-        start = i * self.seq_len
-        return torch.from_numpy(self._tokens[start : start + self.seq_len + 1].astype(np.int64))
+        if self._shards is None:
+            self._shards = load_token_shards(self.paths)
+        shard = bisect.bisect_right(self.bounds, i) - 1
+        start = (i - self.bounds[shard]) * self.seq_len
+        return torch.from_numpy(self._shards[shard][start : start + self.seq_len + 1].astype(np.int64))
 
     def __getstate__(self):
-        return {**self.__dict__, "_tokens": None}
+        return {**self.__dict__, "_shards": None}
 
 
-EvalWindows = TrainWindows  # evaluation uses every window, in order (shuffle=False)
+def _distributed() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
-class ResumableSampler(Sampler[int]):
-    """Window indices whose order in epoch ``e`` is a pure function of ``(seed, e)``.
+class GlobalOrderSampler(Sampler[int]):
+    """This rank's share of epoch ``epoch``'s global order, from ``consumed`` on (see the module doc).
 
-    A killed run resumes mid-epoch exactly where it stopped: :meth:`resume` sets the epoch and how
-    many samples of it were already trained on, and the next pass skips them (once). A single
-    generator seeded at start-up would instead replay epoch 0's order after every restart.
+    ``rank`` / ``world_size`` default to torch.distributed's (read when iterated, i.e. after Lightning
+    set up the process group). ``len()`` is this rank's share of the WHOLE epoch, as Lightning counts
+    batches per epoch (its learning-rate schedule and epoch end depend on it); after a resume the
+    iteration yields only the rest, and Lightning's restored batch counter covers the difference.
     """
 
-    def __init__(self, n: int, shuffle: bool, seed: int):
+    def __init__(self, n: int, shuffle: bool, seed: int, batch_size: int, drop_last: bool,
+                 rank: int | None = None, world_size: int | None = None):
         self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
-        self.epoch, self._skip = 0, 0
+        self.batch_size, self.drop_last = int(batch_size), bool(drop_last)
+        self._rank, self._world = rank, world_size
+        self.epoch, self.consumed = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:  # called by Lightning at each epoch start
-        self.epoch = int(epoch)
+    @property
+    def world(self) -> tuple[int, int]:
+        rank, world = _distributed()
+        return (self._rank if self._rank is not None else rank), (self._world or world)
 
-    def resume(self, epoch: int, samples_done: int) -> None:
-        self.epoch, self._skip = int(epoch), int(samples_done)
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before every epoch; a new epoch starts from its beginning."""
+        if int(epoch) != self.epoch:
+            self.epoch, self.consumed = int(epoch), 0
+
+    def resume(self, epoch: int, consumed: int) -> None:
+        self.epoch, self.consumed = int(epoch), int(consumed)
+
+    def order(self, epoch: int | None = None) -> list[int]:
+        """The global order of ``epoch`` (default: the current one)."""
+        epoch = self.epoch if epoch is None else epoch
+        if not self.shuffle:
+            return list(range(self.n))
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+
+    def _share(self, remaining: int) -> int:
+        rank, world = self.world
+        if self.drop_last:
+            return remaining // (world * self.batch_size) * self.batch_size
+        return len(range(rank, remaining, world))
+
+    def batches_left(self) -> int:
+        """Batches per rank still to come in this epoch."""
+        share = self._share(self.n - self.consumed)
+        return share // self.batch_size if self.drop_last else -(-share // self.batch_size)
 
     def __len__(self) -> int:
-        return self.n
+        return self._share(self.n)
 
     def __iter__(self):
-        if self.shuffle:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        else:
-            order = torch.arange(self.n)
-        skip, self._skip = self._skip, 0
-        return iter(order[skip:].tolist())
+        rank, world = self.world
+        rest = self.order()[self.consumed:]
+        if self.drop_last:
+            rest = rest[: len(rest) // (world * self.batch_size) * world * self.batch_size]
+        return iter(rest[rank::world])
 
 
 def make_dataloader(
-    bin_path: str,
+    tokens,
     seq_len: int,
     batch_size: int,
     shuffle: bool,
@@ -114,21 +193,21 @@ def make_dataloader(
     num_workers: int = 0,
     drop_last: bool = False,
 ) -> DataLoader:
-    """DataLoader over :class:`TrainWindows`; batches are ``(batch_size, seq_len + 1)`` int64.
-
-    The order depends only on ``seed`` and the epoch (see :class:`ResumableSampler`), not on
-    global RNG state, so a resumed or repeated run sees the same batches.
+    """DataLoader over :class:`TokenWindows` of ``tokens`` (index.json, split dir, ``.bin`` or list of
+    ``.bin``); batches are ``(batch_size, seq_len + 1)`` int64, in the order of
+    :class:`GlobalOrderSampler`. Under DDP pass ``use_distributed_sampler=False`` to the Trainer: the
+    sampler shards itself (Lightning's wrapper would index a resumed sampler with the wrong length).
     """
-    dataset = TrainWindows(bin_path, seq_len)
+    dataset = TokenWindows(tokens, seq_len)
     if drop_last and len(dataset) < batch_size:
         raise DataError(
-            f"{bin_path}: {len(dataset)} windows of seq_len={seq_len} make no full batch of "
+            f"{tokens}: {len(dataset)} windows of seq_len={seq_len} make no full batch of "
             f"batch_size={batch_size}; use more data or a smaller batch_size/seq_len"
         )
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=ResumableSampler(len(dataset), shuffle, seed),
+        sampler=GlobalOrderSampler(len(dataset), shuffle, seed, batch_size, drop_last),
         num_workers=num_workers,
         drop_last=drop_last,
         persistent_workers=num_workers > 0,

@@ -1,25 +1,36 @@
-"""The ``split`` stage: assign whole documents to train/validation/test with Dask.
+"""The ``split`` stage: assign whole documents to train/validation/test, one shard at a time.
 
-Counts are exact (largest-remainder rounding of ``n * ratio``) rather than Bernoulli draws,
-so a 0.8/0.1/0.1 split of 1,189 chapters is always 951/119/119 and every split with a
-positive ratio gets at least one document. The assignment is a permutation drawn from
-``numpy.random.default_rng(seed)``, hence identical for the same seed and input.
+No global pass over the corpus, and the same assignment however the corpus is sharded:
+
+- ``shuffle: true`` (default): a document goes to the split its seeded hash falls in
+  (``blake2b(text, key=seed)`` as a number in [0, 1) against the cumulative ratios). Shards are
+  independent; identical documents always land in the same split (no train/test leakage of
+  duplicates); split sizes follow the ratios up to sampling noise. ``seed`` picks the assignment.
+- ``shuffle: false``: corpus order, contiguous: the first documents go to train, then validation,
+  then test, with exact counts (largest-remainder rounding of ``n * ratio``). Each shard job is told
+  how many documents come before it (from every shard's download stats).
+
+Either way each split keeps corpus order inside a shard; training shuffles windows itself (seeded by
+the run's seed). ``data.max_documents`` keeps the first N documents of the corpus (also from the
+download stats). Memory: one record batch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 
-import dask
-import dask.dataframe as dd
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from archbench.io import atomic_dir, write_json
+from archbench.io import atomic_file, write_json
 from archbench.errors import ConfigError, DataError
 
 CANONICAL_ORDER = ("train", "validation", "test")
+SCHEMA = pa.schema([("text", pa.string())])
 
 
 def _validate_ratios(ratios: dict, out_dirs: dict) -> list[str]:
@@ -55,56 +66,103 @@ def split_counts(n: int, ratios: list[float]) -> list[int]:
     return counts
 
 
-def _label_partition(df: pd.DataFrame, offsets, labels, ranks, partition_info=None) -> pd.DataFrame:
-    """Attach the split label and the shuffled rank of each row (global row position → arrays)."""
-    start = offsets[partition_info["number"]] if partition_info else 0
-    pos = np.arange(start, start + len(df))
-    return df.assign(_split=labels[pos], _rank=ranks[pos])
+def hash_fractions(texts: list[str], seed: int) -> np.ndarray:
+    """A number in [0, 1) per document: its blake2b hash keyed by ``seed`` (stable across machines and
+    Python versions, unlike ``hash()``)."""
+    key = int(seed).to_bytes(8, "little", signed=False)
+    digests = b"".join(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8, key=key).digest() for t in texts)
+    return np.frombuffer(digests, dtype="<u8").astype(np.float64) / 2.0**64
 
 
-def split_corpus(
+def corpus_positions(stats_paths: list[str], shard: str, max_documents: int | None = None) -> tuple[int, int]:
+    """(documents before ``shard``, documents kept in the whole corpus) from every shard's download
+    stats (shards in name order = corpus order), with ``max_documents`` applied."""
+    counts = {}
+    for p in stats_paths:
+        with open(p, encoding="utf-8") as f:
+            st = json.load(f)
+        counts[st["shard"]] = int(st["n_documents"])
+    if shard not in counts:
+        raise DataError(f"no download stats for shard {shard!r} among {len(counts)} shards")
+    offset = sum(n for name, n in counts.items() if name < shard)
+    total = sum(counts.values())
+    return offset, total if max_documents is None else min(total, int(max_documents))
+
+
+def split_shard(
     raw_parquet: str,
-    out_dirs: dict[str, str],
+    out_files: dict[str, str],
     ratios: dict[str, float],
     shuffle: bool,
     seed: int,
+    offset: int = 0,
+    total: int | None = None,
+    max_documents: int | None = None,
     stats_path: str | None = None,
+    shard: str | None = None,
 ) -> dict:
-    """Split the documents of ``raw_parquet`` (column ``text``) into one parquet directory per split.
+    """Split one normalised shard (parquet, column ``text``) into one parquet file per split.
 
-    ``shuffle=False`` keeps corpus order: the first documents go to train, then validation, then
-    test. ``shuffle=True`` assigns documents by a seeded permutation and writes each split in that
-    shuffled order. Returns (and optionally writes) per-split document and character counts.
+    ``offset``: documents of the corpus before this shard; ``total``: documents in the corpus (after
+    ``max_documents``), needed when ``shuffle`` is false. Returns (and optionally writes) per-split
+    document / character / byte counts.
     """
-    names = _validate_ratios(ratios, out_dirs)
-    ddf = dd.read_parquet(raw_parquet, columns=["text"])
-    lengths = ddf.map_partitions(len).compute().tolist()
-    n = int(sum(lengths))
-    if n == 0:
-        raise DataError(f"{raw_parquet}: corpus has no documents to split")
-    counts = split_counts(n, [float(ratios[s]) for s in names])
-
-    # rank[i] = position of document i in the (possibly shuffled) order; the first counts[0]
-    # ranks go to names[0], and so on.
-    ranks = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-    labels = np.repeat(np.arange(len(names), dtype=np.int8), counts)[ranks]
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    meta = ddf._meta.assign(_split=np.int8(0), _rank=np.int64(0))
-    labelled = ddf.map_partitions(_label_partition, offsets, labels, ranks, meta=meta)
-    labelled = labelled.assign(n_chars=labelled["text"].str.len())
-
-    stats = {"n_documents": n, "shuffle": bool(shuffle), "seed": int(seed), "ratios": dict(ratios), "splits": {}}
-    with contextlib.ExitStack() as stack:  # every split is renamed into place only if all succeed
-        writes = []
-        for k, name in enumerate(names):
-            part = labelled[labelled["_split"] == k]
-            if shuffle:
-                part = part.sort_values("_rank")
-            tmp = stack.enter_context(atomic_dir(out_dirs[name]))
-            writes.append(part[["text"]].to_parquet(tmp, write_index=False, compute=False))
-        chars, *_ = dask.compute(labelled.groupby("_split")["n_chars"].sum(), *writes)
-    for k, name in enumerate(names):
-        stats["splits"][name] = {"n_documents": counts[k], "n_chars": int(chars.get(k, 0))}
+    names = _validate_ratios(ratios, out_files)
+    if not shuffle and total is None:
+        raise ValueError("split_shard(shuffle=False) needs the corpus total")
+    if total is not None and total == 0:
+        raise DataError("the corpus has no non-empty documents to split")
+    limit = int(max_documents) if max_documents is not None else None
+    if not shuffle:
+        ends = np.cumsum(split_counts(total, [float(ratios[s]) for s in names]))
+    else:
+        ends = np.cumsum([float(ratios[s]) for s in names])
+        ends[-1] = 1.0  # float sums: the last split takes everything left
+    stats = {"shard": shard, "shuffle": bool(shuffle), "seed": int(seed), "ratios": dict(ratios),
+             "n_documents": 0, "n_beyond_max_documents": 0,
+             "splits": {s: {"n_documents": 0, "n_chars": 0, "n_bytes": 0} for s in names}}
+    try:
+        source = pq.ParquetFile(raw_parquet)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise DataError(f"{raw_parquet}: not a readable parquet file ({e})") from None
+    if "text" not in source.schema_arrow.names:
+        raise DataError(f"{raw_parquet}: no column 'text'; available columns: {source.schema_arrow.names}")
+    position = offset
+    with contextlib.ExitStack() as stack:  # every split file is moved into place only if all succeed
+        writers = {}
+        for s in names:
+            tmp = stack.enter_context(atomic_file(out_files[s]))
+            writers[s] = stack.enter_context(pq.ParquetWriter(tmp, SCHEMA))
+        for batch in source.iter_batches(columns=["text"], batch_size=4096):
+            texts = [t or "" for t in batch.column(0).to_pylist()]
+            if limit is not None:
+                keep = max(0, min(len(texts), limit - position))
+                stats["n_beyond_max_documents"] += len(texts) - keep
+                texts = texts[:keep]
+            if texts:
+                where = hash_fractions(texts, seed) if shuffle else np.arange(position, position + len(texts))
+                labels = np.searchsorted(ends, where, side="right")
+                for k, s in enumerate(names):
+                    part = [t for t, lab in zip(texts, labels) if lab == k]
+                    if part:
+                        writers[s].write_table(pa.Table.from_pydict({"text": part}, schema=SCHEMA))
+                        st = stats["splits"][s]
+                        st["n_documents"] += len(part)
+                        st["n_chars"] += sum(map(len, part))
+                        st["n_bytes"] += sum(len(t.encode("utf-8", "surrogatepass")) for t in part)
+            position += len(texts)
+            stats["n_documents"] += len(texts)
     if stats_path:
         write_json(stats, stats_path)
     return stats
+
+
+def split_shard_job(shard: str, raw_parquet: str, count_stats: list[str], out_files: dict[str, str],
+                    ratios: dict[str, float], shuffle: bool, seed: int, max_documents: int | None,
+                    stats_path: str) -> dict:
+    """The Snakemake job: :func:`split_shard` with this shard's corpus position taken from every shard's
+    download stats (given only when needed: ``shuffle`` false or ``max_documents`` set)."""
+    offset, total = corpus_positions(list(count_stats), shard, max_documents) if count_stats else (0, None)
+    return split_shard(raw_parquet, out_files, ratios, shuffle, seed, offset=offset,
+                       total=None if shuffle else total, max_documents=max_documents,
+                       stats_path=stats_path, shard=shard)

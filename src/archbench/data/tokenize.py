@@ -1,8 +1,10 @@
-"""The ``tokenize`` stage: a parquet split → one packed, nanoGPT-style token file.
+"""The ``tokenize`` stage: one parquet shard of a split → one packed, nanoGPT-style token file; then
+:func:`write_token_index` gathers a split's shards into ``tokens/{split}/index.json``.
 
-Layout of ``{split}.bin``: raw little-endian token ids (uint16 when the vocabulary fits, else
+Layout of ``{shard}.bin``: raw little-endian token ids (uint16 when the vocabulary fits, else
 uint32), each document's ids followed by ``</s>``; no header, so ``np.memmap`` reads it directly.
-The sibling ``.json`` holds dtype and counts and is written last: it marks a complete output.
+The sibling ``{shard}.json`` holds dtype and counts and is written last: it marks a complete output.
+The index lists every shard of the split in name (= corpus) order with its token count.
 """
 
 from __future__ import annotations
@@ -103,15 +105,16 @@ def tokenize_split(
     batch_size: int = 1024,
     num_workers: int | None = None,
 ) -> dict:
-    """Tokenize every document of the parquet split ``split_dir`` into ``out_bin`` (+ ``out_json``).
+    """Tokenize every document of the parquet shard (or directory of shards) ``split_dir`` into
+    ``out_bin`` (+ ``out_json``).
 
-    Partitions are read one at a time with Dask and encoded in batches of ``batch_size``
-    documents, so memory stays bounded by one partition. ``num_workers`` caps the tokenizer's
+    Record batches of ``batch_size`` documents are read and encoded one at a time, so memory stays
+    bounded by one batch. ``num_workers`` caps the tokenizer's
     Rust thread pool (only effective before the pool first starts in this process).
     """
     if num_workers:
         os.environ.setdefault("RAYON_NUM_THREADS", str(int(num_workers)))
-    import dask.dataframe as dd
+    import pyarrow.dataset as ds
     from tokenizers import Tokenizer
     from tqdm import tqdm
 
@@ -127,23 +130,25 @@ def tokenize_split(
     dtype = token_dtype(vocab_size)
     cache = PieceCache(tokenizer)
 
-    ddf = dd.read_parquet(split_dir, columns=["text"])
+    dataset = ds.dataset(str(split_dir), format="parquet")
+    if "text" not in dataset.schema.names:
+        raise DataError(f"{split_dir}: no column 'text'; available columns: {dataset.schema.names}")
     n_documents = n_tokens = n_chars = n_bytes = 0
     t0 = time.perf_counter()
     with atomic_file(out_bin) as tmp, open(tmp, "wb") as f:
-        bar = tqdm(total=ddf.npartitions, desc=f"tokenize {Path(split_dir).name}", unit="part", file=sys.stderr)
-        for delayed_part in ddf.to_delayed():
-            texts = delayed_part.compute(scheduler="synchronous")["text"].fillna("").tolist()
-            for i in range(0, len(texts), batch_size):
-                batch = texts[i : i + batch_size]
-                arr = encode_documents(tokenizer, batch, dtype, cache=cache)
-                arr.tofile(f)
-                n_tokens += arr.size
-                n_documents += len(batch)
-                n_chars += sum(map(len, batch))
-                n_bytes += sum(len(t.encode("utf-8")) for t in batch)
-                bar.set_postfix(docs=n_documents, tokens=n_tokens, refresh=False)
-            bar.update()
+        bar = tqdm(total=dataset.count_rows(), desc=f"tokenize {Path(split_dir).name}", unit="doc", file=sys.stderr)
+        for record_batch in dataset.to_batches(columns=["text"], batch_size=batch_size):
+            batch = [t or "" for t in record_batch.column(0).to_pylist()]
+            if not batch:
+                continue
+            arr = encode_documents(tokenizer, batch, dtype, cache=cache)
+            arr.tofile(f)
+            n_tokens += arr.size
+            n_documents += len(batch)
+            n_chars += sum(map(len, batch))
+            n_bytes += sum(len(t.encode("utf-8", "surrogatepass")) for t in batch)
+            bar.set_postfix(tokens=n_tokens, refresh=False)
+            bar.update(len(batch))
         bar.close()
     seconds = time.perf_counter() - t0
     stats = {
@@ -159,3 +164,31 @@ def tokenize_split(
     }
     write_json(stats, out_json)
     return {**stats, "seconds": round(seconds, 3)}
+
+
+def write_token_index(split: str, shard_jsons: list[str], out_index: str) -> dict:
+    """Gather a split's per-shard token metadata into ``out_index`` (shards in sorted name order, paths
+    relative to the index's folder). One dtype and one tokenizer for all shards; an empty split is an
+    error here, before any training job starts."""
+    shards, first = [], None
+    for meta_path in sorted(shard_jsons, key=lambda p: Path(p).stem):
+        meta = json.loads(Path(meta_path).read_text(encoding="utf-8"))
+        name = Path(meta_path).stem
+        if Path(meta_path).parent != Path(out_index).parent:
+            raise DataError(f"{meta_path}: shard metadata must sit next to the index {out_index}")
+        first = first or meta
+        for key in ("dtype", "tokenizer_sha256"):
+            if meta[key] != first[key]:
+                raise DataError(f"{meta_path}: {key} {meta[key]!r} differs from the split's {first[key]!r}; "
+                                f"re-run the tokenize stage")
+        shards.append({"name": name, "bin": f"{name}.bin", "n_tokens": int(meta["n_tokens"]),
+                       "n_documents": int(meta["n_documents"])})
+    n_tokens = sum(s["n_tokens"] for s in shards)
+    if not shards or n_tokens == 0:
+        raise DataError(f"the {split} split has no documents ({len(shards)} shards, 0 tokens): the corpus is too "
+                        f"small for the `splits` ratios; use more data or a larger {split} fraction")
+    index = {"split": split, "dtype": first["dtype"], "n_tokens": n_tokens,
+             "n_documents": sum(s["n_documents"] for s in shards), "vocab_size": first["vocab_size"],
+             "eos_id": first["eos_id"], "tokenizer_sha256": first["tokenizer_sha256"], "shards": shards}
+    write_json(index, out_index)
+    return index

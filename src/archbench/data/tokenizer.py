@@ -1,4 +1,6 @@
-"""The ``train_tokenizer`` stage: byte-level BPE trained on the train split only.
+"""The ``train_tokenizer`` stage: byte-level BPE trained on the train split only, or on a bounded sample
+of it (``tokenizer.sample_bytes``) drawn evenly from every train shard: the trainer keeps its pair
+counts in memory, and a few hundred MB of text already give a stable vocabulary.
 
 Byte-level BPE never needs ``<unk>`` (every byte is in the base alphabet), but the id is
 reserved so all special ids are fixed: ``<pad>``=0, ``<s>``=1, ``</s>``=2, ``<unk>``=3.
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from archbench.errors import ConfigError, DataError
@@ -26,20 +29,55 @@ PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 MIN_VOCAB = len(SPECIAL_TOKENS) + 256  # specials + the 256-byte base alphabet
 
 
-def iter_texts(split_dir: str, batch_size: int = 1000) -> Iterator[list[str]]:
-    """Stream the ``text`` column of a parquet file/directory in batches of strings."""
+def iter_texts(split_dir, batch_size: int = 1000) -> Iterator[list[str]]:
+    """Stream the ``text`` column of a parquet file, a directory of shards or a list of files, in
+    batches of strings (files in sorted order: corpus order)."""
     dataset = _dataset(split_dir)
     for batch in dataset.to_batches(columns=["text"], batch_size=batch_size):
         yield [t for t in batch.column(0).to_pylist() if t]
 
 
-def _dataset(split_dir: str) -> ds.Dataset:
-    if not os.path.exists(split_dir):
-        raise DataError(f"split directory does not exist: {split_dir}")
-    dataset = ds.dataset(split_dir, format="parquet")
+def _dataset(split_dir) -> ds.Dataset:
+    paths = sorted(map(str, split_dir)) if isinstance(split_dir, (list, tuple)) else str(split_dir)
+    for p in paths if isinstance(paths, list) else [paths]:
+        if not os.path.exists(p):
+            raise DataError(f"split directory does not exist: {p}")
+    dataset = ds.dataset(paths, format="parquet")
     if "text" not in dataset.schema.names:
         raise DataError(f"{split_dir}: no column 'text'; available columns: {dataset.schema.names}")
     return dataset
+
+
+def _text_bytes(path: str) -> int:
+    """Bytes of text in a parquet shard, from its footer (uncompressed size of the text column)."""
+    meta = pq.ParquetFile(path).metadata
+    return sum(meta.row_group(g).column(0).total_uncompressed_size for g in range(meta.num_row_groups))
+
+
+def sample_texts(files: list[str], sample_bytes: int | None, batch_size: int = 1000) -> Iterator[list[str]]:
+    """Batches of documents from the train shards ``files``: all of them when they hold at most
+    ``sample_bytes`` of text, else from each shard its first documents up to its share of
+    ``sample_bytes`` (proportional to its size), so every shard contributes and only the sample is read."""
+    files = sorted(map(str, files))
+    sizes = {f: _text_bytes(f) for f in files}
+    total = sum(sizes.values())
+    fraction = 1.0 if not sample_bytes or total <= sample_bytes else sample_bytes / total
+    for f in files:
+        budget, taken = fraction * sizes[f], 0
+        for batch in pq.ParquetFile(f).iter_batches(columns=["text"], batch_size=batch_size):
+            texts = [t for t in batch.column(0).to_pylist() if t]
+            if fraction < 1.0:
+                out = []
+                for t in texts:
+                    if taken >= budget:
+                        break
+                    out.append(t)
+                    taken += len(t.encode("utf-8", "surrogatepass"))
+                texts = out
+            if texts:
+                yield texts
+            if fraction < 1.0 and taken >= budget:
+                break
 
 
 def tokenizer_hash(out_dir: str) -> str:
@@ -67,8 +105,11 @@ def _save_atomically(hf_tokenizer, out_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def train_tokenizer(train_dir: str, out_dir: str, vocab_size: int, min_frequency: int = 2) -> dict:
-    """Train byte-level BPE on the parquet split in ``train_dir`` and save it to ``out_dir``.
+def train_tokenizer(train_dir, out_dir: str, vocab_size: int, min_frequency: int = 2,
+                    sample_bytes: int | None = None) -> dict:
+    """Train byte-level BPE on the train split (``train_dir``: a parquet file, a directory of shards or a
+    list of shard files), or on a ``sample_bytes`` sample of it (see :func:`sample_texts`), and save it
+    to ``out_dir``.
 
     Returns stats: requested/achieved vocab size, documents/characters seen, tokenizer sha256.
     Warns when the corpus is too small to reach ``vocab_size`` merges.
@@ -79,13 +120,17 @@ def train_tokenizer(train_dir: str, out_dir: str, vocab_size: int, min_frequency
         raise ConfigError(f"tokenizer min_frequency must be an integer >= 1, got {min_frequency!r}")
     from transformers import PreTrainedTokenizerFast  # heavy import, only needed to save
 
-    n_docs = _dataset(train_dir).count_rows()
+    if sample_bytes is not None and (isinstance(sample_bytes, bool) or not isinstance(sample_bytes, int) or sample_bytes < 1):
+        raise ConfigError(f"tokenizer.sample_bytes must be a positive integer, got {sample_bytes!r}")
+    dataset = _dataset(train_dir)
+    files = sorted(dataset.files)
+    n_docs = dataset.count_rows()
     if n_docs == 0:
         raise DataError(f"{train_dir}: the train split is empty; cannot train a tokenizer")
     seen = {"n_documents": 0, "n_chars": 0}
 
     def batches():
-        for texts in iter_texts(train_dir):
+        for texts in sample_texts(files, sample_bytes):
             seen["n_documents"] += len(texts)
             seen["n_chars"] += sum(map(len, texts))
             yield texts
@@ -120,7 +165,8 @@ def train_tokenizer(train_dir: str, out_dir: str, vocab_size: int, min_frequency
         "vocab_size": achieved,
         "min_frequency": min_frequency,
         "special_tokens": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
-        "train_dir": str(train_dir),
+        "train_dir": str(train_dir) if not isinstance(train_dir, (list, tuple)) else f"{len(files)} shards",
+        "sample_bytes": sample_bytes,
         **seen,
         "tokenizer_sha256": tokenizer_hash(out_dir),
     }

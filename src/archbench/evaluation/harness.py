@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from archbench import hub
 from archbench.evaluation.common import EvalError, arch_of, load_model, max_context, torch_threads
 from archbench.io import atomic_file, write_json
 
@@ -100,8 +101,7 @@ def resolve_tasks(tasks: list[str], task_dirs=(), include_path: str | None = Non
 
 
 def _offline() -> bool:
-    if any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
-           for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")):
+    if hub.offline():
         return True
     try:  # a quick probe: a machine without network should not wait on the hub's retries
         socket.create_connection(("huggingface.co", 443), timeout=3).close()

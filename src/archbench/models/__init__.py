@@ -14,7 +14,7 @@ import importlib
 
 # public name -> submodule that defines it (loaded on first attribute access)
 _LAZY = {
-    "ArchbenchConfig": "common", "ArchbenchPreTrainedModel": "common", "DecodeCache": "common",
+    "ArchbenchConfig": "common", "ArchbenchPreTrainedModel": "common", "DecodeCache": "common", "lm_loss": "common",
     "LongNetConfig": "longnet", "LongNetForCausalLM": "longnet", "LongNetModelHF": "longnet",
     "RetNetConfig": "retnet", "RetNetForCausalLM": "retnet", "RetNetModelHF": "retnet",
     "TransformerConfig": "transformer", "TransformerForCausalLM": "transformer",

@@ -216,13 +216,17 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
 
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]),
-                labels[:, 1:].reshape(-1).to(logits.device),
-                ignore_index=-100,
-            )
+            loss = lm_loss(logits[:, :-1], labels[:, 1:])
         out = CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache)
         return out if return_dict is not False else out.to_tuple()
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of ``logits`` [B, T, V] against the aligned ``targets`` [B, T]
+    (-100 = ignored), in fp32: under bf16 autocast the log-softmax over a large vocabulary loses precision.
+    The one loss of the package: ``forward(labels=...)`` and the training module use it."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1).to(logits.device),
+                           ignore_index=-100)
 
 
 # ----------------------------------------------------------------------------- attention kernels

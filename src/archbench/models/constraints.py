@@ -21,6 +21,14 @@ from __future__ import annotations
 POSITIONS = ("xpos", "rotary", "learned")
 
 
+class ContextTooLong(ValueError):
+    """A model was given more positions than it has (e.g. learned positions end at max_seq_len).
+
+    The one refusal the latency benchmark records as `skipped`; every other error fails the job.
+    Defined here (standard library only) so the model files can raise it when loaded as remote code;
+    ``archbench.errors`` re-exports it."""
+
+
 class ConstraintError(ValueError):
     """A cross-key rule is broken. ``keys``: the settings involved (model field names), which the
     parse-time check maps back to config keys."""

@@ -24,6 +24,7 @@ from torchscale.component.rms_norm import RMSNorm
 from transformers import GenerationMixin
 
 from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel, attention
+from .constraints import ContextTooLong
 from .constraints import transformer as check_transformer
 
 BLOCKS = ("transformer", "retnet")
@@ -252,7 +253,7 @@ class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
         x = dec.embed_scale * dec.embed_tokens(input_ids)
         if dec.embed_positions is not None:
             if (cache.max_length if prior else 0) + T > self.config.max_seq_len:
-                raise ValueError(f"learned positions stop at max_seq_len={self.config.max_seq_len}")
+                raise ContextTooLong(f"learned positions stop at max_seq_len={self.config.max_seq_len}")
             x = x + dec.embed_positions(qpos)
         x = dec.dropout_module(x)
         uniform = not prior or cache.uniform

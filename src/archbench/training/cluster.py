@@ -6,9 +6,12 @@ Lightning's auto-detected SLURMEnvironment reports world size 1 and ignores `dev
 - one node, one device:   SLURMEnvironment (world size 1 is right) — it brings auto-requeue;
 - one node, N devices:    Lightning's own launcher spawns the N processes (LightningEnvironment
                           topology), still a SLURMEnvironment so that auto-requeue stays on;
-- several nodes:          the rule's shell runs `srun --nodes=.. --ntasks-per-node=..` (plugin
-                          resource `mpi`), one process per device, and `python -m
-                          archbench.training.cluster ARGS` in each; SLURMEnvironment reads the ranks.
+- several nodes:          the job (plugin resource `mpi`: run in the batch script) starts `srun
+                          --nodes=.. --ntasks-per-node=..`, one process per device, each running
+                          `python -m archbench.training.cluster ARGS`; SLURMEnvironment reads the ranks.
+
+The one `rule train` calls `run_train_job(train_args(...), log)` for both; `train_args` is the one
+place that turns a job (wildcards, inputs, outputs, params) into `train_run`'s arguments.
 
 Requeue signal: Slurm's `--signal=SIG@secs` reaches EVERY process of the job step, Snakemake's too,
 and SIGUSR1 (Lightning's default) kills a Python process without a handler — the job step dies before
@@ -23,6 +26,7 @@ import glob
 import json
 import os
 import signal
+import subprocess
 import sys
 
 REQUEUE_SIGNAL = signal.SIGURG
@@ -138,14 +142,46 @@ def resume_checkpoint(scratch_dir: str) -> str | None:
     return max(found, key=os.path.getmtime) if found else None
 
 
-def train_args(wildcards, input, output, threads, settings: dict, scratch: str, emissions: dict) -> str:
-    """`train_run` keyword arguments as one JSON string: the multi-node rule's command line."""
-    return json.dumps({
-        "arch": wildcards.arch, "seed": int(wildcards.seed), "settings": settings,
+def train_args(wildcards, input, output, threads, params) -> dict:
+    """`train_run`'s keyword arguments for one train job (the only place they are assembled)."""
+    return {
+        "arch": wildcards.arch, "seed": int(wildcards.seed), "settings": params.settings,
         "tokens": {s: input[s] for s in ("train", "validation", "test")},
         "tokenizer_dir": os.path.dirname(input.tokenizer), "run_dir": os.path.dirname(output.metrics),
-        "scratch_dir": scratch, "emissions": emissions, "threads": threads,
-    })
+        "scratch_dir": params.scratch, "emissions": params.emissions, "threads": threads,
+    }
+
+
+def launch_command(args: dict) -> list[str]:
+    """Several nodes: `srun` starting one rank per device, each running this module's `main`."""
+    return ["srun", *srun_flags(args["settings"]).split(), sys.executable, "-m", "archbench.training.cluster",
+            json.dumps(args)]
+
+
+def stderr_to(log_path: str) -> None:
+    """Point this process' stderr (file descriptor 2, so the processes it starts inherit it) at the
+    rule's log, in append mode: every rank writes at the end, none overwrites another's lines. Ranks
+    that Lightning starts re-run the job's script: only the first process empties the log."""
+    child_rank = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    if not child_rank:
+        open(log_path, "w").close()
+    fh = open(log_path, "a", buffering=1)
+    os.dup2(fh.fileno(), 2)
+    sys.stderr = fh
+
+
+def run_train_job(args: dict, log_path: str) -> None:
+    """The train rule's job: train in this process (Lightning starts the other local ranks), or on
+    several nodes through `srun`, all ranks writing to the rule's log."""
+    stderr_to(log_path)
+    if not is_multinode(args["settings"]):
+        from archbench.training import train_run
+
+        train_run(**args)
+        return
+    rc = subprocess.run(launch_command(args)).returncode
+    if rc:
+        sys.exit(f"srun exited with status {rc}; each failing rank's traceback is above in {log_path}")
 
 
 def main(argv: list[str] | None = None) -> None:
