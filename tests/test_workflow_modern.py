@@ -30,7 +30,7 @@ def five(tmp_path_factory):
         },
         report={"baseline": "retnet"},
     )
-    snakemake(work, "--cores", "2", configfile=cfg, timeout=1800)
+    snakemake(work, "--cores", "2", configfile=cfg, timeout=3600)
     return work / "results"
 
 
