@@ -132,7 +132,8 @@ def run_pipeline(corpus: Path, work: Path, cores: int, sample_bytes: int, vocab_
 
 
 def encode_floor(results: Path, max_bytes: int = 20_000_000) -> float:
-    """MB/s of one-thread Rust ``encode_batch`` over the first ``max_bytes`` of the train split."""
+    """MB per CPU second of one-thread Rust ``encode_batch`` over the first ``max_bytes`` of the train split
+    (CPU time, like the stage's figure, so that other users' load does not skew the ratio)."""
     code = f"""
 import os, sys, time, json, pyarrow.parquet as pq
 from pathlib import Path
@@ -145,7 +146,7 @@ for f in sorted(Path({str(results / 'data' / 'split' / 'train')!r}).glob('*.parq
         if n >= {max_bytes}: break
     if n >= {max_bytes}: break
 tok.encode_batch(texts[:100], add_special_tokens=False)  # warm up
-t0 = time.perf_counter(); tok.encode_batch(texts, add_special_tokens=False); dt = time.perf_counter() - t0
+t0 = time.process_time(); tok.encode_batch(texts, add_special_tokens=False); dt = time.process_time() - t0  # CPU s, as the stage
 print(json.dumps(n / 1e6 / dt))
 """
     env = {**os.environ, "RAYON_NUM_THREADS": "1"}
