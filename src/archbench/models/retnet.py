@@ -15,6 +15,7 @@ the group norm then uses ``eps / s**2`` so the scale cancels exactly instead of 
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -127,6 +128,7 @@ class ChunkTables(NamedTuple):
     A: torch.Tensor | None = None
     s0: torch.Tensor | None = None
     s_out: torch.Tensor | None = None
+    plain: bool = False
 
 
 def decay_tables(decay, pos, p_start, mode, chunk_size, need_state, plain=False):
@@ -162,7 +164,7 @@ def decay_tables(decay, pos, p_start, mode, chunk_size, need_state, plain=False)
     P0 = P[:, :, :1] if plain else P
     D = torch.exp((d * (P0 - P0.transpose(-1, -2))).masked_fill(~causal, float("-inf")))
     if N == 1 and p_start is None and not need_state:
-        return ChunkTables(C, N, D, c)
+        return ChunkTables(C, N, D, c, plain=plain)
     ends = pos.view(Bp, N, C)[:, :, -1]
     first = p_start[:, None] if p_start is not None else pos[:, :1] - 1  # no state: its weight is unused
     e = torch.cat([first, ends], 1)  # [B', N+1]
@@ -172,7 +174,7 @@ def decay_tables(decay, pos, p_start, mode, chunk_size, need_state, plain=False)
     A = torch.exp((decay.view(1, -1, 1, 1) * (e[:, None, :, None] - e[:, None, None, :])).masked_fill(~tri, float("-inf")))
     s0 = _norm_sum(decay, p_start[:, None]).sqrt() if p_start is not None else None
     s_out = _norm_sum(decay, pos[:, -1:]).clamp_min(1.0).rsqrt() if need_state else None
-    return ChunkTables(C, N, D, c, kd, qd, A, s0, s_out)
+    return ChunkTables(C, N, D, c, kd, qd, A, s0, s_out, plain)
 
 
 class Retention(MultiScaleRetention):
@@ -200,6 +202,8 @@ class Retention(MultiScaleRetention):
         if mode == "recurrent":
             out, S = self._recurrent(qr, kr, v, S, *tables)
             eps = self.group_norm.eps
+        elif mode == "chunkwise" and fla_usable(qr, tables, S, state):
+            out = fla_retention(qr, kr, v)
         else:
             out, S = _chunked(qr, kr, v, S, tables, need_state=state is not None)
             eps = self.group_norm.eps * tables.c  # = GroupNorm_eps(out / sqrt(c)), see ChunkTables
@@ -220,6 +224,32 @@ class Retention(MultiScaleRetention):
             S = S * a[:, :, t].unsqueeze(-1) + kv * b[:, :, t].unsqueeze(-1)
             outs.append(qr[:, :, t:t + 1].float() @ S)
         return torch.cat(outs, 2), S
+
+
+@functools.lru_cache(maxsize=None)
+def _fla_chunk_retention():
+    """flash-linear-attention's chunk_retention when importable (optional ``[gpu]`` extra, CUDA
+    only); never imported on the CPU path."""
+    try:
+        from fla.ops.retention import chunk_retention
+    except Exception:  # not installed / no triton / no GPU build
+        return None
+    return chunk_retention
+
+
+def fla_usable(q, tables, S, state) -> bool:
+    """fla's kernel computes exactly our unnormalised sum for plain positions with no state in or
+    out, with torchscale's decays (log(1 - 2^(-5-h)), fla's fixed ``g_gamma``)."""
+    return (q.is_cuda and S is None and state is None and isinstance(tables, ChunkTables) and tables.plain
+            and _fla_chunk_retention() is not None)
+
+
+def fla_retention(q, k, v):
+    """q/k [B, H, T, dk] (rotated, k scaled), v [B, H, T, dv] -> o [B, H, T, dv] * sqrt(c), as
+    :func:`_chunked` returns it (the group norm's eps carries c)."""
+    o, _ = _fla_chunk_retention()(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=1.0,
+                                  head_first=False)
+    return o.transpose(1, 2)
 
 
 def _rotate(x, rot, H):
