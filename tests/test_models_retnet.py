@@ -117,3 +117,79 @@ def test_position_buffers_stay_fp32_in_bf16():
     assert torch.equal(rel.angle, ref.angle) and torch.equal(rel.decay, ref.decay)
     x = torch.randint(0, 50, (1, 9))
     assert model(input_ids=x).logits.isfinite().all()
+
+
+def test_automatic_plan_and_explicit_overrides():
+    from archbench.models.retnet import AUTO_CHUNK, retention_plan
+
+    auto = build_model("retnet", **SMALL).config
+    assert auto.chunk_size is None and auto.chunkwise_above is None
+    c = AUTO_CHUNK["cpu"]
+    assert retention_plan(c, auto) == ("parallel", c)  # one chunk is the parallel form
+    assert retention_plan(c + 1, auto) == ("chunkwise", c)
+    assert retention_plan(1, auto, has_state=True) == ("recurrent", 1)
+    fixed = build_model("retnet", chunkwise_above=100, chunk_size=16, **SMALL).config
+    assert retention_plan(100, fixed) == ("parallel", 100)
+    assert retention_plan(101, fixed) == ("chunkwise", 16)
+    assert retention_plan(101, fixed, mode="parallel") == ("parallel", 101)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1 or None"):
+        build_model("retnet", chunk_size=0, **SMALL)
+
+
+def test_gradients_agree_between_parallel_and_chunkwise():
+    """Training uses the custom backward passes (recomputed chunk products, group norm + gate)."""
+    grads = {}
+    for mode, c in (("parallel", None), ("chunkwise", 4), ("chunkwise", 5)):
+        torch.manual_seed(8)
+        model = build_model("retnet", **SMALL)
+        model.config.chunk_size = c
+        x = torch.randint(0, 50, (2, 17))
+        model(input_ids=x, labels=x, retention_mode=mode).loss.backward()
+        grads[mode, c] = torch.cat([p.grad.flatten() for p in model.parameters()])
+    ref = grads["parallel", None]
+    for key, g in grads.items():
+        assert (g - ref).abs().max().item() <= 1e-5 * max(1.0, ref.abs().max().item()), key
+
+
+def test_custom_backward_passes_match_autograd():
+    from archbench.models.retnet import _GateNorm, _IntraChunk
+
+    torch.manual_seed(9)
+    q, k = (torch.randn(2, 3, 4, 5, 8, dtype=torch.double, requires_grad=True) for _ in range(2))
+    v = torch.randn(2, 3, 4, 5, 6, dtype=torch.double, requires_grad=True)
+    D = torch.rand(1, 3, 1, 5, 5, dtype=torch.double).tril()
+    assert torch.autograd.gradcheck(lambda q, k, v: _IntraChunk.apply(q, k, v, D), (q, k, v))
+    o = torch.randn(2, 3, 7, 6, dtype=torch.double, requires_grad=True)
+    g = torch.randn(2, 7, 18, dtype=torch.double, requires_grad=True)
+    eps = torch.rand(1, 3, 7, 1, dtype=torch.double)
+    assert torch.autograd.gradcheck(lambda o, g: _GateNorm.apply(o, eps, g), (o, g))
+
+
+def test_position_tables_are_cached_and_inference_tensors_never_reach_training():
+    torch.manual_seed(10)
+    model = build_model("retnet", chunk_size=4, **SMALL)
+    rel = model.decoder.retnet_rel_pos
+    x = torch.randint(0, 50, (1, 10))
+    with torch.inference_mode():
+        model(input_ids=x)
+    n = len(rel._cache)
+    model(input_ids=x, labels=x).loss.backward()  # would fail on a table made in inference mode
+    assert len(rel._cache) == n + 1
+    model(input_ids=x, labels=x)
+    assert len(rel._cache) == n + 1  # reused
+    assert rel._cache[next(reversed(rel._cache))][1].D.shape[2] == 1  # one D shared by all chunks
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fla_chunkwise_matches_ours_on_gpu():
+    pytest.importorskip("fla")
+    from archbench.models import retnet
+
+    torch.manual_seed(11)
+    model = build_model("retnet", **{**SMALL, "max_seq_len": 512}).cuda().eval()
+    x = torch.randint(0, 50, (2, 300), device="cuda")
+    with torch.no_grad():
+        ours = _logits(model, x, "parallel")
+        fla = _logits(model, x, "chunkwise", 64)
+    assert retnet._fla_chunk_retention() is not None
+    assert (fla - ours).abs().max().item() <= 1e-3  # fla's kernels run tf32 matmuls

@@ -65,9 +65,9 @@ def retnet(s: dict) -> None:
     vdim, heads = value_embed_dim(s), s["heads"]
     if vdim % heads:
         raise ConstraintError(["value_embed_dim", "heads"], f"value_embed_dim {vdim} is not divisible by heads {heads}")
-    chunk = s.get("chunk_size")
-    if chunk is not None and chunk < 1:
-        raise ConstraintError(["chunk_size"], f"chunk_size must be >= 1, got {chunk}")
+    for key in ("chunk_size", "chunkwise_above"):  # None: the automatic plan (see retnet.py)
+        if s.get(key) is not None and s[key] < 1:
+            raise ConstraintError([key], f"{key} must be >= 1 or null (automatic), got {s[key]}")
 
 
 def transformer(s: dict) -> None:

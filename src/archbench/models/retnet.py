@@ -15,14 +15,18 @@ the group norm then uses ``eps / s**2`` so the scale cancels exactly instead of 
 
 from __future__ import annotations
 
-from typing import ClassVar
+import functools
+from typing import ClassVar, NamedTuple
 
 import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint
+from transformers import GenerationMixin
 from torchscale.architecture import retnet as ts_retnet
 from torchscale.architecture.config import RetNetConfig as TSRetNetConfig
 from torchscale.component.embedding import TextEmbedding
-from torchscale.component.multiscale_retention import MultiScaleRetention, theta_shift
-from transformers import GenerationMixin
+from torchscale.component.gate_linear_unit import GLU
+from torchscale.component.multiscale_retention import MultiScaleRetention
 
 from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel
 from .constraints import retnet as check_retnet
@@ -33,7 +37,9 @@ MODES = ("parallel", "chunkwise", "recurrent")
 
 class RetNetConfig(ArchbenchConfig):
     """RetNet hyperparameters. ``value_embed_dim`` defaults to ``2 * embed_dim``; sequences
-    longer than ``chunkwise_above`` (None = never) run chunkwise with ``chunk_size``."""
+    longer than ``chunkwise_above`` run chunkwise with chunks of ``chunk_size`` tokens. None (the
+    default) for either means automatic (:func:`retention_plan`): the measured chunk length of
+    the device, parallel up to it and chunkwise above."""
 
     model_type = "archbench_retnet"
     hparam_names: ClassVar[tuple] = HPARAMS + ("value_embed_dim", "chunk_size", "chunkwise_above")
@@ -41,7 +47,7 @@ class RetNetConfig(ArchbenchConfig):
 
     ffn_dim: int = 1024
     value_embed_dim: int | None = None
-    chunk_size: int = 64
+    chunk_size: int | None = None
     chunkwise_above: int | None = None
     layernorm_eps: float = 1e-6
 
@@ -56,7 +62,36 @@ class RetNetConfig(ArchbenchConfig):
             decoder_ffn_embed_dim=self.ffn_dim, decoder_layers=self.layers, dropout=self.dropout,
             activation_fn=self.activation_fn, layernorm_eps=self.layernorm_eps,
             share_decoder_input_output_embed=self.tie_word_embeddings,
-            max_target_positions=self.max_seq_len, recurrent_chunk_size=self.chunk_size)
+            max_target_positions=self.max_seq_len,
+            recurrent_chunk_size=self.chunk_size or auto_chunk("cpu"))  # unused: our retention chunks
+
+
+# Automatic plan (chunkwise_above / chunk_size left at null): one chunk length per device type, measured
+# with benchmarks/train.py --sweep (training step, 1 thread; numbers in benchmarks/README.md). Sequences
+# up to the chunk length run parallel (one chunk IS the parallel form), longer ones chunkwise with it.
+AUTO_CHUNK = {"cpu": 64}
+AUTO_CHUNK_DEFAULT = 64  # devices not measured here (e.g. CUDA without fla)
+
+
+def auto_chunk(device_type: str) -> int:
+    return AUTO_CHUNK.get(device_type, AUTO_CHUNK_DEFAULT)
+
+
+def retention_plan(T: int, config, device_type: str = "cpu", mode: str | None = None,
+                   has_state: bool = False) -> tuple[str, int]:
+    """(mode, chunk length) for ``T`` new tokens: ``mode`` forces one; otherwise the recurrent step
+    for one token after a state, else parallel up to ``chunkwise_above`` tokens (null: the chunk
+    length) and chunkwise above. The chunk length is ``chunk_size`` (null: :func:`auto_chunk`)."""
+    chunk = config.chunk_size or auto_chunk(device_type)
+    if mode is None:
+        if has_state and T == 1:
+            mode = "recurrent"
+        else:
+            above = config.chunkwise_above if config.chunkwise_above is not None else chunk
+            mode = "chunkwise" if T > above else "parallel"
+    if mode not in MODES:
+        raise ValueError(f"retention mode must be one of {MODES}, got {mode!r}")
+    return mode, (T if mode == "parallel" else max(1, min(chunk, T)))
 
 
 def _norm_sum(decay: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -67,16 +102,42 @@ def _norm_sum(decay: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return (torch.expm1(d * (pos.unsqueeze(1) + 1)) / torch.expm1(d)).unsqueeze(-1)
 
 
-def decay_tables(decay, pos, p_start, mode, chunk_size, need_state):
+class ChunkTables(NamedTuple):
+    """Position-only factors of the chunked retention (B' = 1 for plain positions, else B; the
+    sequence is padded to N * C by repeating the last position).
+
+    D [B', H, N | 1, C, C]: g^(p_i - p_j) inside a chunk, 0 above the diagonal. c [B', H, T, 1]: c(p)
+    of each row (the group norm's eps is scaled by it instead of dividing rows by sqrt(c)).
+    Across chunks (None when there is one chunk and no state in or out), with e'_0 = the incoming
+    state's position and e'_{n+1} = the last position of chunk n: kd [B', H, N, C, 1] = g^(e_n - p_j)
+    (weight of key j in its chunk's state), qd [B', H, N, C, 1] = g^(p_i - e'_n) (decay of the state
+    a query of chunk n reads), A [B', H, N+1, N+1] = g^(e'_n - e'_m) for m <= n (states at the chunk
+    boundaries from the chunks' own). s0 [B, H, 1, 1] = sqrt(c(p_start)) un-normalises the incoming
+    state, s_out [B', H, 1, 1] = c(p_last)^-1/2 normalises the outgoing one.
+    """
+
+    C: int
+    N: int
+    D: torch.Tensor
+    c: torch.Tensor
+    kd: torch.Tensor | None = None
+    qd: torch.Tensor | None = None
+    A: torch.Tensor | None = None
+    s0: torch.Tensor | None = None
+    s_out: torch.Tensor | None = None
+    plain: bool = False
+
+
+def decay_tables(decay, pos, p_start, mode, chunk_size, need_state, plain=False):
     """Everything that depends only on positions, computed once per forward for all layers.
 
     decay: [H] log g; pos: [B|1, T] float positions (trailing pads repeat the last real one, so
     they neither decay nor advance the state); p_start: [B] position of the last token already in
-    the state, or None when there is no state. Returns, for "recurrent", ``(a, b)`` [B, H, T, 1]
-    with ``S_t = a_t S_{t-1} + b_t k_t v_t^T``; otherwise one tuple per chunk
-    ``(slice, D [B, H, L, L], w [B, H, L, 1] | None, wk [B, H, L, 1] | None, a [B, H, 1, 1] | None)``:
-    intra-chunk decay mask, weight of the incoming state per query, weight of each key in the
-    outgoing state, and decay of the incoming state.
+    the state, or None when there is no state; chunk_size: the chunk length (ignored by "parallel",
+    which is one chunk of T); plain: pos is 0..T-1, so every chunk has the same D (kept once, N = 1
+    in its shape: padded keys are zero and padded queries dropped, so the last chunk may share it).
+    Returns, for "recurrent", ``(a, b)`` [B, H, T, 1] with ``S_t = a_t S_{t-1} + b_t k_t v_t^T``;
+    otherwise :class:`ChunkTables`.
     """
     d = decay.view(1, -1, 1, 1)
     T = pos.shape[1]
@@ -88,28 +149,29 @@ def decay_tables(decay, pos, p_start, mode, chunk_size, need_state):
         return a, c_new.rsqrt()
     if mode not in MODES:
         raise ValueError(f"retention mode must be one of {MODES}, got {mode!r}")
-    step = chunk_size if mode == "chunkwise" else T
-    chunks, prev = [], p_start
-    for i in range(0, T, step):
-        p = pos[:, i:i + step]
-        L = p.shape[1]
-        c_n = _norm_sum(decay, p).clamp_min(1.0)  # [B, H, L, 1]
-        causal = torch.ones(L, L, dtype=torch.bool, device=p.device).tril()
-        diff = (p[:, :, None] - p[:, None, :]).unsqueeze(1)  # [B, 1, L, L]
-        D = torch.exp((diff * d).masked_fill(~causal, float("-inf"))) / c_n.sqrt()
-        w = wk = a = None
-        if prev is not None:
-            c_prev = _norm_sum(decay, prev[:, None])  # [B, H, 1, 1]
-            w = torch.exp(d * (p - prev[:, None]).unsqueeze(1).unsqueeze(-1)) * (c_prev / c_n).sqrt()
-        if need_state or i + step < T:
-            p_last = p[:, -1]
-            c_last = _norm_sum(decay, p_last[:, None]).clamp_min(1.0)
-            wk = torch.exp(d * (p_last[:, None] - p).unsqueeze(1).unsqueeze(-1)) / c_last.sqrt()
-            if prev is not None:
-                a = torch.exp(d * (p_last - prev).view(-1, 1, 1, 1)) * (c_prev / c_last).sqrt()
-            prev = p_last
-        chunks.append((slice(i, i + step), D, w, wk, a))
-    return chunks
+    C = T if mode == "parallel" else max(1, min(chunk_size, T))
+    N = -(-T // C)
+    c = _norm_sum(decay, pos).clamp_min(1.0)  # clamp: only rows with no token yet
+    if N * C > T:
+        pos = torch.cat([pos, pos[:, -1:].expand(-1, N * C - T)], 1)
+    Bp = pos.shape[0]
+    d = decay.view(1, -1, 1, 1, 1)
+    P = pos.view(Bp, 1, N, C, 1)
+    causal = torch.ones(C, C, dtype=torch.bool, device=pos.device).tril()
+    P0 = P[:, :, :1] if plain else P
+    D = torch.exp((d * (P0 - P0.transpose(-1, -2))).masked_fill(~causal, float("-inf")))
+    if N == 1 and p_start is None and not need_state:
+        return ChunkTables(C, N, D, c, plain=plain)
+    ends = pos.view(Bp, N, C)[:, :, -1]
+    first = p_start[:, None] if p_start is not None else pos[:, :1] - 1  # no state: its weight is unused
+    e = torch.cat([first, ends], 1)  # [B', N+1]
+    kd = torch.exp(d * (ends.view(Bp, 1, N, 1, 1) - P))
+    qd = torch.exp(d * (P - e[:, :N].view(Bp, 1, N, 1, 1)))
+    tri = torch.ones(N + 1, N + 1, dtype=torch.bool, device=pos.device).tril()
+    A = torch.exp((decay.view(1, -1, 1, 1) * (e[:, None, :, None] - e[:, None, None, :])).masked_fill(~tri, float("-inf")))
+    s0 = _norm_sum(decay, p_start[:, None]).sqrt() if p_start is not None else None
+    s_out = _norm_sum(decay, pos[:, -1:]).clamp_min(1.0).rsqrt() if need_state else None
+    return ChunkTables(C, N, D, c, kd, qd, A, s0, s_out, plain)
 
 
 class Retention(MultiScaleRetention):
@@ -120,58 +182,36 @@ class Retention(MultiScaleRetention):
     """
 
     def forward(self, x, rot, valid, tables, mode="parallel", state=None):
-        """x: [B, T, D]; rot: (sin, cos) each [B|1, 1, T, dk] float32; valid: [B, T] bool or
-        None; tables: :func:`decay_tables` for ``mode``; state: None or this layer's cache dict
+        """x: [B, T, D]; rot: [B|1, T, 1, dk/2] complex64 rotation; valid: [B, T] bool or None;
+        tables: :func:`decay_tables` for ``mode``; state: None or this layer's cache dict
         (its "S" is read and updated in place). Returns [B, T, D]."""
         bsz, T, _ = x.shape
         H, dk, dv = self.num_heads, self.key_dim, self.head_dim
-        q = self.q_proj(x).view(bsz, T, H, dk).transpose(1, 2)
-        k = (self.k_proj(x) * self.scaling).view(bsz, T, H, dk).transpose(1, 2)
-        v = self.v_proj(x).view(bsz, T, H, dv).transpose(1, 2)
+        v = self.v_proj(x)
         g = self.g_proj(x)
-        sin, cos = rot
-        qr = theta_shift(q, sin, cos).to(v.dtype)
-        kr = theta_shift(k, sin, cos).to(v.dtype)
+        # rotation as a complex product (= torchscale's theta_shift), the key scaling folded in
+        qr = _rotate(self.q_proj(x), rot, H).to(v.dtype)
+        kr = _rotate(self.k_proj(x), rot * self.scaling, H).to(v.dtype)
+        v = v.view(bsz, T, H, dv).transpose(1, 2)
         if valid is not None:  # padded keys contribute nothing (masked_fill: no 0 * inf)
             kr = kr.masked_fill(~valid[:, None, :, None], 0.0)
         S = state.get("S") if state is not None else None
         if mode == "recurrent":
-            out, scale, S = self._recurrent(qr, kr, v, S, *tables)
+            out, S = self._recurrent(qr, kr, v, S, *tables)
+            eps = self.group_norm.eps
+        elif mode == "chunkwise" and fla_usable(qr, tables, S, state):
+            out = fla_retention(qr, kr, v)
         else:
-            out, scale, S = self._chunks(qr, kr, v, S, tables)
+            out, S = _chunked(qr, kr, v, S, tables, need_state=state is not None)
+            eps = self.group_norm.eps * tables.c  # = GroupNorm_eps(out / sqrt(c)), see ChunkTables
         if state is not None:
             state["S"] = S
-        # group norm in fp32 with the eps that makes the per-row scale cancel exactly
-        out = out.float()
-        eps = self.group_norm.eps / scale.float() ** 2
-        out = out * torch.rsqrt(out.pow(2).mean(-1, keepdim=True) + eps)
-        out = out.transpose(1, 2).reshape(bsz, T, H * dv).to(g.dtype)
-        return self.out_proj(self.gate_fn(g) * out)
-
-    @staticmethod
-    def _chunks(qr, kr, v, S, tables):
-        """Parallel form inside each chunk, state across chunks. qr/kr [B, H, T, dk], v [B, H, T, dv].
-        Returns (o [B, H, T, dv] divided by s, s [B, H, T, 1], S)."""
-        outs, scales = [], []
-        for sl, D, w, wk, a in tables:
-            q, k, vc = qr[:, :, sl], kr[:, :, sl], v[:, :, sl]
-            inner = (q @ k.transpose(-1, -2)) * D
-            # torchscale's range normalisation: any per-row scale works, the eps absorbs it
-            s = inner.detach().abs().sum(-1, keepdim=True).clamp_min(1.0)
-            o = (inner / s).to(vc.dtype) @ vc
-            if w is not None:
-                o = o + ((q @ S.to(q.dtype)) * w / s).to(o.dtype)
-            if wk is not None:
-                with torch.autocast(qr.device.type, enabled=False):  # the state stays fp32
-                    S_new = k.float().transpose(-1, -2) @ (vc.float() * wk)
-                    S = S_new if a is None else S_new + S * a
-            outs.append(o)
-            scales.append(s)
-        return torch.cat(outs, 2), torch.cat(scales, 2), S
+        # gate_fn: torchscale's swish = silu. Recomputed in backward: o and g are all it keeps
+        return _recompute(lambda o, g: self.out_proj(_GateNorm.apply(o, eps, g)), out, g)
 
     @staticmethod
     def _recurrent(qr, kr, v, S, a, b):
-        """Token-by-token recurrence, O(1) per token. Returns (o [B, H, T, dv], s = 1, S)."""
+        """Token-by-token recurrence, O(1) per token. Returns (o [B, H, T, dv], S)."""
         bsz, H, T, dk = qr.shape
         if S is None:
             S = torch.zeros(bsz, H, dk, v.shape[-1], dtype=torch.float32, device=qr.device)
@@ -180,20 +220,137 @@ class Retention(MultiScaleRetention):
             kv = kr[:, :, t].float().unsqueeze(-1) * v[:, :, t].float().unsqueeze(-2)
             S = S * a[:, :, t].unsqueeze(-1) + kv * b[:, :, t].unsqueeze(-1)
             outs.append(qr[:, :, t:t + 1].float() @ S)
-        return torch.cat(outs, 2), qr.new_ones(1, 1, 1, 1), S
+        return torch.cat(outs, 2), S
+
+
+@functools.lru_cache(maxsize=None)
+def _fla_chunk_retention():
+    """flash-linear-attention's chunk_retention when importable (optional ``[gpu]`` extra, CUDA
+    only); never imported on the CPU path."""
+    try:
+        from fla.ops.retention import chunk_retention
+    except Exception:  # not installed / no triton / no GPU build
+        return None
+    return chunk_retention
+
+
+def fla_usable(q, tables, S, state) -> bool:
+    """fla's kernel computes exactly our unnormalised sum for plain positions with no state in or
+    out, with torchscale's decays (log(1 - 2^(-5-h)), fla's fixed ``g_gamma``)."""
+    return (q.is_cuda and S is None and state is None and isinstance(tables, ChunkTables) and tables.plain
+            and _fla_chunk_retention() is not None)
+
+
+def fla_retention(q, k, v):
+    """q/k [B, H, T, dk] (rotated, k scaled), v [B, H, T, dv] -> o [B, H, T, dv] * sqrt(c), as
+    :func:`_chunked` returns it (the group norm's eps carries c)."""
+    o, _ = _fla_chunk_retention()(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=1.0,
+                                  head_first=False)
+    return o.transpose(1, 2)
+
+
+def _rotate(x, rot, H):
+    """x [B, T, H * dk] -> rotated [B, H, T, dk] (float32: bf16 has no complex type)."""
+    B, T, _ = x.shape
+    xc = torch.view_as_complex(x.float().view(B, T, H, -1, 2))
+    return torch.view_as_real(xc * rot).view(B, T, H, -1).transpose(1, 2)
+
+
+def _chunked(q, k, v, S, t: ChunkTables, need_state: bool):
+    """Parallel form inside chunks of t.C tokens, all chunks in one batched product; the state
+    crosses chunks through one [N+1, N+1] decay product (no Python loop). q/k [B, H, T, dk],
+    v [B, H, T, dv]; S: incoming state S~ or None. Returns (o [B, H, T, dv] * sqrt(c), S~ out)."""
+    B, H, T, dk = q.shape
+    dv = v.shape[-1]
+    C, N = t.C, t.N
+    # fp16 would need torchscale's range scaling (the eps trick makes any row scale exact, but not
+    # overflow-proof): run it in fp32, which is cheap at chunk scale. bf16 / fp32 run as they are.
+    dtype = torch.float32 if q.dtype == torch.float16 else q.dtype
+    with torch.autocast(q.device.type, enabled=False):  # explicit dtypes below; the state stays fp32
+        if N * C > T:
+            q, k, v = (F.pad(x, (0, 0, 0, N * C - T)) for x in (q, k, v))
+        # one contiguous copy each: splitting T of a [B, T, H, d] -> [B, H, T, d] view is still a view,
+        # which every batched product below would otherwise copy again (and keep for backward)
+        qc, kc, vc = (x.to(dtype).reshape(B, H, N, C, x.shape[-1]).contiguous() for x in (q, k, v))
+        o = _IntraChunk.apply(qc, kc, vc, t.D.to(dtype))
+        S_out = None
+        if t.A is not None:
+            U = ((kc * t.kd).float().transpose(-1, -2) @ vc.float()).view(B, H, N, dk * dv)
+            A = t.A if need_state else t.A[:, :, :N]
+            if S is None:
+                states = A[..., 1:] @ U
+            else:
+                states = A @ torch.cat([(S * t.s0).view(B, H, 1, dk * dv), U], 2)
+            states = states.view(B, H, -1, dk, dv)
+            # qd is one factor per query row: scale the product, not q (nothing new to keep for backward)
+            o = o + ((qc.float() @ states[:, :, :N]) * t.qd).to(o.dtype)
+            if need_state:
+                S_out = states[:, :, N] * t.s_out
+    return o.view(B, H, N * C, dv)[:, :, :T], S_out
+
+
+class _IntraChunk(torch.autograd.Function):
+    """o = ((q k^T) * D) v per chunk ([..., C, d] operands). Backward recomputes the [C, C] products
+    (as flash attention does) instead of keeping them: they were the largest retention activation."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, D):
+        ctx.save_for_backward(q, k, v, D)
+        return ((q @ k.transpose(-1, -2)) * D) @ v
+
+    @staticmethod
+    def backward(ctx, do):
+        q, k, v, D = ctx.saved_tensors
+        do = do.to(v.dtype)
+        dv = ((q @ k.transpose(-1, -2)) * D).transpose(-1, -2) @ do
+        ds = (do @ v.transpose(-1, -2)) * D
+        return ds @ k, ds.transpose(-1, -2) @ q, dv, None
+
+
+class _GateNorm(torch.autograd.Function):
+    """silu(g) * GroupNorm_eps(o), o [B, H, T, dv] -> [B, T, H * dv] in g's dtype (norm in at least
+    fp32). eps: float or [B|1, H, T, 1]. Keeps only o, g and the row scales for backward (autograd
+    would keep the normalised, transposed and gated copies too); the rest is recomputed."""
+
+    @staticmethod
+    def forward(ctx, o, eps, g):
+        acc = torch.promote_types(o.dtype, torch.float32)
+        r = torch.rsqrt(o.to(acc).square().mean(-1, keepdim=True) + eps)
+        ctx.save_for_backward(o, r, g)
+        y = (o.to(acc) * r).transpose(1, 2).reshape(g.shape)
+        return (F.silu(g.to(acc)) * y).to(g.dtype)
+
+    @staticmethod
+    def backward(ctx, dout):
+        o, r, g = ctx.saved_tensors
+        B, H, T, dv = o.shape
+        y = o.to(r.dtype) * r
+        gf, dout = g.to(r.dtype), dout.to(r.dtype)
+        sg = torch.sigmoid(gf)
+        dg = dout * y.transpose(1, 2).reshape(g.shape) * (sg * (1 + gf * (1 - sg)))
+        dy = (dout * gf * sg).view(B, T, H, dv).transpose(1, 2)
+        do = r * (dy - y * (dy * y).mean(-1, keepdim=True))
+        return do.to(o.dtype), None, dg.to(g.dtype)
 
 
 class RelPos(ts_retnet.RetNetRelPos):
     """torchscale's rotation angles and decays, kept float32 whatever the model dtype
-    (bf16 angles are inexact above position 256; a bf16 decay breaks the state)."""
+    (bf16 angles are inexact above position 256; a bf16 decay breaks the state). Rotation and
+    decay tables of plain positions (0..T-1, no state) are cached per (T, mode, chunk, device):
+    they depend on nothing else, and recomputing them every step costs ~D's size in exp()."""
+
+    CACHE_MAX_ENTRIES = 8
+    CACHE_MAX_ELEMENTS = 1 << 22  # larger tables (long forced-parallel runs) are not kept
 
     def __init__(self, args):
         super().__init__(args)
         self._dims = (args.decoder_embed_dim // args.decoder_retention_heads, args.decoder_retention_heads)
+        self._cache = {}
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
         self._restore_fp32()
+        self._cache.clear()
         return self
 
     def _restore_fp32(self):
@@ -207,21 +364,68 @@ class RelPos(ts_retnet.RetNetRelPos):
             self.angle = angle.unsqueeze(-1).repeat(1, 2).flatten()
             self.decay = torch.log(1 - 2 ** (-5 - torch.arange(heads, **f32)))
 
-    def rotation(self, pos: torch.Tensor):
-        """pos [B|1, T] -> (sin, cos) each [B|1, 1, T, dk] float32."""
+    def rotation(self, pos: torch.Tensor) -> torch.Tensor:
+        """pos [B|1, T] -> e^(i p theta) [B|1, T, 1, dk/2] complex64 (torchscale's angles come in
+        equal pairs: one per complex component)."""
         self._restore_fp32()
-        ang = pos.float().unsqueeze(-1) * self.angle
-        return torch.sin(ang).unsqueeze(1), torch.cos(ang).unsqueeze(1)
+        ang = pos.float().clamp_min(0).unsqueeze(-1) * self.angle[::2]
+        return torch.polar(torch.ones_like(ang), ang).unsqueeze(2)
+
+    def tables(self, pos, p_start, mode, chunk, need_state, plain=False):
+        """(rotation, decay tables) for ``pos`` [B|1, T]; cached when ``plain`` (pos = 0..T-1, no state)."""
+        self._restore_fp32()
+        plain = plain and p_start is None and mode != "recurrent"
+        key = (pos.shape[1], mode, chunk, need_state, pos.device, torch.is_inference_mode_enabled(),
+               self.decay._version, self.angle._version)
+        if plain and key in self._cache:
+            return self._cache[key]
+        out = self.rotation(pos), decay_tables(self.decay, pos, p_start, mode, chunk, need_state, plain)
+        if plain and out[1].D.numel() <= self.CACHE_MAX_ELEMENTS:
+            while len(self._cache) >= self.CACHE_MAX_ENTRIES:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = out
+        return out
+
+
+RECOMPUTE_MIN_ELEMENTS = 1 << 17  # e.g. 2048 tokens x width 64
+
+
+def _recompute(fn, *args):
+    """fn(*args), keeping only ``args`` for backward and recomputing fn's intermediates there.
+
+    For cheap element-wise blocks (RMSNorm, the GLU's activation x gate, group norm + gate +
+    out_proj) whose intermediates autograd would otherwise keep: fused kernels (LayerNorm, flash
+    attention) keep that little in the Transformer, torchscale's Python RMSNorm / GLU do not.
+    Short inputs skip it: their activations are small and the recomputation cost ~10% at 512 tokens."""
+    if torch.is_grad_enabled() and args[0].numel() >= RECOMPUTE_MIN_ELEMENTS:
+        return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
+class LeanGLU(GLU):
+    """torchscale's GLU (same parameters) keeping fc1(x) and gate(x) only for backward."""
+
+    def _act_gate(self, h, g):
+        return self.activation_dropout_module(self.activation_fn(h.float()).type_as(h) * g)
+
+    def forward(self, x):
+        x_shape = x.shape
+        x = x.reshape(-1, x.size(-1))
+        h = _recompute(self._act_gate, self.fc1(x), self.gate(x))
+        return self.dropout_module(self.fc2(h).view(x_shape))
 
 
 class RetNetLayer(ts_retnet.DecoderLayer):
     def build_retention(self, embed_dim, args):
         return Retention(args, embed_dim, args.decoder_value_embed_dim, args.decoder_retention_heads)
 
+    def build_ffn(self, embed_dim, args):
+        return LeanGLU(embed_dim, self.ffn_dim, args.activation_fn, args.dropout, args.activation_dropout)
+
     def forward(self, x, **retention_kw):
         """Pre-norm block: x [B, T, D] -> [B, T, D]."""
-        x = x + self.dropout_module(self.retention(self.retention_layer_norm(x), **retention_kw))
-        return x + self.ffn(self.final_layer_norm(x))
+        x = x + self.dropout_module(self.retention(_recompute(self.retention_layer_norm, x), **retention_kw))
+        return x + self.ffn(_recompute(self.final_layer_norm, x))
 
 
 class RetNetBackbone(ts_retnet.RetNetDecoder):
@@ -236,9 +440,10 @@ class RetNetBackbone(ts_retnet.RetNetDecoder):
 
 
 class RetNetForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
-    """RetNet causal LM. ``forward(..., retention_mode=...)`` forces a mode; by default the
-    parallel mode is used, chunkwise above ``config.chunkwise_above`` tokens, and the
-    recurrent step for single-token decoding with a cache (O(1) state per layer)."""
+    """RetNet causal LM. ``forward(..., retention_mode=...)`` forces a mode; by default
+    :func:`retention_plan` picks parallel or chunkwise (``config.chunkwise_above`` /
+    ``chunk_size``, automatic when None), and the recurrent step for single-token decoding with
+    a cache (O(1) state per layer)."""
 
     config_class = RetNetConfig
     arch = "retnet"
@@ -267,18 +472,10 @@ class RetNetForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
         if has_state:
             pos = pos + cache.lengths[:, None]
         pos = pos.float()
-        if mode is None:
-            if has_state and T == 1:
-                mode = "recurrent"
-            elif self.config.chunkwise_above is not None and T > self.config.chunkwise_above:
-                mode = "chunkwise"
-            else:
-                mode = "parallel"
-        rel = dec.retnet_rel_pos
-        rot = rel.rotation(pos.clamp_min(0))  # (also restores fp32 tables)
+        mode, chunk = retention_plan(T, self.config, x.device.type, mode, has_state)
         p_start = cache.lengths.float() - 1 if has_state else None
-        tables = decay_tables(rel.decay, pos, p_start, mode, self.config.chunk_size,
-                              need_state=cache is not None)
+        rot, tables = dec.retnet_rel_pos.tables(pos, p_start, mode, chunk, need_state=cache is not None,
+                                                plain=n_valid is None and not has_state)
         for i, layer in enumerate(dec.layers):
             x = layer(x, rot=rot, valid=valid, tables=tables, mode=mode,
                       state=cache.layers[i] if cache is not None else None)
@@ -286,7 +483,7 @@ class RetNetForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
             added = n_valid if n_valid is not None else torch.full((bsz,), T, device=x.device)
             cache.lengths = cache.lengths + added if has_state else added
             cache.max_length = int(cache.lengths.max()) if n_valid is not None else cache.max_length + T
-        return dec.layer_norm(x)
+        return _recompute(dec.layer_norm, x)
 
 
 RetNetModelHF = RetNetForCausalLM
