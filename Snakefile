@@ -6,6 +6,7 @@ import os
 
 # Stages: download -> split -> train_tokenizer -> tokenize -> train -> evaluate -> report.
 
+
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
@@ -26,9 +27,9 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         rules.summary.output,
         run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/harness.json"),
         run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/latency.json"),
         run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/samples.txt"),
-    default_target: True

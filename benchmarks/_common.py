@@ -30,13 +30,21 @@ def cpu_name() -> str:
 
 def machine(threads: int | None = None, torch_info: bool = True) -> dict:
     """CPU model, cores, Python/torch versions, torch threads and the 1-minute load at start."""
-    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "load_avg_1min_at_start": round(os.getloadavg()[0], 2)}
+    info = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_avg_1min_at_start": round(os.getloadavg()[0], 2),
+    }
     if torch_info:
         import torch
 
-        info.update(torch=torch.__version__, threads=threads if threads is not None else torch.get_num_threads(),
-                    cuda=torch.cuda.is_available())
+        info.update(
+            torch=torch.__version__,
+            threads=threads if threads is not None else torch.get_num_threads(),
+            cuda=torch.cuda.is_available(),
+        )
     elif threads is not None:
         info["threads"] = threads
     return info
@@ -82,12 +90,31 @@ def default_corpus_inputs(workdir: str | os.PathLike, vocab_size: int = 4096) ->
         seconds[name] = round(time.perf_counter() - t0, 3) if not done else 0.0
 
     stage("download", raw.is_file(), lambda: download({"source": "default"}, str(raw)))
-    stage("split", all(Path(p).is_dir() for p in splits.values()),  # one shard per split directory
-          lambda: split_shard(str(raw), {s: f"{d}/00000-kjv.parquet" for s, d in splits.items()},
-                              {"train": 0.9, "validation": 0.05, "test": 0.05}, shuffle=True, seed=1234))
-    stage("train_tokenizer", (tok_dir / "tokenizer.json").is_file(),
-          lambda: train_tokenizer(splits["train"], str(tok_dir), vocab_size=vocab_size))
-    stage("tokenize", tokens.with_suffix(".json").is_file(),
-          lambda: tokenize_split(splits["train"], str(tok_dir), str(tokens), str(tokens.with_suffix(".json"))))
-    return {"raw": str(raw), "splits": splits, "tokenizer_dir": str(tok_dir), "train_bin": str(tokens),
-            "seconds": seconds}
+    stage(
+        "split",
+        all(Path(p).is_dir() for p in splits.values()),  # one shard per split directory
+        lambda: split_shard(
+            str(raw),
+            {s: f"{d}/00000-kjv.parquet" for s, d in splits.items()},
+            {"train": 0.9, "validation": 0.05, "test": 0.05},
+            shuffle=True,
+            seed=1234,
+        ),
+    )
+    stage(
+        "train_tokenizer",
+        (tok_dir / "tokenizer.json").is_file(),
+        lambda: train_tokenizer(splits["train"], str(tok_dir), vocab_size=vocab_size),
+    )
+    stage(
+        "tokenize",
+        tokens.with_suffix(".json").is_file(),
+        lambda: tokenize_split(splits["train"], str(tok_dir), str(tokens), str(tokens.with_suffix(".json"))),
+    )
+    return {
+        "raw": str(raw),
+        "splits": splits,
+        "tokenizer_dir": str(tok_dir),
+        "train_bin": str(tokens),
+        "seconds": seconds,
+    }

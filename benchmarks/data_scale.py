@@ -33,9 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import _common
+import numpy as np
 
 SPLITS = ("train", "validation", "test")
 DATA_RULES = ("download", "split", "train_tokenizer", "tokenize")
@@ -72,13 +71,24 @@ def generate_c4(out: Path, total_bytes: int, shards: int, seed: int = 0, doc_byt
                     words = vocab[row]
                     text = " ".join(words)
                     shard_bytes += len(text)
-                    lines.append(json.dumps({"text": text, "timestamp": "2019-04-25T12:57:54Z",
-                                             "url": f"https://example.com/{i}/{n_docs + len(lines)}"}))
+                    lines.append(
+                        json.dumps(
+                            {
+                                "text": text,
+                                "timestamp": "2019-04-25T12:57:54Z",
+                                "url": f"https://example.com/{i}/{n_docs + len(lines)}",
+                            }
+                        )
+                    )
                 n_docs += len(lines)
                 f.write("\n".join(lines) + "\n")
         written += shard_bytes
-    return {"files": shards, "documents": n_docs, "text_bytes": written,
-            "gzip_bytes": sum(p.stat().st_size for p in out.glob("*.json.gz"))}
+    return {
+        "files": shards,
+        "documents": n_docs,
+        "text_bytes": written,
+        "gzip_bytes": sum(p.stat().st_size for p in out.glob("*.json.gz")),
+    }
 
 
 def one_shard_copy(src: Path, out: Path) -> None:
@@ -95,11 +105,33 @@ def run_pipeline(corpus: Path, work: Path, cores: int, sample_bytes: int, vocab_
     work.mkdir(parents=True, exist_ok=True)
     results = work / "results"
     cfg = work / "config.yaml"
-    cfg.write_text(json.dumps({"results": str(results), "data": {"source": "local", "path": str(corpus), "max_documents": None},
-                               "tokenizer": {"vocab_size": vocab_size, "sample_bytes": sample_bytes}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "results": str(results),
+                "data": {"source": "local", "path": str(corpus), "max_documents": None},
+                "tokenizer": {"vocab_size": vocab_size, "sample_bytes": sample_bytes},
+            }
+        )
+    )
     targets = [str(results / f"tokens/{s}/index.json") for s in SPLITS]
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(_common.REPO / "Snakefile"), "-d", str(work), "--cores", str(cores),
-           "--configfile", str(cfg), "--quiet", "all", "--", *targets]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(_common.REPO / "Snakefile"),
+        "-d",
+        str(work),
+        "--cores",
+        str(cores),
+        "--configfile",
+        str(cfg),
+        "--quiet",
+        "all",
+        "--",
+        *targets,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -111,10 +143,20 @@ def run_pipeline(corpus: Path, work: Path, cores: int, sample_bytes: int, vocab_
         rule = tsv.relative_to(results / "benchmarks").parts[0].removesuffix(".tsv")
         with open(tsv) as f:
             row = next(csv.DictReader(f, delimiter="\t"))
-        jobs.setdefault(rule, []).append({"job": str(tsv.relative_to(results / "benchmarks")), "s": float(row["s"]),
-                                          "max_rss_mb": float(row["max_rss"]), "cpu_s": float(row["cpu_time"])})
-    tok_bytes = sum(json.loads(p.read_text())["n_bytes"] for s in SPLITS for p in (results / "tokens" / s).glob("*.json")
-                    if p.name != "index.json")
+        jobs.setdefault(rule, []).append(
+            {
+                "job": str(tsv.relative_to(results / "benchmarks")),
+                "s": float(row["s"]),
+                "max_rss_mb": float(row["max_rss"]),
+                "cpu_s": float(row["cpu_time"]),
+            }
+        )
+    tok_bytes = sum(
+        json.loads(p.read_text())["n_bytes"]
+        for s in SPLITS
+        for p in (results / "tokens" / s).glob("*.json")
+        if p.name != "index.json"
+    )
     tok_cpu = sum(j["cpu_s"] for j in jobs.get("tokenize", []))
     largest = max((j for r in DATA_RULES for j in jobs.get(r, [])), key=lambda j: j["max_rss_mb"])
     return {
@@ -138,9 +180,9 @@ def encode_floor(results: Path, max_bytes: int = 20_000_000) -> float:
 import os, sys, time, json, pyarrow.parquet as pq
 from pathlib import Path
 from tokenizers import Tokenizer
-tok = Tokenizer.from_file({str(results / 'tokenizer' / 'tokenizer.json')!r})
+tok = Tokenizer.from_file({str(results / "tokenizer" / "tokenizer.json")!r})
 texts, n = [], 0
-for f in sorted(Path({str(results / 'data' / 'split' / 'train')!r}).glob('*.parquet')):
+for f in sorted(Path({str(results / "data" / "split" / "train")!r}).glob('*.parquet')):
     for t in pq.read_table(f)['text'].to_pylist():
         texts.append(t); n += len(t.encode())
         if n >= {max_bytes}: break
@@ -159,8 +201,12 @@ def main() -> None:
     ap.add_argument("--sizes-gb", default="0.1,0.5,2", help="comma-separated corpus sizes (GB of text)")
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--cores", type=int, default=2)
-    ap.add_argument("--compare-gb", type=float, default=None,
-                    help="size for the 1-shard vs N-shard comparison (default: the smallest size; 0 = skip)")
+    ap.add_argument(
+        "--compare-gb",
+        type=float,
+        default=None,
+        help="size for the 1-shard vs N-shard comparison (default: the smallest size; 0 = skip)",
+    )
     ap.add_argument("--sample-mb", type=float, default=50.0, help="tokenizer.sample_bytes in MB (same at every size)")
     ap.add_argument("--vocab-size", type=int, default=4096)
     ap.add_argument("--workdir", default="/tmp/archbench-data-scale")
@@ -172,8 +218,14 @@ def main() -> None:
     if str(root.resolve()).startswith(str(_common.REPO)):
         raise SystemExit("--workdir must be outside the repository")
     sample_bytes = int(args.sample_mb * 1e6)
-    result = {"benchmark": "data_scale", "machine": _common.machine(torch_info=False), "shards": args.shards,
-              "cores": args.cores, "tokenizer_sample_bytes": sample_bytes, "sizes": {}}
+    result = {
+        "benchmark": "data_scale",
+        "machine": _common.machine(torch_info=False),
+        "shards": args.shards,
+        "cores": args.cores,
+        "tokenizer_sample_bytes": sample_bytes,
+        "sizes": {},
+    }
     for gb in sizes:
         corpus = root / f"c4-{gb}gb" / "en"
         t0 = time.perf_counter()
@@ -191,9 +243,12 @@ def main() -> None:
             single = root / f"c4-{gb}gb-one-shard" / "en"
             one_shard_copy(corpus, single)
             one = run_pipeline(single, root / f"run-{gb}gb-one-shard", args.cores, sample_bytes, args.vocab_size)
-            result["one_vs_many"] = {"size_gb": gb, "one_shard": {k: one[k] for k in ("wall_s", "jobs", "seconds_sum", "peak_rss_mb")},
-                                     "n_shards": {k: run[k] for k in ("wall_s", "jobs", "seconds_sum")},
-                                     "speedup": round(one["wall_s"] / run["wall_s"], 3)}
+            result["one_vs_many"] = {
+                "size_gb": gb,
+                "one_shard": {k: one[k] for k in ("wall_s", "jobs", "seconds_sum", "peak_rss_mb")},
+                "n_shards": {k: run[k] for k in ("wall_s", "jobs", "seconds_sum")},
+                "speedup": round(one["wall_s"] / run["wall_s"], 3),
+            }
             if not args.keep:
                 shutil.rmtree(single.parent, ignore_errors=True)
                 shutil.rmtree(root / f"run-{gb}gb-one-shard", ignore_errors=True)
@@ -202,17 +257,23 @@ def main() -> None:
     small, big = result["sizes"][str(sizes[0])], result["sizes"][str(sizes[-1])]
     mid = result["sizes"][str(sizes[-2])] if len(sizes) > 1 else small
     targets = {
-        "peak_rss_largest_over_smallest": _common.check(big["largest_job"]["max_rss_mb"] / small["largest_job"]["max_rss_mb"], "<=", 1.3),
+        "peak_rss_largest_over_smallest": _common.check(
+            big["largest_job"]["max_rss_mb"] / small["largest_job"]["max_rss_mb"], "<=", 1.3
+        ),
         "s_per_gb_largest_over_middle": _common.check(big["s_per_gb"] / mid["s_per_gb"], "<=", 1.2),
         "cpu_s_per_gb_largest_over_middle": _common.check(
-            big["per_shard_stages_cpu_s_per_gb"] / mid["per_shard_stages_cpu_s_per_gb"], "<=", 1.2),
+            big["per_shard_stages_cpu_s_per_gb"] / mid["per_shard_stages_cpu_s_per_gb"], "<=", 1.2
+        ),
     }
     if "one_vs_many" in result:
         targets["n_shards_speedup_over_one"] = _common.check(result["one_vs_many"]["speedup"], ">=", 1.6)
     floor = big.get("encode_floor_mb_per_s_1_thread")
     if floor:
-        result["tokenize_per_core"] = {"stage_mb_per_cpu_s": big["tokenize_mb_per_cpu_s"], "encode_batch_floor_mb_per_s": floor,
-                                       "stage_over_floor": round(big["tokenize_mb_per_cpu_s"] / floor, 3)}
+        result["tokenize_per_core"] = {
+            "stage_mb_per_cpu_s": big["tokenize_mb_per_cpu_s"],
+            "encode_batch_floor_mb_per_s": floor,
+            "stage_over_floor": round(big["tokenize_mb_per_cpu_s"] / floor, 3),
+        }
     result["targets"] = targets
     result["load_avg_1min_at_end"] = round(os.getloadavg()[0], 2)
     if not args.keep:

@@ -21,9 +21,9 @@ import json
 import statistics
 import time
 
+import _common
 import torch
 
-import _common
 from archbench.evaluation.latency import cache_nbytes
 from archbench.models import build_model, count_parameters
 from archbench.models.matching import match_width
@@ -48,8 +48,13 @@ def cached_step_ms(models: dict, contexts, tokens: int, warmup: int = 5):
             run[1] = out.logits[:, -1:].argmax(-1)
             if i >= warmup:
                 run[3].append(time.perf_counter() - t0)
-    return {arch: ({str(c): round(statistics.median(runs[arch, c][3]) * 1e3, 3) for c in contexts},
-                   {str(c): runs[arch, c][2] for c in contexts}) for arch in models}
+    return {
+        arch: (
+            {str(c): round(statistics.median(runs[arch, c][3]) * 1e3, 3) for c in contexts},
+            {str(c): runs[arch, c][2] for c in contexts},
+        )
+        for arch in models
+    }
 
 
 @torch.inference_mode()
@@ -75,17 +80,28 @@ def main(argv=None):
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--vocab-size", type=int, default=8192)
-    ap.add_argument("--archs", nargs="+", default=["retnet", "transformer", "llama", "mamba2"],
-                    help="retnet is always measured (the reference)")
-    ap.add_argument("--ssm-expand", type=int, default=4,
-                    help="mamba2 inner width / embed_dim (its SSM state size is then matched)")
+    ap.add_argument(
+        "--archs",
+        nargs="+",
+        default=["retnet", "transformer", "llama", "mamba2"],
+        help="retnet is always measured (the reference)",
+    )
+    ap.add_argument(
+        "--ssm-expand", type=int, default=4, help="mamba2 inner width / embed_dim (its SSM state size is then matched)"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     longest = max(args.contexts) + args.tokens + 8
-    retnet_hp = dict(vocab_size=args.vocab_size, embed_dim=args.embed_dim, heads=args.heads,
-                     layers=args.layers, ffn_dim=2 * args.embed_dim, max_seq_len=longest)
+    retnet_hp = dict(
+        vocab_size=args.vocab_size,
+        embed_dim=args.embed_dim,
+        heads=args.heads,
+        layers=args.layers,
+        ffn_dim=2 * args.embed_dim,
+        max_seq_len=longest,
+    )
     hps = {"retnet": retnet_hp}
     for arch in args.archs:
         if arch != "retnet":
@@ -96,8 +112,9 @@ def main(argv=None):
     result = {
         "machine": _common.machine(args.threads),
         "settings": {"batch": 1, "dtype": "float32", "timed_tokens": args.tokens, **hps},
-        "params": {a: {"total": count_parameters(m), "non_embedding": count_parameters(m, False)}
-                   for a, m in models.items()},
+        "params": {
+            a: {"total": count_parameters(m), "non_embedding": count_parameters(m, False)} for a, m in models.items()
+        },
     }
     steps = cached_step_ms(models, args.contexts, args.tokens)
     for arch, model in models.items():
@@ -110,7 +127,8 @@ def main(argv=None):
             "state_bytes" if key == "recurrent" else "kv_cache_bytes": nbytes,
             "recompute_prefix_ms_per_token": {
                 str(c): round(recompute_ms(model, c, args.recompute_tokens), 2)
-                for c in (min(args.contexts), max(args.contexts))},
+                for c in (min(args.contexts), max(args.contexts))
+            },
         }
     result["ratios"], result["targets"] = targets(result, args.contexts)
     print(json.dumps(result, indent=1))
@@ -159,12 +177,15 @@ def targets(result: dict, contexts) -> tuple[dict, dict]:
         "state_memory_constant_vs_kv_linear": {
             "value": {"retnet_state_bytes": state, "transformer_kv_cache_bytes": kvb},
             "target": "RetNet state equal at every context; KV cache proportional to context",
-            "pass": bool(state_flat and kv_linear)},
+            "pass": bool(state_flat and kv_linear),
+        },
     }
     if "mamba2" in result:  # Mamba-2 decodes from an O(1) state like RetNet
-        checks["mamba2_state_constant"] = {"value": result["mamba2"]["state_bytes"],
-                                           "target": "equal at every context",
-                                           "pass": len(set(result["mamba2"]["state_bytes"].values())) == 1}
+        checks["mamba2_state_constant"] = {
+            "value": result["mamba2"]["state_bytes"],
+            "target": "equal at every context",
+            "pass": len(set(result["mamba2"]["state_bytes"].values())) == 1,
+        }
         checks[f"mamba2_recurrent_flat_{hi}_over_{lo}"] = _check(ratios[f"mamba2_recurrent_{hi}_over_{lo}"], "<=", 1.3)
     return ratios, checks
 

@@ -40,8 +40,14 @@ def loader_epochs(bin_path, seq_len, batch, epochs, verify):
 
     dl = make_dataloader(bin_path, seq_len, batch, shuffle=True, seed=0, drop_last=True)
     tokens = np.asarray(load_tokens(bin_path))
-    checks = {"batches": 0, "rows_checked": 0, "rows_mismatched": 0, "pad_tokens_in_batches": 0,
-              "pad_tokens_in_file": int((tokens == PAD_ID).sum()), "bad_shapes": 0}
+    checks = {
+        "batches": 0,
+        "rows_checked": 0,
+        "rows_mismatched": 0,
+        "pad_tokens_in_batches": 0,
+        "pad_tokens_in_file": int((tokens == PAD_ID).sum()),
+        "bad_shapes": 0,
+    }
     times, n_tok = [], 0
     for epoch in range(epochs):
         dl.sampler.set_epoch(epoch)
@@ -63,7 +69,7 @@ def loader_epochs(bin_path, seq_len, batch, epochs, verify):
             checks["pad_tokens_in_batches"] += int((b == PAD_ID).sum())
             for row in b:
                 s = order[k] * seq_len
-                ref = torch.from_numpy(tokens[s:s + seq_len + 1].astype(np.int64))
+                ref = torch.from_numpy(tokens[s : s + seq_len + 1].astype(np.int64))
                 checks["rows_checked"] += 1
                 checks["rows_mismatched"] += int(not torch.equal(row, ref))
                 k += 1
@@ -91,8 +97,12 @@ def step_tokens_per_s(arch, hp, seq_len, batch, steps, warmup=3):
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     s = statistics.median(times)
-    return {"ms_per_step": round(s * 1e3, 2), "tokens_per_s": round(batch * seq_len / s),
-            "params": count_parameters(model), "ffn_dim": hp["ffn_dim"]}
+    return {
+        "ms_per_step": round(s * 1e3, 2),
+        "tokens_per_s": round(batch * seq_len / s),
+        "params": count_parameters(model),
+        "ffn_dim": hp["ffn_dim"],
+    }
 
 
 def main(argv=None):
@@ -121,22 +131,41 @@ def main(argv=None):
     steps = {a: step_tokens_per_s(a, h, seq_len, batch, args.steps) for a, h in hps.items()}
     fastest = max(steps, key=lambda a: steps[a]["tokens_per_s"])
     ratio = loader_tps / steps[fastest]["tokens_per_s"]
-    no_padding = (checks["rows_mismatched"] == 0 and checks["bad_shapes"] == 0
-                  and checks["pad_tokens_in_batches"] == checks["pad_tokens_in_file"] == 0)
+    no_padding = (
+        checks["rows_mismatched"] == 0
+        and checks["bad_shapes"] == 0
+        and checks["pad_tokens_in_batches"] == checks["pad_tokens_in_file"] == 0
+    )
     assert no_padding, checks
     result = {
         "benchmark": "loader",
         "machine": info,
-        "settings": {"bin": bin_path, "seq_len": seq_len, "batch_size": batch, "num_workers": 0,
-                     "shuffle": True, "drop_last": True, "loader_epochs": args.epochs, "steps": args.steps},
-        "loader": {"tokens_per_epoch": n_tok, "seconds_per_epoch": round(load_s, 4),
-                   "tokens_per_s": round(loader_tps), "us_per_batch": round(load_s / (n_tok / (batch * seq_len)) * 1e6, 1)},
+        "settings": {
+            "bin": bin_path,
+            "seq_len": seq_len,
+            "batch_size": batch,
+            "num_workers": 0,
+            "shuffle": True,
+            "drop_last": True,
+            "loader_epochs": args.epochs,
+            "steps": args.steps,
+        },
+        "loader": {
+            "tokens_per_epoch": n_tok,
+            "seconds_per_epoch": round(load_s, 4),
+            "tokens_per_s": round(loader_tps),
+            "us_per_batch": round(load_s / (n_tok / (batch * seq_len)) * 1e6, 1),
+        },
         "train_step": steps,
         "padding_check": {**checks, "zero_padding": no_padding},
-        "ratios": {f"loader_over_{fastest}_step": round(ratio, 2),
-                   **{f"loader_over_{a}_step": round(loader_tps / s["tokens_per_s"], 2) for a, s in steps.items()}},
-        "targets": {"loader_vs_train_step": _common.check(ratio, ">=", TARGET),
-                    "zero_padding": {"value": no_padding, "target": "true", "pass": no_padding}},
+        "ratios": {
+            f"loader_over_{fastest}_step": round(ratio, 2),
+            **{f"loader_over_{a}_step": round(loader_tps / s["tokens_per_s"], 2) for a, s in steps.items()},
+        },
+        "targets": {
+            "loader_vs_train_step": _common.check(ratio, ">=", TARGET),
+            "zero_padding": {"value": no_padding, "target": "true", "pass": no_padding},
+        },
     }
     _common.emit(result)
 

@@ -101,8 +101,11 @@ def import_costs(n=3) -> dict:
     """Per workflow script: seconds to import what it imports in a fresh interpreter."""
     out = {}
     for script in sorted((REPO / "workflow_scripts").glob("*.py")):
-        lines = [ln.split("#")[0].strip() for ln in script.read_text().splitlines()
-                 if re.match(r"^(from archbench[\w.]* import|import archbench)", ln)]
+        lines = [
+            ln.split("#")[0].strip()
+            for ln in script.read_text().splitlines()
+            if re.match(r"^(from archbench[\w.]* import|import archbench)", ln)
+        ]
         code = "; ".join(lines) or "import archbench"
         probe = f"import time, sys; t=time.perf_counter(); {code}; print(time.perf_counter()-t, 'torch' in sys.modules)"
         secs, torch_loaded = [], False
@@ -114,8 +117,11 @@ def import_costs(n=3) -> dict:
             t, tl = proc.stdout.split()[-2:]
             secs.append(float(t))
             torch_loaded = tl == "True"
-        out[script.stem] = {"imports": code, "seconds": round(_common.median(secs), 3) if secs else None,
-                            "imports_torch": torch_loaded}
+        out[script.stem] = {
+            "imports": code,
+            "seconds": round(_common.median(secs), 3) if secs else None,
+            "imports_torch": torch_loaded,
+        }
     return out
 
 
@@ -127,14 +133,18 @@ def main(argv=None):
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args(argv)
 
-    result = {"benchmark": "pipeline", "machine": _common.machine(torch_info=False),
-              "settings": {"quick": args.quick, "cores": args.cores, "snakemake": SNAKEMAKE}}
+    result = {
+        "benchmark": "pipeline",
+        "machine": _common.machine(torch_info=False),
+        "settings": {"quick": args.quick, "cores": args.cores, "snakemake": SNAKEMAKE},
+    }
     import torch  # version only; the timings below run in subprocesses
 
     result["machine"]["torch"] = torch.__version__
     version = median_time([SNAKEMAKE, "--version"])
-    result["machine"]["snakemake"] = subprocess.run([SNAKEMAKE, "--version"], capture_output=True,
-                                                    text=True).stdout.strip()
+    result["machine"]["snakemake"] = subprocess.run(
+        [SNAKEMAKE, "--version"], capture_output=True, text=True
+    ).stdout.strip()
     tmp = Path(tempfile.mkdtemp(prefix="archbench-pipebench-"))
     base = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp)]
     dry_default = median_time(base + ["-n", "--quiet"])
@@ -162,9 +172,14 @@ def main(argv=None):
         (tmp / "snakemake.log").write_text(log)
         rules = rule_times(log)
         jobs = sum(r["jobs"] for r in rules.values())
-        result["run"] = {"command": " ".join(cmd), "returncode": proc.returncode,
-                         "wall_s": round(wall, 2), "jobs": jobs, "rules": rules,
-                         "log_tail": log[-1500:] if proc.returncode else None}
+        result["run"] = {
+            "command": " ".join(cmd),
+            "returncode": proc.returncode,
+            "wall_s": round(wall, 2),
+            "jobs": jobs,
+            "rules": rules,
+            "log_tail": log[-1500:] if proc.returncode else None,
+        }
 
     imports = import_costs()
     result["imports"] = imports
@@ -178,9 +193,12 @@ def main(argv=None):
         for rule, r in result["run"]["rules"].items():
             sc = script_of.get(rule)
             if sc in imports and imports[sc]["seconds"] is not None:
-                overhead[rule] = {"jobs": r["jobs"], "import_s_per_job": imports[sc]["seconds"],
-                                  "import_s_total": round(imports[sc]["seconds"] * r["jobs"], 2),
-                                  "share_of_rule_time": round(imports[sc]["seconds"] * r["jobs"] / max(r["seconds"], 1), 3)}
+                overhead[rule] = {
+                    "jobs": r["jobs"],
+                    "import_s_per_job": imports[sc]["seconds"],
+                    "import_s_total": round(imports[sc]["seconds"] * r["jobs"], 2),
+                    "share_of_rule_time": round(imports[sc]["seconds"] * r["jobs"] / max(r["seconds"], 1), 3),
+                }
         result["import_overhead_per_rule"] = dict(sorted(overhead.items(), key=lambda kv: -kv[1]["import_s_total"]))
         result["import_overhead_total_s"] = round(sum(v["import_s_total"] for v in overhead.values()), 2)
     if args.keep:

@@ -60,8 +60,11 @@ def main(argv=None):
     import tokenizers
     import torch  # noqa: F401  (only for the version in the machine record)
 
-    info.update(torch=torch.__version__, tokenizers=tokenizers.__version__,
-                rayon_threads=os.environ.get("RAYON_NUM_THREADS", f"default ({os.cpu_count()})"))
+    info.update(
+        torch=torch.__version__,
+        tokenizers=tokenizers.__version__,
+        rayon_threads=os.environ.get("RAYON_NUM_THREADS", f"default ({os.cpu_count()})"),
+    )
     if args.split_dir and args.tokenizer_dir:
         split_dir, tok_dir = args.split_dir, args.tokenizer_dir
     else:
@@ -122,8 +125,9 @@ def main(argv=None):
         n_tokens = stats["n_tokens"]
         assert n_base == n_tokens, (n_base, n_tokens)
     ref = np.fromfile(base_bin, "<u2")
-    identical = bool(np.array_equal(ref, np.fromfile(stage_bin, "<u2"))
-                     and np.array_equal(ref, np.fromfile(nocache_bin, "<u2")))
+    identical = bool(
+        np.array_equal(ref, np.fromfile(stage_bin, "<u2")) and np.array_equal(ref, np.fromfile(nocache_bin, "<u2"))
+    )
 
     devnull.close()
     shutil.rmtree(out, ignore_errors=True)
@@ -131,15 +135,20 @@ def main(argv=None):
     speedup = med["baseline"] / med["stage"]
 
     def rates(s):
-        return {"seconds": round(s, 4), "MB_per_s": round(n_bytes / s / 1e6, 3),
-                "tokens_per_s": round(n_tokens / s)}
+        return {"seconds": round(s, 4), "MB_per_s": round(n_bytes / s / 1e6, 3), "tokens_per_s": round(n_tokens / s)}
 
     result = {
         "benchmark": "tokenize",
         "machine": info,
-        "input": {"split_dir": split_dir, "tokenizer_dir": tok_dir, "documents": len(texts),
-                  "bytes": n_bytes, "tokens": n_tokens, "mean_doc_bytes": round(n_bytes / len(texts)),
-                  "repeats": args.repeats},
+        "input": {
+            "split_dir": split_dir,
+            "tokenizer_dir": tok_dir,
+            "documents": len(texts),
+            "bytes": n_bytes,
+            "tokens": n_tokens,
+            "mean_doc_bytes": round(n_bytes / len(texts)),
+            "repeats": args.repeats,
+        },
         "stage": rates(med["stage"]),
         "baseline_row_by_row": rates(med["baseline"]),
         "stage_without_piece_cache": rates(med["stage_without_piece_cache"]),
@@ -147,10 +156,12 @@ def main(argv=None):
         "identical_output": identical,
         "note": "identical_output: baseline, stage and stage_without_piece_cache wrote the same bytes",
         "all_seconds": {k: [round(x, 4) for x in v] for k, v in times.items()},
-        "ratios": {"stage_vs_baseline": round(speedup, 3),
-                   "stage_without_piece_cache_vs_baseline": round(med["baseline"] / med["stage_without_piece_cache"], 3),
-                   "piece_cache_speedup": round(med["stage_without_piece_cache"] / med["stage"], 3),
-                   "baseline_over_encode_floor": round(med["baseline"] / med["encode_floor"], 3)},
+        "ratios": {
+            "stage_vs_baseline": round(speedup, 3),
+            "stage_without_piece_cache_vs_baseline": round(med["baseline"] / med["stage_without_piece_cache"], 3),
+            "piece_cache_speedup": round(med["stage_without_piece_cache"] / med["stage"], 3),
+            "baseline_over_encode_floor": round(med["baseline"] / med["encode_floor"], 3),
+        },
         "targets": {"speedup_vs_row_by_row": _common.check(speedup, ">=", TARGET)},
     }
     _common.emit(result)

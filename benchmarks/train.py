@@ -61,8 +61,10 @@ MODEL = dict(vocab_size=4096, embed_dim=64, ffn_dim=128, heads=4, layers=2, drop
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+    _fields_ = [
+        (n, ctypes.c_size_t)
+        for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+    ]
 
 
 def _heap_in_use() -> int:
@@ -135,8 +137,12 @@ def matched_width(arch: str, hp: dict) -> dict:
 
 def _load_before(ref: str):
     """RetNet's model module as of git ``ref``, imported inside archbench.models (same common.py)."""
-    src = subprocess.run(["git", "-C", str(_common.REPO), "show", f"{ref}:src/archbench/models/retnet.py"],
-                         check=True, capture_output=True, text=True).stdout
+    src = subprocess.run(
+        ["git", "-C", str(_common.REPO), "show", f"{ref}:src/archbench/models/retnet.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     path = os.path.join(tempfile.mkdtemp(), "_retnet_before.py")
     with open(path, "w") as f:
         f.write(src)
@@ -166,7 +172,9 @@ def build(spec: dict):
         return build_model("retnet", **hp, chunk_size=int(chunk) if chunk else None), {"retention_mode": mode}
     if name == "retnet_before":
         mod = _load_before(spec["before"])
-        cfg = mod.RetNetConfig(**hp, chunk_size=spec["before_chunk_size"], chunkwise_above=spec["before_chunkwise_above"])
+        cfg = mod.RetNetConfig(
+            **hp, chunk_size=spec["before_chunk_size"], chunkwise_above=spec["before_chunkwise_above"]
+        )
         return mod.RetNetForCausalLM(cfg), {}
     hp.update(_arch_settings(name, T))
     return build_model(name, **{**hp, **matched_width(name, hp)}), {}
@@ -217,11 +225,17 @@ def worker(spec: dict) -> dict:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     heap = peak_heap_mb(lambda: train_step(model, opt, x, kw))  # one more, untimed step
     s, c = statistics.median(times[1:] or times), statistics.median(cpu[1:] or cpu)
-    return {"tokens_per_cpu_s": round(B * T / c, 1), "tokens_per_s": round(B * T / s, 1),
-            "cpu_ms_per_step": round(c * 1e3, 1), "peak_heap_mb": round(heap, 1), "peak_train_mb": round(peak - rss0, 1),
-            "peak_rss_mb": round(peak, 1), "params": count_parameters(model),
-            "params_non_embedding": count_parameters(model, include_embeddings=False),
-            "plan": _plan(model, T, kw)}
+    return {
+        "tokens_per_cpu_s": round(B * T / c, 1),
+        "tokens_per_s": round(B * T / s, 1),
+        "cpu_ms_per_step": round(c * 1e3, 1),
+        "peak_heap_mb": round(heap, 1),
+        "peak_train_mb": round(peak - rss0, 1),
+        "peak_rss_mb": round(peak, 1),
+        "params": count_parameters(model),
+        "params_non_embedding": count_parameters(model, include_embeddings=False),
+        "plan": _plan(model, T, kw),
+    }
 
 
 def sweep(args) -> dict:
@@ -239,7 +253,7 @@ def sweep(args) -> dict:
             cells[name] = (model.train(), torch.optim.AdamW(model.parameters(), lr=1e-3), kw, [])
         x = torch.randint(3, MODEL["vocab_size"], (args.batch, T + 1))
         for r in range(args.sweep_rounds + 1):
-            for name in (plans if r % 2 else plans[::-1]):
+            for name in plans if r % 2 else plans[::-1]:
                 model, opt, kw, cpu = cells[name]
                 c0 = time.process_time()
                 train_step(model, opt, x, kw)
@@ -253,8 +267,12 @@ def sweep(args) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lengths", type=int, nargs="+", default=[512, 2048, 4096])
-    ap.add_argument("--configs", nargs="+", default=None,
-                    help="default: retnet, every other registered architecture, retnet_parallel (+ retnet_before)")
+    ap.add_argument(
+        "--configs",
+        nargs="+",
+        default=None,
+        help="default: retnet, every other registered architecture, retnet_parallel (+ retnet_before)",
+    )
     ap.add_argument("--steps", type=int, default=4, help="training steps per process (the first warms up)")
     ap.add_argument("--repeats", type=int, default=3, help="round-robin rounds of fresh processes")
     ap.add_argument("--batch", type=int, default=1)
@@ -272,9 +290,17 @@ def main(argv=None):
         print(json.dumps(worker(json.loads(args.worker))))
         return
 
-    result = {"benchmark": "train", "machine": _common.machine(threads=args.threads),
-              "settings": {"batch": args.batch, "steps": args.steps, "repeats": args.repeats,
-                           "lengths": args.lengths, "model": MODEL}}
+    result = {
+        "benchmark": "train",
+        "machine": _common.machine(threads=args.threads),
+        "settings": {
+            "batch": args.batch,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "lengths": args.lengths,
+            "model": MODEL,
+        },
+    }
     if args.sweep:
         result["sweep"] = sweep(args)
         _common.emit(result)
@@ -282,22 +308,36 @@ def main(argv=None):
 
     from archbench.models.registry import ARCHS
 
-    configs = args.configs or (["retnet"] + [a for a in ARCHS if a != "retnet"]
-                               + ([] if args.no_parallel else ["retnet_parallel"])
-                               + (["retnet_before"] if args.before else []))
+    configs = args.configs or (
+        ["retnet"]
+        + [a for a in ARCHS if a != "retnet"]
+        + ([] if args.no_parallel else ["retnet_parallel"])
+        + (["retnet_before"] if args.before else [])
+    )
     result["settings"]["configs"] = configs
     if args.before:
-        result["settings"]["before"] = {"ref": args.before, "chunkwise_above": args.before_chunkwise_above,
-                                        "chunk_size": args.before_chunk_size}
+        result["settings"]["before"] = {
+            "ref": args.before,
+            "chunkwise_above": args.before_chunkwise_above,
+            "chunk_size": args.before_chunk_size,
+        }
     runs = {}  # (config, T) -> list of worker results, one per round
     for _ in range(args.repeats):
         for T in args.lengths:
             for name in configs:
-                spec = dict(config=name, seq_len=T, batch=args.batch, steps=args.steps, threads=args.threads,
-                            before=args.before, before_chunkwise_above=args.before_chunkwise_above,
-                            before_chunk_size=args.before_chunk_size)
-                proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
-                                      capture_output=True, text=True)
+                spec = dict(
+                    config=name,
+                    seq_len=T,
+                    batch=args.batch,
+                    steps=args.steps,
+                    threads=args.threads,
+                    before=args.before,
+                    before_chunkwise_above=args.before_chunkwise_above,
+                    before_chunk_size=args.before_chunk_size,
+                )
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True
+                )
                 if proc.returncode:
                     runs.setdefault((name, T), []).append({"error": proc.stderr.strip().splitlines()[-1:]})
                 else:
@@ -309,8 +349,9 @@ def main(argv=None):
         if not ok:
             cells.setdefault(name, {})[str(T)] = rs[0]
             continue
-        cell = {k: (statistics.median(r[k] for r in ok) if isinstance(v, (int, float)) else v)
-                for k, v in ok[0].items()}
+        cell = {
+            k: (statistics.median(r[k] for r in ok) if isinstance(v, (int, float)) else v) for k, v in ok[0].items()
+        }
         cell["tokens_per_cpu_s_runs"] = [r["tokens_per_cpu_s"] for r in ok]
         cell["peak_train_mb_runs"] = [r["peak_train_mb"] for r in ok]
         cells.setdefault(name, {})[str(T)] = cell

@@ -52,7 +52,9 @@ def run_records(**patterns):
     from archbench.report.collect import run_record
 
     return [
-        run_record(arch, seed, point, values, **{n: p.format(arch=arch, point=point, seed=seed) for n, p in patterns.items()})
+        run_record(
+            arch, seed, point, values, **{n: p.format(arch=arch, point=point, seed=seed) for n, p in patterns.items()}
+        )
         for arch in ARCHS
         for point, values in _POINTS.items()
         for seed in SEEDS

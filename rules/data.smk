@@ -24,15 +24,15 @@ rule download:
     output:
         parquet=f"{R}/data/raw/{{shard}}.parquet",
         stats=f"{R}/data/raw/{{shard}}.json",
-    params:
-        shard=lambda w: SHARDS[w.shard],
-        data=config["data"],
     log:
         f"{R}/logs/download/{{shard}}.log",
     benchmark:
         f"{R}/benchmarks/download/{{shard}}.tsv"
     conda:
         ENV
+    params:
+        shard=lambda w: SHARDS[w.shard],
+        data=config["data"],
     script:
         "../workflow_scripts/download.py"
 
@@ -44,17 +44,17 @@ rule split:
     output:
         **{s: f"{R}/data/split/{s}/{{shard}}.parquet" for s in SPLITS},
         stats=f"{R}/data/split/stats/{{shard}}.json",
-    params:
-        ratios=config["splits"],
-        shuffle=config["shuffle"],
-        seed=config["seed"],
-        max_documents=config["data"].get("max_documents"),
     log:
         f"{R}/logs/split/{{shard}}.log",
     benchmark:
         f"{R}/benchmarks/split/{{shard}}.tsv"
     conda:
         ENV
+    params:
+        ratios=config["splits"],
+        shuffle=config["shuffle"],
+        seed=config["seed"],
+        max_documents=config["data"].get("max_documents"),
     script:
         "../workflow_scripts/split.py"
 
@@ -65,11 +65,6 @@ rule train_tokenizer:
     output:
         json=f"{R}/tokenizer/tokenizer.json",
         config=f"{R}/tokenizer/tokenizer_config.json",
-    params:
-        vocab_size=config["tokenizer"]["vocab_size"],
-        min_frequency=config["tokenizer"]["min_frequency"],
-        sample_bytes=config["tokenizer"]["sample_bytes"],
-        data=config["data"],
     log:
         f"{R}/logs/train_tokenizer.log",
     benchmark:
@@ -77,6 +72,11 @@ rule train_tokenizer:
     conda:
         ENV
     threads: 2
+    params:
+        vocab_size=config["tokenizer"]["vocab_size"],
+        min_frequency=config["tokenizer"]["min_frequency"],
+        sample_bytes=config["tokenizer"]["sample_bytes"],
+        data=config["data"],
     script:
         "../workflow_scripts/train_tokenizer.py"
 

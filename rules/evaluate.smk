@@ -14,12 +14,12 @@ rule eval_tasks:
     output:
         yaml=expand(f"{TASK_DIR}/{{task}}.yaml", task=OFFLINE_TASKS),
         jsonl=expand(f"{TASK_DIR}/{{task}}.jsonl", task=OFFLINE_TASKS),
-    params:
-        seed=config["seed"],
     log:
         f"{R}/logs/eval/tasks.log",
     conda:
         ENV
+    params:
+        seed=config["seed"],
     script:
         "../workflow_scripts/eval_tasks.py"
 
@@ -31,8 +31,6 @@ rule harness:
         include=task_yamls(config["eval"]["include_path"]),  # edit one: the harness reruns
     output:
         f"{EVAL_DIR}/harness.json",
-    params:
-        args=harness_args(config),  # the same builder as `archbench evaluate`
     log:
         f"{R}/logs/eval/harness/{RUN}.log",
     conda:
@@ -40,6 +38,8 @@ rule harness:
     threads: 2
     resources:
         gpu=EVAL_GPU,
+    params:
+        args=harness_args(config),  # the same builder as `archbench evaluate`
     script:
         "../workflow_scripts/harness.py"
 
@@ -51,8 +51,6 @@ rule latency:
         model=rules.train.output.model,
     output:
         f"{EVAL_DIR}/latency.json",
-    params:
-        args=latency_args(config),
     log:
         f"{R}/logs/eval/latency/{RUN}.log",
     conda:
@@ -60,6 +58,8 @@ rule latency:
     threads: 2
     resources:
         gpu=EVAL_GPU,
+    params:
+        args=latency_args(config),
     script:
         "../workflow_scripts/latency.py"
 
@@ -70,8 +70,6 @@ rule generate:
     output:
         txt=f"{EVAL_DIR}/samples.txt",
         csv=f"{EVAL_DIR}/samples.csv",
-    params:
-        args=generate_args(config),
     log:
         f"{R}/logs/eval/generate/{RUN}.log",
     conda:
@@ -79,11 +77,14 @@ rule generate:
     threads: 1
     resources:
         gpu=EVAL_GPU,
+    params:
+        args=generate_args(config),
     script:
         "../workflow_scripts/generate.py"
 
 
 # ---- issue 15: the architecture questions (length extrapolation, decode throughput vs batch, recall)
+
 
 # Loss per position bucket at k x the training length, on the same test tokens the run was tested on.
 rule length:
@@ -92,9 +93,6 @@ rule length:
         tokens=rules.train.input.test,
     output:
         f"{EVAL_DIR}/length.json",
-    params:
-        length=config["length"],
-        device=config["eval"]["device"],
     log:
         f"{R}/logs/eval/length/{RUN}.log",
     conda:
@@ -102,6 +100,9 @@ rule length:
     threads: 2
     resources:
         gpu=EVAL_GPU,
+    params:
+        length=config["length"],
+        device=config["eval"]["device"],
     script:
         "../workflow_scripts/length.py"
 
@@ -112,10 +113,6 @@ rule throughput:
         model=rules.train.output.model,
     output:
         f"{EVAL_DIR}/throughput.json",
-    params:
-        latency=config["latency"],
-        device=config["eval"]["device"],
-        seed=config["seed"],
     log:
         f"{R}/logs/eval/throughput/{RUN}.log",
     conda:
@@ -123,6 +120,10 @@ rule throughput:
     threads: 2
     resources:
         gpu=EVAL_GPU,
+    params:
+        latency=config["latency"],
+        device=config["eval"]["device"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/throughput.py"
 
@@ -132,9 +133,6 @@ rule recall:
         model=rules.train.output.model,
     output:
         f"{EVAL_DIR}/recall.json",
-    params:
-        mqar=config["data"]["mqar"],
-        device=config["eval"]["device"],
     log:
         f"{R}/logs/eval/recall/{RUN}.log",
     conda:
@@ -142,5 +140,8 @@ rule recall:
     threads: 1
     resources:
         gpu=EVAL_GPU,
+    params:
+        mqar=config["data"]["mqar"],
+        device=config["eval"]["device"],
     script:
         "../workflow_scripts/recall.py"

@@ -21,18 +21,30 @@ rule collect:
         metrics=reported(f"{R}/runs/{{arch}}/{{point}}/seed~{{seed}}/metrics.json"),
         harness=reported(f"{EVAL_RUN}/harness.json"),
         latency=reported(f"{EVAL_RUN}/latency.json"),
-    params:
-        # every expected run, present or not: the tables give a missing run a row with status=missing
-        runs=RUNS,
-        baseline=config["report"]["baseline"],
     output:
-        grid=report(f"{REPORT}/grid_results.csv", caption="../report/grid_results.rst", category="Quality", subcategory="Tables"),
-        comparison=report(f"{REPORT}/comparison.csv", caption="../report/comparison.rst", category="Quality", subcategory="Tables"),
-        seeds=report(f"{REPORT}/seed_summary.csv", caption="../report/seed_summary.rst", category="Quality", subcategory="Tables"),
+        grid=report(
+            f"{REPORT}/grid_results.csv",
+            caption="../report/grid_results.rst",
+            category="Quality",
+            subcategory="Tables",
+        ),
+        comparison=report(
+            f"{REPORT}/comparison.csv", caption="../report/comparison.rst", category="Quality", subcategory="Tables"
+        ),
+        seeds=report(
+            f"{REPORT}/seed_summary.csv",
+            caption="../report/seed_summary.rst",
+            category="Quality",
+            subcategory="Tables",
+        ),
     log:
         f"{R}/logs/report/collect.log",
     conda:
         ENV
+    params:
+        # every expected run, present or not: the tables give a missing run a row with status=missing
+        runs=RUNS,
+        baseline=config["report"]["baseline"],
     script:
         "../workflow_scripts/report.py"
 
@@ -43,20 +55,36 @@ rule plots:
         # Each run's logs/csv/metrics.csv is not a declared train output: metrics.json stands for it.
         metrics=rules.collect.input.metrics,
     output:
-        loss_vs_params=report(f"{PLOTS}/loss_vs_params.png", caption="../report/loss_vs_params.rst", category="Quality", subcategory="Figures"),
-        diff_heatmap=report(f"{PLOTS}/diff_heatmap.png", caption="../report/diff_heatmap.rst", category="Quality", subcategory="Figures"),
+        loss_vs_params=report(
+            f"{PLOTS}/loss_vs_params.png",
+            caption="../report/loss_vs_params.rst",
+            category="Quality",
+            subcategory="Figures",
+        ),
+        diff_heatmap=report(
+            f"{PLOTS}/diff_heatmap.png",
+            caption="../report/diff_heatmap.rst",
+            category="Quality",
+            subcategory="Figures",
+        ),
         throughput=report(f"{PLOTS}/throughput.png", caption="../report/throughput.rst", category="Speed"),
         emissions=report(f"{PLOTS}/emissions.png", caption="../report/emissions.rst", category="Carbon"),
         svg=[f"{PLOTS}/{name}.svg" for name in TABLE_PLOTS],
-        curves=report(directory(f"{PLOTS}/curves"), patterns=["{point}.png"], caption="../report/curves.rst",
-                      category="Quality", subcategory="Loss curves", labels={"grid point": "{point}"}),
-    params:
-        axes=AXES,
-        baseline=config["report"]["baseline"],
+        curves=report(
+            directory(f"{PLOTS}/curves"),
+            patterns=["{point}.png"],
+            caption="../report/curves.rst",
+            category="Quality",
+            subcategory="Loss curves",
+            labels={"grid point": "{point}"},
+        ),
     log:
         f"{R}/logs/report/plots.log",
     conda:
         ENV
+    params:
+        axes=AXES,
+        baseline=config["report"]["baseline"],
     script:
         "../workflow_scripts/plots.py"
 
@@ -65,8 +93,6 @@ rule plot_latency:
     input:
         latency=rules.collect.input.latency,
         seeds=rules.collect.output.seeds,  # each architecture is drawn at its best grid point
-    params:
-        runs=RUNS,
     output:
         decode=report(f"{PLOTS}/decode_latency.png", caption="../report/decode_latency.rst", category="Speed"),
         memory=report(f"{PLOTS}/state_memory.png", caption="../report/state_memory.rst", category="Memory"),
@@ -75,6 +101,8 @@ rule plot_latency:
         f"{R}/logs/report/plot_latency.log",
     conda:
         ENV
+    params:
+        runs=RUNS,
     script:
         "../workflow_scripts/report_latency.py"
 
@@ -86,15 +114,15 @@ rule summary:
         plots=[f"{PLOTS}/{name}.png" for name in TABLE_PLOTS],
         latency=[rules.plot_latency.output.decode, rules.plot_latency.output.memory],
         questions=f"{REPORT}/questions.json",
-    params:
-        axes=AXES,
-        baseline=config["report"]["baseline"],
     output:
         md=report(f"{REPORT}/summary.md", caption="../report/summary.rst", category="Summary"),
     log:
         f"{R}/logs/report/summary.log",
     conda:
         ENV
+    params:
+        axes=AXES,
+        baseline=config["report"]["baseline"],
     script:
         "../workflow_scripts/summary.py"
 
@@ -111,23 +139,57 @@ QUESTION_INPUTS = {
 
 rule questions:
     input:
-        metrics=rules.collect.input.metrics,
         **{name: reported(pattern) if pattern else [] for name, pattern in QUESTION_INPUTS.items()},
+        metrics=rules.collect.input.metrics,
     output:
-        length=report(f"{PLOTS}/length_extrapolation.png", caption="../report/length_extrapolation.rst", category="Questions", subcategory="Length extrapolation"),
-        length_table=report(f"{REPORT}/length_extrapolation.csv", caption="../report/length_extrapolation.rst", category="Questions", subcategory="Length extrapolation"),
-        scaling=report(f"{PLOTS}/scaling.png", caption="../report/scaling.rst", category="Questions", subcategory="Scaling"),
-        scaling_table=report(f"{REPORT}/scaling_fits.csv", caption="../report/scaling.rst", category="Questions", subcategory="Scaling"),
-        recall=report(f"{PLOTS}/recall.png", caption="../report/recall.rst", category="Questions", subcategory="Associative recall"),
-        recall_table=report(f"{REPORT}/recall.csv", caption="../report/recall.rst", category="Questions", subcategory="Associative recall"),
-        throughput=report(f"{PLOTS}/throughput_vs_batch.png", caption="../report/throughput_vs_batch.rst", category="Questions", subcategory="Throughput vs batch"),
-        throughput_table=report(f"{REPORT}/throughput_vs_batch.csv", caption="../report/throughput_vs_batch.rst", category="Questions", subcategory="Throughput vs batch"),
+        length=report(
+            f"{PLOTS}/length_extrapolation.png",
+            caption="../report/length_extrapolation.rst",
+            category="Questions",
+            subcategory="Length extrapolation",
+        ),
+        length_table=report(
+            f"{REPORT}/length_extrapolation.csv",
+            caption="../report/length_extrapolation.rst",
+            category="Questions",
+            subcategory="Length extrapolation",
+        ),
+        scaling=report(
+            f"{PLOTS}/scaling.png", caption="../report/scaling.rst", category="Questions", subcategory="Scaling"
+        ),
+        scaling_table=report(
+            f"{REPORT}/scaling_fits.csv", caption="../report/scaling.rst", category="Questions", subcategory="Scaling"
+        ),
+        recall=report(
+            f"{PLOTS}/recall.png",
+            caption="../report/recall.rst",
+            category="Questions",
+            subcategory="Associative recall",
+        ),
+        recall_table=report(
+            f"{REPORT}/recall.csv",
+            caption="../report/recall.rst",
+            category="Questions",
+            subcategory="Associative recall",
+        ),
+        throughput=report(
+            f"{PLOTS}/throughput_vs_batch.png",
+            caption="../report/throughput_vs_batch.rst",
+            category="Questions",
+            subcategory="Throughput vs batch",
+        ),
+        throughput_table=report(
+            f"{REPORT}/throughput_vs_batch.csv",
+            caption="../report/throughput_vs_batch.rst",
+            category="Questions",
+            subcategory="Throughput vs batch",
+        ),
         json=f"{REPORT}/questions.json",
-    params:
-        report=config["report"],
     log:
         f"{R}/logs/report/questions.log",
     conda:
         ENV
+    params:
+        report=config["report"],
     script:
         "../workflow_scripts/questions.py"

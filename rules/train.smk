@@ -25,10 +25,6 @@ rule train:
         **TRAIN_INPUT,
     output:
         **TRAIN_OUTPUT,
-    params:
-        settings=settings,
-        emissions=config["emissions"],
-        scratch=scratch_dir,
     log:
         f"{R}/logs/train/{RUN}.log",
     conda:
@@ -36,5 +32,9 @@ rule train:
     threads: 2
     resources:
         **cluster.train_resources(TRAIN),
+    params:
+        settings=settings,
+        emissions=config["emissions"],
+        scratch=scratch_dir,
     script:
         "../workflow_scripts/train.py"

@@ -33,8 +33,14 @@ def tiny_tokens(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_tokens")
     download({"source": "default", "max_documents": 40}, str(root / "raw.parquet"))
     splits = {s: str(root / "split" / s / "00000-kjv.parquet") for s in ("train", "validation", "test")}
-    split_shard(str(root / "raw.parquet"), splits, {"train": 0.8, "validation": 0.1, "test": 0.1},
-                shuffle=False, seed=0, total=40)
+    split_shard(
+        str(root / "raw.parquet"),
+        splits,
+        {"train": 0.8, "validation": 0.1, "test": 0.1},
+        shuffle=False,
+        seed=0,
+        total=40,
+    )
     train_tokenizer([splits["train"]], str(root / "tokenizer"), vocab_size=384)
     tokens = {}
     for split, path in splits.items():

@@ -25,8 +25,10 @@ class Probe(L.Callback):
             raise ValueError(f"boom from rank {trainer.global_rank} at step {trainer.global_step}")
         if self.job.get("record"):
             with open(f"{self.job['record']}.rank{trainer.global_rank}", "a") as fh:
-                fh.write(json.dumps({"step": trainer.global_step + 1, "world": trainer.world_size,
-                                     "rows": batch.tolist()}) + "\n")
+                fh.write(
+                    json.dumps({"step": trainer.global_step + 1, "world": trainer.world_size, "rows": batch.tolist()})
+                    + "\n"
+                )
 
     def on_train_batch_end(self, trainer, *args):
         if trainer.global_step == self.job.get("exit_at_step"):
@@ -41,9 +43,18 @@ def main(path):
     cluster.stderr_to(job["log"])
     from archbench.training import train_run
 
-    train_run(arch="retnet", seed=0, settings=settings(**job["settings"]), tokens=job["tokens"],
-              tokenizer_dir=job["tokenizer"], run_dir=job["run_dir"], scratch_dir=job["scratch_dir"],
-              emissions={"enabled": False}, threads=1, callbacks=[Probe(job)])
+    train_run(
+        arch="retnet",
+        seed=0,
+        settings=settings(**job["settings"]),
+        tokens=job["tokens"],
+        tokenizer_dir=job["tokenizer"],
+        run_dir=job["run_dir"],
+        scratch_dir=job["scratch_dir"],
+        emissions={"enabled": False},
+        threads=1,
+        callbacks=[Probe(job)],
+    )
 
 
 if __name__ == "__main__":

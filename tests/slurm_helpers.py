@@ -38,13 +38,12 @@ def recording_sbatch(bin_dir: Path, record: Path, forward: str | None) -> dict:
     record.mkdir(parents=True, exist_ok=True)
     script = bin_dir / "sbatch"
     tail = f'exec {shlex.quote(forward)} "$@"' if forward else 'echo "recording sbatch: not submitted" >&2; exit 1'
-    writer = ("import json, os, sys, time; "
-              "open(os.path.join(sys.argv[1], f'{time.time_ns()}-{os.getpid()}.json'), 'w')"
-              ".write(json.dumps(sys.argv[2:]))")
-    script.write_text(
-        "#!/bin/sh\n"
-        f"python3 -c {shlex.quote(writer)} {shlex.quote(str(record))} \"$@\"\n"
-        f"{tail}\n")
+    writer = (
+        "import json, os, sys, time; "
+        "open(os.path.join(sys.argv[1], f'{time.time_ns()}-{os.getpid()}.json'), 'w')"
+        ".write(json.dumps(sys.argv[2:]))"
+    )
+    script.write_text(f'#!/bin/sh\npython3 -c {shlex.quote(writer)} {shlex.quote(str(record))} "$@"\n{tail}\n')
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 

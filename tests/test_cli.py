@@ -23,16 +23,59 @@ def model(root):
 
 def test_generate_prints_and_writes(model, tmp_path, capsys):
     out_csv = tmp_path / "s.csv"
-    assert main(["generate", model, "--prompt", "river", "--max-new-tokens", "4", "--device", "cpu", "--threads", "1",
-                 "--out-csv", str(out_csv), "--out-txt", str(tmp_path / "s.txt")]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                model,
+                "--prompt",
+                "river",
+                "--max-new-tokens",
+                "4",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--out-csv",
+                str(out_csv),
+                "--out-txt",
+                str(tmp_path / "s.txt"),
+            ]
+        )
+        == 0
+    )
     assert "## 'river'" in capsys.readouterr().out
     assert out_csv.read_text().splitlines()[0].startswith("timestamp,architecture,prompt,completion")
 
 
 def test_latency_writes_json_and_prints_the_table(model, tmp_path, capsys):
     out = tmp_path / "latency.json"
-    assert main(["latency", model, "--contexts", "8", "16", "--new-tokens", "2", "--trials", "1",
-                 "--warmup", "0", "--recompute-max-context", "8", "--device", "cpu", "--threads", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "latency",
+                model,
+                "--contexts",
+                "8",
+                "16",
+                "--new-tokens",
+                "2",
+                "--trials",
+                "1",
+                "--warmup",
+                "0",
+                "--recompute-max-context",
+                "8",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     entries = json.loads(out.read_text())["entries"]
     assert [(e["mode"], e["context"]) for e in entries] == [("recurrent", 8), ("recompute", 8), ("recurrent", 16)]
     assert re.search(r"^\|\s+16 \|", capsys.readouterr().out, re.M)
@@ -41,8 +84,27 @@ def test_latency_writes_json_and_prints_the_table(model, tmp_path, capsys):
 def test_evaluate_builds_the_offline_tasks_from_a_test_split(root, model, tmp_path, capsys):
     split = root / "split"
     out = tmp_path / "harness.json"
-    assert main(["evaluate", model, "--test-split", str(split), "--tasks", "archbench_cloze", "--limit", "2",
-                 "--device", "cpu", "--threads", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                model,
+                "--test-split",
+                str(split),
+                "--tasks",
+                "archbench_cloze",
+                "--limit",
+                "2",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert 0 <= json.loads(out.read_text())["results"]["archbench_cloze"]["acc"] <= 1
     assert "archbench_cloze" in capsys.readouterr().out
 
@@ -62,8 +124,9 @@ def test_cli_defaults_build_the_rules_arguments(command):
     from archbench.config import validate_config
     from archbench.evaluation import calls
 
-    config = validate_config({"grid": {"learning_rate": [1.0e-3], "embed_dim": [32], "ffn_dim": [64],
-                                       "heads": [2], "seq_len": [32]}})
+    config = validate_config(
+        {"grid": {"learning_rate": [1.0e-3], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]}}
+    )
     build = {"evaluate": calls.harness_args, "latency": calls.latency_args, "generate": calls.generate_args}[command]
     cli = build(_config(_parser().parse_args([command, "MODEL"])))
     assert cli == build(config)

@@ -31,15 +31,16 @@ DELETE = object()
 
 def test_default_config_is_valid_and_gets_schema_defaults():
     cfg = validate_config(config())
-    assert cfg["tokenizer"]["min_frequency"] == 2          # filled from the schema
+    assert cfg["tokenizer"]["min_frequency"] == 2  # filled from the schema
     assert cfg["training"]["early_stopping"]["patience"] == 5
     assert cfg["data"]["hub"]["split"] == "train"
     assert len(grid_points(cfg)) == 2
 
 
 def test_minimal_config_is_completed_from_schema_defaults():
-    cfg = validate_config({"grid": {"learning_rate": [1.0e-3], "embed_dim": [64], "ffn_dim": [128],
-                                    "heads": [2], "seq_len": [64]}})
+    cfg = validate_config(
+        {"grid": {"learning_rate": [1.0e-3], "embed_dim": [64], "ffn_dim": [128], "heads": [2], "seq_len": [64]}}
+    )
     assert cfg["archs"] == ["retnet", "transformer"]
     assert cfg["splits"] == {"train": 0.9, "validation": 0.05, "test": 0.05}
     assert cfg["data"]["source"] == "default"
@@ -55,7 +56,10 @@ def test_grid_entries_search_or_override_fixed_settings():
 
 BAD = [
     # (changes, expected fragment of the message)
-    ({"grid__learning_rate": ["1e-3"]}, "config key 'grid.learning_rate[0]': '1e-3' is not of type 'number' (YAML reads 1e-3 as a string"),
+    (
+        {"grid__learning_rate": ["1e-3"]},
+        "config key 'grid.learning_rate[0]': '1e-3' is not of type 'number' (YAML reads 1e-3 as a string",
+    ),
     ({"grid__embed_dim": ["128"]}, "config key 'grid.embed_dim[0]': '128' is not of type 'integer'"),
     ({"archs": ["retnet", "gpt"]}, "config key 'archs[1]': 'gpt' is not one of"),
     ({"archs": []}, "config key 'archs'"),
@@ -65,21 +69,36 @@ BAD = [
     ({"splits__test": 0.2}, "config key 'splits': ratios must sum to 1"),
     ({"splits__train": -0.1}, "config key 'splits.train'"),
     ({"grid__heads": [3]}, "embed_dim 128 is not divisible by heads 3"),
-    ({"grid__heads": [32], "grid__embed_dim": [96]}, "'grid.embed_dim'/'grid.heads': the head dimension embed_dim / heads = 96/32 = 3 must be even"),
+    (
+        {"grid__heads": [32], "grid__embed_dim": [96]},
+        "'grid.embed_dim'/'grid.heads': the head dimension embed_dim / heads = 96/32 = 3 must be even",
+    ),
     # every architecture's rules apply, not only RetNet's (a Transformer-only config used to fail every train job)
-    ({"archs": ["transformer"], "grid__heads": [8], "grid__embed_dim": [24]}, "the head dimension embed_dim / heads = 24/8 = 3 must be even (rotary / xPos positions rotate pairs) (arch transformer)"),
-    ({"archs": ["longnet"], "model__dilated_ratios": [1, 3]}, "config keys 'model.segment_lengths'/'model.dilated_ratios': each dilated ratio must be >= 1 and divide its segment length"),
+    (
+        {"archs": ["transformer"], "grid__heads": [8], "grid__embed_dim": [24]},
+        "the head dimension embed_dim / heads = 24/8 = 3 must be even (rotary / xPos positions rotate pairs) (arch transformer)",
+    ),
+    (
+        {"archs": ["longnet"], "model__dilated_ratios": [1, 3]},
+        "config keys 'model.segment_lengths'/'model.dilated_ratios': each dilated ratio must be >= 1 and divide its segment length",
+    ),
     ({"report": {"baseline": "gpt"}}, "config key 'report.baseline': 'gpt' is not one of"),
     ({"grid__seq_len": [4]}, "config key 'grid.seq_len[0]': 4 is less than the minimum of 8"),
     ({"tokenizer__vocab_size": 100}, "config key 'tokenizer.vocab_size': 100 is less than the minimum of 260"),
-    ({"data__source": "local", "data__path": "/nonexistent/corpus/*.txt"}, "config key 'data.path': '/nonexistent/corpus/*.txt' does not exist"),
+    (
+        {"data__source": "local", "data__path": "/nonexistent/corpus/*.txt"},
+        "config key 'data.path': '/nonexistent/corpus/*.txt' does not exist",
+    ),
     ({"data__source": "local"}, "config key 'data.path': required when data.source is local"),
     ({"data__source": "hub"}, "config key 'data.hub.name': required when data.source is hub"),
     ({"grid__learning_rate": []}, "config key 'grid.learning_rate'"),
     ({"grid__ffn_dim": DELETE}, "'ffn_dim' is a required property"),
     ({"grid__layers": [0]}, "config key 'grid.layers[0]': 0 is less than the minimum of 1"),
     ({"training__max_steps": "100"}, "config key 'training.max_steps': '100' is not of type 'integer', 'null'"),
-    ({"model__value_embed_dim": 130}, "config keys 'model.value_embed_dim'/'grid.heads': value_embed_dim 130 is not divisible by heads 4 (arch retnet)"),
+    (
+        {"model__value_embed_dim": 130},
+        "config keys 'model.value_embed_dim'/'grid.heads': value_embed_dim 130 is not divisible by heads 4 (arch retnet)",
+    ),
     ({"seeds": [0, 0]}, "config key 'seeds'"),
 ]
 
@@ -104,9 +123,25 @@ def test_snakemake_exits_before_any_job_with_the_key_and_no_traceback(changes, f
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     # --replace-workflow-config: the file is the whole config (a merge could not delete a key)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path),
-                           "--cores", "1", "--configfile", str(path), "--replace-workflow-config"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(tmp_path),
+            "--cores",
+            "1",
+            "--configfile",
+            str(path),
+            "--replace-workflow-config",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "archbench: invalid config: " in proc.stderr and fragment in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -28,10 +28,18 @@ def candidates(arch):
 
 def as_config(tmp_path, arch, s):
     model = {"layers": 1, **{k: v for k, v in s.items() if k not in WIDTHS}}
-    cfg = {"archs": [arch], "results": str(tmp_path / "results"),
-           "grid": {"learning_rate": [1.0e-3], "embed_dim": [s["embed_dim"]], "ffn_dim": [64],
-                    "heads": [s["heads"]], "seq_len": [32]},
-           "model": model}
+    cfg = {
+        "archs": [arch],
+        "results": str(tmp_path / "results"),
+        "grid": {
+            "learning_rate": [1.0e-3],
+            "embed_dim": [s["embed_dim"]],
+            "ffn_dim": [64],
+            "heads": [s["heads"]],
+            "seq_len": [32],
+        },
+        "model": model,
+    }
     return cfg
 
 
@@ -102,9 +110,24 @@ def test_derived_bad_configs_stop_snakemake_before_any_job(tmp_path):
         cfg["grid"].update(bad["grid"])
         cfg["model"] = bad["model"]
         path.write_text(yaml.safe_dump(cfg))
-        proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(work),
-                               "--cores", "1", "--configfile", str(path)], capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-s",
+                str(SNAKEFILE),
+                "-d",
+                str(work),
+                "--cores",
+                "1",
+                "--configfile",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode != 0, (arch, s)
         assert "archbench: invalid config: config key" in proc.stderr and f"(arch {arch})" in proc.stderr
         assert "Traceback" not in proc.stderr

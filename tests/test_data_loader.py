@@ -96,8 +96,9 @@ def shards(tmp_path):
         write_tokens(split / f"{name}.bin", np.arange(start, start + n))
         entries.append({"name": name, "bin": f"{name}.bin", "n_tokens": n})
         start += 100
-    (split / "index.json").write_text(json.dumps({"split": "train", "dtype": "uint16", "n_tokens": 28,
-                                                  "shards": entries}))
+    (split / "index.json").write_text(
+        json.dumps({"split": "train", "dtype": "uint16", "n_tokens": 28, "shards": entries})
+    )
     return split
 
 
@@ -106,7 +107,12 @@ def test_windows_over_shards_never_cross_a_shard(shards):
     # a: (13-1)//4 = 3 windows, b: 0, c: (11-1)//4 = 2
     assert len(ds) == 5
     assert [ds[i].tolist() for i in range(5)] == [
-        [0, 1, 2, 3, 4], [4, 5, 6, 7, 8], [8, 9, 10, 11, 12], [200, 201, 202, 203, 204], [204, 205, 206, 207, 208]]
+        [0, 1, 2, 3, 4],
+        [4, 5, 6, 7, 8],
+        [8, 9, 10, 11, 12],
+        [200, 201, 202, 203, 204],
+        [204, 205, 206, 207, 208],
+    ]
     # the same shards given as the split folder or as a list of .bin files
     assert [TokenWindows(str(shards), 4)[i].tolist() for i in range(5)] == [ds[i].tolist() for i in range(5)]
     listed = TokenWindows([str(shards / f"{n}.bin") for n in "abc"], 4)
@@ -146,8 +152,8 @@ def test_ranks_deal_the_global_order_one_global_batch_at_a_time():
     r0, r1 = deal(50, 2, 3)
     assert len(r0) == len(r1) == 24  # 50 // 6 = 8 global batches of 6
     for b in range(8):
-        block = order[6 * b: 6 * b + 6]
-        assert r0[3 * b: 3 * b + 3] == block[0::2] and r1[3 * b: 3 * b + 3] == block[1::2]
+        block = order[6 * b : 6 * b + 6]
+        assert r0[3 * b : 3 * b + 3] == block[0::2] and r1[3 * b : 3 * b + 3] == block[1::2]
     assert GlobalOrderSampler(50, True, 7, 3, True).order(1) != order  # each epoch its own order
 
 
@@ -163,7 +169,7 @@ def test_resume_at_another_world_size_repeats_nothing_and_skips_at_most_a_global
         assert len(after) == len(set(after)) and not trained & set(after)  # no window twice
         skipped = set(range(n)) - trained - set(after)
         assert len(skipped) < new * batch  # only the tail that fills no global batch
-        assert sorted(after) == sorted(order[consumed: consumed + len(after)])  # the same order, continued
+        assert sorted(after) == sorted(order[consumed : consumed + len(after)])  # the same order, continued
 
 
 def test_evaluation_order_covers_every_window_once_over_ranks():

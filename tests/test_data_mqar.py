@@ -12,8 +12,16 @@ import torch
 from archbench.data import mqar
 from archbench.errors import ConfigError
 
-CFG = {"pairs": [2, 4, 8], "queries": None, "vocab_size": 64, "seq_len": 40, "documents": 30, "eval_examples": 16,
-       "eval_pairs": [], "seed": 3}
+CFG = {
+    "pairs": [2, 4, 8],
+    "queries": None,
+    "vocab_size": 64,
+    "seq_len": 40,
+    "documents": 30,
+    "eval_examples": 16,
+    "eval_pairs": [],
+    "seed": 3,
+}
 
 
 def test_documents_are_deterministic_and_differ_by_index():
@@ -31,14 +39,14 @@ def test_answer_positions_are_exactly_the_queried_values(pairs):
     rng = np.random.default_rng(pairs)
     for _ in range(50):
         ids, answers = mqar.example(rng, pairs, pairs, 39, 64)
-        table = dict(zip(ids[0:2 * pairs:2].tolist(), ids[1:2 * pairs:2].tolist()))
+        table = dict(zip(ids[0 : 2 * pairs : 2].tolist(), ids[1 : 2 * pairs : 2].tolist()))
         assert len(table) == pairs and len(set(table.values())) == pairs
         assert len(answers) == pairs and len(set(answers.tolist())) == pairs
         for p in answers:
             assert p >= 2 * pairs + 1 and table[int(ids[p - 1])] == ids[p]  # key, then its value
         # nothing but fillers outside the pairs and the queries
         rest = np.ones(len(ids), bool)
-        rest[:2 * pairs] = False
+        rest[: 2 * pairs] = False
         rest[answers] = rest[answers - 1] = False
         assert set(ids[rest].tolist()) <= {4}
 
@@ -59,16 +67,29 @@ def test_download_and_word_level_tokenizer_reproduce_the_ids(tmp_path):
 
 
 def _config(**mqar_over):
-    return {"data": {"mqar": {**CFG, **mqar_over}}, "grid": {"learning_rate": [1.0e-3], "embed_dim": [32],
-            "ffn_dim": [64], "heads": [2], "seq_len": [40]}, "model": {}, "training": {}}
+    return {
+        "data": {"mqar": {**CFG, **mqar_over}},
+        "grid": {"learning_rate": [1.0e-3], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [40]},
+        "model": {},
+        "training": {},
+    }
 
 
-@pytest.mark.parametrize("over,message", [
-    ({"pairs": [40]}, "config key 'data.mqar.pairs': 40 pairs need 40 distinct keys, but data.mqar.vocab_size 64 gives 32"),
-    ({"pairs": [2, 10]}, "config key 'data.mqar.pairs': 10 pairs + 10 queries need 40 tokens, but data.mqar.seq_len 40 leaves 39"),
-    ({"eval_pairs": [12]}, "config key 'data.mqar.eval_pairs': 12 pairs + 12 queries need 48 tokens"),
-    ({"seq_len": 64}, "training seq_len must equal data.mqar.seq_len (64)"),
-])
+@pytest.mark.parametrize(
+    "over,message",
+    [
+        (
+            {"pairs": [40]},
+            "config key 'data.mqar.pairs': 40 pairs need 40 distinct keys, but data.mqar.vocab_size 64 gives 32",
+        ),
+        (
+            {"pairs": [2, 10]},
+            "config key 'data.mqar.pairs': 10 pairs + 10 queries need 40 tokens, but data.mqar.seq_len 40 leaves 39",
+        ),
+        ({"eval_pairs": [12]}, "config key 'data.mqar.eval_pairs': 12 pairs + 12 queries need 48 tokens"),
+        ({"seq_len": 64}, "training seq_len must equal data.mqar.seq_len (64)"),
+    ],
+)
 def test_config_errors_name_the_key(over, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         mqar.check_config(_config(**over))
@@ -87,7 +108,7 @@ def test_a_tiny_transformer_learns_four_pairs_above_chance(one_thread):
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     docs = np.stack([mqar.document(cfg, 0, i)[0] for i in range(4096)])
     rng = np.random.default_rng(0)
-    for step in range(STEPS):
+    for _step in range(STEPS):
         batch = torch.from_numpy(docs[rng.integers(0, len(docs), 64)])
         loss = model(batch, labels=batch).loss
         opt.zero_grad()
@@ -114,8 +135,9 @@ def test_the_data_stages_dispatch_to_mqar_and_pack_documents_into_aligned_window
     data = {"source": "mqar", "mqar": CFG}
     download(data, str(tmp_path / "raw.parquet"))
     splits = {s: str(tmp_path / "split" / s) for s in ("train", "validation", "test")}
-    split_corpus(str(tmp_path / "raw.parquet"), splits, {"train": 0.8, "validation": 0.1, "test": 0.1},
-                 shuffle=False, seed=0)
+    split_corpus(
+        str(tmp_path / "raw.parquet"), splits, {"train": 0.8, "validation": 0.1, "test": 0.1}, shuffle=False, seed=0
+    )
     stats = train_tokenizer(splits["train"], str(tmp_path / "tok"), vocab_size=4096, data=data)
     assert stats["word_level"] and stats["vocab_size"] == 69
     tokenize_split(splits["train"], str(tmp_path / "tok"), str(tmp_path / "train.bin"), str(tmp_path / "train.json"))

@@ -25,8 +25,9 @@ DOCS = [f"Document {i}: {'the quick brown fox ' * (1 + i % 5)}jumps over {i} laz
 
 
 def records(docs, column="text"):
-    return "".join(json.dumps({column: d, "url": "https://example.com", "timestamp": "2019-04-25T12:57:54Z"}) + "\n"
-                   for d in docs).encode()
+    return "".join(
+        json.dumps({column: d, "url": "https://example.com", "timestamp": "2019-04-25T12:57:54Z"}) + "\n" for d in docs
+    ).encode()
 
 
 def write(path, docs, column="text"):
@@ -60,19 +61,32 @@ def pipeline(root, data, shuffle=True, max_documents=None):
         download_shard(spec, data, str(root / "raw" / f"{name}.parquet"), str(root / "raw" / f"{name}.json"))
     counts = [str(root / "raw" / f"{n}.json") for n in shards]
     for name in shards:
-        split_shard_job(name, str(root / "raw" / f"{name}.parquet"), counts if not shuffle or max_documents else [],
-                        {s: str(root / "split" / s / f"{name}.parquet") for s in SPLITS},
-                        {"train": 0.8, "validation": 0.1, "test": 0.1}, shuffle, 3, max_documents,
-                        str(root / "split" / "stats" / f"{name}.json"))
+        split_shard_job(
+            name,
+            str(root / "raw" / f"{name}.parquet"),
+            counts if not shuffle or max_documents else [],
+            {s: str(root / "split" / s / f"{name}.parquet") for s in SPLITS},
+            {"train": 0.8, "validation": 0.1, "test": 0.1},
+            shuffle,
+            3,
+            max_documents,
+            str(root / "split" / "stats" / f"{name}.json"),
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny corpus: vocabulary not filled
         train_tokenizer([str(root / "split" / "train" / f"{n}.parquet") for n in shards], str(root / "tok"), 300)
     streams = {}
     for s in SPLITS:
         for name in shards:
-            tokenize_split(str(root / "split" / s / f"{name}.parquet"), str(root / "tok"),
-                           str(root / "tokens" / s / f"{name}.bin"), str(root / "tokens" / s / f"{name}.json"))
-        write_token_index(s, [str(root / "tokens" / s / f"{n}.json") for n in shards], str(root / "tokens" / s / "index.json"))
+            tokenize_split(
+                str(root / "split" / s / f"{name}.parquet"),
+                str(root / "tok"),
+                str(root / "tokens" / s / f"{name}.bin"),
+                str(root / "tokens" / s / f"{name}.json"),
+            )
+        write_token_index(
+            s, [str(root / "tokens" / s / f"{n}.json") for n in shards], str(root / "tokens" / s / "index.json")
+        )
         streams[s] = np.concatenate(load_token_shards(str(root / "tokens" / s / "index.json")))
     return streams, shards
 
@@ -87,7 +101,12 @@ def test_formats_as_they_ship(tmp_path):
     docs, shards = documents(tmp_path / "a")
     assert list(shards) == ["00000-b", "00001-c", "00002-c4-train.00000-of-01024", "00003-d", "00004-e"]
     assert [(s["format"], s["compression"]) for s in shards.values()] == [
-        ("jsonl", "zstd"), ("parquet", None), ("jsonl", "gzip"), ("txt", "gzip"), ("jsonl", None)]
+        ("jsonl", "zstd"),
+        ("parquet", None),
+        ("jsonl", "gzip"),
+        ("txt", "gzip"),
+        ("jsonl", None),
+    ]
     assert docs == DOCS[10:20] + DOCS[20:30] + DOCS[:10] + ["A whole book.\n\nIn two paragraphs.\n"] + DOCS[30:32]
     with pytest.raises(DataError, match=r"unsupported file type.*x\.parquet\.gz"):
         file_format("x.parquet.gz")
@@ -119,7 +138,9 @@ def test_same_token_stream_for_one_or_many_shards(tmp_path):
     (tmp_path / "sliced").mkdir()
     (tmp_path / "sliced" / "corpus.jsonl").write_bytes(records(DOCS))
     size_mb = (tmp_path / "sliced" / "corpus.jsonl").stat().st_size / 2**20
-    sliced, s5 = pipeline(tmp_path / "r5", {"source": "local", "path": str(tmp_path / "sliced"), "shard_size_mb": size_mb / 5})
+    sliced, s5 = pipeline(
+        tmp_path / "r5", {"source": "local", "path": str(tmp_path / "sliced"), "shard_size_mb": size_mb / 5}
+    )
     assert (len(s1), len(s4), len(s5)) == (1, 4, 5)
     for s in SPLITS:
         assert one[s].size > 0 and np.array_equal(one[s], four[s]) and np.array_equal(one[s], sliced[s]), s
@@ -135,8 +156,10 @@ def test_contiguous_split_and_max_documents_span_shards(tmp_path):
     for k in range(4):
         write(many / f"p{k}.jsonl.gz", DOCS[15 * k : 15 * (k + 1)])
     pipeline(tmp_path / "r", {"source": "local", "path": str(many)}, shuffle=False, max_documents=40)
-    texts = {s: [t for f in sorted((tmp_path / "r" / "split" / s).glob("*.parquet")) for t in pd.read_parquet(f)["text"]]
-             for s in SPLITS}
+    texts = {
+        s: [t for f in sorted((tmp_path / "r" / "split" / s).glob("*.parquet")) for t in pd.read_parquet(f)["text"]]
+        for s in SPLITS
+    }
     assert texts == {"train": DOCS[:32], "validation": DOCS[32:36], "test": DOCS[36:40]}
 
 
@@ -147,7 +170,9 @@ def test_corrupt_gzip_is_one_error_naming_the_file_and_line(tmp_path):
     for name in ("truncated.json.gz", "garbage.json.gz"):
         (shard,) = plan_shards({"source": "local", "path": str(tmp_path / name)}).values()
         out = tmp_path / "out" / name
-        with pytest.raises(DataError, match=rf"{name}: corrupt or truncated data after line \d+ \(uncompressed byte offset \d+\)"):
+        with pytest.raises(
+            DataError, match=rf"{name}: corrupt or truncated data after line \d+ \(uncompressed byte offset \d+\)"
+        ):
             download_shard(shard, {}, str(out / "s.parquet"), str(out / "s.json"))
         assert not out.exists() or list(out.iterdir()) == []  # nothing complete-looking, no temp files
 
@@ -167,8 +192,11 @@ def test_missing_text_field_names_file_line_and_fields(tmp_path):
     path = tmp_path / "c4-train.00007-of-01024.json.gz"
     path.write_bytes(gzip.compress(records(DOCS[:3]) + b'{"url": "u", "timestamp": "t"}\n'))
     (shard,) = plan_shards({"source": "local", "path": str(path)}).values()
-    with pytest.raises(DataError, match=r"c4-train\.00007-of-01024\.json\.gz:4: no field 'text' \(data\.text_column\); "
-                                        r"available: \['timestamp', 'url'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"c4-train\.00007-of-01024\.json\.gz:4: no field 'text' \(data\.text_column\); "
+        r"available: \['timestamp', 'url'\]",
+    ):
         download_shard(shard, {}, str(tmp_path / "o.parquet"), str(tmp_path / "o.json"))
     assert not (tmp_path / "o.parquet").exists() and not (tmp_path / "o.json").exists()
 
@@ -200,8 +228,18 @@ def test_loader_windows_never_cross_shards(tmp_path):
     start = 0
     for name, n in sizes.items():
         np.arange(start, start + n, dtype="<u2").tofile(out / f"{name}.bin")
-        (out / f"{name}.json").write_text(json.dumps({"dtype": "uint16", "n_tokens": n, "n_documents": 1, "vocab_size": 512,
-                                                      "eos_id": 2, "tokenizer_sha256": "x"}))
+        (out / f"{name}.json").write_text(
+            json.dumps(
+                {
+                    "dtype": "uint16",
+                    "n_tokens": n,
+                    "n_documents": 1,
+                    "vocab_size": 512,
+                    "eos_id": 2,
+                    "tokenizer_sha256": "x",
+                }
+            )
+        )
         start += 1000
     write_token_index("train", [str(out / f"{n}.json") for n in sizes], str(out / "index.json"))
     windows = [w.tolist() for b in make_dataloader(str(out / "index.json"), 4, 1, shuffle=False, seed=0) for w in b]
@@ -218,10 +256,16 @@ def test_a_job_killed_mid_shard_leaves_nothing_complete_looking(tmp_path):
     (shard,) = plan_shards({"source": "local", "path": str(path)}).values()
     out = tmp_path / "out"
     out.mkdir()
-    proc = mp.get_context("spawn").Process(target=download_shard, args=(shard, {}, str(out / "s.parquet"), str(out / "s.json")))
+    proc = mp.get_context("spawn").Process(
+        target=download_shard, args=(shard, {}, str(out / "s.parquet"), str(out / "s.json"))
+    )
     proc.start()
     deadline = time.time() + 120
-    while time.time() < deadline and proc.is_alive() and not any(p.stat().st_size > 0 for p in out.glob(".s.parquet.*.tmp")):
+    while (
+        time.time() < deadline
+        and proc.is_alive()
+        and not any(p.stat().st_size > 0 for p in out.glob(".s.parquet.*.tmp"))
+    ):
         time.sleep(0.01)  # wait until the first record batch is written
     assert proc.is_alive(), "the download finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)

@@ -82,7 +82,9 @@ def test_missing_path_and_empty_matches(tmp_path):
 
 
 def test_empty_and_whitespace_documents_dropped_and_counted(tmp_path):
-    write_jsonl(tmp_path / "c.jsonl", [{"text": "keep"}, {"text": ""}, {"text": " \n\t"}, {"text": None}, {"text": "also"}])
+    write_jsonl(
+        tmp_path / "c.jsonl", [{"text": "keep"}, {"text": ""}, {"text": " \n\t"}, {"text": None}, {"text": "also"}]
+    )
     df, stats = load_documents("local", path=str(tmp_path / "c.jsonl"))
     assert df["text"].tolist() == ["keep", "also"]
     assert (stats["n_documents"], stats["n_dropped_empty"]) == (2, 3)
@@ -108,8 +110,12 @@ def test_invalid_utf8_replaced_and_counted(tmp_path):
 def test_download_writes_parquet_and_stats_atomically(tmp_path):
     write_jsonl(tmp_path / "c.jsonl", [{"body": "one"}, {"body": " "}, {"body": "two"}])
     out = tmp_path / "out" / "raw.parquet"
-    cfg = {"source": "local", "path": str(tmp_path / "c.jsonl"), "text_column": "body",
-           "hub": {"name": None, "subset": None, "split": "train"}}
+    cfg = {
+        "source": "local",
+        "path": str(tmp_path / "c.jsonl"),
+        "text_column": "body",
+        "hub": {"name": None, "subset": None, "split": "train"},
+    }
     stats = download(cfg, str(out), str(tmp_path / "out" / "raw.json"))
     assert pd.read_parquet(out)["text"].tolist() == ["one", "two"]
     assert json.loads((tmp_path / "out" / "raw.json").read_text()) == stats
@@ -134,7 +140,8 @@ import gzip  # noqa: E402
 from fsspec.implementations.dirfs import DirFileSystem  # noqa: E402
 from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 
-from archbench.data import shards as shards_mod, sources  # noqa: E402
+from archbench.data import shards as shards_mod  # noqa: E402
+from archbench.data import sources  # noqa: E402
 from archbench.data.shards import expand_classes, plan_shards  # noqa: E402
 from archbench.data.sources import download_shard  # noqa: E402
 
@@ -164,7 +171,9 @@ def fake_hub(tmp_path, monkeypatch):
         for i in range(n):
             with gzip.open(repo / f"c4-{split}.{i:05d}-of-01024.json.gz", "wt") as f:
                 for j in range(5):
-                    f.write(json.dumps({"text": f"{split} {i} doc {j}" if j else "", "url": "u", "timestamp": "t"}) + "\n")
+                    f.write(
+                        json.dumps({"text": f"{split} {i} doc {j}" if j else "", "url": "u", "timestamp": "t"}) + "\n"
+                    )
     (repo.parent / "README.md").write_text("card")
     FakeHub.calls = []
     monkeypatch.setattr(shards_mod, "_hub_fs", lambda: FakeHub(tmp_path / "hub"))
@@ -174,10 +183,13 @@ def fake_hub(tmp_path, monkeypatch):
 
 def test_hub_file_classes_expand_offline_without_listing(tmp_path):
     assert expand_classes("en/c4-train.0000[0-2]-of-01024.json.gz") == [
-        f"en/c4-train.0000{i}-of-01024.json.gz" for i in range(3)]
+        f"en/c4-train.0000{i}-of-01024.json.gz" for i in range(3)
+    ]
     assert expand_classes("en/*.json.gz") is None
-    shards = plan_shards({"source": "hub", "hub": {"name": "allenai/c4", "files": "en/c4-train.0000[0-7]-of-01024.json.gz"}},
-                         str(tmp_path / "results"))  # offline (conftest): no network needed
+    shards = plan_shards(
+        {"source": "hub", "hub": {"name": "allenai/c4", "files": "en/c4-train.0000[0-7]-of-01024.json.gz"}},
+        str(tmp_path / "results"),
+    )  # offline (conftest): no network needed
     assert list(shards) == [f"{i:05d}-c4-train.0000{i}-of-01024" for i in range(8)]
     assert shards["00003-c4-train.00003-of-01024"]["path"] == "en/c4-train.00003-of-01024.json.gz"
     assert not (tmp_path / "results").exists()
@@ -193,8 +205,16 @@ def test_hub_glob_lists_the_repository_once_and_keeps_the_listing(fake_hub, monk
     monkeypatch.setattr(shards_mod, "_hub_fs", lambda: 1 / 0)  # a second parse must not list again
     assert plan_shards({"source": "hub", "hub": {**hub, "files": "en/*validation*"}}, results) == {
         "00000-c4-validation.00000-of-01024": {
-            "name": "00000-c4-validation.00000-of-01024", "source": "hub", "path": "en/c4-validation.00000-of-01024.json.gz",
-            "format": "jsonl", "compression": "gzip", "range": None, "repo": "allenai/c4", "revision": None}}
+            "name": "00000-c4-validation.00000-of-01024",
+            "source": "hub",
+            "path": "en/c4-validation.00000-of-01024.json.gz",
+            "format": "jsonl",
+            "compression": "gzip",
+            "range": None,
+            "repo": "allenai/c4",
+            "revision": None,
+        }
+    }
     with pytest.raises(DataError, match=r"matched none of the 4 files"):
         plan_shards({"source": "hub", "hub": {**hub, "files": "de/*"}}, results)
 
@@ -214,8 +234,16 @@ def test_hub_offline_fails_fast_with_hint(tmp_path):
         plan_shards({"source": "hub", "hub": {"name": "allenai/c4", "files": "en/*.json.gz"}}, str(tmp_path))
     assert time.perf_counter() - t0 < 10
     assert "offline" in str(err.value) and "data.source: local" in str(err.value)
-    shard = {"name": "00000-x", "source": "hub", "path": "en/x.json.gz", "format": "jsonl", "compression": "gzip",
-             "range": None, "repo": "allenai/c4", "revision": None}
+    shard = {
+        "name": "00000-x",
+        "source": "hub",
+        "path": "en/x.json.gz",
+        "format": "jsonl",
+        "compression": "gzip",
+        "range": None,
+        "repo": "allenai/c4",
+        "revision": None,
+    }
     with pytest.raises(DataError, match="offline"):
         download_shard(shard, {}, str(tmp_path / "o.parquet"), str(tmp_path / "o.json"))
     assert not (tmp_path / "o.parquet").exists()

@@ -37,8 +37,19 @@ def run(tmp_path, bounds, ratios=RATIOS, shuffle=True, seed=0, max_documents=Non
     parts, stats = {s: [] for s in ratios}, []
     for shard in shards:
         out = {s: str(tmp_path / tag / s / f"{shard}.parquet") for s in ratios}
-        stats.append(split_shard_job(shard, str(raw / f"{shard}.parquet"), counts, out, ratios, shuffle, seed,
-                                     max_documents, str(tmp_path / tag / "stats" / f"{shard}.json")))
+        stats.append(
+            split_shard_job(
+                shard,
+                str(raw / f"{shard}.parquet"),
+                counts,
+                out,
+                ratios,
+                shuffle,
+                seed,
+                max_documents,
+                str(tmp_path / tag / "stats" / f"{shard}.json"),
+            )
+        )
         for s in ratios:
             parts[s] += pd.read_parquet(out[s])["text"].tolist()
     return parts, stats
@@ -115,8 +126,13 @@ def test_every_positive_split_gets_a_document():
 def test_bad_ratios(tmp_path, ratios, match):
     write_shards(tmp_path / "raw", [(0, 10)])
     with pytest.raises(ConfigError, match=f"splits.*{match}"):
-        split_shard(str(tmp_path / "raw" / "00000-part.parquet"), {s: str(tmp_path / s / "x.parquet") for s in SPLITS},
-                    ratios, True, 0)
+        split_shard(
+            str(tmp_path / "raw" / "00000-part.parquet"),
+            {s: str(tmp_path / s / "x.parquet") for s in SPLITS},
+            ratios,
+            True,
+            0,
+        )
     assert not any((tmp_path / s).exists() for s in SPLITS)
 
 

@@ -11,6 +11,7 @@ from tokenizers import Tokenizer
 
 from archbench.data.tokenize import token_dtype, tokenize_split
 from archbench.data.tokenizer import tokenizer_hash, train_tokenizer
+from archbench.errors import DataError
 
 DOCS = [f"Chapter {i}.\nAnd the word was {'very ' * (i % 4)}good. Ünïcode ✓" for i in range(25)]
 
@@ -66,7 +67,7 @@ def test_no_temporary_files_left(tokenized):
 
 def test_failure_leaves_no_output(tokenized, tmp_path):
     root, _ = tokenized
-    with pytest.raises(Exception):
+    with pytest.raises(DataError, match="missing"):
         tokenize_split(str(root / "missing"), str(root / "tok"), str(tmp_path / "x.bin"), str(tmp_path / "x.json"))
     assert list(tmp_path.iterdir()) == []
 
@@ -94,4 +95,5 @@ def test_piece_cache_gives_exactly_the_tokenizers_ids(tiny_tokens):
     expected = [i for e in tok.encode_batch_fast(docs, add_special_tokens=False) for i in e.ids + [2]]
     assert cache.encode(docs, eos_id=2) == expected
     assert cache.encode(docs[::-1], eos_id=2) == [  # again, now answered mostly from the memo
-        i for e in tok.encode_batch_fast(docs[::-1], add_special_tokens=False) for i in e.ids + [2]]
+        i for e in tok.encode_batch_fast(docs[::-1], add_special_tokens=False) for i in e.ids + [2]
+    ]

@@ -69,7 +69,11 @@ def test_hash_is_sha256_of_tokenizer_json(trained):
     import hashlib
 
     path = trained[0] / "tokenizer" / "tokenizer.json"
-    assert tokenizer_hash(str(path.parent)) == hashlib.sha256(path.read_bytes()).hexdigest() == trained[1]["tokenizer_sha256"]
+    assert (
+        tokenizer_hash(str(path.parent))
+        == hashlib.sha256(path.read_bytes()).hexdigest()
+        == trained[1]["tokenizer_sha256"]
+    )
     json.loads(path.read_text())  # a complete, valid file
 
 

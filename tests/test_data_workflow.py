@@ -16,9 +16,17 @@ def c4_dir(root, n_files, docs_per_file=1, words=6):
     """Files named and laid out as C4's (gzip JSON lines with text, timestamp, url)."""
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n_files):
-        lines = [json.dumps({"text": f"File {i} document {j}. " + " ".join(f"word{(i * 7 + j * 3 + k) % 50}" for k in range(words)),
-                             "timestamp": "2019-04-25T12:57:54Z", "url": f"https://example.com/{i}/{j}"})
-                 for j in range(docs_per_file)]
+        lines = [
+            json.dumps(
+                {
+                    "text": f"File {i} document {j}. "
+                    + " ".join(f"word{(i * 7 + j * 3 + k) % 50}" for k in range(words)),
+                    "timestamp": "2019-04-25T12:57:54Z",
+                    "url": f"https://example.com/{i}/{j}",
+                }
+            )
+            for j in range(docs_per_file)
+        ]
         (root / f"c4-train.{i:05d}-of-01024.json.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     return root
 
@@ -44,18 +52,25 @@ def test_dry_run_of_64_shards_has_one_data_job_per_shard(tmp_path):
     proc = snakemake(tmp_path, "-n", configfile=cfg)
     counts, wildcards = jobs(proc.stdout + proc.stderr)
     names = [f"{i:05d}-c4-train.{i:05d}-of-01024" for i in range(64)]
-    assert {r: counts[r] for r in ("download", "split", "train_tokenizer", "tokenize", "gather_tokens", "eval_tasks")} == {
-        "download": 64, "split": 64, "train_tokenizer": 1, "tokenize": 3 * 64, "gather_tokens": 3, "eval_tasks": 1}
+    assert {
+        r: counts[r] for r in ("download", "split", "train_tokenizer", "tokenize", "gather_tokens", "eval_tasks")
+    } == {"download": 64, "split": 64, "train_tokenizer": 1, "tokenize": 3 * 64, "gather_tokens": 3, "eval_tasks": 1}
     assert sorted(w["shard"] for w in wildcards["download"]) == names
     assert sorted(w["shard"] for w in wildcards["split"]) == names
-    assert sorted((w["split"], w["shard"]) for w in wildcards["tokenize"]) == sorted((s, n) for s in SPLITS for n in names)
+    assert sorted((w["split"], w["shard"]) for w in wildcards["tokenize"]) == sorted(
+        (s, n) for s in SPLITS for n in names
+    )
     assert not (tmp_path / "results").exists()
 
 
 def test_c4_layout_directory_runs_by_config_alone(tmp_path):
     corpus = c4_dir(tmp_path / "c4" / "en", 4, docs_per_file=30, words=40)
-    cfg = tiny_config(tmp_path, data={"source": "local", "path": str(corpus), "max_documents": 60}, shuffle=False,
-                      tokenizer={"vocab_size": 300})
+    cfg = tiny_config(
+        tmp_path,
+        data={"source": "local", "path": str(corpus), "max_documents": 60},
+        shuffle=False,
+        tokenizer={"vocab_size": 300},
+    )
     res = tmp_path / "results"
     snakemake(tmp_path, "--cores", "2", *(str(res / f"tokens/{s}/index.json") for s in SPLITS), configfile=cfg)
     names = [f"{i:05d}-c4-train.{i:05d}-of-01024" for i in range(4)]
@@ -80,14 +95,24 @@ def test_corrupt_shard_fails_its_job_with_the_file_named(tmp_path):
     bad.write_bytes(bad.read_bytes()[:-200])  # truncated, as by an interrupted download
     cfg = tiny_config(tmp_path, data={"source": "local", "path": str(corpus)})
     res = tmp_path / "results"
-    proc = snakemake(tmp_path, "--cores", "1", "--keep-going", str(res / "data/raw/00000-c4-train.00000-of-01024.json"),
-                     str(res / "data/raw/00001-c4-train.00001-of-01024.json"), configfile=cfg, check=False)
+    proc = snakemake(
+        tmp_path,
+        "--cores",
+        "1",
+        "--keep-going",
+        str(res / "data/raw/00000-c4-train.00000-of-01024.json"),
+        str(res / "data/raw/00001-c4-train.00001-of-01024.json"),
+        configfile=cfg,
+        check=False,
+    )
     assert proc.returncode != 0
     log = (res / "logs/download/00001-c4-train.00001-of-01024.log").read_text()
     assert re.search(r"DataError: .*c4-train\.00001-of-01024\.json\.gz: corrupt or truncated data after line \d+", log)
     assert (res / "data/raw/00000-c4-train.00000-of-01024.json").exists()  # the good shard finished
     assert sorted(p.name for p in (res / "data/raw").iterdir()) == [
-        "00000-c4-train.00000-of-01024.json", "00000-c4-train.00000-of-01024.parquet"]  # nothing half-written
+        "00000-c4-train.00000-of-01024.json",
+        "00000-c4-train.00000-of-01024.parquet",
+    ]  # nothing half-written
 
 
 def test_c4_local_preset_validates(tmp_path):
@@ -95,6 +120,8 @@ def test_c4_local_preset_validates(tmp_path):
     override = tmp_path / "path.yaml"
     override.write_text(f"data: {{path: '{corpus}/c4-train.*-of-01024.json.gz'}}\n")
     base = tiny_config(tmp_path)
-    proc = snakemake(tmp_path, "-n", "--configfile", str(base), str(REPO / "config/presets/c4-local.yaml"), str(override))
+    proc = snakemake(
+        tmp_path, "-n", "--configfile", str(base), str(REPO / "config/presets/c4-local.yaml"), str(override)
+    )
     counts, _ = jobs(proc.stdout + proc.stderr)
     assert (counts["download"], counts["split"], counts["tokenize"]) == (3, 3, 9)

@@ -1,8 +1,8 @@
 """envs/archbench.yaml (for `--sdm conda`) lists exactly the package's dependencies."""
 
 import re
-import tomllib
 
+import tomllib
 import yaml
 
 from workflow_helpers import REPO

@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-WORDS = ("river stone light garden morning winter voice window harbor lantern forest shadow "
-         "silver mountain letter candle meadow bridge thunder ocean").split()
+WORDS = (
+    "river stone light garden morning winter voice window harbor lantern forest shadow "
+    "silver mountain letter candle meadow bridge thunder ocean"
+).split()
 
 
 def tiny_split(path: Path, n_docs: int = 12, seed: int = 0) -> Path:
@@ -36,9 +38,19 @@ def tiny_model_dir(root: Path, arch: str, seed: int = 0, max_seq_len: int = 64, 
         train_tokenizer(str(tiny_split(root / "split")), str(tok_dir), vocab_size=300, min_frequency=1)
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     torch.manual_seed(seed)
-    model = build_model(arch, vocab_size=len(tokenizer), embed_dim=32, ffn_dim=64, heads=2, layers=1,
-                        max_seq_len=max_seq_len, pad_token_id=tokenizer.pad_token_id,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **extra)
+    model = build_model(
+        arch,
+        vocab_size=len(tokenizer),
+        embed_dim=32,
+        ffn_dim=64,
+        heads=2,
+        layers=1,
+        max_seq_len=max_seq_len,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **extra,
+    )
     out = root / f"{arch}-model"
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

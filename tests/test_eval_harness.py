@@ -35,8 +35,16 @@ def test_task_files_are_offline_and_absolute(setup):
 def test_default_tasks_give_finite_scores_in_range(setup):
     root, _ = setup
     model = tiny_model_dir(root, "retnet")
-    out = run_harness(str(model), str(root / "harness.json"), list(TASKS), task_dirs=[str(root / "tasks")],
-                      limit=4, batch_size=4, device="cpu", threads=1)
+    out = run_harness(
+        str(model),
+        str(root / "harness.json"),
+        list(TASKS),
+        task_dirs=[str(root / "tasks")],
+        limit=4,
+        batch_size=4,
+        device="cpu",
+        threads=1,
+    )
     assert json.loads((root / "harness.json").read_text()) == out
     res = out["results"]
     ppl, cloze, last = res["archbench_ppl"], res["archbench_cloze"], res["archbench_lastword"]
@@ -53,13 +61,31 @@ def test_default_tasks_give_finite_scores_in_range(setup):
 def test_include_path_task_is_picked_up(setup, tmp_path):
     root, _ = setup
     data = root / "tasks" / "archbench_ppl.jsonl"
-    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({
-        "task": "my_rolling_task", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
-        "test_split": "test", "output_type": "loglikelihood_rolling", "doc_to_text": "",
-        "doc_to_target": "{{text}}", "metric_list": [{"metric": "bits_per_byte"}]}))
+    (tmp_path / "mine.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "task": "my_rolling_task",
+                "dataset_path": "json",
+                "dataset_kwargs": {"data_files": {"test": str(data)}},
+                "test_split": "test",
+                "output_type": "loglikelihood_rolling",
+                "doc_to_text": "",
+                "doc_to_target": "{{text}}",
+                "metric_list": [{"metric": "bits_per_byte"}],
+            }
+        )
+    )
     model = tiny_model_dir(root, "transformer")
-    out = run_harness(str(model), None, ["my_rolling_task"], task_dirs=[str(root / "tasks")],
-                      include_path=str(tmp_path), limit=2, device="cpu", threads=1)
+    out = run_harness(
+        str(model),
+        None,
+        ["my_rolling_task"],
+        task_dirs=[str(root / "tasks")],
+        include_path=str(tmp_path),
+        limit=2,
+        device="cpu",
+        threads=1,
+    )
     assert out["results"]["my_rolling_task"]["bits_per_byte"] > 0
 
 
@@ -80,5 +106,6 @@ def test_continuations_longer_than_the_context_are_a_clear_error(setup, tmp_path
     root, _ = setup
     model = tiny_model_dir(tmp_path, "retnet", max_seq_len=4)
     with pytest.raises(EvalError, match="longer than the model's context"):
-        run_harness(str(model), None, ["archbench_cloze"], task_dirs=[str(root / "tasks")], limit=2,
-                    device="cpu", threads=1)
+        run_harness(
+            str(model), None, ["archbench_cloze"], task_dirs=[str(root / "tasks")], limit=2, device="cpu", threads=1
+        )

@@ -41,12 +41,21 @@ def test_buckets_equal_a_direct_per_position_loss(tmp_path, arch, one_thread):
     model_dir = tiny_model_dir(tmp_path, arch, max_seq_len=SEQ, **extra)
     bin_path, arr = _tokens(tmp_path)
     out = tmp_path / "length.json"
-    result = run_length(str(model_dir), str(bin_path), str(out), multipliers=[1, 4], max_tokens=256, batch_size=3,
-                        device="cpu", threads=1)
+    result = run_length(
+        str(model_dir),
+        str(bin_path),
+        str(out),
+        multipliers=[1, 4],
+        max_tokens=256,
+        batch_size=3,
+        device="cpu",
+        threads=1,
+    )
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
 
-    import archbench  # noqa: F401
     from transformers import AutoModelForCausalLM
+
+    import archbench  # noqa: F401
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     for entry in result["entries"]:
@@ -55,7 +64,7 @@ def test_buckets_equal_a_direct_per_position_loss(tmp_path, arch, one_thread):
         # direct: one window at a time, parallel mode, plain cross-entropy per position
         rows = []
         for i in range(entry["n_windows"]):
-            w = torch.from_numpy(arr[i * ctx:i * ctx + ctx + 1].astype(np.int64))[None]
+            w = torch.from_numpy(arr[i * ctx : i * ctx + ctx + 1].astype(np.int64))[None]
             with torch.no_grad():
                 logits = model(w[:, :-1], **({"retention_mode": "parallel"} if arch == "retnet" else {})).logits
             rows.append(F.cross_entropy(logits[0], w[0, 1:], reduction="none"))
@@ -63,7 +72,7 @@ def test_buckets_equal_a_direct_per_position_loss(tmp_path, arch, one_thread):
         expected = [float(per_pos[s:e].mean()) for s, e in geometric_buckets(ctx)]
         assert [b["loss"] for b in entry["buckets"]] == pytest.approx(expected, rel=1e-4)
         assert entry["mean_loss"] == pytest.approx(float(per_pos.mean()), rel=1e-4)
-        assert entry["tail_loss"] == pytest.approx(float(per_pos[ctx // 2:].mean()), rel=1e-4)
+        assert entry["tail_loss"] == pytest.approx(float(per_pos[ctx // 2 :].mean()), rel=1e-4)
         if arch == "retnet":
             assert entry["mode"] == ("parallel" if ctx == SEQ else "chunkwise")
 
@@ -74,8 +83,11 @@ def test_learned_positions_are_skipped_beyond_max_seq_len(tmp_path, one_thread):
     result = run_length(str(model_dir), str(bin_path), None, multipliers=[1, 2], max_tokens=64, device="cpu")
     ok, skipped = result["entries"]
     assert ok["multiplier"] == 1 and "mean_loss" in ok
-    assert skipped == {"multiplier": 2, "context": 32, "skipped": "learned positions end at max_seq_len=16; "
-                       "context 32 has no position embedding"}
+    assert skipped == {
+        "multiplier": 2,
+        "context": 32,
+        "skipped": "learned positions end at max_seq_len=16; context 32 has no position embedding",
+    }
 
 
 def test_too_little_test_data_names_the_cause(tmp_path, one_thread):

@@ -13,8 +13,17 @@ BATCHES = [1, 2, 4, 8]
 @pytest.mark.parametrize("arch,mode", [("retnet", "recurrent"), ("transformer", "kv_cache")])
 def test_a_row_for_every_batch_size(tmp_path, arch, mode, one_thread):
     out = tmp_path / "throughput.json"
-    result = run_throughput(str(tiny_model_dir(tmp_path, arch)), str(out), BATCHES + [2], context=24, new_tokens=2,
-                            trials=1, warmup=0, device="cpu", threads=1)
+    result = run_throughput(
+        str(tiny_model_dir(tmp_path, arch)),
+        str(out),
+        BATCHES + [2],
+        context=24,
+        new_tokens=2,
+        trials=1,
+        warmup=0,
+        device="cpu",
+        threads=1,
+    )
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     rows = result["rows"]
     assert [r["batch_size"] for r in rows] == BATCHES and {r["mode"] for r in rows} == {mode}

@@ -20,17 +20,22 @@ def test_every_run_is_evaluated_and_include_path_yamls_are_inputs(tmp_path):
     assert counts["harness"] == counts["latency"] == counts["generate"] == counts["train"] == runs
 
 
-@pytest.mark.parametrize("section,value,key", [
-    ("eval", {"tasks": []}, "eval.tasks"),
-    ("eval", {"device": "tpu"}, "eval.device"),
-    ("latency", {"contexts": [0]}, "latency.contexts[0]"),
-    ("latency", {"trials": 0}, "latency.trials"),
-    ("generate", {"top_p": 1.5}, "generate.top_p"),
-    ("generate", {"temperature": 0}, "generate.temperature"),
-])
+@pytest.mark.parametrize(
+    "section,value,key",
+    [
+        ("eval", {"tasks": []}, "eval.tasks"),
+        ("eval", {"device": "tpu"}, "eval.device"),
+        ("latency", {"contexts": [0]}, "latency.contexts[0]"),
+        ("latency", {"trials": 0}, "latency.trials"),
+        ("generate", {"top_p": 1.5}, "generate.top_p"),
+        ("generate", {"temperature": 0}, "generate.temperature"),
+    ],
+)
 def test_bad_eval_settings_are_rejected_naming_the_key(section, value, key):
-    config = {"grid": {"learning_rate": [1.0e-3], "embed_dim": [32], "ffn_dim": [64], "heads": [2],
-                       "seq_len": [32]}, section: value}
+    config = {
+        "grid": {"learning_rate": [1.0e-3], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
+        section: value,
+    }
     with pytest.raises(ConfigError, match=re.escape(f"config key '{key}'")):
         validate_config(config)
 

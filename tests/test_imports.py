@@ -7,10 +7,21 @@ import sys
 # What the Snakefile parse, the data jobs (download, split, train_tokenizer, tokenize, eval_tasks) and the
 # report jobs (collect, plots, plot_latency, summary) import.
 MODULES = [
-    "archbench", "archbench.models", "archbench.models.registry", "archbench.models.constraints",
-    "archbench.config", "archbench.evaluation.calls", "archbench.data.sources", "archbench.data.split",
-    "archbench.data.tokenizer", "archbench.data.tokenize", "archbench.evaluation.tasks",
-    "archbench.report.collect", "archbench.report.compare", "archbench.report.plots", "archbench.report.summary",
+    "archbench",
+    "archbench.models",
+    "archbench.models.registry",
+    "archbench.models.constraints",
+    "archbench.config",
+    "archbench.evaluation.calls",
+    "archbench.data.sources",
+    "archbench.data.split",
+    "archbench.data.tokenizer",
+    "archbench.data.tokenize",
+    "archbench.evaluation.tasks",
+    "archbench.report.collect",
+    "archbench.report.compare",
+    "archbench.report.plots",
+    "archbench.report.summary",
 ]
 
 
@@ -21,10 +32,11 @@ def run(code: str) -> str:
 
 
 def test_data_and_report_modules_import_neither_torch_nor_transformers():
-    out = run("import sys\n" + "".join(f"import {m}\n" for m in MODULES) +
-              "from archbench.models.registry import ARCHS\n"
-              "[a for a in ARCHS.values()]\n"
-              "print(sorted(m for m in ('torch', 'transformers', 'torchscale', 'lightning') if m in sys.modules))")
+    out = run(
+        "import sys\n" + "".join(f"import {m}\n" for m in MODULES) + "from archbench.models.registry import ARCHS\n"
+        "[a for a in ARCHS.values()]\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'torchscale', 'lightning') if m in sys.modules))"
+    )
     assert out.strip() == "[]"
 
 
@@ -35,14 +47,19 @@ def test_the_tokenizer_job_imports_transformers_but_not_torch(tmp_path):
     split = tmp_path / "train"
     split.mkdir()
     pd.DataFrame({"text": ["In the beginning God created the heaven and the earth."] * 40}).to_parquet(
-        split / "part.0.parquet")
-    out = run("import sys\nfrom archbench.data.tokenizer import train_tokenizer\n"
-              f"train_tokenizer({str(split)!r}, {str(tmp_path / 'tok')!r}, vocab_size=300, min_frequency=1)\n"
-              "print('transformers' in sys.modules, 'torch' in sys.modules)")
+        split / "part.0.parquet"
+    )
+    out = run(
+        "import sys\nfrom archbench.data.tokenizer import train_tokenizer\n"
+        f"train_tokenizer({str(split)!r}, {str(tmp_path / 'tok')!r}, vocab_size=300, min_frequency=1)\n"
+        "print('transformers' in sys.modules, 'torch' in sys.modules)"
+    )
     assert out.split() == ["True", "False"]
 
 
 def test_lazy_names_still_import():
-    out = run("import sys\nimport archbench.models as m\nprint('torch' in sys.modules)\n"
-              "from archbench.models import RetNetForCausalLM, build_model\nprint('torch' in sys.modules)")
+    out = run(
+        "import sys\nimport archbench.models as m\nprint('torch' in sys.modules)\n"
+        "from archbench.models import RetNetForCausalLM, build_model\nprint('torch' in sys.modules)"
+    )
     assert out.split() == ["False", "True"]

@@ -41,6 +41,7 @@ def test_files_and_dirs_follow_the_umask(tmp_path, umask):
 
 def _writers(root):
     """The project's writers of each kind: token file, model directory, report table, JSON record."""
+
     def tokens():
         with atomic_file(root / "tokens" / "train.bin") as tmp, open(tmp, "wb") as fh:
             np.arange(200_000, dtype=np.uint16).tofile(fh)  # 400 kB, as tokenize writes its shards
@@ -60,8 +61,12 @@ def _writers(root):
     def record():
         write_json({"text": "x" * 400_000}, root / "metrics.json")
 
-    return {"tokens": (tokens, "tokens/train.bin"), "model": (model, "model"),
-            "report": (report, "report/grid_results.csv"), "record": (record, "metrics.json")}
+    return {
+        "tokens": (tokens, "tokens/train.bin"),
+        "model": (model, "model"),
+        "report": (report, "report/grid_results.csv"),
+        "record": (record, "metrics.json"),
+    }
 
 
 @pytest.fixture
@@ -70,8 +75,11 @@ def small_fs(tmp_path):
     ENOSPC test below covers the same code path)."""
     mnt = tmp_path / f"full-{uuid.uuid4().hex[:6]}"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a small tmpfs here")
     yield mnt
     subprocess.run(["umount", "--lazy", str(mnt)], check=True)
@@ -121,7 +129,8 @@ def test_checkpoint_on_a_full_disk_keeps_the_previous_one(small_fs):
         io.save_checkpoint({"step": 2, "w": torch.zeros(100_000)}, str(last))
     assert err.value.errno == errno.ENOSPC and str(last) in str(err.value)
     assert [p.name for p in small_fs.iterdir()] == ["last.ckpt", "ballast"] or sorted(
-        p.name for p in small_fs.iterdir()) == ["ballast", "last.ckpt"]
+        p.name for p in small_fs.iterdir()
+    ) == ["ballast", "last.ckpt"]
     assert torch.load(last, weights_only=True)["step"] == 1
     ballast.unlink()
     io.save_checkpoint({"step": 2, "w": torch.zeros(100_000)}, str(last))

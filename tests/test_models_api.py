@@ -46,8 +46,14 @@ def test_build_model_maps_pipeline_names():
     assert (c.max_position_embeddings, c.intermediate_size) == (64, 48)
     assert c.value_embed_dim == 64 and c.chunk_size == 5 and c.chunkwise_above is None
     assert not hasattr(c, "position")  # another arch's setting is dropped, not stored
-    assert m.get_params() == {"arch": "retnet", **SMALL, "dropout": 0.0, "value_embed_dim": 64,
-                              "chunk_size": 5, "chunkwise_above": None}
+    assert m.get_params() == {
+        "arch": "retnet",
+        **SMALL,
+        "dropout": 0.0,
+        "value_embed_dim": 64,
+        "chunk_size": 5,
+        "chunkwise_above": None,
+    }
     lg = build_model("longnet", segment_lengths=[8, 16], dilated_ratios=[1, 2], **SMALL)
     assert lg.get_params()["segment_lengths"] == [8, 16]
     assert build_model("transformer", dropout=None, **SMALL).config.dropout == 0.0  # None = default
@@ -72,8 +78,7 @@ def test_labels_loss_is_shifted_cross_entropy(arch):
     labels = x.clone()
     labels[0, 6:] = -100
     out = model(input_ids=x, labels=labels)
-    manual = F.cross_entropy(out.logits[:, :-1].reshape(-1, 61), labels[:, 1:].reshape(-1),
-                             ignore_index=-100)
+    manual = F.cross_entropy(out.logits[:, :-1].reshape(-1, 61), labels[:, 1:].reshape(-1), ignore_index=-100)
     assert out.logits.shape == (2, 10, 61) and out.logits.dtype == torch.float32
     assert out.cache is None  # plain calls build no decoding state
     assert abs(out.loss.item() - manual.item()) <= 1e-6 and out.loss.item() > 3.0
@@ -109,18 +114,27 @@ def test_trust_remote_code_loads_without_archbench(tmp_path):
         f"m = AutoModelForCausalLM.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()\n"
         f"r = torch.load({str(tmp_path / 'ref.pt')!r})\n"
         "assert 'archbench' not in sys.modules, 'archbench was imported'\n"
-        "print((m(input_ids=r['x']).logits - r['y']).abs().max().item())\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, env={"PATH": "", "HF_HUB_OFFLINE": "1",
-                                            "OMP_NUM_THREADS": "1"}, timeout=120)
+        "print((m(input_ids=r['x']).logits - r['y']).abs().max().item())\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert float(res.stdout.strip().splitlines()[-1]) == 0.0
 
 
 @pytest.mark.parametrize("arch", OWN)
 def test_count_parameters_matches_closed_form(arch):
-    for extra in ({}, {"tie_word_embeddings": True}, {"value_embed_dim": 96, "layers": 3}
-                  if arch == "retnet" else {"position": "learned", "layers": 3}):
+    for extra in (
+        {},
+        {"tie_word_embeddings": True},
+        {"value_embed_dim": 96, "layers": 3} if arch == "retnet" else {"position": "learned", "layers": 3},
+    ):
         kw = {**SMALL, **extra}
         with torch.device("meta"):
             model = build_model(arch, **kw)
@@ -132,17 +146,22 @@ def test_count_parameters_matches_closed_form(arch):
 @pytest.mark.parametrize("arch", ["transformer", "longnet"])
 def test_match_ffn_dim_within_two_percent(arch):
     worst = 0.0
-    for d, heads, layers, ffn, vocab in [(64, 2, 2, 128, 1000), (128, 4, 4, 256, 8000),
-                                         (256, 4, 6, 512, 16000), (512, 8, 12, 1024, 32000),
-                                         (768, 3, 12, 1280, 50257)]:
+    for d, heads, layers, ffn, vocab in [
+        (64, 2, 2, 128, 1000),
+        (128, 4, 4, 256, 8000),
+        (256, 4, 6, 512, 16000),
+        (512, 8, 12, 1024, 32000),
+        (768, 3, 12, 1280, 50257),
+    ]:
         rn = dict(vocab_size=vocab, embed_dim=d, ffn_dim=ffn, heads=heads, layers=layers)
         f = match_ffn_dim(arch, **rn)
         tr = {**rn, "ffn_dim": f}
         for emb in (False, True):
             a, b = analytic_parameters("retnet", emb, **rn), analytic_parameters(arch, emb, **tr)
             worst = max(worst, abs(a - b) / a)
-        assert abs(analytic_parameters("retnet", False, **rn)
-                   - analytic_parameters(arch, False, **tr)) <= layers * (2 * d + 3)
+        assert abs(analytic_parameters("retnet", False, **rn) - analytic_parameters(arch, False, **tr)) <= layers * (
+            2 * d + 3
+        )
     assert worst <= 0.02
     with torch.device("meta"):  # the counts are the real models'
         r = build_model("retnet", **SMALL)
@@ -155,8 +174,9 @@ def test_match_ffn_dim_within_two_percent(arch):
 @pytest.mark.parametrize("arch", OWN)
 def test_autocast_bf16_cpu_forward_backward_generate(arch):
     torch.manual_seed(3)
-    model = build_model(arch, chunkwise_above=8, chunk_size=4, **SMALL) if arch == "retnet" \
-        else build_model(arch, **SMALL)
+    model = (
+        build_model(arch, chunkwise_above=8, chunk_size=4, **SMALL) if arch == "retnet" else build_model(arch, **SMALL)
+    )
     x = torch.randint(3, 61, (2, 13))
     ref = model(input_ids=x).logits
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -26,8 +26,16 @@ def _model(case, seed=0):
 
 
 def _greedy(model, ids, **kw):
-    return model.generate(ids, max_new_tokens=NEW, do_sample=False, pad_token_id=0,
-                          eos_token_id=None, return_dict_in_generate=True, output_scores=True, **kw)
+    return model.generate(
+        ids,
+        max_new_tokens=NEW,
+        do_sample=False,
+        pad_token_id=0,
+        eos_token_id=None,
+        return_dict_in_generate=True,
+        output_scores=True,
+        **kw,
+    )
 
 
 def _naive(model, ids):
@@ -72,8 +80,7 @@ def test_left_padded_batch_equals_rows_alone(case, use_cache):
 def test_beam_search_cache_equals_no_cache(case):
     model = _model(case, seed=2)
     prompt = torch.randint(3, 60, (2, 6))
-    kw = dict(max_new_tokens=8, num_beams=3, num_return_sequences=2, do_sample=False,
-              pad_token_id=0, eos_token_id=None)
+    kw = dict(max_new_tokens=8, num_beams=3, num_return_sequences=2, do_sample=False, pad_token_id=0, eos_token_id=None)
     cached = model.generate(prompt, use_cache=True, **kw)
     assert torch.equal(cached, model.generate(prompt, use_cache=False, **kw))
     assert cached.shape == (4, 14)

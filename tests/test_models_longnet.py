@@ -45,7 +45,7 @@ def test_dilated_attention_matches_mask_reference_in_both_paths(T):
     # decode path: each query alone against the position-indexed keys
     for t in (0, T // 2, T - 1):
         ctx = AttnContext(qpos=torch.tensor([[t]]), prior=True)
-        one = attn.attend(q[:, t:t + 1], k[:, :t + 1], v[:, :t + 1], ctx, 0.0)
+        one = attn.attend(q[:, t : t + 1], k[:, : t + 1], v[:, : t + 1], ctx, 0.0)
         assert (one[:, 0] - ref[:, t]).abs().max().item() <= 1e-5
     # dilation matters: the dense result is different
     dense = _reference(q, k, v, [T], [1])

@@ -76,7 +76,7 @@ def test_prefill_state_then_recurrent_steps_match_parallel(prefill_mode):
         out = model(input_ids=x[:, :10], retention_mode=prefill_mode, use_cache=True)
         cache, steps = out.cache, [out.logits]
         for t in range(10, 19):
-            out = model(input_ids=x[:, t:t + 1], cache=cache, use_cache=True)
+            out = model(input_ids=x[:, t : t + 1], cache=cache, use_cache=True)
             steps.append(out.logits)
     assert (torch.cat(steps, 1) - full).abs().max().item() <= TOL
     assert cache.layers[0]["S"].shape == (2, 4, 8, 16)  # [B, H, key dim, value dim]

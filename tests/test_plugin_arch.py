@@ -22,7 +22,7 @@ register_arch(Arch("toy", "toyarch_models:ToyConfig", "toyarch_models:ToyForCaus
                    width_knob="ffn_dim", color="tab:brown", display="Toy",
                    constraints="archbench.models.constraints:transformer"))
 '''
-TOY_MODELS = '''
+TOY_MODELS = """
 from archbench.models.transformer import TransformerConfig, TransformerForCausalLM
 
 
@@ -33,7 +33,7 @@ class ToyConfig(TransformerConfig):
 class ToyForCausalLM(TransformerForCausalLM):
     config_class = ToyConfig
     arch = "toy"
-'''
+"""
 
 
 def write_plugin(site):
@@ -56,11 +56,13 @@ def plugin_env(tmp_path, monkeypatch):
 
 
 def test_the_entry_point_registers_the_toy_architecture_without_torch(plugin_env):
-    code = ("import sys; from archbench.models.registry import ARCHS, get_arch; "
-            "from archbench.config import validate_config; "
-            "a = get_arch('toy'); assert a.display == 'Toy' and a.state == 'kv_cache'; "
-            "cfg = validate_config({'archs': ['toy'], 'grid': {'learning_rate': [0.01], "
-            "'embed_dim': [24], 'ffn_dim': [64], 'heads': [8], 'seq_len': [32]}})")
+    code = (
+        "import sys; from archbench.models.registry import ARCHS, get_arch; "
+        "from archbench.config import validate_config; "
+        "a = get_arch('toy'); assert a.display == 'Toy' and a.state == 'kv_cache'; "
+        "cfg = validate_config({'archs': ['toy'], 'grid': {'learning_rate': [0.01], "
+        "'embed_dim': [24], 'ffn_dim': [64], 'heads': [8], 'seq_len': [32]}})"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     # the toy's rules are the Transformer's: 24 / 8 = 3 is an odd head dimension, rejected at parse time
     assert "(arch toy)" in proc.stderr and "head dimension" in proc.stderr, proc.stderr[-2000:]
@@ -74,8 +76,11 @@ def test_the_entry_point_registers_the_toy_architecture_without_torch(plugin_env
 def test_toy_architecture_runs_through_the_tiny_pipeline(plugin_env, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    cfg = tiny_config(work, archs=["retnet", "toy"],
-                      grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]})
+    cfg = tiny_config(
+        work,
+        archs=["retnet", "toy"],
+        grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
+    )
     snakemake(work, "--cores", "2", configfile=cfg, timeout=2400)
     report = work / "results" / "report"
     grid = pd.read_csv(report / "grid_results.csv")

@@ -8,6 +8,7 @@ import sys
 import time
 
 import yaml
+
 from workflow_helpers import REPO, snakemake, tiny_config
 
 PRESETS = REPO / "config" / "presets"
@@ -20,8 +21,12 @@ NOMINAL_STARTUP_S = 1.0
 def expected_runs(preset: dict) -> set[tuple]:
     """(arch, seed, grid values in config order) of every run the preset declares."""
     grid = preset["grid"]
-    return {(arch, seed, *map(float, values)) for arch in preset["archs"] for seed in preset["seeds"]
-            for values in itertools.product(*grid.values())}
+    return {
+        (arch, seed, *map(float, values))
+        for arch in preset["archs"]
+        for seed in preset["seeds"]
+        for values in itertools.product(*grid.values())
+    }
 
 
 def parse_dry_run(text: str, grid_keys) -> tuple[dict, dict]:

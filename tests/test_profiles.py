@@ -52,10 +52,28 @@ def test_install_names_the_available_profiles_for_an_unknown_name(home):
 
 def test_snakemake_resolves_the_installed_profile_by_name(home, tmp_path):
     install_profile("slurm")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path / "w"),
-                           "--profile", "slurm", "--executor", "dryrun", "-n", "-q", "rules"],
-                          capture_output=True, text=True, env={**__import__("os").environ, "HOME": str(home)},
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(tmp_path / "w"),
+            "--profile",
+            "slurm",
+            "--executor",
+            "dryrun",
+            "-n",
+            "-q",
+            "rules",
+        ],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "HOME": str(home)},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "train" in proc.stdout
 

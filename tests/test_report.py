@@ -19,12 +19,24 @@ from test_report_helpers import GRID, make_tree, point_path, points
 # test loss per (arch, grid point index, seed): at point 0 retnet wins decisively over 3 seeds, at point 1
 # transformer has the lower mean but the seeds disagree (not decisive); longnet has 2 seeds at point 1.
 LOSSES = {
-    ("retnet", 0, 0): 4.00, ("retnet", 0, 1): 4.10, ("retnet", 0, 2): 4.05,
-    ("transformer", 0, 0): 4.20, ("transformer", 0, 1): 4.25, ("transformer", 0, 2): 4.30,
-    ("longnet", 0, 0): 4.15, ("longnet", 0, 1): 4.26, ("longnet", 0, 2): 4.20,
-    ("retnet", 1, 0): 3.90, ("retnet", 1, 1): 3.70, ("retnet", 1, 2): 3.95,
-    ("transformer", 1, 0): 3.80, ("transformer", 1, 1): 3.85, ("transformer", 1, 2): 3.75,
-    ("longnet", 1, 0): 3.95, ("longnet", 1, 1): 4.00, ("longnet", 1, 2): 9.99,
+    ("retnet", 0, 0): 4.00,
+    ("retnet", 0, 1): 4.10,
+    ("retnet", 0, 2): 4.05,
+    ("transformer", 0, 0): 4.20,
+    ("transformer", 0, 1): 4.25,
+    ("transformer", 0, 2): 4.30,
+    ("longnet", 0, 0): 4.15,
+    ("longnet", 0, 1): 4.26,
+    ("longnet", 0, 2): 4.20,
+    ("retnet", 1, 0): 3.90,
+    ("retnet", 1, 1): 3.70,
+    ("retnet", 1, 2): 3.95,
+    ("transformer", 1, 0): 3.80,
+    ("transformer", 1, 1): 3.85,
+    ("transformer", 1, 2): 3.75,
+    ("longnet", 1, 0): 3.95,
+    ("longnet", 1, 1): 4.00,
+    ("longnet", 1, 2): 9.99,
 }
 MISSING = {("longnet", 1, 2)}
 
@@ -56,7 +68,9 @@ def test_run_identity_comes_from_metrics_json_not_folder_names(tmp_path):
     table = collect(runs)
     assert sorted(set(table["precision"])) == ["32_true", "bf16_mixed_x"]
     assert table.groupby("precision")["learning_rate"].apply(sorted).to_dict() == {
-        "32_true": [0.0005, 0.0005, 0.001, 0.001], "bf16_mixed_x": [0.0005, 0.0005, 0.001, 0.001]}
+        "32_true": [0.0005, 0.0005, 0.001, 0.001],
+        "bf16_mixed_x": [0.0005, 0.0005, 0.001, 0.001],
+    }
     # a missing run keeps the record's values
     missing = make_tree(tmp_path / "m", {("retnet", 3, 1): 1.0}, grid=grid, skip={("retnet", 3, 1)})
     row = collect(missing).iloc[0]
@@ -77,8 +91,13 @@ def test_run_identity_comes_from_metrics_json_not_folder_names(tmp_path):
 
 def test_records_of_the_snakefile_match_the_run_layout():
     record = run_record("retnet", 2, "learning_rate~0.001", {"learning_rate": 0.001}, metrics="r/m.json")
-    assert record == {"arch": "retnet", "seed": 2, "point": "learning_rate~0.001",
-                      "values": {"learning_rate": 0.001}, "files": {"metrics": "r/m.json"}}
+    assert record == {
+        "arch": "retnet",
+        "seed": 2,
+        "point": "learning_rate~0.001",
+        "values": {"learning_rate": 0.001},
+        "files": {"metrics": "r/m.json"},
+    }
 
 
 def test_collect_marks_missing_runs_and_flattens_eval_files(tree):
@@ -201,8 +220,9 @@ def test_plots_are_valid_png_and_svg(written):
 
 
 def test_latency_plot_without_measurements_still_writes_a_figure(tmp_path):
-    plot_latency([run_record("retnet", 0, "lr~1", {"lr": 1}, latency=str(tmp_path / "nowhere/latency.json"))],
-                 str(tmp_path))
+    plot_latency(
+        [run_record("retnet", 0, "lr~1", {"lr": 1}, latency=str(tmp_path / "nowhere/latency.json"))], str(tmp_path)
+    )
     assert_png(tmp_path / "decode_latency.png")
 
 
@@ -216,9 +236,14 @@ def test_grid_results_csv_round_trips_the_table(written):
 
 def test_summary_states_the_verdict_and_links_the_plots(written):
     out, csv, _ = written
-    text = write_summary(csv["grid"], csv["seeds"], csv["comparison"],
-                         [str(out / "plots" / "curves"), str(out / "plots" / "loss_vs_params.png")],
-                         str(out / "summary.md"), AXES)
+    text = write_summary(
+        csv["grid"],
+        csv["seeds"],
+        csv["comparison"],
+        [str(out / "plots" / "curves"), str(out / "plots" / "loss_vs_params.png")],
+        str(out / "summary.md"),
+        AXES,
+    )
     assert text == (out / "summary.md").read_text()
     assert "**retnet** has the lowest mean test loss at 1 of 2 grid points (1 decisively)" in text
     assert "**transformer** has the lowest mean test loss at 1 of 2 grid points (0 decisively)" in text

@@ -19,22 +19,39 @@ def point_path(point: dict) -> str:
 
 def points(grid=GRID) -> list[dict]:
     import itertools
+
     return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
 
 
 def metrics_json(arch: str, seed: int, point: dict, test_loss: float) -> dict:
     """The keys archbench.training.run.train_run writes (values made up)."""
     return {
-        "arch": arch, "seed": seed,
+        "arch": arch,
+        "seed": seed,
         "hparams": {**point, "layers": 1, "batch_size": 8, "max_steps": 30, "betas": [0.9, 0.98]},
         "model_config": {"embed_dim": point["embed_dim"], "ffn_dim": point["ffn_dim"] + (8 if arch != "retnet" else 0)},
-        "params_total": PARAMS[arch], "params_non_embedding": PARAMS[arch] - 16_000,
-        "global_step": 30, "resumed_from_step": 0, "epochs_completed": 1, "early_stopped": False,
-        "tokens_seen": 7680, "train_time_s": 10.0 + seed, "tokens_per_s": 768.0 - seed,
-        "val_loss": test_loss + 0.01, "val_ppl": math.exp(test_loss + 0.01), "best_val_loss": test_loss + 0.01,
-        "test_loss": test_loss, "test_ppl": math.exp(test_loss), "uniform_loss": math.log(512),
-        "best_checkpoint": None, "device": "cpu", "world_size": 1, "threads": 2,
-        "emissions_kg": 1e-6 * (1 + seed), "energy_kwh": 2e-6 * (1 + seed), "emissions_duration_s": 10.0,
+        "params_total": PARAMS[arch],
+        "params_non_embedding": PARAMS[arch] - 16_000,
+        "global_step": 30,
+        "resumed_from_step": 0,
+        "epochs_completed": 1,
+        "early_stopped": False,
+        "tokens_seen": 7680,
+        "train_time_s": 10.0 + seed,
+        "tokens_per_s": 768.0 - seed,
+        "val_loss": test_loss + 0.01,
+        "val_ppl": math.exp(test_loss + 0.01),
+        "best_val_loss": test_loss + 0.01,
+        "test_loss": test_loss,
+        "test_ppl": math.exp(test_loss),
+        "uniform_loss": math.log(512),
+        "best_checkpoint": None,
+        "device": "cpu",
+        "world_size": 1,
+        "threads": 2,
+        "emissions_kg": 1e-6 * (1 + seed),
+        "energy_kwh": 2e-6 * (1 + seed),
+        "emissions_duration_s": 10.0,
     }
 
 
@@ -56,20 +73,46 @@ def latency_json(arch: str) -> dict:
         for batch in (1, 4):
             ms = 2.0 if arch == "retnet" else 2.0 + context / 100
             state = 4096 if arch == "retnet" else 64 * context
-            entries.append({"arch": arch, "mode": mode, "context": context, "batch_size": batch,
-                            "decode_ms_median": ms * batch, "state_bytes": state * batch, "beyond_trained_length": False})
+            entries.append(
+                {
+                    "arch": arch,
+                    "mode": mode,
+                    "context": context,
+                    "batch_size": batch,
+                    "decode_ms_median": ms * batch,
+                    "state_bytes": state * batch,
+                    "beyond_trained_length": False,
+                }
+            )
         if context <= 256:  # the original study's method: no state carried
-            entries.append({"arch": arch, "mode": "recompute", "context": context, "batch_size": 1,
-                            "decode_ms_median": 5.0 * context, "state_bytes": None})
+            entries.append(
+                {
+                    "arch": arch,
+                    "mode": "recompute",
+                    "context": context,
+                    "batch_size": 1,
+                    "decode_ms_median": 5.0 * context,
+                    "state_bytes": None,
+                }
+            )
     entries.append({"arch": arch, "mode": mode, "context": 4096, "batch_size": 1, "skipped": "beyond max_seq_len"})
     return {"entries": entries, "summary": {"arch": arch, "decode_growth": {mode: 1.0}}}
 
 
 def harness_json() -> dict:
     """archbench.evaluation.harness's schema (",none" already dropped, non-finite values null)."""
-    return {"results": {"lambada_local": {"alias": "lambada_local", "acc": 0.25, "acc_stderr": 0.01,
-                                          "perplexity": 120.5, "word_perplexity": None}},
-            "config": {"arch": "retnet", "limit": 40}}
+    return {
+        "results": {
+            "lambada_local": {
+                "alias": "lambada_local",
+                "acc": 0.25,
+                "acc_stderr": 0.01,
+                "perplexity": 120.5,
+                "word_perplexity": None,
+            }
+        },
+        "config": {"arch": "retnet", "limit": 40},
+    }
 
 
 def make_tree(root: Path, losses: dict, grid=GRID, eval_files: bool = True, skip=()) -> list[dict]:

@@ -4,8 +4,7 @@ token budgets proportional to parameters."""
 import numpy as np
 import pytest
 
-from archbench.report.scaling import (budget_steps, crossover, fit_power_law, flops_per_token, power_law,
-                                      scaling_fits)
+from archbench.report.scaling import budget_steps, crossover, fit_power_law, flops_per_token, power_law, scaling_fits
 
 SIZES = np.array([2e5, 4e5, 9e5, 1.6e6, 3e6])
 
@@ -28,7 +27,7 @@ def test_crossover_is_where_the_curves_meet_or_none():
     a = {"E": 2.0, "A": 10.0, "alpha": 0.2}
     b = {"E": 1.5, "A": 30.0, "alpha": 0.2}  # b above a while 20 N^-0.2 > 0.5, i.e. N < 40^5 ≈ 1.02e8
     n = crossover(a, b, 1e5, 1e12)
-    assert n == pytest.approx(40.0 ** 5, rel=0.01)
+    assert n == pytest.approx(40.0**5, rel=0.01)
     assert crossover(a, b, 1e5, 1e7) is None
 
 
@@ -37,15 +36,24 @@ def _runs(truth, seeds, rng):
     for arch, (e, a, alpha) in truth.items():
         for n in SIZES:
             for s in seeds:
-                runs.append({"arch": arch, "seed": s, "point": f"d{n}", "size_key": n, "params": n, "flops": 6 * n * 2 * n,
-                             "test_loss": power_law(n, e, a, alpha) + rng.normal(0, 0.003)})
+                runs.append(
+                    {
+                        "arch": arch,
+                        "seed": s,
+                        "point": f"d{n}",
+                        "size_key": n,
+                        "params": n,
+                        "flops": 6 * n * 2 * n,
+                        "test_loss": power_law(n, e, a, alpha) + rng.normal(0, 0.003),
+                    }
+                )
     return runs
 
 
 def test_report_fits_each_arch_with_bootstrap_intervals_and_a_crossover():
     truth = {"retnet": (1.5, 60.0, 0.3), "transformer": (2.0, 30.0, 0.3)}
     out = scaling_fits(_runs(truth, [0, 1, 2], np.random.default_rng(0)), x="params")
-    for arch, (e, a, alpha) in truth.items():
+    for arch, (_e, _a, alpha) in truth.items():
         fit = out["fits"][arch]
         assert fit["n_seeds"] == 3 and fit["alpha"] == pytest.approx(alpha, rel=0.15)
         lo, hi = fit["interval"]["alpha"]
@@ -59,16 +67,34 @@ def test_report_fits_each_arch_with_bootstrap_intervals_and_a_crossover():
 def test_one_seed_fits_without_interval_and_too_few_sizes_say_so():
     rng = np.random.default_rng(1)
     runs = [r for r in _runs({"retnet": (1.5, 60.0, 0.3)}, [0], rng)]
-    out = scaling_fits(runs + [{"arch": "transformer", "seed": 0, "point": "p", "size_key": 1e5, "params": 1e5,
-                                "flops": 1e12, "test_loss": 3.0}])
+    out = scaling_fits(
+        runs
+        + [
+            {
+                "arch": "transformer",
+                "seed": 0,
+                "point": "p",
+                "size_key": 1e5,
+                "params": 1e5,
+                "flops": 1e12,
+                "test_loss": 3.0,
+            }
+        ]
+    )
     assert "interval" not in out["fits"]["retnet"] and out["fits"]["retnet"]["alpha"] > 0
     assert out["fits"]["transformer"]["error"] == "1 size(s); a fit needs >= 3"
     assert out["crossovers"] == []
 
 
 def test_flops_per_token_formulas():
-    hp = {"layers": 2, "embed_dim": 64, "seq_len": 127, "value_embed_dim": None,
-          "segment_lengths": [32, 64], "dilated_ratios": [1, 2]}
+    hp = {
+        "layers": 2,
+        "embed_dim": 64,
+        "seq_len": 127,
+        "value_embed_dim": None,
+        "segment_lengths": [32, 64],
+        "dilated_ratios": [1, 2],
+    }
     n = 1000
     assert flops_per_token("transformer", n, hp) == 6 * n + 6 * 2 * 64 * 2 * 64
     assert flops_per_token("retnet", n, hp) == 6 * n + 6 * 2 * 64 * (64 + 128)

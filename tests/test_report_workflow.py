@@ -3,6 +3,7 @@ plots and summary.md, then `snakemake --report` writes an HTML report with every
 
 import pandas as pd
 import pytest
+
 from test_report_helpers import GRID, make_tree, points
 from workflow_helpers import snakemake, tiny_config
 
@@ -12,8 +13,12 @@ REPORT_RULES = ["collect", "plots", "plot_latency", "questions", "summary"]
 def test_report_rules_and_html_report_on_a_hand_made_tree(tmp_path):
     # no length / throughput files in the hand-made tree: those evaluations are off (issue 15's rules)
     cfg = tiny_config(tmp_path, grid=GRID, seeds=[0, 1, 2], length__enabled=False, latency__batch_sweep=[])
-    losses = {(arch, p, s): base + 0.02 * s - 0.1 * p
-              for arch, base in (("retnet", 4.0), ("transformer", 4.2)) for p in range(len(points())) for s in range(3)}
+    losses = {
+        (arch, p, s): base + 0.02 * s - 0.1 * p
+        for arch, base in (("retnet", 4.0), ("transformer", 4.2))
+        for p in range(len(points()))
+        for s in range(3)
+    }
     make_tree(tmp_path / "results", losses)
     summary = tmp_path / "results" / "report" / "summary.md"
     # Only the report rules may run: the files above stand in for train / harness / latency outputs.
@@ -38,6 +43,14 @@ def test_report_rules_and_html_report_on_a_hand_made_tree(tmp_path):
     snakemake(tmp_path, str(summary), "--report", str(html), configfile=cfg)
     content = html.read_text(errors="replace")
     assert html.stat().st_size > 100_000
-    for needle in ("Quality", "Speed", "Memory", "Carbon", "Summary", "diff_heatmap.png", "comparison.csv",
-                   "Paired test-loss difference"):
+    for needle in (
+        "Quality",
+        "Speed",
+        "Memory",
+        "Carbon",
+        "Summary",
+        "diff_heatmap.png",
+        "comparison.csv",
+        "Paired test-loss difference",
+    ):
         assert needle in content, needle

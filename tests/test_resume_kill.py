@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from workflow_helpers import SNAKEFILE, snakemake, tiny_config
 
 RUN = "retnet/learning_rate~0.01_embed_dim~32_ffn_dim~64_heads~2_seq_len~32/seed~0"
@@ -33,8 +34,13 @@ def wait_for_checkpoint(proc: subprocess.Popen, last: Path, timeout: float = 600
     failure stop Snakemake and its jobs, so no run is left behind."""
     deadline = time.monotonic() + timeout
     while not last.exists():
-        problem = ("snakemake ended before the first checkpoint" if proc.poll() is not None
-                   else f"no periodic checkpoint within {timeout:.0f} s" if time.monotonic() > deadline else None)
+        problem = (
+            "snakemake ended before the first checkpoint"
+            if proc.poll() is not None
+            else f"no periodic checkpoint within {timeout:.0f} s"
+            if time.monotonic() > deadline
+            else None
+        )
         if problem:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)  # started with start_new_session: its jobs too
@@ -43,18 +49,44 @@ def wait_for_checkpoint(proc: subprocess.Popen, last: Path, timeout: float = 600
 
 
 def test_sigkilled_training_resumes_from_its_last_checkpoint(tmp_path):
-    cfg = tiny_config(tmp_path, archs=["retnet"],
-                      grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
-                      training={"batch_size": 8, "max_steps": 400, "warmup_steps": 5, "val_check_interval": 100,
-                                "checkpoint_every_n_steps": 20, "log_every_n_steps": 20,
-                                "early_stopping": {"enabled": False}})
+    cfg = tiny_config(
+        tmp_path,
+        archs=["retnet"],
+        grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
+        training={
+            "batch_size": 8,
+            "max_steps": 400,
+            "warmup_steps": 5,
+            "val_check_interval": 100,
+            "checkpoint_every_n_steps": 20,
+            "log_every_n_steps": 20,
+            "early_stopping": {"enabled": False},
+        },
+    )
     target = str(tmp_path / "results/runs" / RUN / "metrics.json")
     last = tmp_path / "results/scratch" / RUN / "last.ckpt"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    first = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path),
-                              "--cores", "1", target, "--configfile", str(cfg)],  # --configfile takes nargs
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(tmp_path),
+            "--cores",
+            "1",
+            target,
+            "--configfile",
+            str(cfg),
+        ],  # --configfile takes nargs
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     wait_for_checkpoint(first, last)
     pids = train_job_pids(tmp_path)
     assert pids, "training process not found"
@@ -76,18 +108,40 @@ def test_sigkilled_training_resumes_from_its_last_checkpoint(tmp_path):
 def test_sigkill_of_snakemake_itself_then_unlock_and_rerun_resumes(tmp_path):
     """A dropped login session or the OOM killer: Snakemake AND its jobs die by SIGKILL. The README's
     recovery: `snakemake --unlock`, then the same command, which resumes training from its checkpoint."""
-    cfg = tiny_config(tmp_path, archs=["retnet"],
-                      grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
-                      training={"batch_size": 8, "max_steps": 300, "warmup_steps": 5, "val_check_interval": 100,
-                                "checkpoint_every_n_steps": 20, "log_every_n_steps": 20,
-                                "early_stopping": {"enabled": False}})
+    cfg = tiny_config(
+        tmp_path,
+        archs=["retnet"],
+        grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
+        training={
+            "batch_size": 8,
+            "max_steps": 300,
+            "warmup_steps": 5,
+            "val_check_interval": 100,
+            "checkpoint_every_n_steps": 20,
+            "log_every_n_steps": 20,
+            "early_stopping": {"enabled": False},
+        },
+    )
     target = str(tmp_path / "results/runs" / RUN / "metrics.json")
     last = tmp_path / "results/scratch" / RUN / "last.ckpt"
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--cores", "1",
-               target, "--configfile", str(cfg)]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(tmp_path),
+        "--cores",
+        "1",
+        target,
+        "--configfile",
+        str(cfg),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                             start_new_session=True)  # its own process group, as a login session's
+    first = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )  # its own process group, as a login session's
     wait_for_checkpoint(first, last)
     os.killpg(first.pid, signal.SIGKILL)  # Snakemake and every job it started, no clean-up
     first.communicate(timeout=60)

@@ -25,25 +25,62 @@ LOCAL_RULES = {"all", "collect", "plots", "plot_latency", "summary"}
 TINY = dict(
     archs=["retnet"],
     grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
-    training={"batch_size": 8, "max_steps": 10, "warmup_steps": 2, "val_check_interval": 5,
-              "checkpoint_every_n_steps": 5, "log_every_n_steps": 5, "accelerator": "cpu", "devices": 2},
+    training={
+        "batch_size": 8,
+        "max_steps": 10,
+        "warmup_steps": 2,
+        "val_check_interval": 5,
+        "checkpoint_every_n_steps": 5,
+        "log_every_n_steps": 5,
+        "accelerator": "cpu",
+        "devices": 2,
+    },
     eval={"limit": 4, "batch_size": 4},
-    latency={"contexts": [16], "batch_sizes": [1], "new_tokens": 2, "trials": 1, "warmup": 0,
-             "recompute_max_context": 16},
+    latency={
+        "contexts": [16],
+        "batch_sizes": [1],
+        "new_tokens": 2,
+        "trials": 1,
+        "warmup": 0,
+        "recompute_max_context": 16,
+    },
 )
 # The local cluster has 2 CPUs, ~20 GB and no GPU: small CPUs/memory, no GPUs. On the command line a
 # --set-resources replaces the profile's whole list, so every submitted rule is listed again here.
-SMALL = ["--set-threads", *[f"{r}=1" for r in ("download", "split", "train_tokenizer", "tokenize", "eval_tasks",
-                                                "harness", "latency", "generate")], "train=2",
-         "--set-resources", *[f"{r}:mem_mb=1500" for r in ("download", "split", "train_tokenizer", "tokenize",
-                                                            "eval_tasks", "train", "harness", "latency", "generate")],
-         *[f"{r}:gpu=0" for r in ("train", "harness", "latency", "generate")], "train:slurm_extra='--signal=URG@60'"]
+SMALL = [
+    "--set-threads",
+    *[
+        f"{r}=1"
+        for r in ("download", "split", "train_tokenizer", "tokenize", "eval_tasks", "harness", "latency", "generate")
+    ],
+    "train=2",
+    "--set-resources",
+    *[
+        f"{r}:mem_mb=1500"
+        for r in (
+            "download",
+            "split",
+            "train_tokenizer",
+            "tokenize",
+            "eval_tasks",
+            "train",
+            "harness",
+            "latency",
+            "generate",
+        )
+    ],
+    *[f"{r}:gpu=0" for r in ("train", "harness", "latency", "generate")],
+    "train:slurm_extra='--signal=URG@60'",
+]
 
 
 def _files(root):
     """Relative file paths; TensorBoard event files are named after time and pid, so only their place counts."""
-    return {re.sub(r"events\.out\.tfevents\..*", "events.out.tfevents.*", str(p.relative_to(root)))
-            for p in root.rglob("*") if p.is_file()}
+    return {
+        re.sub(r"events\.out\.tfevents\..*", "events.out.tfevents.*", str(p.relative_to(root)))
+        for p in root.rglob("*")
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +91,48 @@ def slurm_run(tmp_path_factory):
     expected = {r: n for r, n in dry_run_counts(work, target, configfile=cfg).items() if r not in LOCAL_RULES}
     # The local reference runs meanwhile: the Slurm run mostly waits on status checks.
     local_proc = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(local), local_target, "--cores", "2",
-         "--configfile", str(local_cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(local),
+            local_target,
+            "--cores",
+            "2",
+            "--configfile",
+            str(local_cfg),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     env = recording_sbatch(work / "bin", work / "sbatch-calls", forward=_real_sbatch())
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(work), target,
-         "--profile", str(PROFILE), "--configfile", str(cfg), *FAST, *SMALL],
-        capture_output=True, text=True, env=env, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(work),
+            target,
+            "--profile",
+            str(PROFILE),
+            "--configfile",
+            str(cfg),
+            *FAST,
+            *SMALL,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     seconds = time.perf_counter() - start
     out = local_proc.communicate(timeout=900)[0]
     assert local_proc.returncode == 0, out[-4000:]
@@ -84,8 +155,9 @@ def test_every_non_local_job_went_through_sbatch(slurm_run):
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
     assert len(submitted) == sum(expected.values())
     ids = ",".join(jobid for jobid, _ in submitted)
-    sacct = subprocess.run(["sacct", "-X", "-n", "-P", "-j", ids, "--format=JobID,State"],
-                           capture_output=True, text=True, check=True).stdout
+    sacct = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", ids, "--format=JobID,State"], capture_output=True, text=True, check=True
+    ).stdout
     states = dict(line.split("|") for line in sacct.split())
     assert states == {jobid: "COMPLETED" for jobid, _ in submitted}, states
     for jobid, path in submitted:  # the plugin's per-job log, kept by the profile

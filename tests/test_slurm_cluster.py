@@ -9,15 +9,22 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from archbench.training import cluster
 
 
-@pytest.mark.parametrize("training, expected", [
-    ({"accelerator": "cpu", "devices": 2}, {"gpu": 0}),
-    ({"accelerator": "gpu", "devices": 4}, {"gpu": 4}),
-    ({"accelerator": "auto", "devices": "auto"}, {"gpu": 0}),
-    ({"accelerator": "gpu", "devices": 4, "num_nodes": 2},
-     {"mpi": "srun", "nodes": 2, "tasks_per_node": 4, "gres": "gpu:4", "tasks_per_gpu": 1}),
-    ({"accelerator": "gpu", "devices": 1, "num_nodes": 3},  # the plugin rejects tasks_per_node: 1
-     {"mpi": "srun", "nodes": 3, "tasks": 3, "gres": "gpu:1", "tasks_per_gpu": 1}),
-])
+@pytest.mark.parametrize(
+    "training, expected",
+    [
+        ({"accelerator": "cpu", "devices": 2}, {"gpu": 0}),
+        ({"accelerator": "gpu", "devices": 4}, {"gpu": 4}),
+        ({"accelerator": "auto", "devices": "auto"}, {"gpu": 0}),
+        (
+            {"accelerator": "gpu", "devices": 4, "num_nodes": 2},
+            {"mpi": "srun", "nodes": 2, "tasks_per_node": 4, "gres": "gpu:4", "tasks_per_gpu": 1},
+        ),
+        (
+            {"accelerator": "gpu", "devices": 1, "num_nodes": 3},  # the plugin rejects tasks_per_node: 1
+            {"mpi": "srun", "nodes": 3, "tasks": 3, "gres": "gpu:1", "tasks_per_gpu": 1},
+        ),
+    ],
+)
 def test_train_resources_follow_config(training, expected):
     assert cluster.train_resources(training) == expected
 

@@ -25,32 +25,70 @@ def _prepare(work, training):
     """Inputs of train (tokens, tokenizer) and of the evaluation of a finished transformer run, upstream
     first, so that exactly train(retnet), harness and latency(transformer) are to be run."""
     work.mkdir(parents=True, exist_ok=True)
-    cfg = tiny_config(work, archs=["retnet", "transformer"], training=training,
-                      grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2],
-                            "seq_len": [32]})
+    cfg = tiny_config(
+        work,
+        archs=["retnet", "transformer"],
+        training=training,
+        grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
+    )
     res = work / "results"
-    files = ["data/raw/00000-kjv.parquet", "data/raw/00000-kjv.json", "data/split/stats/00000-kjv.json",
-             *[f"data/split/{s}/00000-kjv.parquet" for s in ("train", "validation", "test")],
-             "tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json",
-             *[f"tokens/{s}/{f}" for s in ("train", "validation", "test")
-               for f in ("00000-kjv.bin", "00000-kjv.json", "index.json")],
-             *[f"eval/tasks/{t}.{ext}" for t in ("archbench_ppl", "archbench_cloze", "archbench_lastword")
-               for ext in ("yaml", "jsonl")],
-             f"runs/{MODEL_RUN}/metrics.json", f"runs/{MODEL_RUN}/model/config.json"]
+    files = [
+        "data/raw/00000-kjv.parquet",
+        "data/raw/00000-kjv.json",
+        "data/split/stats/00000-kjv.json",
+        *[f"data/split/{s}/00000-kjv.parquet" for s in ("train", "validation", "test")],
+        "tokenizer/tokenizer.json",
+        "tokenizer/tokenizer_config.json",
+        *[
+            f"tokens/{s}/{f}"
+            for s in ("train", "validation", "test")
+            for f in ("00000-kjv.bin", "00000-kjv.json", "index.json")
+        ],
+        *[
+            f"eval/tasks/{t}.{ext}"
+            for t in ("archbench_ppl", "archbench_cloze", "archbench_lastword")
+            for ext in ("yaml", "jsonl")
+        ],
+        f"runs/{MODEL_RUN}/metrics.json",
+        f"runs/{MODEL_RUN}/model/config.json",
+    ]
     for rel in files:
         (res / rel).parent.mkdir(parents=True, exist_ok=True)
         (res / rel).write_text("{}")
-    return cfg, [str(res / f"runs/{RUN}/metrics.json"), str(res / f"eval/{MODEL_RUN}/harness.json"),
-                 str(res / f"eval/{MODEL_RUN}/latency.json")]
+    return cfg, [
+        str(res / f"runs/{RUN}/metrics.json"),
+        str(res / f"eval/{MODEL_RUN}/harness.json"),
+        str(res / f"eval/{MODEL_RUN}/latency.json"),
+    ]
 
 
 def _capture(tmp_path, training):
     work = tmp_path / "w"
     cfg, targets = _prepare(work, training)
     env = recording_sbatch(tmp_path / "bin", tmp_path / "sbatch-calls", forward=None)
-    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(work), *targets,
-                    "--profile", str(PROFILE), "--configfile", str(cfg), *FAST, "--retries", "1"],
-                   capture_output=True, text=True, env=env, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(work),
+            *targets,
+            "--profile",
+            str(PROFILE),
+            "--configfile",
+            str(cfg),
+            *FAST,
+            "--retries",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     calls = recorded(tmp_path / "sbatch-calls")
     print("\n" + "\n".join(f"{c['rule']}: {sbatch_line(c, work)}" for c in calls))
     by_rule = {}
@@ -67,7 +105,9 @@ def _opts(flags):
 def test_single_gpu_train_and_gpu_evaluation(tmp_path):
     by_rule = _capture(tmp_path, {"accelerator": "gpu", "devices": 1, "max_steps": 10})
     first, retry = by_rule["train"]
-    assert {"--gpus=1", "--cpus-per-gpu=8", "--mem", "64000", "-t", "720", "--requeue", "--signal=URG@300"} <= _opts(first)
+    assert {"--gpus=1", "--cpus-per-gpu=8", "--mem", "64000", "-t", "720", "--requeue", "--signal=URG@300"} <= _opts(
+        first
+    )
     # no --ntasks / --nodes for a one-node GPU job, no account; `-p` is the cluster's default partition,
     # which the plugin looks up itself (the profile sets none)
     assert not any(f.startswith(("--ntasks", "--nodes", "-A", "--account")) for f in first)
@@ -86,10 +126,20 @@ def test_multi_gpu_single_node_train_asks_one_task_with_all_gpus(tmp_path):
 def test_multi_node_train_asks_nodes_tasks_and_gpus_per_node(tmp_path):
     by_rule = _capture(tmp_path, {"accelerator": "gpu", "devices": 4, "num_nodes": 2, "max_steps": 10})
     first = _opts(by_rule["train"][0])
-    assert {"--nodes=2", "--ntasks-per-node=4", "--gres=gpu:4", "--ntasks-per-gpu=1", "--cpus-per-gpu=8",
-            "--signal=URG@300", "--requeue"} <= first
-    wrap = next(a for a in next(c["argv"] for c in recorded(tmp_path / "sbatch-calls") if c["rule"] == "train")
-                if a.startswith("--wrap="))
+    assert {
+        "--nodes=2",
+        "--ntasks-per-node=4",
+        "--gres=gpu:4",
+        "--ntasks-per-gpu=1",
+        "--cpus-per-gpu=8",
+        "--signal=URG@300",
+        "--requeue",
+    } <= first
+    wrap = next(
+        a
+        for a in next(c["argv"] for c in recorded(tmp_path / "sbatch-calls") if c["rule"] == "train")
+        if a.startswith("--wrap=")
+    )
     assert "slurm-jobstep" in wrap  # the batch script runs Snakemake, whose shell runs `srun --nodes=2 ...`
 
 

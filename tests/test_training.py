@@ -3,30 +3,47 @@
 import json
 import math
 
+import lightning as L
 import pytest
 import torch
-import lightning as L
 
 from archbench.config import run_settings, validate_config
 from archbench.training import train_run
 
 
 def settings(**overrides):
-    cfg = validate_config({"grid": {"learning_rate": [5.0e-3], "embed_dim": [32], "ffn_dim": [64], "heads": [2],
-                                    "seq_len": [32]},
-                           "model": {"layers": 1, "dropout": 0.1},
-                           "training": {"batch_size": 4, "max_steps": 12, "warmup_steps": 2, "val_check_interval": 5,
-                                        "checkpoint_every_n_steps": 4, "log_every_n_steps": 2,
-                                        "early_stopping": {"enabled": False}}})
+    cfg = validate_config(
+        {
+            "grid": {"learning_rate": [5.0e-3], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
+            "model": {"layers": 1, "dropout": 0.1},
+            "training": {
+                "batch_size": 4,
+                "max_steps": 12,
+                "warmup_steps": 2,
+                "val_check_interval": 5,
+                "checkpoint_every_n_steps": 4,
+                "log_every_n_steps": 2,
+                "early_stopping": {"enabled": False},
+            },
+        }
+    )
     point = {"learning_rate": 5.0e-3, "embed_dim": 32, "ffn_dim": 64, "heads": 2, "seq_len": 32}
     return {**run_settings(cfg, point), **overrides}
 
 
 def run(tmp_path, tiny_tokens, name, arch="retnet", callbacks=None, **overrides):
-    return train_run(arch=arch, seed=0, settings=settings(**overrides), tokens=tiny_tokens["tokens"],
-                     tokenizer_dir=tiny_tokens["tokenizer"], run_dir=str(tmp_path / name / "run"),
-                     scratch_dir=str(tmp_path / name / "scratch"), emissions={"enabled": False}, threads=1,
-                     callbacks=callbacks)
+    return train_run(
+        arch=arch,
+        seed=0,
+        settings=settings(**overrides),
+        tokens=tiny_tokens["tokens"],
+        tokenizer_dir=tiny_tokens["tokenizer"],
+        run_dir=str(tmp_path / name / "run"),
+        scratch_dir=str(tmp_path / name / "scratch"),
+        emissions={"enabled": False},
+        threads=1,
+        callbacks=callbacks,
+    )
 
 
 class Crash(L.Callback):
@@ -59,7 +76,7 @@ def test_metrics_json_describes_the_exported_model(tmp_path, tiny_tokens):
     assert on_disk["val_ppl"] == pytest.approx(math.exp(on_disk["val_loss"]), rel=1e-5)
     assert on_disk["val_loss"] < math.log(384)
     assert on_disk["params_total"] == sum(t.numel() for t in weights(tmp_path / "a/run").values())
-    assert (tmp_path / "a/scratch/last.ckpt").exists()          # resumable state outside the run dir
+    assert (tmp_path / "a/scratch/last.ckpt").exists()  # resumable state outside the run dir
     assert not (tmp_path / "a/run/last.ckpt").exists()
 
 
@@ -77,6 +94,7 @@ def test_crashed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pat
     assert resumed["test_loss"] == reference["test_loss"]
     # the loss curve keeps the steps logged before the kill, once each
     import pandas as pd
+
     ref_log, res_log = (pd.read_csv(tmp_path / f"{n}/run/logs/csv/metrics.csv") for n in ("ref", "killed"))
     assert sorted(res_log.dropna(subset=["val_loss"]).step) == sorted(ref_log.dropna(subset=["val_loss"]).step)
     assert sorted(res_log.dropna(subset=["train_loss"]).step) == sorted(ref_log.dropna(subset=["train_loss"]).step)
@@ -84,7 +102,8 @@ def test_crashed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pat
 
 def test_early_stopping_is_read_from_the_callback_without_max_steps(tmp_path, tiny_tokens):
     # min_delta larger than any possible gain: the second validation (step 10) stops the epoch-long run
-    metrics = run(tmp_path, tiny_tokens, "es", max_steps=None,
-                  early_stopping={"enabled": True, "patience": 1, "min_delta": 10.0})
+    metrics = run(
+        tmp_path, tiny_tokens, "es", max_steps=None, early_stopping={"enabled": True, "patience": 1, "min_delta": 10.0}
+    )
     assert metrics["early_stopped"] is True and metrics["global_step"] == 10
     assert metrics["world_sizes"] == [1] and metrics["world_size"] == 1

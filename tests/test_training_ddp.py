@@ -23,13 +23,20 @@ SEQ, BATCH = 32, 4  # test_training.settings(); checkpoints every 4 steps, 12 st
 
 
 def train(tmp_path, tiny_tokens, name, devices=2, expect_rc=0, **job):
-    job = {"tokens": tiny_tokens["tokens"], "tokenizer": tiny_tokens["tokenizer"],
-           "run_dir": str(tmp_path / name / "run"), "scratch_dir": str(tmp_path / name / "scratch"),
-           "log": str(tmp_path / f"{name}.log"), "record": str(tmp_path / f"{name}.rec"),
-           "settings": {"accelerator": "cpu", "devices": devices}, **job}
+    job = {
+        "tokens": tiny_tokens["tokens"],
+        "tokenizer": tiny_tokens["tokenizer"],
+        "run_dir": str(tmp_path / name / "run"),
+        "scratch_dir": str(tmp_path / name / "scratch"),
+        "log": str(tmp_path / f"{name}.log"),
+        "record": str(tmp_path / f"{name}.rec"),
+        "settings": {"accelerator": "cpu", "devices": devices},
+        **job,
+    }
     (tmp_path / f"{name}.json").write_text(json.dumps(job))
-    proc = subprocess.run([sys.executable, str(DRIVER), str(tmp_path / f"{name}.json")], capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(DRIVER), str(tmp_path / f"{name}.json")], capture_output=True, text=True, timeout=600
+    )
     log = Path(job["log"]).read_text()
     assert proc.returncode == expect_rc, log[-4000:] + proc.stderr[-2000:]
     return log
@@ -69,7 +76,7 @@ def test_reference_deals_each_global_batch_over_the_ranks(runs):
     ref, order = runs["batches"]["ref"], runs["order"]
     assert sorted(ref) == [(step, rank) for step in range(1, 13) for rank in (0, 1)]
     for step in range(1, 13):  # global batch = the next 8 windows of the epoch's order, rank r takes [r::2]
-        block = order[(step - 1) * 8: step * 8]
+        block = order[(step - 1) * 8 : step * 8]
         assert ref[(step, 0)] == block[0::2] and ref[(step, 1)] == block[1::2]
     assert runs["metrics"]["ref"]["world_sizes"] == [2] and runs["metrics"]["ref"]["resumed_from_step"] == 0
 
@@ -99,10 +106,11 @@ def test_resumed_on_one_process_continues_the_global_order(runs):
 
 def test_a_failing_rank_shows_its_exception_in_the_log(tmp_path, tiny_tokens):
     log = train(tmp_path, tiny_tokens, "fail", fail={"rank": 1, "step": 2}, expect_rc=1)
-    block = log[log.index("===== rank 1 of 2 failed ====="):]
+    block = log[log.index("===== rank 1 of 2 failed =====") :]
     block = block[: block.index("===== end of rank 1 =====")]
     assert "Traceback (most recent call last)" in block and "ValueError: boom from rank 1 at step 2" in block
     # the rule's log ends with the first failing rank's exception, not rank 0's consequence
     last = [line for line in log.splitlines() if line.strip()][-1].removeprefix("[rank0]: ")  # torch's label
-    assert last.startswith("archbench.training.failures.RankFailure: rank 1 of 2 failed first: "
-                           "ValueError: boom from rank 1 at step 2"), log[-3000:]
+    assert last.startswith(
+        "archbench.training.failures.RankFailure: rank 1 of 2 failed first: ValueError: boom from rank 1 at step 2"
+    ), log[-3000:]

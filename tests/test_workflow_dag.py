@@ -5,15 +5,39 @@ from workflow_helpers import REPO, dry_run_counts, snakemake, tiny_config
 
 def test_default_dry_run_has_every_stage_with_the_right_counts(tmp_path):
     counts = dry_run_counts(tmp_path)
-    per_run = dict.fromkeys(["train", "harness", "latency", "generate", "length", "throughput"], 3 * 2)  # retnet, transformer, llama x 2 lr
-    assert counts == {"download": 1, "split": 1, "train_tokenizer": 1, "tokenize": 3, "gather_tokens": 3, "eval_tasks": 1,
-                      **per_run, "collect": 1, "plots": 1, "plot_latency": 1, "questions": 1, "summary": 1, "all": 1}
+    per_run = dict.fromkeys(
+        ["train", "harness", "latency", "generate", "length", "throughput"], 3 * 2
+    )  # retnet, transformer, llama x 2 lr
+    assert counts == {
+        "download": 1,
+        "split": 1,
+        "train_tokenizer": 1,
+        "tokenize": 3,
+        "gather_tokens": 3,
+        "eval_tasks": 1,
+        **per_run,
+        "collect": 1,
+        "plots": 1,
+        "plot_latency": 1,
+        "questions": 1,
+        "summary": 1,
+        "all": 1,
+    }
 
 
 def test_grid_archs_and_seeds_multiply_train_jobs(tmp_path):
-    cfg = tiny_config(tmp_path, archs=["retnet", "transformer", "longnet"], seeds=[0, 1],
-                      grid={"learning_rate": [1.0e-3, 2.0e-3, 3.0e-3], "embed_dim": [32, 64], "ffn_dim": [64],
-                            "heads": [2], "seq_len": [32]})
+    cfg = tiny_config(
+        tmp_path,
+        archs=["retnet", "transformer", "longnet"],
+        seeds=[0, 1],
+        grid={
+            "learning_rate": [1.0e-3, 2.0e-3, 3.0e-3],
+            "embed_dim": [32, 64],
+            "ffn_dim": [64],
+            "heads": [2],
+            "seq_len": [32],
+        },
+    )
     counts = dry_run_counts(tmp_path, configfile=cfg)
     assert counts["train"] == counts["harness"] == counts["latency"] == counts["generate"] == 3 * 2 * 3 * 2
     assert counts["tokenize"] == 3 and counts["collect"] == counts["summary"] == 1
@@ -53,8 +77,9 @@ def test_a_local_corpus_needs_only_config(tmp_path):
     cfg = tiny_config(tmp_path, data={"source": "local", "path": str(corpus), "text_column": "body"})
     # .txt files are whole documents; the jsonl's field is named by data.text_column
     shards = ["00000-a", "00001-b", "00002-c"]  # one per file, in file order
-    snakemake(tmp_path, "--cores", "1", *(str(tmp_path / f"results/data/raw/{s}.parquet") for s in shards),
-              configfile=cfg)
+    snakemake(
+        tmp_path, "--cores", "1", *(str(tmp_path / f"results/data/raw/{s}.parquet") for s in shards), configfile=cfg
+    )
     texts = [t.strip() for s in shards for t in pd.read_parquet(tmp_path / f"results/data/raw/{s}.parquet")["text"]]
     assert texts == ["First document.", "Second document.", "Third."]
     stats = (tmp_path / "results/data/raw/00001-b.json").read_text()

@@ -8,9 +8,11 @@ from workflow_helpers import snakemake, tiny_config
 
 def test_failing_grid_point_is_isolated_and_reported_missing(tmp_path):
     # seq_len 16384 cannot make one full training batch from this small corpus: that point fails.
-    cfg = tiny_config(tmp_path, archs=["retnet"],
-                      grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2],
-                            "seq_len": [32, 16384]})
+    cfg = tiny_config(
+        tmp_path,
+        archs=["retnet"],
+        grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32, 16384]},
+    )
     failed = snakemake(tmp_path, "--cores", "2", "--keep-going", "summary", configfile=cfg, check=False)
     assert failed.returncode != 0
     runs = tmp_path / "results/runs/retnet"

@@ -23,10 +23,19 @@ def tiny_run(tmp_path_factory):
 def test_every_declared_output_exists(tiny_run):
     work, _ = tiny_run
     res = work / "results"
-    for rel in ["data/raw/00000-kjv.parquet", "data/raw/00000-kjv.json", "tokenizer/tokenizer.json",
-                "report/grid_results.csv", "report/comparison.csv", "report/seed_summary.csv",
-                "report/summary.md", "report/plots/loss_vs_params.png", "report/plots/decode_latency.png",
-                "report/plots/state_memory.png", "report/plots/emissions.png"]:
+    for rel in [
+        "data/raw/00000-kjv.parquet",
+        "data/raw/00000-kjv.json",
+        "tokenizer/tokenizer.json",
+        "report/grid_results.csv",
+        "report/comparison.csv",
+        "report/seed_summary.csv",
+        "report/summary.md",
+        "report/plots/loss_vs_params.png",
+        "report/plots/decode_latency.png",
+        "report/plots/state_memory.png",
+        "report/plots/emissions.png",
+    ]:
         assert (res / rel).stat().st_size > 0, rel
     for split in ("train", "validation", "test"):
         assert any((res / "data/split" / split).glob("*.parquet")), split
@@ -36,8 +45,13 @@ def test_every_declared_output_exists(tiny_run):
     for arch in ("retnet", "transformer"):
         for lr in ("0.01", "0.02"):
             run = res / "runs" / arch / POINT.format(lr=lr) / "seed~0"
-            for rel in ("metrics.json", "model/config.json", "model/tokenizer.json", "emissions.csv",
-                        "logs/csv/metrics.csv"):
+            for rel in (
+                "metrics.json",
+                "model/config.json",
+                "model/tokenizer.json",
+                "emissions.csv",
+                "logs/csv/metrics.csv",
+            ):
                 assert (run / rel).stat().st_size > 0, run / rel
             ev = res / "eval" / arch / POINT.format(lr=lr) / "seed~0"
             for rel in ("harness.json", "latency.json", "samples.txt", "samples.csv"):
@@ -49,7 +63,11 @@ def test_report_has_one_row_per_run_and_models_learned(tiny_run):
     report = pd.read_csv(work / "results/report/grid_results.csv")
     assert len(report) == 4
     assert sorted(zip(report.arch, report.learning_rate)) == [
-        ("retnet", 0.01), ("retnet", 0.02), ("transformer", 0.01), ("transformer", 0.02)]
+        ("retnet", 0.01),
+        ("retnet", 0.02),
+        ("transformer", 0.01),
+        ("transformer", 0.02),
+    ]
     uniform = math.log(512)
     assert (report.val_loss < 0.85 * uniform).all(), report[["arch", "val_loss"]]
     assert (report.test_loss < 0.85 * uniform).all()
@@ -93,8 +111,17 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 def test_changing_one_grid_value_reruns_only_that_points_training(tiny_run):
     work, _ = tiny_run
-    changed = tiny_config(work, grid={"learning_rate": [1.0e-2, 3.0e-2], "embed_dim": [32], "ffn_dim": [64],
-                                      "heads": [2], "seq_len": [32]})
+    changed = tiny_config(
+        work,
+        grid={"learning_rate": [1.0e-2, 3.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
+    )
     per_point = {"train": 2, "harness": 2, "latency": 2, "generate": 2, "length": 2, "throughput": 2}  # one per arch
     assert dry_run_counts(work, configfile=changed) == {
-        **per_point, "collect": 1, "plots": 1, "plot_latency": 1, "questions": 1, "summary": 1, "all": 1}
+        **per_point,
+        "collect": 1,
+        "plots": 1,
+        "plot_latency": 1,
+        "questions": 1,
+        "summary": 1,
+        "all": 1,
+    }

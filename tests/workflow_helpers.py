@@ -25,8 +25,14 @@ def tiny_config(tmp_path: Path, **overrides) -> Path:
         "archs": ["retnet", "transformer"],
         "grid": {"learning_rate": [1.0e-2, 2.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
         "model": {"layers": 1},
-        "training": {"batch_size": 8, "max_steps": 30, "warmup_steps": 5, "val_check_interval": 10,
-                     "checkpoint_every_n_steps": 10, "log_every_n_steps": 5},
+        "training": {
+            "batch_size": 8,
+            "max_steps": 30,
+            "warmup_steps": 5,
+            "val_check_interval": 10,
+            "checkpoint_every_n_steps": 10,
+            "log_every_n_steps": 5,
+        },
         "eval": {"limit": 8},
         "latency": {"contexts": [16, 64], "new_tokens": 4, "trials": 1, "recompute_max_context": 16},
         "generate": {"max_new_tokens": 8},
@@ -42,8 +48,9 @@ def tiny_config(tmp_path: Path, **overrides) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
-              timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, configfile: Path | None = None, check: bool = True, timeout: int = 900
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]

@@ -1,4 +1,5 @@
 """rule download: one shard of the corpus (default / local file / hub file) -> parquet with a `text` column."""
+
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)

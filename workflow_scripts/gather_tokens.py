@@ -1,4 +1,5 @@
 """rule gather_tokens: every shard's token metadata of one split -> tokens/{split}/index.json."""
+
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)

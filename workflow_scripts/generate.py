@@ -1,4 +1,5 @@
 """rule generate: one run's model/ -> text samples through generate() (samples.txt, samples.csv)."""
+
 import os
 import sys
 

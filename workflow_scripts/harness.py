@@ -1,4 +1,5 @@
 """rule harness: one run's model/ -> lm-evaluation-harness scores (harness.json)."""
+
 import os
 import sys
 

@@ -1,4 +1,5 @@
 """rule latency: one run's model/ -> prefill / per-token decode time and memory vs context (latency.json)."""
+
 import os
 import sys
 

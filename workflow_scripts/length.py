@@ -1,4 +1,5 @@
 """rule length: one run's model/ + the test tokens -> loss per position bucket at k x the training length."""
+
 import os
 import sys
 

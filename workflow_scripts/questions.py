@@ -1,4 +1,5 @@
 """rule questions: metrics + length / throughput / recall files -> one figure + table per question, questions.json."""
+
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
@@ -6,7 +7,10 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 from archbench.report.questions import write_questions  # noqa: E402
 
 write_questions(
-    snakemake.input.metrics, snakemake.input.length, snakemake.input.throughput, snakemake.input.recall,
+    snakemake.input.metrics,
+    snakemake.input.length,
+    snakemake.input.throughput,
+    snakemake.input.recall,
     dict(snakemake.output.items()),
     max_params=snakemake.params.report["crossover_max_params"],
     headline_multiplier=snakemake.params.report["headline_multiplier"],

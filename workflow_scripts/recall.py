@@ -1,4 +1,5 @@
 """rule recall: one run's model/ (trained on data.source mqar) -> recall accuracy per number of pairs."""
+
 import os
 import sys
 

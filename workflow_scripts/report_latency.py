@@ -1,4 +1,5 @@
 """rule plot_latency: every run's latency.json -> decode latency and state memory vs context."""
+
 import os
 import sys
 

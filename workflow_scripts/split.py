@@ -1,11 +1,19 @@
 """rule split: one normalised shard -> its train / validation / test parquet files."""
+
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from archbench.data.split import split_shard_job  # noqa: E402
 
-split_shard_job(snakemake.wildcards.shard, snakemake.input.raw, snakemake.input.counts,
-                {s: snakemake.output[s] for s in ("train", "validation", "test")}, snakemake.params.ratios,
-                snakemake.params.shuffle, snakemake.params.seed, snakemake.params.max_documents,
-                snakemake.output.stats)
+split_shard_job(
+    snakemake.wildcards.shard,
+    snakemake.input.raw,
+    snakemake.input.counts,
+    {s: snakemake.output[s] for s in ("train", "validation", "test")},
+    snakemake.params.ratios,
+    snakemake.params.shuffle,
+    snakemake.params.seed,
+    snakemake.params.max_documents,
+    snakemake.output.stats,
+)

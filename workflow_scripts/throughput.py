@@ -1,4 +1,5 @@
 """rule throughput: one run's model/ -> decode tokens/s and state memory vs batch size at a fixed context."""
+
 import os
 import sys
 

@@ -1,4 +1,5 @@
 """rule tokenize: one shard of one split -> packed token ids (.bin) + counts (.json)."""
+
 import os
 import sys
 

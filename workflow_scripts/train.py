@@ -1,4 +1,5 @@
 """rule train: one architecture x grid point x seed -> model/, logs/, metrics.json, emissions.csv."""
+
 from archbench.training import cluster
 
 p = snakemake.params  # noqa: F821

@@ -1,4 +1,5 @@
 """rule train_tokenizer: byte-level BPE on (a sample of) the train shards -> Hugging Face fast tokenizer files."""
+
 import os
 import sys
 

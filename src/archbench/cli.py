@@ -60,11 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write latency.json here")
 
     p = command("generate", "text samples through generate() (samples.txt / samples.csv)")
-    p.add_argument("--prompt", action="append", dest="prompts", default=None,
-                   help="repeat for several (default: the schema's)")
+    p.add_argument(
+        "--prompt", action="append", dest="prompts", default=None, help="repeat for several (default: the schema's)"
+    )
     p.add_argument("--max-new-tokens", type=int, default=gen["max_new_tokens"])
-    p.add_argument("--sample", action="store_true", dest="do_sample", default=gen["do_sample"],
-                   help="sample instead of greedy")
+    p.add_argument(
+        "--sample", action="store_true", dest="do_sample", default=gen["do_sample"], help="sample instead of greedy"
+    )
     p.add_argument("--temperature", type=float, default=gen["temperature"])
     p.add_argument("--top-p", type=float, default=gen["top_p"])
     p.add_argument("--top-k", type=int, default=gen["top_k"])
@@ -106,9 +108,11 @@ def _evaluate(a) -> None:
             build_tasks(a.test_split, tmp, seed=args["seed"])
             task_dirs.append(tmp)
         if not task_dirs and any(t in TASKS or t == TAG for t in args["tasks"]):
-            raise ArchbenchError("the archbench_* tasks are built from a test split: pass --test-split DIR "
-                                 "(e.g. results/data/split/test) or --task-dir results/eval/tasks, or name "
-                                 "other --tasks")
+            raise ArchbenchError(
+                "the archbench_* tasks are built from a test split: pass --test-split DIR "
+                "(e.g. results/data/split/test) or --task-dir results/eval/tasks, or name "
+                "other --tasks"
+            )
         out = run_harness(a.model_dir, a.out, task_dirs=task_dirs, threads=a.threads, **args)
     print(json.dumps(out["results"], indent=2))
 
@@ -118,8 +122,10 @@ def _latency(a) -> None:
     from archbench.evaluation.latency import latency_table, run_latency
 
     out = run_latency(a.model_dir, a.out, threads=a.threads, **latency_args(_config(a)))
-    print(f"per-token decode time (ms, median), batch {out['summary'].get('batch_size')}, "
-          f"{out['summary']['device']}, {out['summary']['threads']} threads")
+    print(
+        f"per-token decode time (ms, median), batch {out['summary'].get('batch_size')}, "
+        f"{out['summary']['device']}, {out['summary']['threads']} threads"
+    )
     print(latency_table([out]))
 
 
@@ -141,8 +147,7 @@ def _install_profile(a) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"evaluate": _evaluate, "latency": _latency, "generate": _generate,
-                "install-profile": _install_profile}
+    commands = {"evaluate": _evaluate, "latency": _latency, "generate": _generate, "install-profile": _install_profile}
     try:
         commands[args.command](args)
     except ArchbenchError as err:  # the user's input: one line, no traceback

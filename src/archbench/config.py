@@ -89,6 +89,7 @@ def validate_config(config: dict, schema_path=None) -> dict:
     _check_data(config["data"])
     if config["data"]["source"] == "mqar":  # issue 15 hook: MQAR's cross-key rules live with its generator
         from archbench.data.mqar import check_config
+
         check_config(config)
     return config
 
@@ -99,8 +100,7 @@ def _check_grid_keys(config: dict, schema: dict) -> None:
             continue
         section = next((s for s in GRID_SECTIONS if key in schema["properties"][s]["properties"]), None)
         if section is None:
-            allowed = sorted(set(CORE_GRID_KEYS).union(
-                *(schema["properties"][s]["properties"] for s in GRID_SECTIONS)))
+            allowed = sorted(set(CORE_GRID_KEYS).union(*(schema["properties"][s]["properties"] for s in GRID_SECTIONS)))
             raise ConfigError(f"config key 'grid.{key}': unknown hyperparameter (allowed: {', '.join(allowed)})")
         sub = schema["properties"][section]["properties"][key]
         if _is_axis(key, values) and not values:
@@ -126,9 +126,14 @@ def _check_archs(config: dict) -> None:
     known = arch_names()
     for i, arch in enumerate(config["archs"]):
         if arch not in known:
-            raise ConfigError(f"config key 'archs[{i}]': {arch!r} is not one of {known} (the architectures of "
-                              "archbench.models.registry)")
-    for key, value in (("report.baseline", config["report"]["baseline"]), ("model.match_to", config["model"]["match_to"])):
+            raise ConfigError(
+                f"config key 'archs[{i}]': {arch!r} is not one of {known} (the architectures of "
+                "archbench.models.registry)"
+            )
+    for key, value in (
+        ("report.baseline", config["report"]["baseline"]),
+        ("model.match_to", config["model"]["match_to"]),
+    ):
         if value not in known:  # architecture names (no schema enum: plugins add names)
             raise ConfigError(f"config key '{key}': {value!r} is not one of {known}")
 
@@ -148,8 +153,9 @@ def check_models(config: dict) -> None:
                 check and check(settings)
             except ConstraintError as err:
                 keys = [_config_key(config, "seq_len" if k == "max_seq_len" else k) for k in err.keys]
-                raise ConfigError(f"config key{'s' * (len(keys) > 1)} {'/'.join(map(repr, keys))}: {err} "
-                                  f"(arch {arch})") from None
+                raise ConfigError(
+                    f"config key{'s' * (len(keys) > 1)} {'/'.join(map(repr, keys))}: {err} (arch {arch})"
+                ) from None
 
 
 def _config_key(config: dict, name: str) -> str:
@@ -166,7 +172,9 @@ def _check_data(data: dict) -> None:
         if not path:
             raise ConfigError("config key 'data.path': required when data.source is local")
         if not (os.path.exists(path) or glob.glob(path, recursive=True)):
-            raise ConfigError(f"config key 'data.path': '{path}' does not exist (relative paths are read from {os.getcwd()})")
+            raise ConfigError(
+                f"config key 'data.path': '{path}' does not exist (relative paths are read from {os.getcwd()})"
+            )
     elif data["source"] == "hub" and not data["hub"].get("name"):
         raise ConfigError("config key 'data.hub.name': required when data.source is hub (e.g. allenai/c4)")
 

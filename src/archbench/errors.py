@@ -13,4 +13,3 @@ class ConfigError(ArchbenchError):
 
 class DataError(ArchbenchError):
     """The corpus or a derived data file is unusable; the message names the file/column."""
-

@@ -25,8 +25,9 @@ def user_profile_dir() -> Path:
     return Path(base) / "snakemake"
 
 
-def install_profile(name: str = "slurm", dest: str | os.PathLike | None = None,
-                    source: str | os.PathLike | None = None) -> Path:
+def install_profile(
+    name: str = "slurm", dest: str | os.PathLike | None = None, source: str | os.PathLike | None = None
+) -> Path:
     """Link `profiles/<name>` to `dest` (default `user_profile_dir()/<name>`) and return `dest`.
 
     Idempotent: a link that already points at the profile is left alone. Anything else at `dest`
@@ -43,7 +44,8 @@ def install_profile(name: str = "slurm", dest: str | os.PathLike | None = None,
             return dest
         raise ProfileInstallError(
             f"{dest} already exists and is not a link to {src}; remove it, or install under another "
-            f"name (then use `snakemake --profile <name>`)")
+            f"name (then use `snakemake --profile <name>`)"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.symlink_to(src, target_is_directory=True)
     return dest

@@ -135,8 +135,16 @@ class GlobalOrderSampler(Sampler[int]):
     iteration yields only the rest, and Lightning's restored batch counter covers the difference.
     """
 
-    def __init__(self, n: int, shuffle: bool, seed: int, batch_size: int, drop_last: bool,
-                 rank: int | None = None, world_size: int | None = None):
+    def __init__(
+        self,
+        n: int,
+        shuffle: bool,
+        seed: int,
+        batch_size: int,
+        drop_last: bool,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
         self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
         self.batch_size, self.drop_last = int(batch_size), bool(drop_last)
         self._rank, self._world = rank, world_size
@@ -178,7 +186,7 @@ class GlobalOrderSampler(Sampler[int]):
 
     def __iter__(self):
         rank, world = self.world
-        rest = self.order()[self.consumed:]
+        rest = self.order()[self.consumed :]
         if self.drop_last:
             rest = rest[: len(rest) // (world * self.batch_size) * world * self.batch_size]
         return iter(rest[rank::world])

@@ -47,8 +47,12 @@ def words(vocab_size: int) -> list[str]:
     them as words (the last-word task then asks for an answer that occurred in the context)."""
     half = vocab_size // 2
     width = max(1, math.ceil(math.log(half, 26))) if half > 1 else 1
-    return (SPECIALS + [FILLER] + [f"key{_letters(i, width)}" for i in range(half)]
-            + [f"val{_letters(i, width)}" for i in range(half)])
+    return (
+        SPECIALS
+        + [FILLER]
+        + [f"key{_letters(i, width)}" for i in range(half)]
+        + [f"val{_letters(i, width)}" for i in range(half)]
+    )
 
 
 def example(rng: np.random.Generator, pairs: int, queries: int, length: int, vocab_size: int):
@@ -57,7 +61,7 @@ def example(rng: np.random.Generator, pairs: int, queries: int, length: int, voc
     keys = rng.choice(half, pairs, replace=False) + FIRST_WORD
     values = rng.choice(half, pairs, replace=False) + FIRST_WORD + half
     ids = np.full(length, FIRST_WORD - 1, dtype=np.int64)  # filler
-    ids[0:2 * pairs:2], ids[1:2 * pairs:2] = keys, values
+    ids[0 : 2 * pairs : 2], ids[1 : 2 * pairs : 2] = keys, values
     asked = rng.permutation(pairs)[:queries]
     slots = np.sort(rng.choice((length - 2 * pairs) // 2, queries, replace=False))
     starts = 2 * pairs + 2 * slots
@@ -81,8 +85,10 @@ def document(cfg: dict, seed: int, index: int):
 
 def eval_examples(cfg: dict, seed: int, pairs: int, n: int):
     """(ids [n, seq_len - 1], answer positions [n, Q]) held-out examples with ``pairs`` pairs."""
-    rows = [example(_rng(seed, EVAL_STREAM, pairs, i), pairs, n_queries(cfg, pairs), cfg["seq_len"] - 1,
-                    cfg["vocab_size"]) for i in range(n)]
+    rows = [
+        example(_rng(seed, EVAL_STREAM, pairs, i), pairs, n_queries(cfg, pairs), cfg["seq_len"] - 1, cfg["vocab_size"])
+        for i in range(n)
+    ]
     return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
 
 
@@ -97,20 +103,26 @@ def check_config(config: dict) -> None:
     for p in sorted(set(cfg["pairs"]) | set(cfg.get("eval_pairs") or [])):
         key = "pairs" if p in cfg["pairs"] else "eval_pairs"
         if p > half:
-            raise ConfigError(f"config key 'data.mqar.{key}': {p} pairs need {p} distinct keys, but "
-                              f"data.mqar.vocab_size {cfg['vocab_size']} gives {half}")
+            raise ConfigError(
+                f"config key 'data.mqar.{key}': {p} pairs need {p} distinct keys, but "
+                f"data.mqar.vocab_size {cfg['vocab_size']} gives {half}"
+            )
         need = 2 * p + 2 * n_queries(cfg, p)
         if need > length:
-            raise ConfigError(f"config key 'data.mqar.{key}': {p} pairs + {n_queries(cfg, p)} queries need {need} "
-                              f"tokens, but data.mqar.seq_len {cfg['seq_len']} leaves {length} (one is </s>)")
+            raise ConfigError(
+                f"config key 'data.mqar.{key}': {p} pairs + {n_queries(cfg, p)} queries need {need} "
+                f"tokens, but data.mqar.seq_len {cfg['seq_len']} leaves {length} (one is </s>)"
+            )
     from archbench.config import grid_points, run_settings
 
     for point in grid_points(config):
         seq_len = run_settings(config, point)["seq_len"]
         if seq_len != cfg["seq_len"]:
-            raise ConfigError(f"config keys 'grid.seq_len'/'data.mqar.seq_len': with data.source mqar the training "
-                              f"seq_len must equal data.mqar.seq_len ({cfg['seq_len']}) so every window is one "
-                              f"document; got {seq_len}")
+            raise ConfigError(
+                f"config keys 'grid.seq_len'/'data.mqar.seq_len': with data.source mqar the training "
+                f"seq_len must equal data.mqar.seq_len ({cfg['seq_len']}) so every window is one "
+                f"document; got {seq_len}"
+            )
 
 
 def download(data_cfg: dict, out_parquet: str, out_stats: str | None = None) -> dict:
@@ -127,9 +139,15 @@ def download(data_cfg: dict, out_parquet: str, out_stats: str | None = None) -> 
     docs = [to_text(document(cfg, seed, i)[0], vocab) for i in range(cfg["documents"])]
     with atomic_file(out_parquet) as tmp:
         pq.write_table(pa.Table.from_pydict({"text": pa.array(docs, type=pa.string())}), tmp, row_group_size=10_000)
-    stats = {"source": "mqar", "n_documents": len(docs), "n_dropped_empty": 0, "n_replaced_utf8": 0,
-             "n_chars": sum(map(len, docs)), "seconds": round(time.perf_counter() - t0, 3),
-             "mqar": cfg}
+    stats = {
+        "source": "mqar",
+        "n_documents": len(docs),
+        "n_dropped_empty": 0,
+        "n_replaced_utf8": 0,
+        "n_chars": sum(map(len, docs)),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "mqar": cfg,
+    }
     if out_stats:
         write_json(stats, out_stats)
     return stats
@@ -148,7 +166,8 @@ def write_tokenizer(out_dir: str, cfg: dict) -> dict:
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.add_special_tokens(SPECIALS)
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                 unk_token="<unk>")
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
     _save_atomically(hf, Path(out_dir))
     return {"vocab_size": len(vocab), "word_level": True, "tokenizer_sha256": tokenizer_hash(out_dir)}

@@ -20,8 +20,8 @@ import itertools
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -112,8 +112,15 @@ def _name_shards(files: list[tuple[str, list]], source: str, **extra) -> dict[st
         fmt, compression = file_format(path)
         for j, rng in enumerate(slices):
             name = f"{i:0{width}d}-{_stem(path)}" + (f".{j:04d}" if len(slices) > 1 else "")
-            shards[name] = {"name": name, "source": source, "path": path, "format": fmt,
-                            "compression": compression, "range": rng, **extra}
+            shards[name] = {
+                "name": name,
+                "source": source,
+                "path": path,
+                "format": fmt,
+                "compression": compression,
+                "range": rng,
+                **extra,
+            }
     return dict(sorted(shards.items()))
 
 
@@ -125,8 +132,16 @@ def plan_shards(data: dict, results: str = "results") -> dict[str, dict]:
     """
     source = data.get("source", "default")
     if source == "default":
-        return {"00000-kjv": {"name": "00000-kjv", "source": "default", "path": None, "format": "default",
-                              "compression": None, "range": None}}
+        return {
+            "00000-kjv": {
+                "name": "00000-kjv",
+                "source": "default",
+                "path": None,
+                "format": "default",
+                "compression": None,
+                "range": None,
+            }
+        }
     if source == "local":
         if not data.get("path"):
             raise ConfigError("data.source is 'local' but data.path is not set")
@@ -141,8 +156,16 @@ def plan_shards(data: dict, results: str = "results") -> dict[str, dict]:
         files = hub_files(hub, results)
         return _name_shards([(f, [None]) for f in files], "hub", repo=hub["name"], revision=hub.get("revision"))
     if source == "mqar":  # synthetic recall documents, generated in one job (archbench.data.mqar)
-        return {"00000-mqar": {"name": "00000-mqar", "source": "mqar", "path": None, "format": "mqar",
-                               "compression": None, "range": None}}
+        return {
+            "00000-mqar": {
+                "name": "00000-mqar",
+                "source": "mqar",
+                "path": None,
+                "format": "mqar",
+                "compression": None,
+                "range": None,
+            }
+        }
     raise ConfigError(f"data.source must be 'default', 'local', 'hub' or 'mqar', got {source!r}")
 
 
@@ -200,8 +223,10 @@ def hub_files(hub: dict, results: str) -> list[str]:
         listing = _hub_listing(hub, results)
         files = sorted({f for f in listing if any(fnmatch.fnmatchcase(f, p) for p in patterns)})
         if not files:
-            raise DataError(f"data.hub.files {patterns} matched none of the {len(listing)} files of "
-                            f"{hub['name']} (listing kept in {results}/data/hub_listing.json)")
+            raise DataError(
+                f"data.hub.files {patterns} matched none of the {len(listing)} files of "
+                f"{hub['name']} (listing kept in {results}/data/hub_listing.json)"
+            )
     for f in files:
         file_format(f)
     return files
@@ -237,8 +262,9 @@ def _where(shard: dict) -> str:
 def _open_raw(shard: dict):
     """A binary file object for the shard's file (local path or hub file, streamed)."""
     if shard["source"] == "hub":
-        return _hub_fs().open(f"datasets/{shard['repo']}/{shard['path']}", "rb",
-                              revision=shard.get("revision"), block_size=8 << 20)
+        return _hub_fs().open(
+            f"datasets/{shard['repo']}/{shard['path']}", "rb", revision=shard.get("revision"), block_size=8 << 20
+        )
     if not os.path.isfile(shard["path"]):
         raise DataError(f"input file not found: {shard['path']}")
     return open(shard["path"], "rb")
@@ -265,8 +291,9 @@ def _lines(stream, where: str, start: int, end: int | None):
         try:
             chunk = stream.read(_READ_BYTES)
         except Exception as e:  # zlib / zstd / I/O errors surface here, whatever the library
-            raise DataError(f"{where}: corrupt or truncated data after line {lineno} "
-                            f"(uncompressed byte offset {offset}): {e}") from None
+            raise DataError(
+                f"{where}: corrupt or truncated data after line {lineno} (uncompressed byte offset {offset}): {e}"
+            ) from None
         if not chunk:
             break
         buf += chunk
@@ -286,7 +313,7 @@ def _lines(stream, where: str, start: int, end: int | None):
 
 def _jsonl_batches(shard: dict, column: str, raw) -> Iterator[tuple[list, int]]:
     where, rng = _where(shard), shard["range"]
-    start, end = (rng or [0, None])
+    start, end = rng or [0, None]
     if start:
         raw.seek(start - 1)
     stream = _stream(raw, shard["compression"])
@@ -301,11 +328,15 @@ def _jsonl_batches(shard: dict, column: str, raw) -> Iterator[tuple[list, int]]:
             text, _ = _decode(line)
             record, replaced = json.loads(text), replaced + 1
         except json.JSONDecodeError as e:
-            hint = "; .json / .jsonl files must be JSON lines (one object per line)" if line.lstrip()[:1] == b"[" else ""
+            hint = (
+                "; .json / .jsonl files must be JSON lines (one object per line)" if line.lstrip()[:1] == b"[" else ""
+            )
             raise DataError(f"{at}: invalid JSON ({e.msg}){hint}") from None
         if not isinstance(record, dict):
-            raise DataError(f"{at}: a JSON {type(record).__name__}, not an object; .json / .jsonl files must be "
-                            f"JSON lines (one object per line)")
+            raise DataError(
+                f"{at}: a JSON {type(record).__name__}, not an object; .json / .jsonl files must be "
+                f"JSON lines (one object per line)"
+            )
         if column not in record:
             raise DataError(f"{at}: no field {column!r} (data.text_column); available: {sorted(record)}")
         value = record[column]

@@ -7,13 +7,13 @@ whole (small) corpus in one process, for tests and tools.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import time
 import urllib.error
 import urllib.request
 import warnings
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
@@ -60,7 +60,9 @@ def default_documents() -> list[str]:
 def check_hub_reachable(timeout: float = 3.0) -> None:
     """Fail in seconds, not after minutes of retries, when the hub cannot be used."""
     if hub.offline():
-        raise DataError(f"data.source is 'hub' but offline mode is on (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE); {LOCAL_HINT}")
+        raise DataError(
+            f"data.source is 'hub' but offline mode is on (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE); {LOCAL_HINT}"
+        )
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     try:
         urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout)
@@ -69,8 +71,6 @@ def check_hub_reachable(timeout: float = 3.0) -> None:
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise DataError(f"the Hugging Face hub ({endpoint}) is unreachable ({reason}); {LOCAL_HINT}") from None
-
-
 
 
 _check_hub_reachable = check_hub_reachable  # old name
@@ -97,8 +97,16 @@ def download_shard(shard: dict, data_cfg: dict, out_parquet: str, out_stats: str
 
         return mqar.download(data_cfg, out_parquet, out_stats)
     t0 = time.perf_counter()
-    stats = {"shard": shard["name"], "file": shard["path"], "range": shard["range"], "n_documents": 0,
-             "n_dropped_empty": 0, "n_replaced_utf8": 0, "n_chars": 0, "n_bytes": 0}
+    stats = {
+        "shard": shard["name"],
+        "file": shard["path"],
+        "range": shard["range"],
+        "n_documents": 0,
+        "n_dropped_empty": 0,
+        "n_replaced_utf8": 0,
+        "n_chars": 0,
+        "n_bytes": 0,
+    }
     with atomic_file(out_parquet) as tmp:
         with pq.ParquetWriter(tmp, SCHEMA) as writer:
             for docs, counts in _normalise(shard, data_cfg.get("text_column") or "text"):
@@ -112,8 +120,11 @@ def download_shard(shard: dict, data_cfg: dict, out_parquet: str, out_stats: str
     if stats["n_dropped_empty"]:
         log.warning("%s: dropped %d empty document(s)", shard["name"], stats["n_dropped_empty"])
     if stats["n_replaced_utf8"]:
-        warnings.warn(f"{shard['path']}: {stats['n_replaced_utf8']} document(s) contained invalid UTF-8; "
-                      "bad bytes were replaced by U+FFFD")
+        warnings.warn(
+            f"{shard['path']}: {stats['n_replaced_utf8']} document(s) contained invalid UTF-8; "
+            "bad bytes were replaced by U+FFFD",
+            stacklevel=2,
+        )
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     write_json(stats, out_stats)  # written last: its presence marks a complete shard
     return stats
@@ -140,13 +151,22 @@ def load_documents(
             stats["n_dropped_empty"] += counts["n_dropped_empty"]
             stats["n_replaced_utf8"] += counts["n_replaced_utf8"]
     if not docs:
-        raise DataError(f"corpus {path or source!r} has no non-empty documents "
-                        f"({stats['n_dropped_empty']} documents, all empty)")
+        raise DataError(
+            f"corpus {path or source!r} has no non-empty documents ({stats['n_dropped_empty']} documents, all empty)"
+        )
     docs = docs[:max_documents]
     if stats["n_replaced_utf8"]:
-        warnings.warn(f"{stats['n_replaced_utf8']} document(s) contained invalid UTF-8; bad bytes were replaced by U+FFFD")
-    stats = {"source": source, "n_documents": len(docs), **stats, "n_chars": sum(map(len, docs)),
-             "seconds": round(time.perf_counter() - t0, 3)}
+        warnings.warn(
+            f"{stats['n_replaced_utf8']} document(s) contained invalid UTF-8; bad bytes were replaced by U+FFFD",
+            stacklevel=2,
+        )
+    stats = {
+        "source": source,
+        "n_documents": len(docs),
+        **stats,
+        "n_chars": sum(map(len, docs)),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     return pd.DataFrame({"text": pd.Series(docs, dtype=object)}), stats
 
 
@@ -156,9 +176,12 @@ def download(data_cfg: dict, out_parquet: str, out_stats: str | None = None) -> 
         from archbench.data import mqar
 
         return mqar.download(data_cfg, out_parquet, out_stats)
-    df, stats = load_documents(data_cfg.get("source", "default"), path=data_cfg.get("path"),
-                               text_column=data_cfg.get("text_column") or "text",
-                               max_documents=data_cfg.get("max_documents"))
+    df, stats = load_documents(
+        data_cfg.get("source", "default"),
+        path=data_cfg.get("path"),
+        text_column=data_cfg.get("text_column") or "text",
+        max_documents=data_cfg.get("max_documents"),
+    )
     with atomic_file(out_parquet) as tmp:
         pq.write_table(pa.Table.from_pydict({"text": df["text"].tolist()}, schema=SCHEMA), tmp, row_group_size=10_000)
     if out_stats:

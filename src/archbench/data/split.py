@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from archbench.io import atomic_file, write_json
 from archbench.errors import ConfigError, DataError
+from archbench.io import atomic_file, write_json
 
 CANONICAL_ORDER = ("train", "validation", "test")
 SCHEMA = pa.schema([("text", pa.string())])
@@ -70,7 +70,9 @@ def hash_fractions(texts: list[str], seed: int) -> np.ndarray:
     """A number in [0, 1) per document: its blake2b hash keyed by ``seed`` (stable across machines and
     Python versions, unlike ``hash()``)."""
     key = int(seed).to_bytes(8, "little", signed=False)
-    digests = b"".join(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8, key=key).digest() for t in texts)
+    digests = b"".join(
+        hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8, key=key).digest() for t in texts
+    )
     return np.frombuffer(digests, dtype="<u8").astype(np.float64) / 2.0**64
 
 
@@ -118,9 +120,15 @@ def split_shard(
     else:
         ends = np.cumsum([float(ratios[s]) for s in names])
         ends[-1] = 1.0  # float sums: the last split takes everything left
-    stats = {"shard": shard, "shuffle": bool(shuffle), "seed": int(seed), "ratios": dict(ratios),
-             "n_documents": 0, "n_beyond_max_documents": 0,
-             "splits": {s: {"n_documents": 0, "n_chars": 0, "n_bytes": 0} for s in names}}
+    stats = {
+        "shard": shard,
+        "shuffle": bool(shuffle),
+        "seed": int(seed),
+        "ratios": dict(ratios),
+        "n_documents": 0,
+        "n_beyond_max_documents": 0,
+        "splits": {s: {"n_documents": 0, "n_chars": 0, "n_bytes": 0} for s in names},
+    }
     try:
         source = pq.ParquetFile(raw_parquet)
     except (OSError, pa.ArrowInvalid) as e:
@@ -157,12 +165,29 @@ def split_shard(
     return stats
 
 
-def split_shard_job(shard: str, raw_parquet: str, count_stats: list[str], out_files: dict[str, str],
-                    ratios: dict[str, float], shuffle: bool, seed: int, max_documents: int | None,
-                    stats_path: str) -> dict:
+def split_shard_job(
+    shard: str,
+    raw_parquet: str,
+    count_stats: list[str],
+    out_files: dict[str, str],
+    ratios: dict[str, float],
+    shuffle: bool,
+    seed: int,
+    max_documents: int | None,
+    stats_path: str,
+) -> dict:
     """The Snakemake job: :func:`split_shard` with this shard's corpus position taken from every shard's
     download stats (given only when needed: ``shuffle`` false or ``max_documents`` set)."""
     offset, total = corpus_positions(list(count_stats), shard, max_documents) if count_stats else (0, None)
-    return split_shard(raw_parquet, out_files, ratios, shuffle, seed, offset=offset,
-                       total=None if shuffle else total, max_documents=max_documents,
-                       stats_path=stats_path, shard=shard)
+    return split_shard(
+        raw_parquet,
+        out_files,
+        ratios,
+        shuffle,
+        seed,
+        offset=offset,
+        total=None if shuffle else total,
+        max_documents=max_documents,
+        stats_path=stats_path,
+        shard=shard,
+    )

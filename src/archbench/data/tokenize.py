@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from archbench.io import atomic_file, write_json
 from archbench.data.tokenizer import EOS_ID, tokenizer_hash
 from archbench.errors import DataError
+from archbench.io import atomic_file, write_json
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -51,21 +51,32 @@ class PieceCache:
         self.tokenizer, self.max_entries, self.ids = tokenizer, max_entries, {}
         spec = json.loads(tokenizer.to_str())
         pre, model = spec.get("pre_tokenizer") or {}, spec.get("model") or {}
-        self.enabled = (spec.get("normalizer") is None and pre.get("type") == "ByteLevel"
-                        and pre.get("use_regex", True) and not pre.get("add_prefix_space", False)
-                        and model.get("type") == "BPE" and not model.get("dropout"))
+        self.enabled = (
+            spec.get("normalizer") is None
+            and pre.get("type") == "ByteLevel"
+            and pre.get("use_regex", True)
+            and not pre.get("add_prefix_space", False)
+            and model.get("type") == "BPE"
+            and not model.get("dropout")
+        )
         self.added = [t["content"] for t in spec.get("added_tokens") or []]
 
     def usable(self, text: str) -> bool:
-        return (self.enabled and text.isascii() and _NOT_PLAIN_ASCII.search(text) is None
-                and not any(a in text for a in self.added))
+        return (
+            self.enabled
+            and text.isascii()
+            and _NOT_PLAIN_ASCII.search(text) is None
+            and not any(a in text for a in self.added)
+        )
 
     def encode(self, texts: list[str], eos_id: int | None = None) -> list[int]:
         """The ids of all ``texts`` concatenated (each followed by ``eos_id`` unless None),
         identical to ``encode_batch_fast(texts, add_special_tokens=False)``."""
         usable = [self.usable(t) for t in texts]
         whole = [t for t, u in zip(texts, usable) if not u]
-        whole_ids = iter(e.ids for e in self.tokenizer.encode_batch_fast(whole, add_special_tokens=False)) if whole else None
+        whole_ids = (
+            iter(e.ids for e in self.tokenizer.encode_batch_fast(whole, add_special_tokens=False)) if whole else None
+        )
         pieces = [_ASCII_PIECES.findall(t) if u else None for t, u in zip(texts, usable)]
         ids = self.ids
         distinct = set(itertools.chain.from_iterable(p for p in pieces if p is not None))
@@ -84,8 +95,9 @@ class PieceCache:
         return flat
 
 
-def encode_documents(tokenizer, texts: list[str], dtype: np.dtype, eos_id: int = EOS_ID,
-                     cache: PieceCache | None = None) -> np.ndarray:
+def encode_documents(
+    tokenizer, texts: list[str], dtype: np.dtype, eos_id: int = EOS_ID, cache: PieceCache | None = None
+) -> np.ndarray:
     """Encode ``texts`` and pack them as ``ids + [eos]`` per document. With a :class:`PieceCache`
     distinct pieces are encoded once (same ids); without, a batch encode (multi-threaded in Rust)."""
     if cache is not None:
@@ -179,16 +191,33 @@ def write_token_index(split: str, shard_jsons: list[str], out_index: str) -> dic
         first = first or meta
         for key in ("dtype", "tokenizer_sha256"):
             if meta[key] != first[key]:
-                raise DataError(f"{meta_path}: {key} {meta[key]!r} differs from the split's {first[key]!r}; "
-                                f"re-run the tokenize stage")
-        shards.append({"name": name, "bin": f"{name}.bin", "n_tokens": int(meta["n_tokens"]),
-                       "n_documents": int(meta["n_documents"])})
+                raise DataError(
+                    f"{meta_path}: {key} {meta[key]!r} differs from the split's {first[key]!r}; "
+                    f"re-run the tokenize stage"
+                )
+        shards.append(
+            {
+                "name": name,
+                "bin": f"{name}.bin",
+                "n_tokens": int(meta["n_tokens"]),
+                "n_documents": int(meta["n_documents"]),
+            }
+        )
     n_tokens = sum(s["n_tokens"] for s in shards)
     if not shards or n_tokens == 0:
-        raise DataError(f"the {split} split has no documents ({len(shards)} shards, 0 tokens): the corpus is too "
-                        f"small for the `splits` ratios; use more data or a larger {split} fraction")
-    index = {"split": split, "dtype": first["dtype"], "n_tokens": n_tokens,
-             "n_documents": sum(s["n_documents"] for s in shards), "vocab_size": first["vocab_size"],
-             "eos_id": first["eos_id"], "tokenizer_sha256": first["tokenizer_sha256"], "shards": shards}
+        raise DataError(
+            f"the {split} split has no documents ({len(shards)} shards, 0 tokens): the corpus is too "
+            f"small for the `splits` ratios; use more data or a larger {split} fraction"
+        )
+    index = {
+        "split": split,
+        "dtype": first["dtype"],
+        "n_tokens": n_tokens,
+        "n_documents": sum(s["n_documents"] for s in shards),
+        "vocab_size": first["vocab_size"],
+        "eos_id": first["eos_id"],
+        "tokenizer_sha256": first["tokenizer_sha256"],
+        "shards": shards,
+    }
     write_json(index, out_index)
     return index

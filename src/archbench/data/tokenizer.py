@@ -15,8 +15,8 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -105,8 +105,14 @@ def _save_atomically(hf_tokenizer, out_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def train_tokenizer(train_dir, out_dir: str, vocab_size: int, min_frequency: int = 2,
-                    sample_bytes: int | None = None, data: dict | None = None) -> dict:
+def train_tokenizer(
+    train_dir,
+    out_dir: str,
+    vocab_size: int,
+    min_frequency: int = 2,
+    sample_bytes: int | None = None,
+    data: dict | None = None,
+) -> dict:
     """Train byte-level BPE on the train split (``train_dir``: a parquet file, a directory of shards or a
     list of shard files), or on a ``sample_bytes`` sample of it (see :func:`sample_texts`), and save it
     to ``out_dir``.
@@ -116,14 +122,19 @@ def train_tokenizer(train_dir, out_dir: str, vocab_size: int, min_frequency: int
     """
     if data and data.get("source") == "mqar":  # issue 15 hook: MQAR's fixed word-level vocabulary, no training
         from archbench.data import mqar
+
         return mqar.write_tokenizer(out_dir, data["mqar"])
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not MIN_VOCAB <= vocab_size < 2**32:
-        raise ConfigError(f"tokenizer vocab_size must be an integer >= {MIN_VOCAB} (4 special tokens + 256 bytes), got {vocab_size!r}")
+        raise ConfigError(
+            f"tokenizer vocab_size must be an integer >= {MIN_VOCAB} (4 special tokens + 256 bytes), got {vocab_size!r}"
+        )
     if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
         raise ConfigError(f"tokenizer min_frequency must be an integer >= 1, got {min_frequency!r}")
     from transformers import PreTrainedTokenizerFast  # heavy import, only needed to save
 
-    if sample_bytes is not None and (isinstance(sample_bytes, bool) or not isinstance(sample_bytes, int) or sample_bytes < 1):
+    if sample_bytes is not None and (
+        isinstance(sample_bytes, bool) or not isinstance(sample_bytes, int) or sample_bytes < 1
+    ):
         raise ConfigError(f"tokenizer.sample_bytes must be a positive integer, got {sample_bytes!r}")
     dataset = _dataset(train_dir)
     files = sorted(dataset.files)
@@ -157,7 +168,8 @@ def train_tokenizer(train_dir, out_dir: str, vocab_size: int, min_frequency: int
         warnings.warn(
             f"tokenizer vocabulary has {achieved} tokens, fewer than the requested {vocab_size}: "
             f"the train split ({seen['n_documents']} documents, {seen['n_chars']} characters) has no more "
-            f"pairs occurring >= {min_frequency} times; use a larger corpus or a smaller vocab_size"
+            f"pairs occurring >= {min_frequency} times; use a larger corpus or a smaller vocab_size",
+            stacklevel=2,
         )
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"

@@ -10,23 +10,44 @@ SECTIONS = ("eval", "latency", "generate")
 
 def harness_args(config: dict) -> dict:
     e = config["eval"]
-    return {"tasks": e["tasks"], "include_path": e["include_path"], "num_fewshot": e["num_fewshot"],
-            "limit": e["limit"], "batch_size": e["batch_size"], "bootstrap_iters": e["bootstrap_iters"],
-            "device": e["device"], "seed": config["seed"]}
+    return {
+        "tasks": e["tasks"],
+        "include_path": e["include_path"],
+        "num_fewshot": e["num_fewshot"],
+        "limit": e["limit"],
+        "batch_size": e["batch_size"],
+        "bootstrap_iters": e["bootstrap_iters"],
+        "device": e["device"],
+        "seed": config["seed"],
+    }
 
 
 def latency_args(config: dict) -> dict:
     lat = config["latency"]
-    return {"contexts": lat["contexts"], "batch_sizes": lat["batch_sizes"], "new_tokens": lat["new_tokens"],
-            "trials": lat["trials"], "warmup": lat["warmup"], "recompute_max_context": lat["recompute_max_context"],
-            "device": config["eval"]["device"], "seed": config["seed"]}
+    return {
+        "contexts": lat["contexts"],
+        "batch_sizes": lat["batch_sizes"],
+        "new_tokens": lat["new_tokens"],
+        "trials": lat["trials"],
+        "warmup": lat["warmup"],
+        "recompute_max_context": lat["recompute_max_context"],
+        "device": config["eval"]["device"],
+        "seed": config["seed"],
+    }
 
 
 def generate_args(config: dict) -> dict:
     g = config["generate"]
-    return {"prompts": g["prompts"], "max_new_tokens": g["max_new_tokens"], "do_sample": g["do_sample"],
-            "temperature": g["temperature"], "top_p": g["top_p"], "top_k": g["top_k"], "seed": g["seed"],
-            "device": config["eval"]["device"]}
+    return {
+        "prompts": g["prompts"],
+        "max_new_tokens": g["max_new_tokens"],
+        "do_sample": g["do_sample"],
+        "temperature": g["temperature"],
+        "top_p": g["top_p"],
+        "top_k": g["top_k"],
+        "seed": g["seed"],
+        "device": config["eval"]["device"],
+    }
 
 
 def schema_defaults() -> dict:

@@ -15,7 +15,7 @@ class EvalError(ArchbenchError):
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error, not a fallback."""
+    """ "auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error, not a fallback."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)

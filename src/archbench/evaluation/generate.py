@@ -26,25 +26,54 @@ DEFAULT_PROMPTS = ["The", "In the beginning", "Once upon a time", "It was a"]
 
 
 @torch.inference_mode()
-def complete(model, tokenizer, prompt: str, max_new_tokens: int = 48, do_sample: bool = False,
-             temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0) -> str:
+def complete(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int = 48,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+) -> str:
     """The text ``generate()`` appends to ``prompt`` (greedy unless ``do_sample``)."""
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
     ids = torch.cat([torch.tensor([[tokenizer.eos_token_id]]), ids], 1).to(model.device)
     torch.manual_seed(seed)
     sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k or None) if do_sample else {}
-    never = [t for t in (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.unk_token_id)
-             if t is not None and t != tokenizer.eos_token_id]
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                         do_sample=do_sample, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, suppress_tokens=never or None, **sampling)
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    never = [
+        t
+        for t in (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.unk_token_id)
+        if t is not None and t != tokenizer.eos_token_id
+    ]
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        suppress_tokens=never or None,
+        **sampling,
+    )
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
-def run_generate(model_dir: str, out_txt: str | None, out_csv: str | None, prompts=None,
-                 max_new_tokens: int = 48, do_sample: bool = False, temperature: float = 1.0,
-                 top_p: float = 1.0, top_k: int = 0, seed: int = 0, device: str = "auto",
-                 threads: int | None = None) -> list[dict]:
+def run_generate(
+    model_dir: str,
+    out_txt: str | None,
+    out_csv: str | None,
+    prompts=None,
+    max_new_tokens: int = 48,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+    device: str = "auto",
+    threads: int | None = None,
+) -> list[dict]:
     """Complete every prompt with the model saved in ``model_dir``; write the two files; return rows."""
     prompts = list(DEFAULT_PROMPTS if prompts is None else prompts)
     if not prompts:
@@ -53,8 +82,14 @@ def run_generate(model_dir: str, out_txt: str | None, out_csv: str | None, promp
         raise EvalError(f"generate.temperature must be > 0 when sampling, got {temperature}")
     model, tokenizer, _ = load_model(model_dir, device)
     arch = arch_of(model)
-    settings = {"do_sample": do_sample, "temperature": temperature, "top_p": top_p, "top_k": top_k,
-                "max_new_tokens": max_new_tokens, "seed": seed}
+    settings = {
+        "do_sample": do_sample,
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "max_new_tokens": max_new_tokens,
+        "seed": seed,
+    }
     rows = []
     with torch_threads(threads):
         for i, prompt in enumerate(prompts):
@@ -67,8 +102,7 @@ def run_generate(model_dir: str, out_txt: str | None, out_csv: str | None, promp
             writer.writeheader()
             writer.writerows(rows)
     if out_txt:
-        mode = (f"sampling (temperature {temperature}, top_p {top_p}, top_k {top_k or 'off'})"
-                if do_sample else "greedy")
+        mode = f"sampling (temperature {temperature}, top_p {top_p}, top_k {top_k or 'off'})" if do_sample else "greedy"
         head = f"# {arch} — {os.path.abspath(model_dir)}\n# {mode}, {max_new_tokens} new tokens, seed {seed}\n"
         body = "".join(f"\n## {r['prompt']!r}\n{r['prompt']}{r['completion']}\n" for r in rows)
         with atomic_file(out_txt) as tmp:

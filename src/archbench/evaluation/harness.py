@@ -48,8 +48,11 @@ def builtin_tasks() -> dict[str, dict]:
     from lm_eval.tasks._index import TaskIndex
 
     root = Path(lm_eval.__file__).parent / "tasks"
-    cache = (Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "archbench"
-             / f"lm_eval-{getattr(lm_eval, '__version__', 'x')}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}.json")
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "archbench"
+        / f"lm_eval-{getattr(lm_eval, '__version__', 'x')}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}.json"
+    )
     try:
         return json.loads(cache.read_text())
     except (OSError, ValueError):
@@ -58,8 +61,11 @@ def builtin_tasks() -> dict[str, dict]:
     for name, entry in TaskIndex.build([root]).items():
         cfg = entry.cfg or {}
         members = cfg.get("task") if isinstance(cfg.get("task"), list) else []
-        index[name] = {"dataset_path": cfg.get("dataset_path") if isinstance(cfg.get("dataset_path"), str) else None,
-                       "members": [m for m in members if isinstance(m, str)], "tags": sorted(entry.tags or ())}
+        index[name] = {
+            "dataset_path": cfg.get("dataset_path") if isinstance(cfg.get("dataset_path"), str) else None,
+            "members": [m for m in members if isinstance(m, str)],
+            "tags": sorted(entry.tags or ()),
+        }
     try:
         with atomic_file(cache) as tmp:
             tmp.write_text(json.dumps(index))
@@ -91,11 +97,15 @@ def resolve_tasks(tasks: list[str], task_dirs=(), include_path: str | None = Non
     unknown = [t for t in rest if t not in builtin]
     if unknown:
         known = [*local.all_tasks, *builtin]
-        hints = [f"{t!r} (did you mean {', '.join(m)}?)" if (m := difflib.get_close_matches(t, known, 3))
-                 else repr(t) for t in unknown]
-        raise EvalError(f"unknown lm-eval task(s): {'; '.join(hints)}. Known: the offline tasks in "
-                        f"{', '.join(paths) or '(none)'}, eval.include_path YAMLs, and lm-eval's built-in "
-                        f"tasks (`lm_eval ls tasks`)")
+        hints = [
+            f"{t!r} (did you mean {', '.join(m)}?)" if (m := difflib.get_close_matches(t, known, 3)) else repr(t)
+            for t in unknown
+        ]
+        raise EvalError(
+            f"unknown lm-eval task(s): {'; '.join(hints)}. Known: the offline tasks in "
+            f"{', '.join(paths) or '(none)'}, eval.include_path YAMLs, and lm-eval's built-in "
+            f"tasks (`lm_eval ls tasks`)"
+        )
     check_hub_access(builtin, rest)
     return task_manager(paths, include_defaults=True)
 
@@ -129,7 +139,9 @@ def hub_datasets(index: dict[str, dict], tasks: list[str]) -> dict[str, str]:
             continue
         seen.add(name)
         entry = index[name]
-        todo += entry["members"] + [n for n, e in index.items() if name in e["tags"]] if not entry["dataset_path"] else []
+        todo += (
+            entry["members"] + [n for n, e in index.items() if name in e["tags"]] if not entry["dataset_path"] else []
+        )
         path = entry["dataset_path"]
         if path and path not in LOCAL_DATASETS and not os.path.exists(path):
             out[name] = path
@@ -141,10 +153,12 @@ def check_hub_access(index: dict[str, dict], tasks: list[str]) -> None:
     needed = {t: d for t, d in hub_datasets(index, tasks).items() if not _cached(d)}
     if needed and _offline():
         listed = ", ".join(f"{t} ({d})" for t, d in sorted(needed.items()))
-        raise EvalError(f"lm-eval task(s) {listed} download their dataset from the Hugging Face hub, "
-                        f"which is not reachable (offline: HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set or no "
-                        f"network) and the data is not cached. Run once with network access, or use the "
-                        f"pipeline's offline tasks (archbench_ppl, archbench_cloze, archbench_lastword).")
+        raise EvalError(
+            f"lm-eval task(s) {listed} download their dataset from the Hugging Face hub, "
+            f"which is not reachable (offline: HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set or no "
+            f"network) and the data is not cached. Run once with network access, or use the "
+            f"pipeline's offline tasks (archbench_ppl, archbench_cloze, archbench_lastword)."
+        )
 
 
 def _clean(value):
@@ -160,16 +174,26 @@ def flatten_results(results: dict) -> dict:
         row = {}
         for name, value in metrics.items():
             if name in ("alias", "sample_len") or isinstance(value, str):  # counts live in config;
-                continue                                                # stderr may be "N/A"
+                continue  # stderr may be "N/A"
             row[name.removesuffix(",none")] = _clean(value)
         out[task] = row
     return out
 
 
-def run_harness(model_dir: str, out_json: str | None, tasks: list[str], task_dirs=(), include_path=None,
-                num_fewshot: int | None = None, limit: int | float | None = None, batch_size: int = 8,
-                device: str = "auto", bootstrap_iters: int = 100, seed: int = 0,
-                threads: int | None = None) -> dict:
+def run_harness(
+    model_dir: str,
+    out_json: str | None,
+    tasks: list[str],
+    task_dirs=(),
+    include_path=None,
+    num_fewshot: int | None = None,
+    limit: int | float | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    bootstrap_iters: int = 100,
+    seed: int = 0,
+    threads: int | None = None,
+) -> dict:
     """Evaluate the model saved in ``model_dir`` on lm-eval ``tasks``; write ``out_json`` (schema in
     the module docstring) and return it."""
     start = time.perf_counter()
@@ -182,26 +206,50 @@ def run_harness(model_dir: str, out_json: str | None, tasks: list[str], task_dir
         max_length = max_context(model)  # score within the trained context
         # Training packs documents as "ids </s> ids </s>": </s> is the start-of-document token the
         # model knows (its <s> was never trained), so it is the prefix of rolling loglikelihoods.
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
-                  prefix_token_id=tokenizer.eos_token_id)
+        lm = HFLM(
+            pretrained=model,
+            tokenizer=tokenizer,
+            batch_size=batch_size,
+            max_length=max_length,
+            prefix_token_id=tokenizer.eos_token_id,
+        )
         try:  # lm-eval print()s progress notes: keep stdout for results (CLI), notes go to the log
             with contextlib.redirect_stdout(sys.stderr):
                 out = lm_eval.simple_evaluate(
-                    model=lm, tasks=list(tasks), task_manager=tm, num_fewshot=num_fewshot, limit=limit,
-                    bootstrap_iters=bootstrap_iters, log_samples=False, random_seed=seed,
-                    numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
+                    model=lm,
+                    tasks=list(tasks),
+                    task_manager=tm,
+                    num_fewshot=num_fewshot,
+                    limit=limit,
+                    bootstrap_iters=bootstrap_iters,
+                    log_samples=False,
+                    random_seed=seed,
+                    numpy_random_seed=seed,
+                    torch_random_seed=seed,
+                    fewshot_random_seed=seed,
+                )
         except AssertionError as err:  # lm-eval's only check that a continuation fits the context
-            raise EvalError(f"lm-eval failed an internal check ({err or 'assertion'}): most likely an "
-                            f"answer/continuation of one of {list(tasks)} is longer than the model's "
-                            f"context ({max_length} tokens, its trained seq_len)") from err
+            raise EvalError(
+                f"lm-eval failed an internal check ({err or 'assertion'}): most likely an "
+                f"answer/continuation of one of {list(tasks)} is longer than the model's "
+                f"context ({max_length} tokens, its trained seq_len)"
+            ) from err
     result = {
         "results": flatten_results(out["results"]),
         "config": {
-            "model_dir": os.path.abspath(model_dir), "arch": arch_of(model),
-            "params": sum(p.numel() for p in model.parameters()), "max_length": max_length,
-            "device": str(dev), "tasks": list(tasks), "include_path": include_path,
-            "task_dirs": [os.path.abspath(d) for d in task_dirs], "num_fewshot": num_fewshot,
-            "limit": limit, "batch_size": batch_size, "bootstrap_iters": bootstrap_iters, "seed": seed,
+            "model_dir": os.path.abspath(model_dir),
+            "arch": arch_of(model),
+            "params": sum(p.numel() for p in model.parameters()),
+            "max_length": max_length,
+            "device": str(dev),
+            "tasks": list(tasks),
+            "include_path": include_path,
+            "task_dirs": [os.path.abspath(d) for d in task_dirs],
+            "num_fewshot": num_fewshot,
+            "limit": limit,
+            "batch_size": batch_size,
+            "bootstrap_iters": bootstrap_iters,
+            "seed": seed,
             "n_samples": {t: n.get("effective") for t, n in out.get("n-samples", {}).items()},
             "versions": dict(out.get("versions", {})),
             "lm_eval_version": getattr(lm_eval, "__version__", None),

@@ -72,8 +72,12 @@ def cache_nbytes(cache) -> int:
             for v in value.values():
                 yield from tensors(v)
 
-    return sum(t.numel() * t.element_size() for layer in getattr(cache, "layers", [])
-               for value in vars(layer).values() for t in tensors(value))
+    return sum(
+        t.numel() * t.element_size()
+        for layer in getattr(cache, "layers", [])
+        for value in vars(layer).values()
+        for t in tensors(value)
+    )
 
 
 def reset_peak_rss() -> None:
@@ -132,13 +136,27 @@ def _quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1] if len(values) > 1 else values[0]
 
 
-def measure(model, mode: str, context: int, batch_size: int, new_tokens: int, trials: int,
-            warmup: int, device: torch.device, seed: int = 0) -> dict:
+def measure(
+    model,
+    mode: str,
+    context: int,
+    batch_size: int,
+    new_tokens: int,
+    trials: int,
+    warmup: int,
+    device: torch.device,
+    seed: int = 0,
+) -> dict:
     """One latency.json entry (see the module docstring)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + context * 31 + batch_size)
     ids = torch.randint(4, model.config.vocab_size, (batch_size, context), generator=gen).to(device)
-    entry = {"arch": arch_of(model), "mode": mode, "context": context, "batch_size": batch_size,
-             "beyond_trained_length": context > max_context(model)}
+    entry = {
+        "arch": arch_of(model),
+        "mode": mode,
+        "context": context,
+        "batch_size": batch_size,
+        "beyond_trained_length": context > max_context(model),
+    }
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -152,12 +170,17 @@ def measure(model, mode: str, context: int, batch_size: int, new_tokens: int, tr
         return {**entry, "skipped": str(err)}
     steps_ms = [s * 1e3 for _, steps, _ in runs for s in steps]
     median = statistics.median(steps_ms)
-    return {**entry,
-            "prefill_ms": statistics.median(p * 1e3 for p, _, _ in runs),
-            "decode_ms_median": median, "decode_ms_p10": _quantile(steps_ms, 0.1),
-            "decode_ms_p90": _quantile(steps_ms, 0.9), "tokens_per_s": batch_size * 1e3 / median,
-            "state_bytes": runs[0][2], "peak_rss_bytes": peak_rss(),
-            "peak_cuda_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}
+    return {
+        **entry,
+        "prefill_ms": statistics.median(p * 1e3 for p, _, _ in runs),
+        "decode_ms_median": median,
+        "decode_ms_p10": _quantile(steps_ms, 0.1),
+        "decode_ms_p90": _quantile(steps_ms, 0.9),
+        "tokens_per_s": batch_size * 1e3 / median,
+        "state_bytes": runs[0][2],
+        "peak_rss_bytes": peak_rss(),
+        "peak_cuda_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+    }
 
 
 def summarize(entries: list[dict]) -> dict:
@@ -167,8 +190,14 @@ def summarize(entries: list[dict]) -> dict:
         return {}
     batch = min(e["batch_size"] for e in ok)
     rows = sorted((e for e in ok if e["batch_size"] == batch), key=lambda e: e["context"])
-    out = {"batch_size": batch, "decode_ms_median": {}, "state_bytes": {}, "decode_growth": {},
-           "state_growth": {}, "recompute_speedup": {}}
+    out = {
+        "batch_size": batch,
+        "decode_ms_median": {},
+        "state_bytes": {},
+        "decode_growth": {},
+        "state_growth": {},
+        "recompute_speedup": {},
+    }
     for mode in MODES:
         mine = [e for e in rows if e["mode"] == mode]
         if not mine:
@@ -197,14 +226,25 @@ def latency_table(results: list[dict]) -> str:
             contexts.update(int(c) for c in by_mode[mode])
     import pandas as pd
 
-    table = pd.DataFrame({name: {c: f"{v[str(c)]:.2f}" if str(c) in v else "–" for c in sorted(contexts)}
-                          for name, v in cols.items()})
+    table = pd.DataFrame(
+        {name: {c: f"{v[str(c)]:.2f}" if str(c) in v else "–" for c in sorted(contexts)} for name, v in cols.items()}
+    )
     return table.rename_axis("context").to_markdown(colalign=["right"] * (len(cols) + 1), disable_numparse=True)
 
 
-def run_latency(model_dir: str, out_json: str | None, contexts=(64, 256, 1024, 2048), batch_sizes=(1,),
-                new_tokens: int = 16, trials: int = 3, warmup: int = 1, recompute_max_context: int = 256,
-                device: str = "auto", seed: int = 0, threads: int | None = None) -> dict:
+def run_latency(
+    model_dir: str,
+    out_json: str | None,
+    contexts=(64, 256, 1024, 2048),
+    batch_sizes=(1,),
+    new_tokens: int = 16,
+    trials: int = 3,
+    warmup: int = 1,
+    recompute_max_context: int = 256,
+    device: str = "auto",
+    seed: int = 0,
+    threads: int | None = None,
+) -> dict:
     """Measure the model saved in ``model_dir``; write ``out_json`` (schema above) and return it."""
     model, _, dev = load_model(model_dir, device)
     entries = []
@@ -216,10 +256,17 @@ def run_latency(model_dir: str, out_json: str | None, contexts=(64, 256, 1024, 2
                 for mode in modes:
                     entries.append(measure(model, mode, context, batch, new_tokens, trials, warmup, dev, seed))
                     print(f"latency {entries[-1]}", file=sys.stderr)  # progress, in the job's log
-    summary = {"arch": arch_of(model), "device": str(dev), "threads": used_threads,
-               "params": sum(p.numel() for p in model.parameters()),
-               "max_seq_len": max_context(model), "new_tokens": new_tokens, "trials": trials,
-               "model_dir": os.path.abspath(model_dir), **summarize(entries)}
+    summary = {
+        "arch": arch_of(model),
+        "device": str(dev),
+        "threads": used_threads,
+        "params": sum(p.numel() for p in model.parameters()),
+        "max_seq_len": max_context(model),
+        "new_tokens": new_tokens,
+        "trials": trials,
+        "model_dir": os.path.abspath(model_dir),
+        **summarize(entries),
+    }
     result = {"entries": entries, "summary": summary}
     if out_json:
         write_json(result, out_json)

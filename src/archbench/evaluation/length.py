@@ -63,15 +63,17 @@ def windows(shards: list[np.ndarray], context: int, max_windows: int | None) -> 
 
 
 def geometric_buckets(context: int) -> list[tuple[int, int]]:
-    edges = [0] + [2 ** j for j in range(int(np.log2(max(context, 1))) + 1) if 2 ** j < context] + [context]
+    edges = [0] + [2**j for j in range(int(np.log2(max(context, 1))) + 1) if 2**j < context] + [context]
     return list(zip(edges[:-1], edges[1:]))
 
 
 def refuses(model, context: int) -> str | None:
     """Why the model cannot read ``context`` tokens at all (None: it can)."""
     if getattr(model.config, "position", None) == "learned" and context > model.config.max_seq_len:
-        return (f"learned positions end at max_seq_len={model.config.max_seq_len}; "
-                f"context {context} has no position embedding")
+        return (
+            f"learned positions end at max_seq_len={model.config.max_seq_len}; "
+            f"context {context} has no position embedding"
+        )
     return None
 
 
@@ -91,8 +93,9 @@ def position_losses(model, batch: torch.Tensor, **forward_kw) -> torch.Tensor:
     return F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
 
 
-def measure_length(model, shards: list[np.ndarray], context: int, max_tokens: int, batch_size: int,
-                   device: torch.device) -> dict:
+def measure_length(
+    model, shards: list[np.ndarray], context: int, max_tokens: int, batch_size: int, device: torch.device
+) -> dict:
     """One entry of ``length.json`` for one context length."""
     why = refuses(model, context)
     if why:
@@ -100,23 +103,41 @@ def measure_length(model, shards: list[np.ndarray], context: int, max_tokens: in
     data = windows(shards, context, max(1, max_tokens // context))
     if not len(data):
         total = sum(len(a) for a in shards)
-        raise EvalError(f"the test split has {total} tokens in {len(shards)} shard(s): no window of "
-                        f"{context + 1} tokens; lower length.multipliers or use more test data")
+        raise EvalError(
+            f"the test split has {total} tokens in {len(shards)} shard(s): no window of "
+            f"{context + 1} tokens; lower length.multipliers or use more test data"
+        )
     mode, kw = _mode(model, context)
     sums = torch.zeros(context, dtype=torch.float64)
     for i in range(0, len(data), batch_size):
-        batch = torch.from_numpy(data[i:i + batch_size]).to(device)
+        batch = torch.from_numpy(data[i : i + batch_size]).to(device)
         sums += position_losses(model, batch, **kw).double().sum(0).cpu()
     per_pos = sums / len(data)
-    buckets = [{"start": s, "end": e, "loss": float(per_pos[s:e].mean()), "n": (e - s) * len(data)}
-               for s, e in geometric_buckets(context)]
-    return {"context": context, "mode": mode, "n_windows": int(len(data)), "n_tokens": int(len(data) * context),
-            "mean_loss": float(per_pos.mean()), "tail_loss": float(per_pos[context // 2:].mean()),
-            "buckets": buckets}
+    buckets = [
+        {"start": s, "end": e, "loss": float(per_pos[s:e].mean()), "n": (e - s) * len(data)}
+        for s, e in geometric_buckets(context)
+    ]
+    return {
+        "context": context,
+        "mode": mode,
+        "n_windows": int(len(data)),
+        "n_tokens": int(len(data) * context),
+        "mean_loss": float(per_pos.mean()),
+        "tail_loss": float(per_pos[context // 2 :].mean()),
+        "buckets": buckets,
+    }
 
 
-def run_length(model_dir: str, tokens, out_json: str | None, multipliers=(1, 2, 4, 8), max_tokens: int = 32768,
-               batch_size: int = 8, device: str = "auto", threads: int | None = None) -> dict:
+def run_length(
+    model_dir: str,
+    tokens,
+    out_json: str | None,
+    multipliers=(1, 2, 4, 8),
+    max_tokens: int = 32768,
+    batch_size: int = 8,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict:
     """Loss per position bucket at k x the training length for every k (schema above)."""
     model, _, dev = load_model(model_dir, device)
     shards = token_arrays(tokens)
@@ -127,8 +148,14 @@ def run_length(model_dir: str, tokens, out_json: str | None, multipliers=(1, 2, 
             entry = {"multiplier": k, **measure_length(model, shards, k * seq_len, max_tokens, batch_size, dev)}
             entries.append(entry)
             print(f"length k={k}: {entry.get('mean_loss', entry.get('skipped'))}", file=sys.stderr)
-    result = {"arch": arch_of(model), "seq_len": seq_len, "params": sum(p.numel() for p in model.parameters()),
-              "device": str(dev), "n_shards": len(shards), "entries": entries}
+    result = {
+        "arch": arch_of(model),
+        "seq_len": seq_len,
+        "params": sum(p.numel() for p in model.parameters()),
+        "device": str(dev),
+        "n_shards": len(shards),
+        "entries": entries,
+    }
     if out_json:
         write_json(result, out_json)
     return result

@@ -27,8 +27,8 @@ def recall_accuracy(model, ids: np.ndarray, answers: np.ndarray, batch_size: int
     """(correct, total) over the answer positions ``answers`` [n, Q] of examples ``ids`` [n, T]."""
     correct = 0
     for i in range(0, len(ids), batch_size):
-        x = torch.from_numpy(ids[i:i + batch_size]).to(device)
-        pos = torch.from_numpy(answers[i:i + batch_size]).to(device)
+        x = torch.from_numpy(ids[i : i + batch_size]).to(device)
+        pos = torch.from_numpy(answers[i : i + batch_size]).to(device)
         pred = model(x).logits.argmax(-1)  # [B, T]: prediction of the token after each position
         correct += int((pred.gather(1, pos - 1) == x.gather(1, pos)).sum())
     return correct, int(answers.size)
@@ -36,12 +36,20 @@ def recall_accuracy(model, ids: np.ndarray, answers: np.ndarray, batch_size: int
 
 def check_tokenizer(tokenizer, vocab: list[str], model_dir: str) -> None:
     if tokenizer.convert_tokens_to_ids(vocab) != list(range(len(vocab))):
-        raise EvalError(f"{model_dir}: its tokenizer is not the MQAR word-level vocabulary of data.mqar "
-                        f"(vocab_size {len(vocab) - 5}); was the run trained with data.source: mqar?")
+        raise EvalError(
+            f"{model_dir}: its tokenizer is not the MQAR word-level vocabulary of data.mqar "
+            f"(vocab_size {len(vocab) - 5}); was the run trained with data.source: mqar?"
+        )
 
 
-def run_recall(model_dir: str, out_json: str | None, mqar_cfg: dict, batch_size: int = 64, device: str = "auto",
-               threads: int | None = None) -> dict:
+def run_recall(
+    model_dir: str,
+    out_json: str | None,
+    mqar_cfg: dict,
+    batch_size: int = 64,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict:
     model, tokenizer, dev = load_model(model_dir, device)
     vocab = mqar.words(mqar_cfg["vocab_size"])
     check_tokenizer(tokenizer, vocab, model_dir)
@@ -51,11 +59,23 @@ def run_recall(model_dir: str, out_json: str | None, mqar_cfg: dict, batch_size:
         for pairs in sorted(set(mqar_cfg["pairs"]) | set(mqar_cfg.get("eval_pairs") or [])):
             ids, answers = mqar.eval_examples(mqar_cfg, seed, pairs, mqar_cfg["eval_examples"])
             correct, total = recall_accuracy(model, ids, answers, batch_size, dev)
-            entries.append({"pairs": pairs, "queries": int(answers.shape[1]), "n_examples": int(len(ids)),
-                            "n_answers": total, "accuracy": correct / total,
-                            "chance": 1 / (mqar_cfg["vocab_size"] // 2)})
-    result = {"arch": arch_of(model), "params": sum(p.numel() for p in model.parameters()),
-              "seq_len": mqar_cfg["seq_len"], "vocab_size": mqar_cfg["vocab_size"], "entries": entries}
+            entries.append(
+                {
+                    "pairs": pairs,
+                    "queries": int(answers.shape[1]),
+                    "n_examples": int(len(ids)),
+                    "n_answers": total,
+                    "accuracy": correct / total,
+                    "chance": 1 / (mqar_cfg["vocab_size"] // 2),
+                }
+            )
+    result = {
+        "arch": arch_of(model),
+        "params": sum(p.numel() for p in model.parameters()),
+        "seq_len": mqar_cfg["seq_len"],
+        "vocab_size": mqar_cfg["vocab_size"],
+        "entries": entries,
+    }
     if out_json:
         write_json(result, out_json)
     return result

@@ -17,10 +17,10 @@ all three.
 from __future__ import annotations
 
 import json
-from collections import Counter
 import os
 import random
 import re
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -37,25 +37,34 @@ _STRIP = ".,;:!?'\"()"
 _MEAN = {"aggregation": "mean", "higher_is_better": True}
 SPECS = {
     "archbench_ppl": {
-        "output_type": "loglikelihood_rolling", "doc_to_text": "", "doc_to_target": "{{text}}",
+        "output_type": "loglikelihood_rolling",
+        "doc_to_text": "",
+        "doc_to_target": "{{text}}",
         "metric_list": [{"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")],
     },
     "archbench_cloze": {
-        "output_type": "multiple_choice", "doc_to_text": "{{context}}", "doc_to_choice": "choices",
+        "output_type": "multiple_choice",
+        "doc_to_text": "{{context}}",
+        "doc_to_choice": "choices",
         "doc_to_target": "label",
         "metric_list": [{"metric": "acc", **_MEAN}, {"metric": "acc_norm", **_MEAN}],
     },
     "archbench_lastword": {
         # as lm-eval's lambada_openai: the target carries its leading space
-        "output_type": "loglikelihood", "doc_to_text": "{{context}}", "doc_to_target": "{{' ' + target}}",
-        "metric_list": [{"metric": "perplexity", "aggregation": "perplexity", "higher_is_better": False},
-                        {"metric": "acc", **_MEAN}],
+        "output_type": "loglikelihood",
+        "doc_to_text": "{{context}}",
+        "doc_to_target": "{{' ' + target}}",
+        "metric_list": [
+            {"metric": "perplexity", "aggregation": "perplexity", "higher_is_better": False},
+            {"metric": "acc", **_MEAN},
+        ],
     },
 }
 
 
-def cloze_items(docs: list[list[str]], rng: random.Random, context_words: int, choice_words: int,
-                per_doc: int, n_choices: int = 4) -> list[dict]:
+def cloze_items(
+    docs: list[list[str]], rng: random.Random, context_words: int, choice_words: int, per_doc: int, n_choices: int = 4
+) -> list[dict]:
     """Passages with their true continuation among ``n_choices - 1`` continuations from other documents."""
     span = context_words + choice_words
     items = []
@@ -64,21 +73,26 @@ def cloze_items(docs: list[list[str]], rng: random.Random, context_words: int, c
         if not others:
             continue
         for start in range(0, len(words) - span + 1, span)[:per_doc]:
-            true = " ".join(words[start + context_words:start + span])
+            true = " ".join(words[start + context_words : start + span])
             choices = [true]
             for _ in range(20 * n_choices):  # distinct distractors (bounded tries: tiny corpora)
                 if len(choices) == n_choices:
                     break
                 other = rng.choice(others)
                 at = rng.randrange(len(other) - choice_words + 1)
-                text = " ".join(other[at:at + choice_words])
+                text = " ".join(other[at : at + choice_words])
                 if text not in choices:
                     choices.append(text)
             if len(choices) < 2:
                 continue
             rng.shuffle(choices)
-            items.append({"context": " ".join(words[start:start + context_words]),
-                          "choices": choices, "label": choices.index(true)})
+            items.append(
+                {
+                    "context": " ".join(words[start : start + context_words]),
+                    "choices": choices,
+                    "label": choices.index(true),
+                }
+            )
     return items
 
 
@@ -92,7 +106,7 @@ def lastword_items(docs: list[list[str]], context_words: int, per_doc: int, n_co
         found, i = 0, context_words
         while i < len(words) and found < per_doc:
             m = _WORD.match(words[i])
-            context = words[i - context_words:i]
+            context = words[i - context_words : i]
             target = m.group(1).lower() if m else None
             if target and target not in common and target in {w.strip(_STRIP).lower() for w in context}:
                 items.append({"context": " ".join(context), "target": m.group(1)})
@@ -108,9 +122,15 @@ def _write_jsonl(rows: list[dict], path: str) -> None:
 
 
 def task_config(name: str, data_file: str, n_docs: int) -> dict:
-    return {"task": name, "tag": [TAG], "dataset_path": "json",
-            "dataset_kwargs": {"data_files": {"test": os.path.abspath(data_file)}},
-            "test_split": "test", **SPECS[name], "metadata": {"version": 1.0, "n_docs": n_docs}}
+    return {
+        "task": name,
+        "tag": [TAG],
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": os.path.abspath(data_file)}},
+        "test_split": "test",
+        **SPECS[name],
+        "metadata": {"version": 1.0, "n_docs": n_docs},
+    }
 
 
 def task_yamls(include_path: str | None) -> list[str]:
@@ -120,8 +140,15 @@ def task_yamls(include_path: str | None) -> list[str]:
     return sorted(str(p) for p in Path(include_path).rglob("*") if p.suffix in (".yaml", ".yml"))
 
 
-def build_tasks(test_dir: str, out_dir: str, seed: int = 0, max_docs: int | None = None,
-                context_words: int = 64, choice_words: int = 8, per_doc: int = 4) -> dict[str, int]:
+def build_tasks(
+    test_dir: str,
+    out_dir: str,
+    seed: int = 0,
+    max_docs: int | None = None,
+    context_words: int = 64,
+    choice_words: int = 8,
+    per_doc: int = 4,
+) -> dict[str, int]:
     """Write the three tasks' .jsonl and .yaml files into ``out_dir`` from the parquet test split in
     ``test_dir``. Returns {task: number of documents}.
 
@@ -129,8 +156,10 @@ def build_tasks(test_dir: str, out_dir: str, seed: int = 0, max_docs: int | None
     model's context (contexts are truncated from the left); tiny models train on 32 tokens."""
     texts = [t for batch in iter_texts(test_dir) for t in batch if t.strip()][:max_docs]
     if len(texts) < 2:
-        raise DataError(f"{test_dir}: the test split has {len(texts)} non-empty documents; the offline "
-                        f"eval tasks need at least 2 (use a larger corpus or test fraction)")
+        raise DataError(
+            f"{test_dir}: the test split has {len(texts)} non-empty documents; the offline "
+            f"eval tasks need at least 2 (use a larger corpus or test fraction)"
+        )
     words = [t.split() for t in texts]
     rng = random.Random(seed)
     rows = {
@@ -139,13 +168,15 @@ def build_tasks(test_dir: str, out_dir: str, seed: int = 0, max_docs: int | None
         "archbench_lastword": lastword_items(words, context_words, per_doc),
     }
     for name in ("archbench_cloze", "archbench_lastword"):  # eval.limit takes the first items:
-        rng.shuffle(rows[name])                              # spread them over the documents
+        rng.shuffle(rows[name])  # spread them over the documents
     os.makedirs(out_dir, exist_ok=True)
     counts = {}
     for name in TASKS:
         if not rows[name]:
-            raise DataError(f"{test_dir}: no {name} items could be made (documents shorter than "
-                            f"{context_words + choice_words} words?)")
+            raise DataError(
+                f"{test_dir}: no {name} items could be made (documents shorter than "
+                f"{context_words + choice_words} words?)"
+            )
         data_file = os.path.join(out_dir, f"{name}.jsonl")
         _write_jsonl(rows[name], data_file)
         with atomic_file(os.path.join(out_dir, f"{name}.yaml")) as tmp:

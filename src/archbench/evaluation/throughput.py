@@ -24,9 +24,18 @@ from archbench.io import write_json
 from archbench.models.registry import get_arch
 
 
-def run_throughput(model_dir: str, out_json: str | None, batch_sizes=(1, 2, 4, 8, 16, 32, 64), context: int = 256,
-                   new_tokens: int = 16, trials: int = 3, warmup: int = 1, device: str = "auto", seed: int = 0,
-                   threads: int | None = None) -> dict:
+def run_throughput(
+    model_dir: str,
+    out_json: str | None,
+    batch_sizes=(1, 2, 4, 8, 16, 32, 64),
+    context: int = 256,
+    new_tokens: int = 16,
+    trials: int = 3,
+    warmup: int = 1,
+    device: str = "auto",
+    seed: int = 0,
+    threads: int | None = None,
+) -> dict:
     model, _, dev = load_model(model_dir, device)
     mode = get_arch(arch_of(model)).state  # "recurrent" | "kv_cache": the latency modes of the same names
     rows = []
@@ -38,9 +47,15 @@ def run_throughput(model_dir: str, out_json: str | None, batch_sizes=(1, 2, 4, 8
                 row["state_bytes_per_sequence"] = row["state_bytes"] / batch
             rows.append(row)
             print(f"throughput {row}", file=sys.stderr)
-    result = {"arch": arch_of(model), "context": context, "device": str(dev), "threads": used,
-              "params": sum(p.numel() for p in model.parameters()), "max_seq_len": int(model.config.max_seq_len),
-              "rows": rows}
+    result = {
+        "arch": arch_of(model),
+        "context": context,
+        "device": str(dev),
+        "threads": used,
+        "params": sum(p.numel() for p in model.parameters()),
+        "max_seq_len": int(model.config.max_seq_len),
+        "rows": rows,
+    }
     if out_json:
         write_json(result, out_json)
     return result

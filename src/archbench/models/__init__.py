@@ -14,14 +14,28 @@ import importlib
 
 # public name -> submodule that defines it (loaded on first attribute access)
 _LAZY = {
-    "ArchbenchConfig": "common", "ArchbenchPreTrainedModel": "common", "DecodeCache": "common", "lm_loss": "common",
-    "LongNetConfig": "longnet", "LongNetForCausalLM": "longnet", "LongNetModelHF": "longnet",
-    "RetNetConfig": "retnet", "RetNetForCausalLM": "retnet", "RetNetModelHF": "retnet",
-    "TransformerConfig": "transformer", "TransformerForCausalLM": "transformer",
+    "ArchbenchConfig": "common",
+    "ArchbenchPreTrainedModel": "common",
+    "DecodeCache": "common",
+    "lm_loss": "common",
+    "LongNetConfig": "longnet",
+    "LongNetForCausalLM": "longnet",
+    "LongNetModelHF": "longnet",
+    "RetNetConfig": "retnet",
+    "RetNetForCausalLM": "retnet",
+    "RetNetModelHF": "retnet",
+    "TransformerConfig": "transformer",
+    "TransformerForCausalLM": "transformer",
     "TransformerModelHF": "transformer",
-    "analytic_parameters": "sizing", "build_model": "sizing", "count_parameters": "sizing",
-    "make_config": "sizing", "match_ffn_dim": "sizing",
-    "ARCHS": "registry", "get_arch": "registry", "arch_names": "registry", "register_arch": "registry",
+    "analytic_parameters": "sizing",
+    "build_model": "sizing",
+    "count_parameters": "sizing",
+    "make_config": "sizing",
+    "match_ffn_dim": "sizing",
+    "ARCHS": "registry",
+    "get_arch": "registry",
+    "arch_names": "registry",
+    "register_arch": "registry",
 }
 
 _registered: set[str] = set()

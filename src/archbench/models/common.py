@@ -102,7 +102,7 @@ class DecodeCache:
         for layer in self.layers:
             for key, value in layer.items():
                 if key in ("k", "v"):  # [B, capacity, H, d]: only the filled slots count
-                    total += value[:, :self.max_length].numel() * value.element_size()
+                    total += value[:, : self.max_length].numel() * value.element_size()
                 else:
                     total += value.numel() * value.element_size()
         return total
@@ -199,15 +199,14 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
         perm = n_valid = None
         prefill = cache is None or cache.seq_length == 0
         if attention_mask is not None and prefill:
-            mask = attention_mask[:, -input_ids.shape[1]:]
+            mask = attention_mask[:, -input_ids.shape[1] :]
             if not bool(mask.all()):
                 perm, n_valid = pack_left(mask)
                 input_ids = input_ids.gather(1, perm)
 
         hidden = self._backbone(input_ids, n_valid, cache, mode=mode)  # [B, T, D]
         if perm is not None:  # unpack: row order as given
-            hidden = torch.empty_like(hidden).scatter_(
-                1, perm.unsqueeze(-1).expand_as(hidden), hidden)
+            hidden = torch.empty_like(hidden).scatter_(1, perm.unsqueeze(-1).expand_as(hidden), hidden)
         if cache is not None:
             cache.seq_length += input_ids.shape[1]
         if logits_to_keep and labels is None:
@@ -225,11 +224,13 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of ``logits`` [B, T, V] against the aligned ``targets`` [B, T]
     (-100 = ignored), in fp32: under bf16 autocast the log-softmax over a large vocabulary loses precision.
     The one loss of the package: ``forward(labels=...)`` and the training module use it."""
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1).to(logits.device),
-                           ignore_index=-100)
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1).to(logits.device), ignore_index=-100
+    )
 
 
 # ----------------------------------------------------------------------------- attention kernels
+
 
 @functools.cache
 def _flash_attn_func():
@@ -258,8 +259,14 @@ def attention(q, k, v, mask=None, causal=False, dropout_p=0.0):
     if mask is None and use_flash(q):
         return _flash_attn_func()(q, k, v, dropout_p=dropout_p, softmax_scale=1.0, causal=causal)
     out = F.scaled_dot_product_attention(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask,
-        dropout_p=dropout_p, is_causal=causal and mask is None, scale=1.0)
+        q.transpose(1, 2),
+        k.transpose(1, 2),
+        v.transpose(1, 2),
+        attn_mask=mask,
+        dropout_p=dropout_p,
+        is_causal=causal and mask is None,
+        scale=1.0,
+    )
     return out.transpose(1, 2)
 
 
@@ -272,8 +279,9 @@ def attention_lse(q, k, v, mask=None, causal=False, dropout_p=0.0):
     explicit math; CUDA uses flash-attn's ``softmax_lse`` when available.
     """
     if mask is None and use_flash(q):
-        out, lse, _ = _flash_attn_func()(q, k, v, dropout_p=dropout_p, softmax_scale=1.0,
-                                         causal=causal, return_attn_probs=True)
+        out, lse, _ = _flash_attn_func()(
+            q, k, v, dropout_p=dropout_p, softmax_scale=1.0, causal=causal, return_attn_probs=True
+        )
         return out, lse.transpose(1, 2).float()
     scores = torch.einsum("bthd,bshd->bhts", q, k).float()
     if causal:

@@ -53,8 +53,11 @@ def common(s: dict) -> None:
     if embed % heads:
         raise ConstraintError(["embed_dim", "heads"], f"embed_dim {embed} is not divisible by heads {heads}")
     if (embed // heads) % 2:
-        raise ConstraintError(["embed_dim", "heads"], f"the head dimension embed_dim / heads = {embed}/{heads} = "
-                              f"{embed // heads} must be even (rotary / xPos positions rotate pairs)")
+        raise ConstraintError(
+            ["embed_dim", "heads"],
+            f"the head dimension embed_dim / heads = {embed}/{heads} = "
+            f"{embed // heads} must be even (rotary / xPos positions rotate pairs)",
+        )
     dropout = s.get("dropout") or 0.0
     if not 0.0 <= dropout < 1.0:
         raise ConstraintError(["dropout"], f"dropout must be in [0, 1), got {dropout}")
@@ -85,7 +88,7 @@ def longnet_segments(s: dict) -> tuple[list[int], list[int]]:
         w = [base, 2 * base, 4 * base]
     r = s.get("dilated_ratios")
     if r is None:
-        r = [1, 2, 4][:len(w)]
+        r = [1, 2, 4][: len(w)]
     return [int(x) for x in w], [int(x) for x in r]
 
 
@@ -96,9 +99,11 @@ def longnet(s: dict) -> None:
     if len(w) != len(r) or not w:
         raise ConstraintError(keys, f"segment_lengths {w} and dilated_ratios {r} must be non-empty and of equal length")
     if any(ri < 1 or wi < 1 or wi % ri for wi, ri in zip(w, r)):
-        raise ConstraintError(keys, f"each dilated ratio must be >= 1 and divide its segment length: "
-                              f"segment_lengths={w}, dilated_ratios={r}")
+        raise ConstraintError(
+            keys,
+            f"each dilated ratio must be >= 1 and divide its segment length: segment_lengths={w}, dilated_ratios={r}",
+        )
     if 1 not in r:
-        raise ConstraintError(["dilated_ratios"], f"dilated_ratios {r} must contain 1 (otherwise some queries "
-                              "attend to nothing)")
-
+        raise ConstraintError(
+            ["dilated_ratios"], f"dilated_ratios {r} must contain 1 (otherwise some queries attend to nothing)"
+        )

@@ -57,8 +57,12 @@ class DilatedAttention(Attention):
     def attend(self, q, k, v, ctx: AttnContext, dropout_p: float):
         """q [B, T, H, d], k/v [B, S, H, d] (slot = position) -> [B, T, H, d]."""
         branch = self._decode_branch if ctx.prior else self._segment_branch
-        outs, lses = zip(*(branch(q, k, v, w, r, ctx, dropout_p)
-                           for w, r in zip(self.args.segment_lengths, self.args.dilated_ratios)))
+        outs, lses = zip(
+            *(
+                branch(q, k, v, w, r, ctx, dropout_p)
+                for w, r in zip(self.args.segment_lengths, self.args.dilated_ratios)
+            )
+        )
         lse = torch.stack(lses)  # [n_branch, B, T, H]
         weights = torch.softmax(lse, dim=0).unsqueeze(-1)  # exp(lse_i - logsumexp_j lse_j)
         return (weights * torch.stack(outs).float()).sum(0).to(q.dtype)
@@ -74,15 +78,17 @@ class DilatedAttention(Attention):
         pad = (0, 0, 0, 0, 0, Tp - T)
         q, k, v = (torch.nn.functional.pad(t, pad) for t in (q, k, v))  # [B, Tp, H, d]
         offset = torch.arange(H, device=q.device) % r  # head h keeps positions = h (mod r)
-        idx = (torch.arange(n_seg, device=q.device)[:, None] * w
-               + torch.arange(m, device=q.device)[None] * r).reshape(-1, 1) + offset  # [n_seg*m, H]
+        idx = (torch.arange(n_seg, device=q.device)[:, None] * w + torch.arange(m, device=q.device)[None] * r).reshape(
+            -1, 1
+        ) + offset  # [n_seg*m, H]
         gidx = idx[None, :, :, None].expand(B, -1, -1, d)
         sub = [t.gather(1, gidx).reshape(B * n_seg, m, H, d) for t in (q, k, v)]
         # padding sits after every real token of the last segment: causality hides it
         out, lse = attention_lse(*sub, causal=True, dropout_p=dropout_p)
         out_full = torch.zeros_like(q).scatter_(1, gidx, out.reshape(B, n_seg * m, H, d))
         lse_full = lse.new_full((B, Tp, H), float("-inf")).scatter_(
-            1, idx[None].expand(B, -1, -1), lse.reshape(B, n_seg * m, H))
+            1, idx[None].expand(B, -1, -1), lse.reshape(B, n_seg * m, H)
+        )
         return out_full[:, :T], lse_full[:, :T]
 
     @staticmethod

@@ -81,22 +81,66 @@ def _load(ref: str):
     return getattr(importlib.import_module(module), attr)
 
 
-register_arch(Arch("retnet", "archbench.models.retnet:RetNetConfig", "archbench.models.retnet:RetNetForCausalLM",
-                   state="recurrent", width_knob="ffn_dim", color="tab:blue", display="RetNet",
-                   constraints="archbench.models.constraints:retnet"))
-register_arch(Arch("transformer", "archbench.models.transformer:TransformerConfig",
-                   "archbench.models.transformer:TransformerForCausalLM",
-                   state="kv_cache", width_knob="ffn_dim", color="tab:orange", display="Transformer",
-                   constraints="archbench.models.constraints:transformer"))
-register_arch(Arch("longnet", "archbench.models.longnet:LongNetConfig", "archbench.models.longnet:LongNetForCausalLM",
-                   state="kv_cache", width_knob="ffn_dim", color="tab:green", display="LongNet",
-                   constraints="archbench.models.constraints:longnet"))
-register_arch(Arch("llama", "archbench.models.llama:LlamaSettings", "transformers:LlamaForCausalLM",
-                   state="kv_cache", width_knob="ffn_dim", color="tab:red", display="Transformer++ (Llama)",
-                   constraints="archbench.models.llama:check"))
-register_arch(Arch("mamba2", "archbench.models.mamba2:Mamba2Settings", "transformers:Mamba2ForCausalLM",
-                   state="recurrent", width_knob="ssm_state_size", color="tab:purple", display="Mamba-2",
-                   constraints="archbench.models.mamba2:check"))
+register_arch(
+    Arch(
+        "retnet",
+        "archbench.models.retnet:RetNetConfig",
+        "archbench.models.retnet:RetNetForCausalLM",
+        state="recurrent",
+        width_knob="ffn_dim",
+        color="tab:blue",
+        display="RetNet",
+        constraints="archbench.models.constraints:retnet",
+    )
+)
+register_arch(
+    Arch(
+        "transformer",
+        "archbench.models.transformer:TransformerConfig",
+        "archbench.models.transformer:TransformerForCausalLM",
+        state="kv_cache",
+        width_knob="ffn_dim",
+        color="tab:orange",
+        display="Transformer",
+        constraints="archbench.models.constraints:transformer",
+    )
+)
+register_arch(
+    Arch(
+        "longnet",
+        "archbench.models.longnet:LongNetConfig",
+        "archbench.models.longnet:LongNetForCausalLM",
+        state="kv_cache",
+        width_knob="ffn_dim",
+        color="tab:green",
+        display="LongNet",
+        constraints="archbench.models.constraints:longnet",
+    )
+)
+register_arch(
+    Arch(
+        "llama",
+        "archbench.models.llama:LlamaSettings",
+        "transformers:LlamaForCausalLM",
+        state="kv_cache",
+        width_knob="ffn_dim",
+        color="tab:red",
+        display="Transformer++ (Llama)",
+        constraints="archbench.models.llama:check",
+    )
+)
+register_arch(
+    Arch(
+        "mamba2",
+        "archbench.models.mamba2:Mamba2Settings",
+        "transformers:Mamba2ForCausalLM",
+        state="recurrent",
+        width_knob="ssm_state_size",
+        color="tab:purple",
+        display="Mamba-2",
+        constraints="archbench.models.mamba2:check",
+    )
+)
 
 
 ENTRY_POINT_GROUP = "archbench.archs"

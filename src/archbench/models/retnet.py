@@ -21,12 +21,12 @@ from typing import ClassVar, NamedTuple
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
-from transformers import GenerationMixin
 from torchscale.architecture import retnet as ts_retnet
 from torchscale.architecture.config import RetNetConfig as TSRetNetConfig
 from torchscale.component.embedding import TextEmbedding
 from torchscale.component.gate_linear_unit import GLU
 from torchscale.component.multiscale_retention import MultiScaleRetention
+from transformers import GenerationMixin
 
 from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel
 from .constraints import retnet as check_retnet
@@ -57,13 +57,19 @@ class RetNetConfig(ArchbenchConfig):
 
     def to_torchscale(self) -> TSRetNetConfig:
         return TSRetNetConfig(
-            vocab_size=self.vocab_size, decoder_embed_dim=self.embed_dim,
-            decoder_value_embed_dim=self.value_embed_dim, decoder_retention_heads=self.heads,
-            decoder_ffn_embed_dim=self.ffn_dim, decoder_layers=self.layers, dropout=self.dropout,
-            activation_fn=self.activation_fn, layernorm_eps=self.layernorm_eps,
+            vocab_size=self.vocab_size,
+            decoder_embed_dim=self.embed_dim,
+            decoder_value_embed_dim=self.value_embed_dim,
+            decoder_retention_heads=self.heads,
+            decoder_ffn_embed_dim=self.ffn_dim,
+            decoder_layers=self.layers,
+            dropout=self.dropout,
+            activation_fn=self.activation_fn,
+            layernorm_eps=self.layernorm_eps,
             share_decoder_input_output_embed=self.tie_word_embeddings,
             max_target_positions=self.max_seq_len,
-            recurrent_chunk_size=self.chunk_size or auto_chunk("cpu"))  # unused: our retention chunks
+            recurrent_chunk_size=self.chunk_size or auto_chunk("cpu"),
+        )  # unused: our retention chunks
 
 
 # Automatic plan (chunkwise_above / chunk_size left at null): one chunk length per device type, measured
@@ -77,8 +83,9 @@ def auto_chunk(device_type: str) -> int:
     return AUTO_CHUNK.get(device_type, AUTO_CHUNK_DEFAULT)
 
 
-def retention_plan(T: int, config, device_type: str = "cpu", mode: str | None = None,
-                   has_state: bool = False) -> tuple[str, int]:
+def retention_plan(
+    T: int, config, device_type: str = "cpu", mode: str | None = None, has_state: bool = False
+) -> tuple[str, int]:
     """(mode, chunk length) for ``T`` new tokens: ``mode`` forces one; otherwise the recurrent step
     for one token after a state, else parallel up to ``chunkwise_above`` tokens (null: the chunk
     length) and chunkwise above. The chunk length is ``chunk_size`` (null: :func:`auto_chunk`)."""
@@ -168,7 +175,9 @@ def decay_tables(decay, pos, p_start, mode, chunk_size, need_state, plain=False)
     kd = torch.exp(d * (ends.view(Bp, 1, N, 1, 1) - P))
     qd = torch.exp(d * (P - e[:, :N].view(Bp, 1, N, 1, 1)))
     tri = torch.ones(N + 1, N + 1, dtype=torch.bool, device=pos.device).tril()
-    A = torch.exp((decay.view(1, -1, 1, 1) * (e[:, None, :, None] - e[:, None, None, :])).masked_fill(~tri, float("-inf")))
+    A = torch.exp(
+        (decay.view(1, -1, 1, 1) * (e[:, None, :, None] - e[:, None, None, :])).masked_fill(~tri, float("-inf"))
+    )
     s0 = _norm_sum(decay, p_start[:, None]).sqrt() if p_start is not None else None
     s_out = _norm_sum(decay, pos[:, -1:]).clamp_min(1.0).rsqrt() if need_state else None
     return ChunkTables(C, N, D, c, kd, qd, A, s0, s_out, plain)
@@ -186,7 +195,7 @@ class Retention(MultiScaleRetention):
         tables: :func:`decay_tables` for ``mode``; state: None or this layer's cache dict
         (its "S" is read and updated in place). Returns [B, T, D]."""
         bsz, T, _ = x.shape
-        H, dk, dv = self.num_heads, self.key_dim, self.head_dim
+        H, _dk, dv = self.num_heads, self.key_dim, self.head_dim
         v = self.v_proj(x)
         g = self.g_proj(x)
         # rotation as a complex product (= torchscale's theta_shift), the key scaling folded in
@@ -219,11 +228,11 @@ class Retention(MultiScaleRetention):
         for t in range(T):
             kv = kr[:, :, t].float().unsqueeze(-1) * v[:, :, t].float().unsqueeze(-2)
             S = S * a[:, :, t].unsqueeze(-1) + kv * b[:, :, t].unsqueeze(-1)
-            outs.append(qr[:, :, t:t + 1].float() @ S)
+            outs.append(qr[:, :, t : t + 1].float() @ S)
         return torch.cat(outs, 2), S
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fla_chunk_retention():
     """flash-linear-attention's chunk_retention when importable (optional ``[gpu]`` extra, CUDA
     only); never imported on the CPU path."""
@@ -237,15 +246,20 @@ def _fla_chunk_retention():
 def fla_usable(q, tables, S, state) -> bool:
     """fla's kernel computes exactly our unnormalised sum for plain positions with no state in or
     out, with torchscale's decays (log(1 - 2^(-5-h)), fla's fixed ``g_gamma``)."""
-    return (q.is_cuda and S is None and state is None and isinstance(tables, ChunkTables) and tables.plain
-            and _fla_chunk_retention() is not None)
+    return (
+        q.is_cuda
+        and S is None
+        and state is None
+        and isinstance(tables, ChunkTables)
+        and tables.plain
+        and _fla_chunk_retention() is not None
+    )
 
 
 def fla_retention(q, k, v):
     """q/k [B, H, T, dk] (rotated, k scaled), v [B, H, T, dv] -> o [B, H, T, dv] * sqrt(c), as
     :func:`_chunked` returns it (the group norm's eps carries c)."""
-    o, _ = _fla_chunk_retention()(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=1.0,
-                                  head_first=False)
+    o, _ = _fla_chunk_retention()(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=1.0, head_first=False)
     return o.transpose(1, 2)
 
 
@@ -375,8 +389,16 @@ class RelPos(ts_retnet.RetNetRelPos):
         """(rotation, decay tables) for ``pos`` [B|1, T]; cached when ``plain`` (pos = 0..T-1, no state)."""
         self._restore_fp32()
         plain = plain and p_start is None and mode != "recurrent"
-        key = (pos.shape[1], mode, chunk, need_state, pos.device, torch.is_inference_mode_enabled(),
-               self.decay._version, self.angle._version)
+        key = (
+            pos.shape[1],
+            mode,
+            chunk,
+            need_state,
+            pos.device,
+            torch.is_inference_mode_enabled(),
+            self.decay._version,
+            self.angle._version,
+        )
         if plain and key in self._cache:
             return self._cache[key]
         out = self.rotation(pos), decay_tables(self.decay, pos, p_start, mode, chunk, need_state, plain)
@@ -474,11 +496,13 @@ class RetNetForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
         pos = pos.float()
         mode, chunk = retention_plan(T, self.config, x.device.type, mode, has_state)
         p_start = cache.lengths.float() - 1 if has_state else None
-        rot, tables = dec.retnet_rel_pos.tables(pos, p_start, mode, chunk, need_state=cache is not None,
-                                                plain=n_valid is None and not has_state)
+        rot, tables = dec.retnet_rel_pos.tables(
+            pos, p_start, mode, chunk, need_state=cache is not None, plain=n_valid is None and not has_state
+        )
         for i, layer in enumerate(dec.layers):
-            x = layer(x, rot=rot, valid=valid, tables=tables, mode=mode,
-                      state=cache.layers[i] if cache is not None else None)
+            x = layer(
+                x, rot=rot, valid=valid, tables=tables, mode=mode, state=cache.layers[i] if cache is not None else None
+            )
         if cache is not None:
             added = n_valid if n_valid is not None else torch.full((bsz,), T, device=x.device)
             cache.lengths = cache.lengths + added if has_state else added

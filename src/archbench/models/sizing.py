@@ -56,8 +56,11 @@ def count_parameters(model: nn.Module, include_embeddings: bool = True) -> int:
     total = sum(p.numel() for p in model.parameters())
     if include_embeddings:
         return total
-    tables = [model.get_input_embeddings(), model.get_output_embeddings(),
-              getattr(getattr(model, "decoder", None), "embed_positions", None)]
+    tables = [
+        model.get_input_embeddings(),
+        model.get_output_embeddings(),
+        getattr(getattr(model, "decoder", None), "embed_positions", None),
+    ]
     emb = {id(t.weight): t.weight for t in tables if t is not None}
     return total - sum(p.numel() for p in emb.values())
 
@@ -84,6 +87,7 @@ def match_ffn_dim(arch: str, **retnet_hparams) -> int:
 
     _check_arch(arch)
     if arch == "retnet":
-        raise ValueError("match_ffn_dim sizes a Transformer/LongNet against a RetNet; arch must "
-                         "be 'transformer' or 'longnet'")
+        raise ValueError(
+            "match_ffn_dim sizes a Transformer/LongNet against a RetNet; arch must be 'transformer' or 'longnet'"
+        )
     return match_width(arch, retnet_hparams, "retnet", retnet_hparams)

@@ -51,13 +51,19 @@ class TransformerConfig(ArchbenchConfig):
         if self.block not in BLOCKS:  # a config file is checked by the schema's enum first
             raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
         args = DecoderConfig(
-            vocab_size=self.vocab_size, decoder_embed_dim=self.embed_dim,
-            decoder_attention_heads=self.heads, decoder_ffn_embed_dim=self.ffn_dim,
-            decoder_layers=self.layers, dropout=self.dropout, activation_fn=self.activation_fn,
-            attention_dropout=self.attention_dropout, layernorm_eps=self.layernorm_eps,
+            vocab_size=self.vocab_size,
+            decoder_embed_dim=self.embed_dim,
+            decoder_attention_heads=self.heads,
+            decoder_ffn_embed_dim=self.ffn_dim,
+            decoder_layers=self.layers,
+            dropout=self.dropout,
+            activation_fn=self.activation_fn,
+            attention_dropout=self.attention_dropout,
+            layernorm_eps=self.layernorm_eps,
             share_decoder_input_output_embed=self.tie_word_embeddings,
             max_target_positions=self.max_seq_len,
-            xpos_rel_pos=False)  # we apply xPos ourselves, once per key
+            xpos_rel_pos=False,
+        )  # we apply xPos ourselves, once per key
         args.block = self.block
         return args
 
@@ -128,16 +134,16 @@ def kv_write(state: dict, k, v, ctx: AttnContext):
         for name, t in (("k", k), ("v", v)):
             buf = t.new_zeros(B, cap, *t.shape[2:])
             if name in state:
-                buf[:, :state[name].shape[1]] = state[name]
+                buf[:, : state[name].shape[1]] = state[name]
             state[name] = buf
     if ctx.uniform:
-        state["k"][:, ctx.start:ctx.start + T] = k
-        state["v"][:, ctx.start:ctx.start + T] = v
+        state["k"][:, ctx.start : ctx.start + T] = k
+        state["v"][:, ctx.start : ctx.start + T] = v
     else:  # rows at different positions: scatter per row
         rows = torch.arange(B, device=k.device)[:, None]
         state["k"][rows, ctx.qpos] = k
         state["v"][rows, ctx.qpos] = v
-    return state["k"][:, :ctx.total], state["v"][:, :ctx.total]
+    return state["k"][:, : ctx.total], state["v"][:, : ctx.total]
 
 
 class Attention(MultiheadAttention):
@@ -191,14 +197,19 @@ class TransformerLayer(ts_decoder.DecoderLayer):
         attn = self.self_attn
         for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
             linear = nn.Linear(D, D, bias=False)
-            nn.init.xavier_uniform_(linear.weight, gain=1.0 if name == "out_proj" else 2 ** -0.5)
+            nn.init.xavier_uniform_(linear.weight, gain=1.0 if name == "out_proj" else 2**-0.5)
             setattr(attn, name, linear)
         attn.inner_attn_ln = None
 
     def build_self_attention(self, embed_dim, args):
-        return self.attention_class(args, embed_dim, args.decoder_attention_heads,
-                                    dropout=args.attention_dropout, self_attention=True,
-                                    subln=args.subln)
+        return self.attention_class(
+            args,
+            embed_dim,
+            args.decoder_attention_heads,
+            dropout=args.attention_dropout,
+            self_attention=True,
+            subln=args.subln,
+        )
 
     def forward(self, x, ctx: AttnContext, state: dict | None = None):
         """Pre-norm block (torchscale's default): x [B, T, D] -> [B, T, D]."""
@@ -235,13 +246,14 @@ class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
         positions = None
         if config.position == "learned":
             positions = nn.Embedding(config.max_seq_len, config.embed_dim)
-            nn.init.normal_(positions.weight, std=config.embed_dim ** -0.5)
+            nn.init.normal_(positions.weight, std=config.embed_dim**-0.5)
         self.decoder = self.backbone_class(args, embed_tokens=embed, embed_positions=positions)
         head_dim = config.embed_dim // config.heads
         self.rope = None
         if config.position in ("xpos", "rotary"):
-            self.rope = XPos(head_dim, config.xpos_scale_base, config.max_seq_len // 2,
-                             use_scale=config.position == "xpos")
+            self.rope = XPos(
+                head_dim, config.xpos_scale_base, config.max_seq_len // 2, use_scale=config.position == "xpos"
+            )
         self.post_init()
 
     def _backbone(self, input_ids, n_valid, cache, mode=None):
@@ -257,10 +269,14 @@ class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
             x = x + dec.embed_positions(qpos)
         x = dec.dropout_module(x)
         uniform = not prior or cache.uniform
-        ctx = AttnContext(qpos=qpos, rope=self.rope(qpos) if self.rope is not None else None,
-                          prior=prior, uniform=uniform,
-                          start=cache.max_length if prior else 0,
-                          total=(cache.max_length if prior else 0) + T)
+        ctx = AttnContext(
+            qpos=qpos,
+            rope=self.rope(qpos) if self.rope is not None else None,
+            prior=prior,
+            uniform=uniform,
+            start=cache.max_length if prior else 0,
+            total=(cache.max_length if prior else 0) + T,
+        )
         for i, layer in enumerate(dec.layers):
             x = layer(x, ctx, cache.layers[i] if cache is not None else None)
         if cache is not None:

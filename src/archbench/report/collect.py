@@ -17,8 +17,7 @@ import pandas as pd
 from archbench.io import atomic_file
 
 # Leading columns, in the order a reader scans them (the original study's first); every metric follows.
-KEY_COLUMNS = ["arch", "point", "seed", "learning_rate", "embed_dim", "ffn_dim", "heads", "seq_len", "layers",
-               "status"]
+KEY_COLUMNS = ["arch", "point", "seed", "learning_rate", "embed_dim", "ffn_dim", "heads", "seq_len", "layers", "status"]
 DROP = {"hparams", "model_config", "arch", "seed"}
 
 
@@ -34,8 +33,9 @@ def identity(record: dict, metrics: dict | None) -> dict:
     row = {"arch": record["arch"], "point": record["point"], "seed": record["seed"], **record["values"]}
     if metrics is not None:
         hparams = metrics.get("hparams", {})
-        row.update(arch=metrics["arch"], seed=metrics["seed"],
-                   **{k: hparams[k] for k in record["values"] if k in hparams})
+        row.update(
+            arch=metrics["arch"], seed=metrics["seed"], **{k: hparams[k] for k in record["values"] if k in hparams}
+        )
     return row
 
 
@@ -86,7 +86,11 @@ def latency_columns(data) -> dict:
             continue
         mode = f"{entry['mode']}/" if entry.get("mode") else ""
         for name, value in entry.items():
-            if name not in ("context", "batch_size") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (
+                name not in ("context", "batch_size")
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
                 out[f"latency/{mode}{name}@{entry['context']}"] = value
     return out
 

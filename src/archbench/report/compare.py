@@ -17,8 +17,20 @@ from scipy import stats
 from archbench.models.registry import arch_names
 from archbench.report.collect import collect, write_csv
 
-METRICS = ["test_loss", "val_loss", "test_ppl", "val_ppl", "best_val_loss", "params_total", "params_non_embedding",
-           "tokens_seen", "tokens_per_s", "train_time_s", "emissions_kg", "energy_kwh"]
+METRICS = [
+    "test_loss",
+    "val_loss",
+    "test_ppl",
+    "val_ppl",
+    "best_val_loss",
+    "params_total",
+    "params_non_embedding",
+    "tokens_seen",
+    "tokens_per_s",
+    "train_time_s",
+    "emissions_kg",
+    "energy_kwh",
+]
 LEVEL = 0.95
 MIN_SEEDS_FOR_CI = 3
 
@@ -103,11 +115,19 @@ def compare(grid: pd.DataFrame, axes: list[str], baseline: str = "retnet", metri
         for a, b in pairs(archs, baseline):
             diff = paired_difference(grid, point, a, b, metric)
             name = f"diff_{a}_minus_{b}"
-            row.update({name: diff["mean"], f"{name}_std": diff["std"], f"{name}_ci_low": diff["ci_low"],
-                        f"{name}_ci_high": diff["ci_high"], f"{name}_n": diff["n"]})
+            row.update(
+                {
+                    name: diff["mean"],
+                    f"{name}_std": diff["std"],
+                    f"{name}_ci_low": diff["ci_low"],
+                    f"{name}_ci_high": diff["ci_high"],
+                    f"{name}_n": diff["n"],
+                }
+            )
             row[f"param_ratio_{a}_{b}"] = row[f"params_total_{a}"] / row[f"params_total_{b}"]
-            row[f"param_ratio_non_embedding_{a}_{b}"] = (row[f"params_non_embedding_{a}"]
-                                                         / row[f"params_non_embedding_{b}"])
+            row[f"param_ratio_non_embedding_{a}_{b}"] = (
+                row[f"params_non_embedding_{a}"] / row[f"params_non_embedding_{b}"]
+            )
         row.update(_winner(grid, point, means, metric))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -131,8 +151,9 @@ def _winner(grid, point, means: dict, metric: str) -> dict:
     return {"winner": winner, "margin": margin, "decisive": decisive if len(ranked) > 1 else None}
 
 
-def write_tables(runs: list[dict], grid_csv: str, comparison_csv: str, seeds_csv: str,
-                 baseline: str = "retnet") -> pd.DataFrame:
+def write_tables(
+    runs: list[dict], grid_csv: str, comparison_csv: str, seeds_csv: str, baseline: str = "retnet"
+) -> pd.DataFrame:
     """grid_results.csv (one row per run), seed_summary.csv (per arch x point), comparison.csv (per point)
     from the run records of :func:`archbench.report.collect.run_record`."""
     axes = list(runs[0]["values"]) if runs else []

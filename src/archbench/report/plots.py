@@ -80,6 +80,7 @@ def slug(point: str) -> str:
 
 # --- from the runs -----------------------------------------------------------------------------
 
+
 def read_curve(run_dir: str) -> pd.DataFrame | None:
     """(step, val_loss, train_loss) rows of a run's CSVLogger file; None if the run has none."""
     path = os.path.join(run_dir, "logs", "csv", "metrics.csv")
@@ -109,8 +110,15 @@ def plot_curves(grid: pd.DataFrame, out_dir: str) -> list[str]:
                 ax.plot(train["step"], train["train_loss"], color=color(arch), alpha=0.25, lw=0.8)
             if "val_loss" in curve:
                 val = curve.dropna(subset=["val_loss"])
-                ax.plot(val["step"], val["val_loss"], color=color(arch), marker="o", ms=3, lw=1.4,
-                        label=None if arch in labelled else f"{display(arch)} (validation)")
+                ax.plot(
+                    val["step"],
+                    val["val_loss"],
+                    color=color(arch),
+                    marker="o",
+                    ms=3,
+                    lw=1.4,
+                    label=None if arch in labelled else f"{display(arch)} (validation)",
+                )
                 labelled.add(arch)
         ax.set(xlabel="step", ylabel="loss (nats/token)", title=point.replace("/", "  "))
         ax.title.set_fontsize(8)
@@ -144,15 +152,20 @@ def plot_latency(runs: list[dict], out_dir: str, seeds_csv: str | None = None) -
             continue
         entries = latency_entries(data)
         batch = min((e.get("batch_size", 1) for e in entries), default=1)
-        rows += [{**e, "arch": e.get("arch") or run["arch"], "point": run["point"], "mode": e.get("mode") or "decode"}
-                 for e in entries if e.get("batch_size", 1) == batch]
+        rows += [
+            {**e, "arch": e.get("arch") or run["arch"], "point": run["point"], "mode": e.get("mode") or "decode"}
+            for e in entries
+            if e.get("batch_size", 1) == batch
+        ]
     frame = pd.DataFrame(rows)
     if len(frame):
         first = frame.drop_duplicates("arch").set_index("arch")["point"].to_dict()
         chosen = {a: best.get(a, first[a]) for a in first}
         frame = frame[[chosen[a] == p for a, p in zip(frame["arch"], frame["point"])]]
-    for name, column, label in (("decode_latency", "decode_ms_median", "decode time per token (ms, median)"),
-                                ("state_memory", "state_bytes", "recurrent state / KV cache (bytes)")):
+    for name, column, label in (
+        ("decode_latency", "decode_ms_median", "decode time per token (ms, median)"),
+        ("state_memory", "state_bytes", "recurrent state / KV cache (bytes)"),
+    ):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         values = pd.to_numeric(frame[column], errors="coerce") if column in frame else pd.Series(dtype=float)
         if values.dropna().empty:
@@ -160,8 +173,12 @@ def plot_latency(runs: list[dict], out_dir: str, seeds_csv: str | None = None) -
         else:
             _lines(ax, frame.assign(**{column: values}).dropna(subset=[column]), column)
             ax.set(xlabel="context length (tokens)", ylabel=label, xscale="log", yscale="log")
-            ax.set_title("each architecture at its best grid point (lowest test loss)" if best
-                         else "each architecture at its first grid point", fontsize=8)
+            ax.set_title(
+                "each architecture at its best grid point (lowest test loss)"
+                if best
+                else "each architecture at its first grid point",
+                fontsize=8,
+            )
         save(fig, out_dir, name)
 
 
@@ -170,13 +187,21 @@ def _lines(ax, frame: pd.DataFrame, column: str) -> None:
     order = {a: i for i, a in enumerate(archs_of(mean))}
     for (arch, mode), line in sorted(mean.groupby(["arch", "mode"], sort=False), key=lambda g: order[g[0][0]]):
         line = line.sort_values("context")
-        ax.plot(line["context"], line[column], color=color(arch), marker="o", ms=3,
-                ls="--" if mode == "recompute" else "-", label=f"{display(arch)} ({mode})")
+        ax.plot(
+            line["context"],
+            line[column],
+            color=color(arch),
+            marker="o",
+            ms=3,
+            ls="--" if mode == "recompute" else "-",
+            label=f"{display(arch)} ({mode})",
+        )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
 
 
 # --- from the tables -----------------------------------------------------------------------------
+
 
 def plot_loss_vs_params(seeds: pd.DataFrame, out_dir: str) -> None:
     """Mean test loss against total parameters, one marker per architecture x grid point; bars are the
@@ -186,8 +211,16 @@ def plot_loss_vs_params(seeds: pd.DataFrame, out_dir: str) -> None:
     for arch in archs_of(seeds):
         mine = seeds[seeds["arch"] == arch]
         ci = (mine["test_loss_ci_high"] - mine["test_loss_mean"]).fillna(mine["test_loss_std"])
-        ax.errorbar(x(mine["params_total_mean"]), mine["test_loss_mean"], yerr=ci.fillna(0), fmt="o",
-                    color=color(arch), label=display(arch), capsize=2, ms=4)
+        ax.errorbar(
+            x(mine["params_total_mean"]),
+            mine["test_loss_mean"],
+            yerr=ci.fillna(0),
+            fmt="o",
+            color=color(arch),
+            label=display(arch),
+            capsize=2,
+            ms=4,
+        )
     ax.set(ylabel="test loss (nats/token)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
@@ -202,12 +235,16 @@ def heatmap_layout(comparison: pd.DataFrame, axes: list[str]) -> tuple[list[str]
 
 
 def _labels(frame: pd.DataFrame, keys: list[str]) -> list[str]:
-    return [", ".join(f"{k}={v}" for k, v in zip(keys, row)) for row in frame[keys].itertuples(index=False)] \
-        if keys else [""] * len(frame)
+    return (
+        [", ".join(f"{k}={v}" for k, v in zip(keys, row)) for row in frame[keys].itertuples(index=False)]
+        if keys
+        else [""] * len(frame)
+    )
 
 
-def plot_diff_heatmap(comparison: pd.DataFrame, out_dir: str, axes: list[str], archs: list[str],
-                      baseline: str = "retnet") -> None:
+def plot_diff_heatmap(
+    comparison: pd.DataFrame, out_dir: str, axes: list[str], archs: list[str], baseline: str = "retnet"
+) -> None:
     """Paired test-loss difference (baseline - other, mean over seeds) at every grid point, one panel per
     other architecture; blue = the baseline has the lower loss. `*` marks a 95% interval that excludes 0."""
     shown = [(a, b) for a, b in pairs(archs, baseline) if f"diff_{a}_minus_{b}" in comparison] if archs else []
@@ -215,8 +252,9 @@ def plot_diff_heatmap(comparison: pd.DataFrame, out_dir: str, axes: list[str], a
     frame = comparison.assign(_row=_labels(comparison, rows), _col=_labels(comparison, cols))
     row_names, col_names = list(dict.fromkeys(frame["_row"])), list(dict.fromkeys(frame["_col"]))
     width = min(4 + 0.9 * len(col_names), 24)
-    fig, panels = plt.subplots(max(len(shown), 1), 1, figsize=(width, 1.2 + (0.35 * len(row_names) + 1) * max(len(shown), 1)),
-                               squeeze=False)
+    fig, panels = plt.subplots(
+        max(len(shown), 1), 1, figsize=(width, 1.2 + (0.35 * len(row_names) + 1) * max(len(shown), 1)), squeeze=False
+    )
     if not shown:
         _note(panels[0][0], "one architecture only: nothing to compare")
     for ax, (a, b) in zip(panels[:, 0], shown):
@@ -230,14 +268,24 @@ def plot_diff_heatmap(comparison: pd.DataFrame, out_dir: str, axes: list[str], a
         ax.set_yticks(range(len(row_names)), row_names, fontsize=7)
         ax.set_title(f"{display(a)} − {display(b)} (negative: {display(a)} better)", fontsize=9)
         if table.size <= 150:
-            sig = frame.assign(_s=(frame[f"{name}_ci_high"] < 0) | (frame[f"{name}_ci_low"] > 0)).pivot_table(
-                index="_row", columns="_col", values="_s", aggfunc="first").reindex(index=row_names, columns=col_names)
+            sig = (
+                frame.assign(_s=(frame[f"{name}_ci_high"] < 0) | (frame[f"{name}_ci_low"] > 0))
+                .pivot_table(index="_row", columns="_col", values="_s", aggfunc="first")
+                .reindex(index=row_names, columns=col_names)
+            )
             for i, j in np.ndindex(table.shape):
                 value = table.iat[i, j]
                 if np.isfinite(value):
                     star = "*" if sig.iat[i, j] is True or sig.iat[i, j] == 1 else ""
-                    ax.text(j, i, f"{value:+.3f}{star}", ha="center", va="center", fontsize=6,
-                            color="white" if abs(value) > 0.6 * limit else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{value:+.3f}{star}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if abs(value) > 0.6 * limit else "black",
+                    )
     save(fig, out_dir, "diff_heatmap")
 
 
@@ -250,8 +298,16 @@ def plot_throughput(seeds: pd.DataFrame, out_dir: str) -> None:
         x = params_axis(ax, seeds["params_total_mean"])
         for arch in archs_of(seeds):
             mine = seeds[seeds["arch"] == arch]
-            ax.errorbar(x(mine["params_total_mean"]), mine["tokens_per_s_mean"], yerr=mine["tokens_per_s_std"].fillna(0),
-                        fmt="o", color=color(arch), label=display(arch), capsize=2, ms=4)
+            ax.errorbar(
+                x(mine["params_total_mean"]),
+                mine["tokens_per_s_mean"],
+                yerr=mine["tokens_per_s_std"].fillna(0),
+                fmt="o",
+                color=color(arch),
+                label=display(arch),
+                capsize=2,
+                ms=4,
+            )
         ax.set(ylabel="training tokens / s")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
@@ -262,8 +318,10 @@ def plot_emissions(grid: pd.DataFrame, out_dir: str) -> None:
     """CO2-equivalent emissions and energy of every training run (one dot each), per architecture."""
     runs = grid[grid["status"] == "ok"] if "status" in grid else grid
     fig, panels = plt.subplots(1, 2, figsize=(8, 3.8))
-    for ax, column, label in ((panels[0], "emissions_kg", "emissions (kg CO₂eq)"),
-                              (panels[1], "energy_kwh", "energy (kWh)")):
+    for ax, column, label in (
+        (panels[0], "emissions_kg", "emissions (kg CO₂eq)"),
+        (panels[1], "energy_kwh", "energy (kWh)"),
+    ):
         values = pd.to_numeric(runs.get(column, pd.Series(dtype=float)), errors="coerce")
         if values.dropna().empty:
             _note(ax, f"no {column}: emissions tracking was off or failed")
@@ -273,14 +331,23 @@ def plot_emissions(grid: pd.DataFrame, out_dir: str) -> None:
         for i, arch in enumerate(archs):
             mine = values[runs["arch"] == arch].dropna()
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(mine)), mine, color=color(arch), s=14)
-        ax.set_xticks(range(len(archs)), [f"{display(a)}\nΣ {values[runs['arch'] == a].sum():.3g}" for a in archs], fontsize=8)
+        ax.set_xticks(
+            range(len(archs)), [f"{display(a)}\nΣ {values[runs['arch'] == a].sum():.3g}" for a in archs], fontsize=8
+        )
         ax.set(ylabel=label)
         ax.grid(alpha=0.3, axis="y")
     save(fig, out_dir, "emissions")
 
 
-def plot_all(grid_csv: str, seeds_csv: str, comparison_csv: str, out_dir: str, curves_dir: str,
-             axes: list[str], baseline: str = "retnet") -> None:
+def plot_all(
+    grid_csv: str,
+    seeds_csv: str,
+    comparison_csv: str,
+    out_dir: str,
+    curves_dir: str,
+    axes: list[str],
+    baseline: str = "retnet",
+) -> None:
     """Every figure of the report except latency (which needs the evaluation stage). `axes`: the grid's
     searched keys; `baseline`: the architecture the others are compared against."""
     grid, seeds, comparison = pd.read_csv(grid_csv), pd.read_csv(seeds_csv), pd.read_csv(comparison_csv)

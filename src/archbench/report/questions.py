@@ -79,13 +79,22 @@ def runs_frame(metrics_paths) -> pd.DataFrame:
     for run, m in _load(metrics_paths):
         hp = m.get("hparams", {})
         n = m.get("params_non_embedding")
-        rows.append({**run, "test_loss": m.get("test_loss"), "params": n, "size_key": n,
-                     "tokens": m.get("tokens_seen"),
-                     "flops": scaling.flops_per_token(run["arch"], n, hp) * m.get("tokens_seen", 0)
-                     if n and {"layers", "embed_dim", "seq_len"} <= set(hp) else None,
-                     "embed_dim": hp.get("embed_dim")})
-    return pd.DataFrame(rows, columns=["arch", "point", "seed", "test_loss", "params", "size_key", "tokens", "flops",
-                                       "embed_dim"])
+        rows.append(
+            {
+                **run,
+                "test_loss": m.get("test_loss"),
+                "params": n,
+                "size_key": n,
+                "tokens": m.get("tokens_seen"),
+                "flops": scaling.flops_per_token(run["arch"], n, hp) * m.get("tokens_seen", 0)
+                if n and {"layers", "embed_dim", "seq_len"} <= set(hp)
+                else None,
+                "embed_dim": hp.get("embed_dim"),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["arch", "point", "seed", "test_loss", "params", "size_key", "tokens", "flops", "embed_dim"]
+    )
 
 
 def best_points(runs: pd.DataFrame) -> dict[str, str]:
@@ -109,22 +118,39 @@ def _fmt_n(n: float) -> str:
 
 # ----------------------------------------------------------------------------- 1. length
 
+
 def length_answer(paths, best: dict, png: str, csv: str, headline_k: int = 4) -> dict:
     data = _load(paths)
     rows = []
     for run, d in data:
         for e in d["entries"]:
-            rows.append({**run, "multiplier": e["multiplier"], "context": e["context"],
-                         "mean_loss": e.get("mean_loss"), "tail_loss": e.get("tail_loss"), "skipped": e.get("skipped")})
-    table = pd.DataFrame(rows, columns=["arch", "point", "seed", "multiplier", "context", "mean_loss", "tail_loss",
-                                        "skipped"])
+            rows.append(
+                {
+                    **run,
+                    "multiplier": e["multiplier"],
+                    "context": e["context"],
+                    "mean_loss": e.get("mean_loss"),
+                    "tail_loss": e.get("tail_loss"),
+                    "skipped": e.get("skipped"),
+                }
+            )
+    table = pd.DataFrame(
+        rows, columns=["arch", "point", "seed", "multiplier", "context", "mean_loss", "tail_loss", "skipped"]
+    )
     if table.empty:
         _write_csv(table, csv)
         _empty(png, "no length.json: enable length.enabled")
         return {"sentence": "Length extrapolation was not measured (length.enabled is false)."}
-    per = (table.groupby(["arch", "point", "multiplier", "context"], sort=False, dropna=False)
-           .agg(mean_loss=("mean_loss", "mean"), tail_loss=("tail_loss", "mean"), n_seeds=("seed", "nunique"),
-                skipped=("skipped", "first")).reset_index())
+    per = (
+        table.groupby(["arch", "point", "multiplier", "context"], sort=False, dropna=False)
+        .agg(
+            mean_loss=("mean_loss", "mean"),
+            tail_loss=("tail_loss", "mean"),
+            n_seeds=("seed", "nunique"),
+            skipped=("skipped", "first"),
+        )
+        .reset_index()
+    )
     base = per[per["multiplier"] == per["multiplier"].min()].set_index(["arch", "point"])["mean_loss"]
     per["ratio_to_1x"] = [r.mean_loss / base.get((r.arch, r.point), np.nan) for r in per.itertuples()]
     _write_csv(per, csv)
@@ -145,9 +171,12 @@ def length_answer(paths, best: dict, png: str, csv: str, headline_k: int = 4) ->
         y = np.exp(np.mean([[b["loss"] for b in bs] for bs in buckets], axis=0))
         ax.plot(x, y, "o-", color=col, label=f"{name} ({longest}x)")
         rows_a = per[(per["arch"] == arch) & (per["point"] == point)].set_index("multiplier")
-        f = {"point": point, "seq_len": mine[0]["seq_len"],
-             "loss": {int(k): (None if pd.isna(v) else float(v)) for k, v in rows_a["mean_loss"].items()},
-             "skipped": {int(k): v for k, v in rows_a["skipped"].items() if isinstance(v, str)}}
+        f = {
+            "point": point,
+            "seq_len": mine[0]["seq_len"],
+            "loss": {int(k): (None if pd.isna(v) else float(v)) for k, v in rows_a["mean_loss"].items()},
+            "skipped": {int(k): v for k, v in rows_a["skipped"].items() if isinstance(v, str)},
+        }
         facts[arch] = f
         k = headline_k if headline_k in f["loss"] else longest
         one = f["loss"].get(int(per["multiplier"].min()))
@@ -164,39 +193,74 @@ def length_answer(paths, best: dict, png: str, csv: str, headline_k: int = 4) ->
     ax.set_title("Length extrapolation (dashed: training length)")
     ax.legend()
     _save(fig, png)
-    sentence = ("Length extrapolation (test loss over the whole context at k x the training length vs 1x): "
-                + "; ".join(parts) + ".") if parts else "Length extrapolation: no architecture read past 1x."
+    sentence = (
+        (
+            "Length extrapolation (test loss over the whole context at k x the training length vs 1x): "
+            + "; ".join(parts)
+            + "."
+        )
+        if parts
+        else "Length extrapolation: no architecture read past 1x."
+    )
     return {"archs": facts, "sentence": sentence}
 
 
 # ----------------------------------------------------------------------------- 2. scaling
 
+
 def scaling_answer(runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e12) -> dict:
     ok = runs.dropna(subset=["test_loss", "params"])
-    fits = {x: scaling.scaling_fits(ok.dropna(subset=[x]).to_dict("records"), x=x, max_params=max_params)
-            for x in ("params", "flops")} if not ok.empty else {}
+    fits = (
+        {
+            x: scaling.scaling_fits(ok.dropna(subset=[x]).to_dict("records"), x=x, max_params=max_params)
+            for x in ("params", "flops")
+        }
+        if not ok.empty
+        else {}
+    )
     rows = []
     for x, out in fits.items():
         for arch, f in out["fits"].items():
             iv = f.get("interval", {})
-            rows.append({"x": x, "arch": arch, "n_sizes": len(f["sizes"]), "n_seeds": f["n_seeds"],
-                         **{k: f.get(k) for k in ("E", "A", "alpha")},
-                         **{f"{k}_{s}": (iv.get(k) or [None, None])[i] for k in ("E", "A", "alpha")
-                            for i, s in enumerate(("low", "high"))}, "error": f.get("error")})
+            rows.append(
+                {
+                    "x": x,
+                    "arch": arch,
+                    "n_sizes": len(f["sizes"]),
+                    "n_seeds": f["n_seeds"],
+                    **{k: f.get(k) for k in ("E", "A", "alpha")},
+                    **{
+                        f"{k}_{s}": (iv.get(k) or [None, None])[i]
+                        for k in ("E", "A", "alpha")
+                        for i, s in enumerate(("low", "high"))
+                    },
+                    "error": f.get("error"),
+                }
+            )
         for c in out["crossovers"]:
-            rows.append({"x": x, "arch": f"{c['a']}|{c['b']}", "crossover": c["crossover"],
-                         "crossover_low": (c.get("interval") or [None, None])[0],
-                         "crossover_high": (c.get("interval") or [None, None])[1],
-                         "range_low": c["range"][0], "range_high": c["range"][1]})
+            rows.append(
+                {
+                    "x": x,
+                    "arch": f"{c['a']}|{c['b']}",
+                    "crossover": c["crossover"],
+                    "crossover_low": (c.get("interval") or [None, None])[0],
+                    "crossover_high": (c.get("interval") or [None, None])[1],
+                    "range_low": c["range"][0],
+                    "range_high": c["range"][1],
+                }
+            )
     _write_csv(pd.DataFrame(rows), csv)
 
     fitted = {a: f for a, f in fits.get("params", {}).get("fits", {}).items() if "alpha" in f}
     if not fitted:
         sizes = ok.groupby("arch")["size_key"].nunique().to_dict() if not ok.empty else {}
         _empty(png, "a scaling fit needs >= 3 model sizes per architecture (config/presets/scaling.yaml)")
-        return {"fits": {}, "sentence": "Scaling: no fit — it needs >= 3 model sizes per architecture, this run has "
-                + (", ".join(f"{_style(a)[1]} {n}" for a, n in sizes.items()) or "none")
-                + " (run config/presets/scaling.yaml)."}
+        return {
+            "fits": {},
+            "sentence": "Scaling: no fit — it needs >= 3 model sizes per architecture, this run has "
+            + (", ".join(f"{_style(a)[1]} {n}" for a, n in sizes.items()) or "none")
+            + " (run config/presets/scaling.yaml).",
+        }
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, x in zip(axes, ("params", "flops")):
         for arch, f in fits[x]["fits"].items():
@@ -204,8 +268,13 @@ def scaling_answer(runs: pd.DataFrame, png: str, csv: str, max_params: float = 1
             ax.plot(f["sizes"], f["loss"], "o", color=col)
             if "alpha" in f:
                 grid = np.logspace(np.log10(min(f["sizes"])), np.log10(max(f["sizes"])), 100)
-                ax.plot(grid, scaling.power_law(grid, f["E"], f["A"], f["alpha"]), "-", color=col,
-                        label=f"{name}: E={f['E']:.2f}, α={f['alpha']:.2f}")
+                ax.plot(
+                    grid,
+                    scaling.power_law(grid, f["E"], f["A"], f["alpha"]),
+                    "-",
+                    color=col,
+                    label=f"{name}: E={f['E']:.2f}, α={f['alpha']:.2f}",
+                )
         ax.set_xscale("log")
         ax.set_xlabel("non-embedding parameters" if x == "params" else "training FLOPs")
         ax.set_ylabel("test loss (nats/token)")
@@ -216,8 +285,11 @@ def scaling_answer(runs: pd.DataFrame, png: str, csv: str, max_params: float = 1
     parts = []
     for arch, f in fitted.items():
         iv = f.get("interval", {}).get("alpha")
-        parts.append(f"{_style(arch)[1]} α = {f['alpha']:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
-                     + f" ({len(f['sizes'])} sizes, {f['n_seeds']} seed(s))")
+        parts.append(
+            f"{_style(arch)[1]} α = {f['alpha']:.3f}"
+            + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
+            + f" ({len(f['sizes'])} sizes, {f['n_seeds']} seed(s))"
+        )
     cross = []
     for c in fits["params"]["crossovers"]:
         a, b = _style(c["a"])[1], _style(c["b"])[1]
@@ -226,15 +298,21 @@ def scaling_answer(runs: pd.DataFrame, png: str, csv: str, max_params: float = 1
             cross.append(f"{a} and {b}: no crossover predicted in {where}")
         else:
             iv = c.get("interval")
-            cross.append(f"{a} and {b} are predicted to cross at N ≈ {_fmt_n(c['crossover'])}"
-                         + (f" (95% bootstrap interval {_fmt_n(iv[0])}–{_fmt_n(iv[1])}, "
-                            f"{c['bootstrap_fraction_crossing']:.0%} of refits cross)" if iv else
-                            " (no interval: fewer than 3 seeds)"))
+            cross.append(
+                f"{a} and {b} are predicted to cross at N ≈ {_fmt_n(c['crossover'])}"
+                + (
+                    f" (95% bootstrap interval {_fmt_n(iv[0])}–{_fmt_n(iv[1])}, "
+                    f"{c['bootstrap_fraction_crossing']:.0%} of refits cross)"
+                    if iv
+                    else " (no interval: fewer than 3 seeds)"
+                )
+            )
     sentence = "Scaling: " + "; ".join(parts) + (". " + "; ".join(cross) + "." if cross else ".")
     return {"fits": fits, "sentence": sentence}
 
 
 # ----------------------------------------------------------------------------- 3. recall
+
 
 def recall_answer(paths, runs: pd.DataFrame, png: str, csv: str) -> dict:
     rows = []
@@ -246,10 +324,15 @@ def recall_answer(paths, runs: pd.DataFrame, png: str, csv: str) -> dict:
     if table.empty:
         _write_csv(table, csv)
         _empty(png, "no recall.json: set data.source: mqar (config/presets/mqar.yaml)")
-        return {"sentence": "Associative recall was not measured (it needs data.source: mqar, see "
-                            "config/presets/mqar.yaml)."}
-    per = (table.groupby(["arch", "embed_dim", "point", "pairs"], sort=False, dropna=False)
-           .agg(accuracy=("accuracy", "mean"), chance=("chance", "first"), n_seeds=("seed", "nunique")).reset_index())
+        return {
+            "sentence": "Associative recall was not measured (it needs data.source: mqar, see "
+            "config/presets/mqar.yaml)."
+        }
+    per = (
+        table.groupby(["arch", "embed_dim", "point", "pairs"], sort=False, dropna=False)
+        .agg(accuracy=("accuracy", "mean"), chance=("chance", "first"), n_seeds=("seed", "nunique"))
+        .reset_index()
+    )
     _write_csv(per, csv)
     # best point (learning rate) per arch x width, by mean accuracy over pair counts
     score = per.groupby(["arch", "embed_dim", "point"], dropna=False)["accuracy"].mean().reset_index()
@@ -260,8 +343,13 @@ def recall_answer(paths, runs: pd.DataFrame, png: str, csv: str) -> dict:
     for r in best.itertuples():
         col, name = _style(r.arch)
         line = per[(per["arch"] == r.arch) & (per["point"] == r.point)].sort_values("pairs")
-        ax.plot(line["pairs"], line["accuracy"], "o" + styles.get(r.embed_dim, "-"), color=col,
-                label=f"{name} d={r.embed_dim}")
+        ax.plot(
+            line["pairs"],
+            line["accuracy"],
+            "o" + styles.get(r.embed_dim, "-"),
+            color=col,
+            label=f"{name} d={r.embed_dim}",
+        )
     ax.axhline(per["chance"].iloc[0], color="k", lw=0.8, ls=":", label="chance")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("key-value pairs")
@@ -272,51 +360,82 @@ def recall_answer(paths, runs: pd.DataFrame, png: str, csv: str) -> dict:
     _save(fig, png)
     top = int(per["pairs"].max())
     at_top = per[per["pairs"] == top]
-    facts = {a: {"accuracy": float(g["accuracy"].max()), "embed_dim": g.loc[g["accuracy"].idxmax(), "embed_dim"]}
-             for a, g in at_top.groupby("arch", sort=False)}
+    facts = {
+        a: {"accuracy": float(g["accuracy"].max()), "embed_dim": g.loc[g["accuracy"].idxmax(), "embed_dim"]}
+        for a, g in at_top.groupby("arch", sort=False)
+    }
     parts = [f"{_style(a)[1]} {f['accuracy']:.1%} (d={f['embed_dim']})" for a, f in facts.items()]
-    sentence = (f"Associative recall at {top} key-value pairs (best width and learning rate, chance "
-                f"{per['chance'].iloc[0]:.1%}): " + "; ".join(parts) + ".")
+    sentence = (
+        f"Associative recall at {top} key-value pairs (best width and learning rate, chance "
+        f"{per['chance'].iloc[0]:.1%}): " + "; ".join(parts) + "."
+    )
     return {"pairs": top, "archs": facts, "sentence": sentence}
 
 
 # ----------------------------------------------------------------------------- 4. throughput vs batch
 
+
 def throughput_answer(paths, best: dict, png: str, csv: str) -> dict:
     rows = []
     for run, d in _load(paths):
         for r in d["rows"]:
-            rows.append({**run, "context": d["context"], "batch_size": r["batch_size"], "mode": r["mode"],
-                         "tokens_per_s": r.get("tokens_per_s"), "decode_ms": r.get("decode_ms_median"),
-                         "state_bytes": r.get("state_bytes"), "peak_rss_bytes": r.get("peak_rss_bytes"),
-                         "peak_cuda_bytes": r.get("peak_cuda_bytes"), "skipped": r.get("skipped")})
+            rows.append(
+                {
+                    **run,
+                    "context": d["context"],
+                    "batch_size": r["batch_size"],
+                    "mode": r["mode"],
+                    "tokens_per_s": r.get("tokens_per_s"),
+                    "decode_ms": r.get("decode_ms_median"),
+                    "state_bytes": r.get("state_bytes"),
+                    "peak_rss_bytes": r.get("peak_rss_bytes"),
+                    "peak_cuda_bytes": r.get("peak_cuda_bytes"),
+                    "skipped": r.get("skipped"),
+                }
+            )
     table = pd.DataFrame(rows)
     if table.empty:
         _write_csv(table, csv)
         _empty(png, "no throughput.json: set latency.batch_sweep")
         return {"sentence": "Decode throughput vs batch was not measured (latency.batch_sweep is empty)."}
-    per = (table.groupby(["arch", "point", "context", "mode", "batch_size"], sort=False)
-           .agg(tokens_per_s=("tokens_per_s", "mean"), decode_ms=("decode_ms", "mean"),
-                state_bytes=("state_bytes", "mean"), peak_rss_bytes=("peak_rss_bytes", "mean"),
-                peak_cuda_bytes=("peak_cuda_bytes", "mean"), skipped=("skipped", "first")).reset_index())
+    per = (
+        table.groupby(["arch", "point", "context", "mode", "batch_size"], sort=False)
+        .agg(
+            tokens_per_s=("tokens_per_s", "mean"),
+            decode_ms=("decode_ms", "mean"),
+            state_bytes=("state_bytes", "mean"),
+            peak_rss_bytes=("peak_rss_bytes", "mean"),
+            peak_cuda_bytes=("peak_cuda_bytes", "mean"),
+            skipped=("skipped", "first"),
+        )
+        .reset_index()
+    )
     _write_csv(per, csv)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     facts, parts = {}, []
     for arch in dict.fromkeys(per["arch"]):
         point = best.get(arch) or per.loc[per["arch"] == arch, "point"].iloc[0]
-        line = per[(per["arch"] == arch) & (per["point"] == point)].dropna(subset=["tokens_per_s"]).sort_values("batch_size")
+        line = (
+            per[(per["arch"] == arch) & (per["point"] == point)]
+            .dropna(subset=["tokens_per_s"])
+            .sort_values("batch_size")
+        )
         if line.empty:
             continue
         col, name = _style(arch)
         ax1.plot(line["batch_size"], line["tokens_per_s"], "o-", color=col, label=name)
         ax2.plot(line["batch_size"], line["state_bytes"] / 2**20, "o-", color=col, label=name)
         lo, hi = line.iloc[0], line.iloc[-1]
-        facts[arch] = {"batch": [int(lo.batch_size), int(hi.batch_size)],
-                       "tokens_per_s": [float(lo.tokens_per_s), float(hi.tokens_per_s)],
-                       "state_bytes": [float(lo.state_bytes), float(hi.state_bytes)]}
-        parts.append(f"{name} {lo.tokens_per_s:,.0f} → {hi.tokens_per_s:,.0f} tokens/s "
-                     f"(×{hi.tokens_per_s / lo.tokens_per_s:.1f}), state {_fmt_bytes(lo.state_bytes)} → "
-                     f"{_fmt_bytes(hi.state_bytes)}")
+        facts[arch] = {
+            "batch": [int(lo.batch_size), int(hi.batch_size)],
+            "tokens_per_s": [float(lo.tokens_per_s), float(hi.tokens_per_s)],
+            "state_bytes": [float(lo.state_bytes), float(hi.state_bytes)],
+        }
+        parts.append(
+            f"{name} {lo.tokens_per_s:,.0f} → {hi.tokens_per_s:,.0f} tokens/s "
+            f"(×{hi.tokens_per_s / lo.tokens_per_s:.1f}), state {_fmt_bytes(lo.state_bytes)} → "
+            f"{_fmt_bytes(hi.state_bytes)}"
+        )
     context = int(per["context"].iloc[0])
     for ax, label in ((ax1, "decode tokens/s"), (ax2, "state / KV cache (MiB)")):
         ax.set_xscale("log", base=2)
@@ -328,15 +447,18 @@ def throughput_answer(paths, best: dict, png: str, csv: str) -> dict:
     fig.suptitle(f"Decoding at context {context} vs batch size (cf. RetNet paper Fig. 6)")
     _save(fig, png)
     batches = sorted(per["batch_size"].unique())
-    sentence = (f"Decode throughput from batch {batches[0]} to {batches[-1]} at context {context}: "
-                + "; ".join(parts) + ".")
+    sentence = (
+        f"Decode throughput from batch {batches[0]} to {batches[-1]} at context {context}: " + "; ".join(parts) + "."
+    )
     return {"context": context, "archs": facts, "sentence": sentence}
 
 
 # ----------------------------------------------------------------------------- all four
 
-def write_questions(metrics, length, throughput, recall, out: dict, max_params: float = 1e12,
-                    headline_multiplier: int = 4) -> dict:
+
+def write_questions(
+    metrics, length, throughput, recall, out: dict, max_params: float = 1e12, headline_multiplier: int = 4
+) -> dict:
     """Every figure / table named in ``out`` (keys: length, length_table, scaling, scaling_table, recall,
     recall_table, throughput, throughput_table, json) and ``questions.json``."""
     runs = runs_frame(metrics)

@@ -57,8 +57,7 @@ def fit_power_law(n, loss, start: dict | None = None) -> dict:
         starts = [(start["E"], start["A"] * scale ** -start["alpha"], start["alpha"])]
     for p0 in starts:
         try:
-            p, _ = curve_fit(power_law, x, loss, p0=p0, bounds=([0, 0, 1e-4], [np.inf, np.inf, 5.0]),
-                             maxfev=20000)
+            p, _ = curve_fit(power_law, x, loss, p0=p0, bounds=([0, 0, 1e-4], [np.inf, np.inf, 5.0]), maxfev=20000)
         except RuntimeError:
             continue
         sse = float(((power_law(x, *p) - loss) ** 2).sum())
@@ -67,14 +66,21 @@ def fit_power_law(n, loss, start: dict | None = None) -> dict:
     if best is None:
         raise ValueError("the power-law fit did not converge")
     (e, a_scaled, alpha), sse = best
-    return {"E": float(e), "A": float(a_scaled * scale ** alpha), "alpha": float(alpha), "sse": sse,
-            "n_points": int(len(n))}
+    return {
+        "E": float(e),
+        "A": float(a_scaled * scale**alpha),
+        "alpha": float(alpha),
+        "sse": sse,
+        "n_points": int(len(n)),
+    }
 
 
 def crossover(fit_a: dict, fit_b: dict, n_min: float, n_max: float, points: int = 2000) -> float | None:
     """Smallest N in [n_min, n_max] where the fitted curves a and b change order (None: they do not)."""
     grid = np.logspace(math.log10(n_min), math.log10(n_max), points)
-    diff = power_law(grid, fit_a["E"], fit_a["A"], fit_a["alpha"]) - power_law(grid, fit_b["E"], fit_b["A"], fit_b["alpha"])
+    diff = power_law(grid, fit_a["E"], fit_a["A"], fit_a["alpha"]) - power_law(
+        grid, fit_b["E"], fit_b["A"], fit_b["alpha"]
+    )
     sign = np.sign(diff)
     change = np.nonzero(sign[1:] * sign[:-1] < 0)[0]
     if not len(change):
@@ -109,6 +115,7 @@ def interval(values, level: float = 0.95) -> tuple[float, float] | None:
 
 # ----------------------------------------------------------------------------- FLOPs and budgets
 
+
 def flops_per_token(arch: str, params_non_embedding: float, hparams: dict) -> float:
     """Training FLOPs per token (formulas in the module docstring)."""
     n, layers, d, t = params_non_embedding, hparams["layers"], hparams["embed_dim"], hparams["seq_len"]
@@ -117,8 +124,9 @@ def flops_per_token(arch: str, params_non_embedding: float, hparams: dict) -> fl
         dv = hparams.get("value_embed_dim") or 2 * d
         context = span * (d + dv)
     elif arch == "longnet":
-        context = sum((min(w, t) + 1) / 2 * 2 * d / r
-                      for w, r in zip(hparams["segment_lengths"], hparams["dilated_ratios"]))
+        context = sum(
+            (min(w, t) + 1) / 2 * 2 * d / r for w, r in zip(hparams["segment_lengths"], hparams["dilated_ratios"])
+        )
     else:  # transformer and every other softmax-attention model
         context = span * 2 * d
     return 6 * n + 6 * layers * context
@@ -135,6 +143,7 @@ def budget_steps(settings: dict, params_non_embedding: int) -> int | None:
 
 # ----------------------------------------------------------------------------- the report
 
+
 def scaling_fits(runs: list[dict], x: str = "params", max_params: float = 1e12) -> dict:
     """Fit every architecture's runs; ``runs``: dicts with arch, seed, params (non-embedding),
     flops and test_loss. ``x`` = "params" or "flops". Returns {"fits": {arch: {...}}, "crossovers": [...]}.
@@ -150,10 +159,11 @@ def scaling_fits(runs: list[dict], x: str = "params", max_params: float = 1e12) 
     boots = {}
     for arch, rows in frame.groupby("arch", sort=False):
         # best configuration per size, by mean over seeds
-        per = rows.groupby(["size_key", "point"], sort=False).agg(loss=("test_loss", "mean"), x=(x, "mean")).reset_index()
+        per = (
+            rows.groupby(["size_key", "point"], sort=False).agg(loss=("test_loss", "mean"), x=(x, "mean")).reset_index()
+        )
         best = per.loc[per.groupby("size_key")["loss"].idxmin()].sort_values("x")
-        entry = {"sizes": best["x"].tolist(), "loss": best["loss"].tolist(),
-                 "n_seeds": int(rows["seed"].nunique())}
+        entry = {"sizes": best["x"].tolist(), "loss": best["loss"].tolist(), "n_seeds": int(rows["seed"].nunique())}
         if len(best) < 3:
             entry["error"] = f"{len(best)} size(s); a fit needs >= 3"
             out["fits"][arch] = entry
@@ -169,7 +179,7 @@ def scaling_fits(runs: list[dict], x: str = "params", max_params: float = 1e12) 
         out["fits"][arch] = entry
     fitted = [a for a, f in out["fits"].items() if "alpha" in f]
     for i, a in enumerate(fitted):
-        for b in fitted[i + 1:]:
+        for b in fitted[i + 1 :]:
             fa, fb = out["fits"][a], out["fits"][b]
             lo = min(min(fa["sizes"]), min(fb["sizes"]))
             hi = max_params if x == "params" else max_params * 1e12  # FLOPs: a generous upper end

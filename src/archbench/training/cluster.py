@@ -77,8 +77,11 @@ def trainer_plugins(settings: dict) -> list:
 
     if not SLURMEnvironment.detect():
         return []
-    if int(settings.get("num_nodes", 1)) == 1 and int(os.environ.get("SLURM_NTASKS", "1")) == 1 \
-            and _devices(settings) > 1:
+    if (
+        int(settings.get("num_nodes", 1)) == 1
+        and int(os.environ.get("SLURM_NTASKS", "1")) == 1
+        and _devices(settings) > 1
+    ):
         return [spawning_slurm_environment(auto_requeue=True, requeue_signal=REQUEUE_SIGNAL)]
     return [SLURMEnvironment(auto_requeue=True, requeue_signal=REQUEUE_SIGNAL)]
 
@@ -145,17 +148,28 @@ def resume_checkpoint(scratch_dir: str) -> str | None:
 def train_args(wildcards, input, output, threads, params) -> dict:
     """`train_run`'s keyword arguments for one train job (the only place they are assembled)."""
     return {
-        "arch": wildcards.arch, "seed": int(wildcards.seed), "settings": params.settings,
+        "arch": wildcards.arch,
+        "seed": int(wildcards.seed),
+        "settings": params.settings,
         "tokens": {s: input[s] for s in ("train", "validation", "test")},
-        "tokenizer_dir": os.path.dirname(input.tokenizer), "run_dir": os.path.dirname(output.metrics),
-        "scratch_dir": params.scratch, "emissions": params.emissions, "threads": threads,
+        "tokenizer_dir": os.path.dirname(input.tokenizer),
+        "run_dir": os.path.dirname(output.metrics),
+        "scratch_dir": params.scratch,
+        "emissions": params.emissions,
+        "threads": threads,
     }
 
 
 def launch_command(args: dict) -> list[str]:
     """Several nodes: `srun` starting one rank per device, each running this module's `main`."""
-    return ["srun", *srun_flags(args["settings"]).split(), sys.executable, "-m", "archbench.training.cluster",
-            json.dumps(args)]
+    return [
+        "srun",
+        *srun_flags(args["settings"]).split(),
+        sys.executable,
+        "-m",
+        "archbench.training.cluster",
+        json.dumps(args),
+    ]
 
 
 def stderr_to(log_path: str) -> None:
@@ -188,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m archbench.training.cluster ARGS_JSON`: one rank of a multi-node run (under srun)."""
     from archbench.training import train_run
 
-    args = (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
     if len(args) != 1:
         sys.exit("usage: python -m archbench.training.cluster '<train_run keyword arguments as JSON>'")
     train_run(**json.loads(args[0]))

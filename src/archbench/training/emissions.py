@@ -9,8 +9,9 @@ import os
 
 
 @contextlib.contextmanager
-def track_emissions(output_dir: str, enabled: bool = True, country_iso_code: str = "USA",
-                    project_name: str = "archbench"):
+def track_emissions(
+    output_dir: str, enabled: bool = True, country_iso_code: str = "USA", project_name: str = "archbench"
+):
     """Yield a dict that holds `emissions_kg`, `energy_kwh` and `duration_s` once the block ends.
 
     Writes `emissions.csv` in `output_dir`. A tracker that cannot start (no permission to read
@@ -24,8 +25,13 @@ def track_emissions(output_dir: str, enabled: bool = True, country_iso_code: str
 
             os.makedirs(output_dir, exist_ok=True)
             tracker = OfflineEmissionsTracker(
-                country_iso_code=country_iso_code, output_dir=output_dir, output_file="emissions.csv",
-                project_name=project_name, log_level="error", save_to_file=True, allow_multiple_runs=True,
+                country_iso_code=country_iso_code,
+                output_dir=output_dir,
+                output_file="emissions.csv",
+                project_name=project_name,
+                log_level="error",
+                save_to_file=True,
+                allow_multiple_runs=True,
             )
             tracker.start()
         except Exception as err:  # noqa: BLE001 - carbon tracking is best effort

@@ -64,8 +64,15 @@ class RankFailures(L.Callback):
         text = "".join(traceback.format_exception(err))
         sys.stderr.write(f"\n===== rank {rank} of {world} failed =====\n{text}===== end of rank {rank} =====\n")
         sys.stderr.flush()
-        write_json({"rank": rank, "time": time.time(), "traceback": text,
-                    "error": traceback.format_exception_only(err)[-1].strip()}, self.path(rank))
+        write_json(
+            {
+                "rank": rank,
+                "time": time.time(),
+                "traceback": text,
+                "error": traceback.format_exception_only(err)[-1].strip(),
+            },
+            self.path(rank),
+        )
 
     @contextlib.contextmanager
     def first_failure(self, trainer, wait_s: float = 10.0):
@@ -84,8 +91,10 @@ class RankFailures(L.Callback):
                 os._exit(1)  # quietly: our traceback is in the log already, the log ends with rank 0's
             first = self._first(trainer.world_size, wait_s)
             if first and first["rank"] != 0:
-                raise RankFailure(f"rank {first['rank']} of {trainer.world_size} failed first: {first['error']} "
-                                  f"(its traceback is above; rank 0 then failed with {type(err).__name__})") from err
+                raise RankFailure(
+                    f"rank {first['rank']} of {trainer.world_size} failed first: {first['error']} "
+                    f"(its traceback is above; rank 0 then failed with {type(err).__name__})"
+                ) from err
             raise
 
     def _first(self, world: int, wait_s: float) -> dict | None:

@@ -18,8 +18,16 @@ from archbench.models import build_model
 class CausalLMModule(L.LightningModule):
     """Wraps an archbench HF model. Batches are int64 windows [B, seq_len + 1]: x = w[:, :-1], y = w[:, 1:]."""
 
-    def __init__(self, arch: str, model_kwargs: dict, learning_rate: float, weight_decay: float = 0.0,
-                 betas=(0.9, 0.98), warmup_steps: int = 0, min_lr_ratio: float = 0.1):
+    def __init__(
+        self,
+        arch: str,
+        model_kwargs: dict,
+        learning_rate: float,
+        weight_decay: float = 0.0,
+        betas=(0.9, 0.98),
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.1,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(arch, **model_kwargs)
@@ -58,7 +66,8 @@ class CausalLMModule(L.LightningModule):
             (no_decay if p.ndim < 2 or "embed" in name else decay).append(p)
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=hp.learning_rate, betas=tuple(hp.betas),
+            lr=hp.learning_rate,
+            betas=tuple(hp.betas),
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(hp.warmup_steps, total)

@@ -85,7 +85,9 @@ class ResumeState(L.Callback):
             "train_time": self.train_time(),
             "rng": {
                 # plain Python types: Lightning reloads checkpoints with torch.load(weights_only=True)
-                "python": random.getstate(), "numpy": _plain(np.random.get_state()), "torch": torch.get_rng_state(),
+                "python": random.getstate(),
+                "numpy": _plain(np.random.get_state()),
+                "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             },
         }

@@ -40,6 +40,7 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     (default retnet) built from the same settings, so the comparison is at matched size (the grid's
     `ffn_dim` is the reference's).
     """
+
     def known(name: str) -> dict:
         fields = config_fields(name)
         kwargs = {k: v for k, v in settings.items() if k in fields and v is not None}
@@ -55,40 +56,74 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
 def build_module(arch: str, settings: dict, tokenizer) -> tuple[CausalLMModule, dict]:
     """The LightningModule and the model config it was built from (recorded in metrics.json)."""
     kwargs = model_kwargs(arch, settings, vocab_size=len(tokenizer))
-    kwargs.update(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                  eos_token_id=tokenizer.eos_token_id)
-    module = CausalLMModule(arch, kwargs, learning_rate=settings["learning_rate"],
-                            weight_decay=settings["weight_decay"], betas=settings["betas"],
-                            warmup_steps=settings["warmup_steps"])
+    kwargs.update(
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    module = CausalLMModule(
+        arch,
+        kwargs,
+        learning_rate=settings["learning_rate"],
+        weight_decay=settings["weight_decay"],
+        betas=settings["betas"],
+        warmup_steps=settings["warmup_steps"],
+    )
     return module, kwargs
 
 
 def build_loaders(tokens: dict, settings: dict, seed: int) -> dict:
     """train (shuffled, full batches only), validation and test loaders; each shards itself over ranks."""
+
     def loader(split, shuffle):
-        return make_dataloader(tokens[split], settings["seq_len"], settings["batch_size"], shuffle=shuffle,
-                               seed=seed, num_workers=settings["num_workers"], drop_last=shuffle)
+        return make_dataloader(
+            tokens[split],
+            settings["seq_len"],
+            settings["batch_size"],
+            shuffle=shuffle,
+            seed=seed,
+            num_workers=settings["num_workers"],
+            drop_last=shuffle,
+        )
+
     return {"train": loader("train", True), "validation": loader("validation", False), "test": loader("test", False)}
 
 
 def build_trainer(settings: dict, run_dir: str, scratch_dir: str, extra_callbacks: list) -> tuple[L.Trainer, dict]:
     """The Trainer and the callbacks the run reads back (`best` checkpoint, `early_stopping` or None)."""
-    best = ModelCheckpoint(dirpath=os.path.join(scratch_dir, "best"), filename="step{step}-val{val_loss:.4f}",
-                           monitor="val_loss", mode="min", save_top_k=settings["save_top_k"],
-                           auto_insert_metric_name=False)
+    best = ModelCheckpoint(
+        dirpath=os.path.join(scratch_dir, "best"),
+        filename="step{step}-val{val_loss:.4f}",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=settings["save_top_k"],
+        auto_insert_metric_name=False,
+    )
     minutes = settings.get("checkpoint_every_minutes")
     periodic = ModelCheckpoint(  # the resumable state: last.ckpt, rewritten every N steps or minutes
-        dirpath=scratch_dir, save_top_k=0, save_last=True,
+        dirpath=scratch_dir,
+        save_top_k=0,
+        save_last=True,
         every_n_train_steps=None if minutes else settings["checkpoint_every_n_steps"],
         train_time_interval=datetime.timedelta(minutes=minutes) if minutes else None,
     )
     stop = settings["early_stopping"]
-    early = EarlyStopping(monitor="val_loss", mode="min", patience=stop["patience"], min_delta=stop["min_delta"],
-                          check_on_train_epoch_end=False) if stop["enabled"] else None
+    early = (
+        EarlyStopping(
+            monitor="val_loss",
+            mode="min",
+            patience=stop["patience"],
+            min_delta=stop["min_delta"],
+            check_on_train_epoch_end=False,
+        )
+        if stop["enabled"]
+        else None
+    )
     max_steps, interval = settings.get("max_steps"), settings["val_check_interval"]
     trainer = L.Trainer(
-        accelerator=settings["accelerator"], devices=settings["devices"], num_nodes=settings["num_nodes"],
-        precision=settings["precision"], max_steps=max_steps or -1,
+        accelerator=settings["accelerator"],
+        devices=settings["devices"],
+        num_nodes=settings["num_nodes"],
+        precision=settings["precision"],
+        max_steps=max_steps or -1,
         max_epochs=settings.get("epochs") or (-1 if max_steps else 1),
         val_check_interval=interval,
         # An integer interval counts batches across epochs, so it may exceed one epoch's batches.
@@ -96,21 +131,26 @@ def build_trainer(settings: dict, run_dir: str, scratch_dir: str, extra_callback
         limit_val_batches=settings.get("limit_val_batches"),
         gradient_clip_val=settings.get("gradient_clip_val"),
         accumulate_grad_batches=settings["accumulate_grad_batches"],
-        log_every_n_steps=settings["log_every_n_steps"], num_sanity_val_steps=0,
-        callbacks=[best, periodic, *([early] if early else []), *extra_callbacks], enable_model_summary=False,
+        log_every_n_steps=settings["log_every_n_steps"],
+        num_sanity_val_steps=0,
+        callbacks=[best, periodic, *([early] if early else []), *extra_callbacks],
+        enable_model_summary=False,
         # Slurm: who launches the processes, requeue on SIGURG; checkpoints written atomically.
         plugins=[*trainer_plugins(settings), AtomicCheckpointIO()],
         # Our samplers deal the global order over the ranks themselves (exact resume at any world size).
         use_distributed_sampler=False,
-        logger=[TensorBoardLogger(run_dir, name="logs", version="tensorboard"),
-                CSVLogger(run_dir, name="logs", version="csv")],
+        logger=[
+            TensorBoardLogger(run_dir, name="logs", version="tensorboard"),
+            CSVLogger(run_dir, name="logs", version="csv"),
+        ],
         default_root_dir=scratch_dir,
     )
     return trainer, {"best": best, "early_stopping": early}
 
 
-def evaluate_best(trainer: L.Trainer, module: CausalLMModule, best: ModelCheckpoint,
-                  loaders: dict) -> tuple[float, float]:
+def evaluate_best(
+    trainer: L.Trainer, module: CausalLMModule, best: ModelCheckpoint, loaders: dict
+) -> tuple[float, float]:
     """Validation and test loss of the best checkpoint by val_loss (the final weights if no validation
     ran), so the numbers describe exactly the model that is exported."""
     if best.best_model_path and os.path.exists(best.best_model_path):  # a resumed, finished run may name a replaced one
@@ -127,9 +167,18 @@ def keep_log_history(csv_log: str, history: pd.DataFrame | None, resumed_from: i
         merged.to_csv(csv_log, index=False)
 
 
-def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir: str, run_dir: str,
-              scratch_dir: str, emissions: dict | None = None, threads: int | None = None,
-              callbacks: list | None = None) -> dict:
+def train_run(
+    arch: str,
+    seed: int,
+    settings: dict,
+    tokens: dict,
+    tokenizer_dir: str,
+    run_dir: str,
+    scratch_dir: str,
+    emissions: dict | None = None,
+    threads: int | None = None,
+    callbacks: list | None = None,
+) -> dict:
     """Train `arch` with `settings` (flat model + training keys, see config/schema.yaml) and write
     `run_dir/{model/, logs/, metrics.json, emissions.csv}`. Resumes from `scratch_dir/last.ckpt`.
     `tokens` maps train/validation/test to what `make_dataloader` reads (index.json, split dir, .bin)."""
@@ -159,8 +208,10 @@ def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir:
 
     # 3. fit, evaluate; a failing rank's traceback reaches the log whole, labelled with its rank
     em = emissions or {}
-    with failures.first_failure(trainer), \
-            track_emissions(run_dir, em.get("enabled", True), em.get("country_iso_code", "USA")) as carbon:
+    with (
+        failures.first_failure(trainer),
+        track_emissions(run_dir, em.get("enabled", True), em.get("country_iso_code", "USA")) as carbon,
+    ):
         start = time.perf_counter()
         trainer.fit(module, loaders["train"], loaders["validation"], ckpt_path=last)
         session_time = time.perf_counter() - start
@@ -180,23 +231,28 @@ def train_run(arch: str, seed: int, settings: dict, tokens: dict, tokenizer_dir:
     tokens_per_step = settings["batch_size"] * settings["accumulate_grad_batches"] * seq_len * world
     early, best = watch["early_stopping"], watch["best"]
     metrics = {
-        "arch": arch, "seed": seed,
+        "arch": arch,
+        "seed": seed,
         "hparams": {k: settings[k] for k in sorted(settings)},
         "model_config": kwargs,
         "params_total": count_parameters(module.model, include_embeddings=True),
         "params_non_embedding": count_parameters(module.model, include_embeddings=False),
-        "global_step": trainer.global_step, "resumed_from_step": resumed_from,
+        "global_step": trainer.global_step,
+        "resumed_from_step": resumed_from,
         "epochs_completed": trainer.current_epoch,
         "early_stopped": early is not None and early.stopping_reason != EarlyStoppingReason.NOT_STOPPED,
         "tokens_seen": trainer.global_step * tokens_per_step,  # at the current world size
         "train_time_s": resume.train_time(),  # summed over restarts
         "tokens_per_s": steps_here * tokens_per_step / session_time if session_time > 0 else None,
-        "val_loss": val_loss, "val_ppl": float(torch.tensor(val_loss).exp()),
+        "val_loss": val_loss,
+        "val_ppl": float(torch.tensor(val_loss).exp()),
         "best_val_loss": float(best.best_model_score) if best.best_model_score is not None else val_loss,
-        "test_loss": test_loss, "test_ppl": float(torch.tensor(test_loss).exp()),
+        "test_loss": test_loss,
+        "test_ppl": float(torch.tensor(test_loss).exp()),
         "uniform_loss": float(torch.tensor(float(len(tokenizer))).log()),
         "best_checkpoint": best.best_model_path or None,
-        "device": str(trainer.strategy.root_device), "world_size": world,
+        "device": str(trainer.strategy.root_device),
+        "world_size": world,
         "world_sizes": resume.world_sizes,  # at the first start, then at every resume
         "threads": torch.get_num_threads(),
         **carbon,
