@@ -127,17 +127,18 @@ STEPS = 300
 def test_the_data_stages_dispatch_to_mqar_and_pack_documents_into_aligned_windows(tmp_path):
     """download -> split -> train_tokenizer -> tokenize through the stage functions' issue-15 hooks: every
     document is seq_len tokens with its </s>, so training windows of seq_len start at a document."""
-    from archbench.data.sources import download
-    from archbench.data.split import split_corpus
+    from archbench.data.shards import plan_shards
+    from archbench.data.sources import download_shard
+    from archbench.data.split import split_shard
     from archbench.data.tokenize import tokenize_split
     from archbench.data.tokenizer import EOS_ID, train_tokenizer
 
     data = {"source": "mqar", "mqar": CFG}
-    download(data, str(tmp_path / "raw.parquet"))
-    splits = {s: str(tmp_path / "split" / s) for s in ("train", "validation", "test")}
-    split_corpus(
-        str(tmp_path / "raw.parquet"), splits, {"train": 0.8, "validation": 0.1, "test": 0.1}, shuffle=False, seed=0
-    )
+    (shard,) = plan_shards(data).values()  # one generated shard
+    download_shard(shard, data, str(tmp_path / "raw.parquet"), str(tmp_path / "raw.json"))
+    splits = {s: str(tmp_path / "split" / s / "00000-mqar.parquet") for s in ("train", "validation", "test")}
+    ratios = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    split_shard(str(tmp_path / "raw.parquet"), splits, ratios, shuffle=False, seed=0, total=CFG["documents"])
     stats = train_tokenizer(splits["train"], str(tmp_path / "tok"), vocab_size=4096, data=data)
     assert stats["word_level"] and stats["vocab_size"] == 69
     tokenize_split(splits["train"], str(tmp_path / "tok"), str(tmp_path / "train.bin"), str(tmp_path / "train.json"))
