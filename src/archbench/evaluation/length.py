@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from archbench.evaluation.common import EvalError, arch_of, load_model, torch_threads
+from archbench.evaluation.common import EvalError, arch_of, load_model, max_context, torch_threads
 from archbench.io import write_json
 
 
@@ -69,17 +69,14 @@ def geometric_buckets(context: int) -> list[tuple[int, int]]:
 
 def refuses(model, context: int) -> str | None:
     """Why the model cannot read ``context`` tokens at all (None: it can)."""
-    if getattr(model.config, "position", None) == "learned" and context > model.config.max_seq_len:
-        return (
-            f"learned positions end at max_seq_len={model.config.max_seq_len}; "
-            f"context {context} has no position embedding"
-        )
+    if getattr(model.config, "position", None) == "learned" and context > max_context(model):
+        return f"learned positions end at max_seq_len={max_context(model)}; context {context} has no position embedding"
     return None
 
 
 def _mode(model, context: int) -> tuple[str, dict]:
     if arch_of(model) == "retnet":
-        if context > model.config.max_seq_len:
+        if context > max_context(model):
             return "chunkwise", {"retention_mode": "chunkwise"}
         return "parallel", {"retention_mode": "parallel"}
     return "full", {}
@@ -141,7 +138,7 @@ def run_length(
     """Loss per position bucket at k x the training length for every k (schema above)."""
     model, _, dev = load_model(model_dir, device)
     shards = token_arrays(tokens)
-    seq_len = int(model.config.max_seq_len)
+    seq_len = max_context(model)
     entries = []
     with torch_threads(threads):
         for k in sorted(set(multipliers)):

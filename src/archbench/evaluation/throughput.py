@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from archbench.evaluation.common import arch_of, load_model, torch_threads
+from archbench.evaluation.common import arch_of, load_model, max_context, torch_threads
 from archbench.evaluation.latency import measure
 from archbench.io import write_json
 from archbench.models.registry import get_arch
@@ -53,7 +53,7 @@ def run_throughput(
         "device": str(dev),
         "threads": used,
         "params": sum(p.numel() for p in model.parameters()),
-        "max_seq_len": int(model.config.max_seq_len),
+        "max_seq_len": max_context(model),
         "rows": rows,
     }
     if out_json:
