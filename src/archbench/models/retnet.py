@@ -409,7 +409,7 @@ class RelPos(ts_retnet.RetNetRelPos):
         return out
 
 
-RECOMPUTE_MIN_ELEMENTS = 1 << 17  # e.g. 2048 tokens x width 64
+RECOMPUTE_MIN_ELEMENTS = 1 << 17  # per sequence, e.g. 2048 tokens x width 64
 
 
 def _recompute(fn, *args):
@@ -418,8 +418,9 @@ def _recompute(fn, *args):
     For cheap element-wise blocks (RMSNorm, the GLU's activation x gate, group norm + gate +
     out_proj) whose intermediates autograd would otherwise keep: fused kernels (LayerNorm, flash
     attention) keep that little in the Transformer, torchscale's Python RMSNorm / GLU do not.
-    Short inputs skip it: their activations are small and the recomputation cost ~10% at 512 tokens."""
-    if torch.is_grad_enabled() and args[0].numel() >= RECOMPUTE_MIN_ELEMENTS:
+    Short sequences skip it (counted per sequence, so a large batch of short windows does not switch it on):
+    their activations are small and the recomputation costs ~10% of a step."""
+    if torch.is_grad_enabled() and args[0][0].numel() >= RECOMPUTE_MIN_ELEMENTS:
         return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False)
     return fn(*args)
 
