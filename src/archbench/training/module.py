@@ -10,9 +10,9 @@ import math
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from archbench.models import build_model
+from archbench.models.common import lm_loss
 
 
 class CausalLMModule(L.LightningModule):
@@ -37,9 +37,7 @@ class CausalLMModule(L.LightningModule):
 
     def _loss(self, batch: torch.Tensor) -> torch.Tensor:
         x, y = batch[:, :-1], batch[:, 1:]
-        logits = self(x)
-        # fp32 cross-entropy: under bf16 autocast the log-softmax over a large vocabulary loses precision.
-        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+        return lm_loss(self(x), y)
 
     def training_step(self, batch, batch_idx):
         loss = self._loss(batch)
