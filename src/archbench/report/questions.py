@@ -32,6 +32,8 @@ QUESTIONS = ("length", "scaling", "recall", "throughput")
 
 
 def run_of(path: str) -> dict:
+    """The run a file belongs to, as a join key between a run's metrics.json and its evaluation files
+    (``point`` is an opaque folder label); arch and seed of a run are then read from its metrics.json."""
     m = _RUN.search(os.fspath(path).replace(os.sep, "/"))
     if not m:
         raise ValueError(f"{path}: not a run file (expected .../runs|eval/<arch>/<point>/seed~<n>/<file>)")
@@ -79,6 +81,7 @@ def runs_frame(metrics_paths) -> pd.DataFrame:
     for run, m in _load(metrics_paths):
         hp = m.get("hparams", {})
         n = m.get("params_non_embedding")
+        run = {**run, "arch": m.get("arch", run["arch"]), "seed": int(m.get("seed", run["seed"]))}
         rows.append(
             {
                 **run,
