@@ -20,7 +20,17 @@ from workflow_helpers import SNAKEFILE, dry_run_counts, tiny_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))]
 
-LOCAL_RULES = {"all", "collect", "plots", "plot_latency", "summary"}
+
+def local_rules() -> set[str]:
+    """The rules named in the workflow's `localrules:` blocks (they run on the submitting node)."""
+    names = set()
+    for path in [SNAKEFILE, *sorted((SNAKEFILE.parent / "rules").glob("*.smk"))]:
+        for block in re.findall(r"^localrules:\n((?:[ \t]+\w+,.*\n)+)", path.read_text(), re.M):
+            names |= set(re.findall(r"^[ \t]+(\w+),", block, re.M))
+    return names
+
+
+LOCAL_RULES = local_rules()
 # One arch, one grid point, 10 steps on CPU with 2 processes (devices: 2), tiny evaluation.
 TINY = dict(
     archs=["retnet"],
