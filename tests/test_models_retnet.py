@@ -132,7 +132,7 @@ def test_automatic_plan_and_explicit_overrides():
     assert retention_plan(100, fixed) == ("parallel", 100)
     assert retention_plan(101, fixed) == ("chunkwise", 16)
     assert retention_plan(101, fixed, mode="parallel") == ("parallel", 101)
-    with pytest.raises(ValueError, match="chunk_size must be >= 1 or None"):
+    with pytest.raises(ValueError, match="chunk_size must be >= 1 or null"):
         build_model("retnet", chunk_size=0, **SMALL)
 
 

@@ -249,7 +249,7 @@ def test_summary_states_the_verdict_and_links_the_plots(written):
     assert "**transformer** has the lowest mean test loss at 1 of 2 grid points (0 decisively)" in text
     assert "17 of 18 runs complete" in text and "Missing runs (1)" in text
     assert "(plots/loss_vs_params.png)" in text and "(plots/curves)" in text
-    assert re.search(r"retnet − transformer test loss \(.*\): mean -0\.0750 nats/token", text)  # (-0.2 + 0.05) / 2
+    assert re.search(r"retnet − transformer test loss: mean -0\.0750 nats/token.*Compares: ", text)  # (-0.2 + 0.05) / 2
 
 
 def test_extra_json_files_are_flattened_generically(tmp_path):
