@@ -51,6 +51,42 @@ def test_answer_positions_are_exactly_the_queried_values(pairs):
         assert set(ids[rest].tolist()) <= {4}
 
 
+def test_answer_targets_mark_exactly_the_positions_before_the_answers():
+    """The training loss mask (data.mqar.loss: answers) is computed from the ids alone; it must pick
+    exactly the generator's answer positions (shifted by one: position t predicts token t + 1)."""
+    docs = [mqar.document(CFG, 5, i) for i in range(24)]
+    x = torch.from_numpy(np.stack([d[0] for d in docs]))
+    mask = mqar.answer_targets(x, mqar.key_ids(CFG["vocab_size"]))
+    for row, (_, answers) in zip(mask, docs):
+        assert torch.nonzero(row).flatten().tolist() == (answers - 1).tolist()
+
+
+def test_mqar_runs_train_on_answers_unless_loss_all():
+    from archbench.config import run_settings
+    from archbench.training.module import CausalLMModule
+
+    config = _config()
+    config["data"]["source"] = "mqar"
+    point = {"learning_rate": 1.0e-3, "embed_dim": 32, "ffn_dim": 64, "heads": 2, "seq_len": 40}
+    assert run_settings(config, point)["answer_keys"] == [5, 37]
+    config["data"]["mqar"]["loss"] = "all"
+    assert "answer_keys" not in run_settings(config, point)
+
+    # the module's loss over a batch equals cross-entropy over the answer positions alone
+    kwargs = dict(vocab_size=5 + 64, embed_dim=32, ffn_dim=64, heads=2, layers=1, max_seq_len=40)
+    torch.manual_seed(0)
+    module = CausalLMModule("transformer", kwargs, 1.0e-3, answer_keys=[5, 37])
+    docs = [mqar.document(CFG, 5, i) for i in range(4)]
+    batch = torch.from_numpy(np.stack([np.append(d[0], 2) for d in docs]))  # + </s>: seq_len + 1 tokens
+    logits = module(batch[:, :-1])
+    picked = [(r, int(p) - 1) for r, (_, answers) in enumerate(docs) for p in answers]
+    direct = torch.stack([torch.nn.functional.cross_entropy(logits[r, t], batch[r, t + 1]) for r, t in picked])
+    assert module._loss(batch).item() == pytest.approx(direct.mean().item(), rel=1e-5)
+    plain = CausalLMModule("transformer", kwargs, 1.0e-3)
+    plain.load_state_dict(module.state_dict())
+    assert plain._loss(batch).item() != pytest.approx(module._loss(batch).item(), rel=1e-3)
+
+
 def test_download_and_word_level_tokenizer_reproduce_the_ids(tmp_path):
     from transformers import AutoTokenizer
 

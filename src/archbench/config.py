@@ -199,4 +199,10 @@ def grid_points(config: dict) -> list[dict]:
 def run_settings(config: dict, point: dict) -> dict:
     """Flat model + training settings of one grid point: fixed sections, then grid scalars, then the point."""
     fixed = {k: v for k, v in config["grid"].items() if not _is_axis(k, v)}
-    return {**config["model"], **config["training"], **fixed, **point}
+    settings = {**config["model"], **config["training"], **fixed, **point}
+    data = config.get("data") or {}
+    if data.get("source") == "mqar" and data["mqar"].get("loss", "answers") == "answers":
+        from archbench.data.mqar import key_ids
+
+        settings["answer_keys"] = key_ids(data["mqar"]["vocab_size"])  # loss on query answers only
+    return settings

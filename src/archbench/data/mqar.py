@@ -92,6 +92,24 @@ def eval_examples(cfg: dict, seed: int, pairs: int, n: int):
     return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
 
 
+def key_ids(vocab_size: int) -> list[int]:
+    """``[first, end)`` token ids of the key words (the training module's ``answer_keys``)."""
+    return [FIRST_WORD, FIRST_WORD + vocab_size // 2]
+
+
+def answer_targets(x, keys):
+    """Bool ``[B, T]``: the token after ``x[:, t]`` is a query's answer, i.e. ``x[:, t]`` is a key that
+    already occurred in ``x[:, :t]`` (its first occurrence is in the key-value section, whose value
+    cannot be predicted). Zoology trains on exactly these positions; with the loss over every position
+    the fillers and the unpredictable key-value section dominate and small models stay at chance."""
+    import torch
+
+    is_key = (x >= keys[0]) & (x < keys[1])
+    earlier = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril(-1)
+    seen = ((x[:, :, None] == x[:, None, :]) & earlier).any(-1)
+    return is_key & seen
+
+
 def to_text(ids, vocab: list[str]) -> str:
     return " ".join(vocab[i] for i in ids)
 

@@ -11,6 +11,7 @@ import math
 import lightning as L
 import torch
 
+from archbench.data.mqar import answer_targets
 from archbench.models import build_model
 from archbench.models.common import lm_loss
 
@@ -27,6 +28,7 @@ class CausalLMModule(L.LightningModule):
         betas=(0.9, 0.98),
         warmup_steps: int = 0,
         min_lr_ratio: float = 0.1,
+        answer_keys: list[int] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -37,6 +39,8 @@ class CausalLMModule(L.LightningModule):
 
     def _loss(self, batch: torch.Tensor) -> torch.Tensor:
         x, y = batch[:, :-1], batch[:, 1:]
+        if self.hparams.answer_keys:  # MQAR (data.mqar.loss: answers): only the queries' answers count
+            y = y.masked_fill(~answer_targets(x, self.hparams.answer_keys), -100)
         return lm_loss(self(x), y)
 
     def training_step(self, batch, batch_idx):
@@ -48,7 +52,7 @@ class CausalLMModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         loss = self._loss(batch)
         # Every window has seq_len targets, so the batch-size-weighted mean Lightning computes over
-        # the epoch is the exact per-token mean.
+        # the epoch is the exact per-token mean (with answer_keys, the mean over batches of answers).
         self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=batch.size(0), sync_dist=True)
 
     def test_step(self, batch, batch_idx):

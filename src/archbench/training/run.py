@@ -66,6 +66,7 @@ def build_module(arch: str, settings: dict, tokenizer) -> tuple[CausalLMModule, 
         weight_decay=settings["weight_decay"],
         betas=settings["betas"],
         warmup_steps=settings["warmup_steps"],
+        answer_keys=settings.get("answer_keys"),
     )
     return module, kwargs
 
