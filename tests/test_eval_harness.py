@@ -2,6 +2,7 @@
 
 import json
 import math
+import random
 
 import pytest
 import yaml
@@ -109,3 +110,25 @@ def test_continuations_longer_than_the_context_are_a_clear_error(setup, tmp_path
         run_harness(
             str(model), None, ["archbench_cloze"], task_dirs=[str(root / "tasks")], limit=2, device="cpu", threads=1
         )
+
+
+def test_short_documents_get_shorter_task_contexts(tmp_path):
+    """MQAR documents are 63 words: the offline tasks shorten their 64-word contexts to fit rather than
+    failing; only documents no longer than the continuation leave no items (a clear error)."""
+    import pandas as pd
+
+    split = tmp_path / "test"
+    split.mkdir()
+    rng = random.Random(0)
+    vocab = ["".join(rng.choice("abcdefghij") for _ in range(5)) for _ in range(150)]
+    docs = [" ".join(rng.choice(vocab) for _ in range(40)) for _ in range(20)]
+    pd.DataFrame({"text": docs}).to_parquet(split / "00000.parquet")
+    counts = build_tasks(str(split), str(tmp_path / "tasks"))
+    assert counts["archbench_ppl"] == 20 and counts["archbench_cloze"] == 20 and counts["archbench_lastword"] > 0
+    rows = [json.loads(line) for line in open(tmp_path / "tasks" / "archbench_cloze.jsonl")]
+    assert {len(r["context"].split()) for r in rows} == {32}  # 40 words - 8 continuation words
+    assert {len(c.split()) for r in rows for c in r["choices"]} == {8}
+
+    pd.DataFrame({"text": ["a b c", "d e f g"]}).to_parquet(split / "00000.parquet")
+    with pytest.raises(Exception, match="no archbench_cloze items could be made"):
+        build_tasks(str(split), str(tmp_path / "tasks2"))

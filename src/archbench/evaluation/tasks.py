@@ -161,6 +161,8 @@ def build_tasks(
             f"eval tasks need at least 2 (use a larger corpus or test fraction)"
         )
     words = [t.split() for t in texts]
+    # Corpora of short documents (MQAR's 63 words) get shorter contexts rather than no items.
+    context_words = max(1, min(context_words, max(map(len, words)) - choice_words))
     rng = random.Random(seed)
     rows = {
         "archbench_ppl": [{"text": t} for t in texts],
