@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on cluster nodes; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -279,6 +280,7 @@ def scaling_answer(runs: pd.DataFrame, png: str, csv: str, max_params: float = 1
                     label=f"{name}: E={f['E']:.2f}, α={f['alpha']:.2f}",
                 )
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # long labels overlap on a narrow range
         ax.set_xlabel("non-embedding parameters" if x == "params" else "training FLOPs")
         ax.set_ylabel("test loss (nats/token)")
         ax.legend(fontsize=8)
