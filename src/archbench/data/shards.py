@@ -350,10 +350,47 @@ def _jsonl_batches(shard: dict, column: str, raw) -> Iterator[tuple[list, int]]:
         yield docs, replaced
 
 
+def open_parquet(source) -> pq.ParquetFile:
+    """A parquet file to stream. pyarrow's default pre-buffering keeps every row group a reader has
+    read until it is closed, so streaming a 250 MB shard held all of it (peak RSS 314 vs 178 MB)."""
+    return pq.ParquetFile(source, pre_buffer=False)
+
+
+def parquet_files(source) -> list[str]:
+    """The parquet files of ``source`` (a file, a directory of ``*.parquet`` or a list), in sorted
+    (= corpus) order; a missing path is a DataError naming it."""
+    paths = sorted(map(str, source)) if isinstance(source, (list, tuple)) else [str(source)]
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            files += sorted(str(f) for f in Path(p).glob("*.parquet"))
+        elif os.path.exists(p):
+            files.append(p)
+        else:
+            raise DataError(f"split directory does not exist: {p}")
+    return files
+
+
+def text_batches(source, batch_size: int, column: str = "text") -> Iterator[pa.RecordBatch]:
+    """Record batches of ``column`` from every file of ``source`` (:func:`parquet_files`), read one at a
+    time. Not ``pyarrow.dataset``: its scanner reads ahead of a slow consumer without bound, so a
+    tokenize job's peak RSS grew with the shard (606 MB for a 250 MB shard, 916 MB for 450 MB)."""
+    for f in parquet_files(source):
+        pf = open_parquet(f)
+        if column not in pf.schema_arrow.names:
+            raise DataError(f"{f}: no column {column!r}; available columns: {pf.schema_arrow.names}")
+        yield from pf.iter_batches(columns=[column], batch_size=batch_size)
+
+
+def count_rows(source) -> int:
+    """Documents in every file of ``source``, from the footers."""
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in parquet_files(source))
+
+
 def _parquet_batches(shard: dict, column: str, raw) -> Iterator[tuple[list, int]]:
     where = _where(shard)
     try:
-        pf = pq.ParquetFile(raw)
+        pf = open_parquet(raw)
     except Exception as e:
         raise DataError(f"{where}: not a readable parquet file ({e})") from None
     names = pf.schema_arrow.names

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from archbench.data.shards import open_parquet
 from archbench.errors import ConfigError, DataError
 from archbench.io import atomic_file, write_json
 
@@ -130,7 +131,7 @@ def split_shard(
         "splits": {s: {"n_documents": 0, "n_chars": 0, "n_bytes": 0} for s in names},
     }
     try:
-        source = pq.ParquetFile(raw_parquet)
+        source = open_parquet(raw_parquet)
     except (OSError, pa.ArrowInvalid) as e:
         raise DataError(f"{raw_parquet}: not a readable parquet file ({e})") from None
     if "text" not in source.schema_arrow.names:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from archbench.data.shards import count_rows, text_batches
 from archbench.data.tokenizer import EOS_ID, tokenizer_hash
 from archbench.errors import DataError
 from archbench.io import atomic_file, write_json
@@ -126,7 +127,6 @@ def tokenize_split(
     """
     if num_workers:
         os.environ.setdefault("RAYON_NUM_THREADS", str(int(num_workers)))
-    import pyarrow.dataset as ds
     from tokenizers import Tokenizer
     from tqdm import tqdm
 
@@ -142,14 +142,11 @@ def tokenize_split(
     dtype = token_dtype(vocab_size)
     cache = PieceCache(tokenizer)
 
-    dataset = ds.dataset(str(split_dir), format="parquet")
-    if "text" not in dataset.schema.names:
-        raise DataError(f"{split_dir}: no column 'text'; available columns: {dataset.schema.names}")
     n_documents = n_tokens = n_chars = n_bytes = 0
     t0 = time.perf_counter()
     with atomic_file(out_bin) as tmp, open(tmp, "wb") as f:
-        bar = tqdm(total=dataset.count_rows(), desc=f"tokenize {Path(split_dir).name}", unit="doc", file=sys.stderr)
-        for record_batch in dataset.to_batches(columns=["text"], batch_size=batch_size):
+        bar = tqdm(total=count_rows(split_dir), desc=f"tokenize {Path(split_dir).name}", unit="doc", file=sys.stderr)
+        for record_batch in text_batches(split_dir, batch_size):
             batch = [t or "" for t in record_batch.column(0).to_pylist()]
             if not batch:
                 continue

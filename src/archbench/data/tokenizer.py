@@ -18,10 +18,10 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from archbench.data.shards import count_rows, open_parquet, parquet_files, text_batches
 from archbench.errors import ConfigError, DataError
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # order == ids 0..3
@@ -32,20 +32,8 @@ MIN_VOCAB = len(SPECIAL_TOKENS) + 256  # specials + the 256-byte base alphabet
 def iter_texts(split_dir, batch_size: int = 1000) -> Iterator[list[str]]:
     """Stream the ``text`` column of a parquet file, a directory of shards or a list of files, in
     batches of strings (files in sorted order: corpus order)."""
-    dataset = _dataset(split_dir)
-    for batch in dataset.to_batches(columns=["text"], batch_size=batch_size):
+    for batch in text_batches(split_dir, batch_size):
         yield [t for t in batch.column(0).to_pylist() if t]
-
-
-def _dataset(split_dir) -> ds.Dataset:
-    paths = sorted(map(str, split_dir)) if isinstance(split_dir, (list, tuple)) else str(split_dir)
-    for p in paths if isinstance(paths, list) else [paths]:
-        if not os.path.exists(p):
-            raise DataError(f"split directory does not exist: {p}")
-    dataset = ds.dataset(paths, format="parquet")
-    if "text" not in dataset.schema.names:
-        raise DataError(f"{split_dir}: no column 'text'; available columns: {dataset.schema.names}")
-    return dataset
 
 
 def _text_bytes(path: str) -> int:
@@ -64,7 +52,7 @@ def sample_texts(files: list[str], sample_bytes: int | None, batch_size: int = 1
     fraction = 1.0 if not sample_bytes or total <= sample_bytes else sample_bytes / total
     for f in files:
         budget, taken = fraction * sizes[f], 0
-        for batch in pq.ParquetFile(f).iter_batches(columns=["text"], batch_size=batch_size):
+        for batch in open_parquet(f).iter_batches(columns=["text"], batch_size=batch_size):
             texts = [t for t in batch.column(0).to_pylist() if t]
             if fraction < 1.0:
                 out = []
@@ -136,9 +124,12 @@ def train_tokenizer(
         isinstance(sample_bytes, bool) or not isinstance(sample_bytes, int) or sample_bytes < 1
     ):
         raise ConfigError(f"tokenizer.sample_bytes must be a positive integer, got {sample_bytes!r}")
-    dataset = _dataset(train_dir)
-    files = sorted(dataset.files)
-    n_docs = dataset.count_rows()
+    files = parquet_files(train_dir)
+    for f in files:
+        names = pq.ParquetFile(f).schema_arrow.names
+        if "text" not in names:
+            raise DataError(f"{f}: no column 'text'; available columns: {names}")
+    n_docs = count_rows(files)
     if n_docs == 0:
         raise DataError(f"{train_dir}: the train split is empty; cannot train a tokenizer")
     seen = {"n_documents": 0, "n_chars": 0}
