@@ -376,10 +376,15 @@ def text_batches(source, batch_size: int, column: str = "text") -> Iterator[pa.R
     time. Not ``pyarrow.dataset``: its scanner reads ahead of a slow consumer without bound, so a
     tokenize job's peak RSS grew with the shard (606 MB for a 250 MB shard, 916 MB for 450 MB)."""
     for f in parquet_files(source):
-        pf = open_parquet(f)
-        if column not in pf.schema_arrow.names:
-            raise DataError(f"{f}: no column {column!r}; available columns: {pf.schema_arrow.names}")
-        yield from pf.iter_batches(columns=[column], batch_size=batch_size)
+        yield from require_column(f, column).iter_batches(columns=[column], batch_size=batch_size)
+
+
+def require_column(path: str, column: str = "text") -> pq.ParquetFile:
+    """The parquet file ``path`` opened for streaming; a DataError naming it when ``column`` is missing."""
+    pf = open_parquet(path)
+    if column not in pf.schema_arrow.names:
+        raise DataError(f"{path}: no column {column!r}; available columns: {pf.schema_arrow.names}")
+    return pf
 
 
 def count_rows(source) -> int:

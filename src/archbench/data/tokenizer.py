@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from archbench.data.shards import count_rows, open_parquet, parquet_files, text_batches
+from archbench.data.shards import count_rows, open_parquet, parquet_files, require_column, text_batches
 from archbench.errors import ConfigError, DataError
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # order == ids 0..3
@@ -125,10 +125,8 @@ def train_tokenizer(
     ):
         raise ConfigError(f"tokenizer.sample_bytes must be a positive integer, got {sample_bytes!r}")
     files = parquet_files(train_dir)
-    for f in files:
-        names = pq.ParquetFile(f).schema_arrow.names
-        if "text" not in names:
-            raise DataError(f"{f}: no column 'text'; available columns: {names}")
+    for f in files:  # before any work: a shard without text fails here, naming the file
+        require_column(f)
     n_docs = count_rows(files)
     if n_docs == 0:
         raise DataError(f"{train_dir}: the train split is empty; cannot train a tokenizer")
