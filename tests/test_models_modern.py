@@ -149,10 +149,19 @@ def test_mamba2_state_bytes_are_constant_in_context_and_llama_cache_grows():
     mamba, llama = _model("mamba2"), _model("llama")
     assert (cached_mode(mamba), cached_mode(llama)) == ("recurrent", "kv_cache")
     state = {T: trial(mamba, torch.randint(3, 60, (1, T)), "recurrent", 2)[2] for T in (8, 64, 300)}
-    # per layer: conv window (64 + 2 x 16 channels x 4 taps) + SSM state (4 heads x 16 x 16), fp32
-    assert set(state.values()) == {2 * ((64 + 32) * 4 + 4 * 16 * 16) * 4}
+    # From the model's own config, not one library release's layout: per layer the convolution window
+    # (intermediate + 2 x groups x state channels x kernel taps) and the SSM state (heads x head dim x
+    # state size), in the parameters' dtype.
+    c, width = mamba.config, next(mamba.parameters()).element_size()
+    conv = (c.expand * c.hidden_size + 2 * c.n_groups * c.state_size) * c.conv_kernel
+    ssm = c.num_heads * c.head_dim * c.state_size
+    assert set(state.values()) == {c.num_hidden_layers * (conv + ssm) * width}
+    assert set(state.values()) == {2 * ((64 + 32) * 4 + 4 * 16 * 16) * 4}  # the test model's sizes, by hand
     kv = {T: trial(llama, torch.randint(3, 60, (1, T)), "kv_cache", 2)[2] for T in (8, 64)}
-    assert kv == {T: 2 * 2 * T * 32 * 4 for T in (8, 64)}  # layers x (k, v) x tokens x width x fp32
+    lc = llama.config
+    kv_width = lc.num_key_value_heads * (lc.hidden_size // lc.num_attention_heads)
+    assert kv == {T: lc.num_hidden_layers * 2 * T * kv_width * 4 for T in (8, 64)}  # layers x (k, v) x T x width x fp32
+    assert kv == {T: 2 * 2 * T * 32 * 4 for T in (8, 64)}
 
 
 SWEEP = [

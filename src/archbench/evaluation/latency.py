@@ -61,7 +61,8 @@ def cached_mode(model) -> str:
 def cache_nbytes(cache) -> int:
     """Bytes of decoding state held by ``cache``: archbench's ``DecodeCache`` counts its filled slots;
     a transformers cache (llama's KV ``DynamicCache``, Mamba-2's convolution + SSM states) counts the
-    tensors each layer holds."""
+    tensors each layer holds. Zero-dimensional tensors are the cache's bookkeeping (transformers 5.25
+    keeps a position counter per linear-attention layer), not decoding state, and are not counted."""
     if hasattr(cache, "nbytes"):
         return cache.nbytes()
 
@@ -77,6 +78,7 @@ def cache_nbytes(cache) -> int:
         for layer in getattr(cache, "layers", [])
         for value in vars(layer).values()
         for t in tensors(value)
+        if t.dim() > 0
     )
 
 
