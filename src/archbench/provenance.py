@@ -1,0 +1,180 @@
+"""Where a number came from: one provenance block for every result file, and the fingerprints that
+identify a run's inputs (settings, tokenizer, token data).
+
+Everything here is stdlib-only at import time (the Snakefile parse and the report jobs import it);
+library versions are read from the installed distributions' metadata, never by importing them.
+
+The fingerprints are also a run's identity for resuming: a checkpoint records them, and a rerun whose
+settings, tokenizer or data differ never continues the old state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+# Distributions whose versions a result depends on (distribution names, as pip knows them).
+PACKAGES = (
+    "torch",
+    "lightning",
+    "transformers",
+    "torchscale",
+    "tokenizers",
+    "lm_eval",
+    "snakemake",
+    "numpy",
+    "pyarrow",
+)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value) -> bytes:
+    """The byte form that hashes compare: sorted keys, no whitespace, non-JSON values as their str()."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def settings_hash(settings: dict) -> str:
+    """sha256 of a run's effective settings (model + training, as the train rule passes them)."""
+    return _sha256(canonical_json(settings))
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tokenizer_sha256(tokenizer_dir: str | os.PathLike) -> str | None:
+    """sha256 of the tokenizer's ``tokenizer.json`` (vocabulary, merges, special tokens); None if absent."""
+    path = Path(tokenizer_dir) / "tokenizer.json"
+    return file_sha256(path) if path.is_file() else None
+
+
+def data_fingerprint(*index_paths: str | os.PathLike) -> str | None:
+    """sha256 over the token-shard index files (each lists its split's shards with their token counts
+    and source hashes): changes whenever the token data a run reads changes. None if none exist."""
+    h, seen = hashlib.sha256(), False
+    for path in index_paths:
+        if path and Path(path).is_file():
+            h.update(Path(path).read_bytes())
+            seen = True
+    return h.hexdigest() if seen else None
+
+
+def git_state(repo: str | os.PathLike | None = None) -> dict:
+    """The workflow's git commit and whether the work tree had changes (both None outside a checkout)."""
+    repo = Path(repo) if repo else Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        return {"commit": commit, "dirty": bool(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_info(device=None) -> dict | None:
+    """Name, driver and CUDA version of the GPU a result was measured on; None when no CUDA device was
+    used. Imports torch only when a CUDA device is named (torch is then loaded anyway)."""
+    if device is None or "cuda" not in str(device):
+        return None
+    import torch
+
+    idx = torch.device(device).index or 0
+    driver = None
+    try:
+        driver = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader", f"--id={idx}"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"name": torch.cuda.get_device_name(idx), "driver": driver, "cuda": torch.version.cuda}
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def provenance_block(
+    *,
+    settings: dict | None = None,
+    tokenizer_dir: str | os.PathLike | None = None,
+    token_indexes: tuple | list = (),
+    device=None,
+    precision: str | None = None,
+    started: str | None = None,
+) -> dict:
+    """The one provenance block of a result file (metrics.json and every evaluation output)."""
+    from archbench import __version__
+
+    return {
+        "archbench": __version__,
+        "git": git_state(),
+        "versions": package_versions(),
+        "os": platform.platform(),
+        "cpu": cpu_model(),
+        "threads": _threads(),
+        "gpu": gpu_info(device),
+        "device": str(device) if device is not None else None,
+        "precision": precision,
+        "settings_hash": settings_hash(settings) if settings is not None else None,
+        "tokenizer_sha256": tokenizer_sha256(tokenizer_dir) if tokenizer_dir else None,
+        "data_fingerprint": data_fingerprint(*token_indexes),
+        "started": started,
+        "finished": now(),
+    }
+
+
+def _threads() -> int | None:
+    """Threads torch uses when torch is loaded (it is in every model-running job), else the usable CPUs."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
