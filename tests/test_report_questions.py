@@ -91,7 +91,7 @@ def _tree(root, seeds=(0,)):
                         },
                     )
                 )
-    return metrics, length, throughput, recall
+    return metrics, {"length": length, "throughput": throughput, "recall": recall}
 
 
 def _outputs(root):
@@ -160,7 +160,7 @@ def test_three_seeds_give_bootstrap_intervals_and_a_crossover_with_uncertainty(t
 
 def test_missing_questions_say_what_to_run(tmp_path):
     metrics = _tree(tmp_path)[0][:2]  # two sizes of one architecture, nothing else
-    result = write_questions(metrics, [], [], [], _outputs(tmp_path))
+    result = write_questions(metrics, {}, _outputs(tmp_path))
     assert result["length"]["sentence"] == "Length extrapolation was not measured (length.enabled is false)."
     assert result["scaling"]["sentence"].startswith(
         "Scaling: no fit — it needs >= 3 model sizes per architecture, this run has RetNet 2"

@@ -461,18 +461,19 @@ def throughput_answer(paths, best: dict, png: str, csv: str) -> dict:
 # ----------------------------------------------------------------------------- all four
 
 
-def write_questions(
-    metrics, length, throughput, recall, out: dict, max_params: float = 1e12, headline_multiplier: int = 4
-) -> dict:
+def write_questions(metrics, files: dict, out: dict, max_params: float = 1e12, headline_multiplier: int = 4) -> dict:
     """Every figure / table named in ``out`` (keys: length, length_table, scaling, scaling_table, recall,
-    recall_table, throughput, throughput_table, json) and ``questions.json``."""
+    recall_table, throughput, throughput_table, json) and ``questions.json``.
+
+    ``files`` maps an evaluation's name (``length``, ``throughput``, ``recall``) to its per-run output
+    files; an evaluation that did not run is absent or an empty list."""
     runs = runs_frame(metrics)
     best = best_points(runs)
     result = {
-        "length": length_answer(length, best, out["length"], out["length_table"], headline_multiplier),
+        "length": length_answer(files.get("length"), best, out["length"], out["length_table"], headline_multiplier),
         "scaling": scaling_answer(runs, out["scaling"], out["scaling_table"], max_params),
-        "recall": recall_answer(recall, runs, out["recall"], out["recall_table"]),
-        "throughput": throughput_answer(throughput, best, out["throughput"], out["throughput_table"]),
+        "recall": recall_answer(files.get("recall"), runs, out["recall"], out["recall_table"]),
+        "throughput": throughput_answer(files.get("throughput"), best, out["throughput"], out["throughput_table"]),
         "plots": {q: out[q] for q in QUESTIONS},
     }
     write_json(result, out["json"])
