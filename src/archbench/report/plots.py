@@ -113,12 +113,12 @@ def plot_curves(grid: pd.DataFrame, out_dir: str) -> list[str]:
 
 def plot_latency(runs: list[dict], out_dir: str, seeds_csv: str | None = None) -> None:
     """Per-token decode latency and state / KV-cache memory vs context length: one labelled series per
-    architecture and decoding mode, at the architecture's best grid point (lowest mean test loss in
+    architecture and decoding mode, at the architecture's best grid point (lowest mean validation loss in
     `seeds_csv`; without it, its first grid point), mean over seeds, at the smallest batch size measured.
     The original study's full-recompute decoding, where measured, is dashed. `runs`: run records
     (archbench.report.collect.run_record) with a `latency` file."""
     seeds = pd.read_csv(seeds_csv) if seeds_csv and os.path.exists(seeds_csv) else None
-    best = figures.best_points(seeds, "test_loss_mean")
+    best = figures.best_points(seeds, "val_loss_mean")
     rows = []
     for run in runs:
         data = _read_json(run["files"]["latency"])
@@ -148,7 +148,7 @@ def plot_latency(runs: list[dict], out_dir: str, seeds_csv: str | None = None) -
             _lines(ax, frame.assign(**{column: values}).dropna(subset=[column]), column)
             ax.set(xlabel="context length (tokens)", ylabel=label, xscale="log", yscale="log")
             ax.set_title(
-                "each architecture at its best grid point (lowest test loss)"
+                "each architecture at its grid point with the lowest validation loss"
                 if best
                 else "each architecture at its first grid point",
                 fontsize=8,

@@ -1,4 +1,10 @@
-"""Length extrapolation: loss at k x the training length (``length.json`` of each run)."""
+"""Length extrapolation: loss at k x the training length (``length.json`` of each run).
+
+The headline compares the loss on the positions *beyond* the training length at k x (the buckets that
+start at or after ``seq_len``, weighted by their scored positions) with the loss on the last half of
+the training length at 1x (``tail_loss``): a mean over the whole context would dilute a degradation
+with the positions the model was trained on. Each architecture is shown at its grid point with the
+lowest validation loss."""
 
 from __future__ import annotations
 
@@ -14,9 +20,17 @@ from archbench.report.questions.runs import load
 EVALUATION = "length"
 
 
+def beyond_loss(entry: dict, seq_len: int) -> float | None:
+    """Mean loss over the positions >= seq_len of one entry (n-weighted buckets); None if it has none."""
+    buckets = [b for b in entry.get("buckets", []) if b["start"] >= seq_len and b.get("n")]
+    if not buckets:
+        return None
+    return float(sum(b["loss"] * b["n"] for b in buckets) / sum(b["n"] for b in buckets))
+
+
 def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: int = 4, **_settings) -> dict:
     data = load(files, runs)
-    best = best_points(runs, "test_loss")
+    best = best_points(runs)  # on validation loss
     rows = []
     for run, d in data:
         for e in d["entries"]:
@@ -29,11 +43,13 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
                     "context": e["context"],
                     "mean_loss": e.get("mean_loss"),
                     "tail_loss": e.get("tail_loss"),
+                    "beyond_loss": beyond_loss(e, d["seq_len"]),
                     "skipped": e.get("skipped"),
                 }
             )
     table = pd.DataFrame(
-        rows, columns=["arch", "point", "seed", "multiplier", "context", "mean_loss", "tail_loss", "skipped"]
+        rows,
+        columns=["arch", "point", "seed", "multiplier", "context", "mean_loss", "tail_loss", "beyond_loss", "skipped"],
     )
     if table.empty:
         write_csv(table, csv)
@@ -44,6 +60,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
         .agg(
             mean_loss=("mean_loss", "mean"),
             tail_loss=("tail_loss", "mean"),
+            beyond_loss=("beyond_loss", "mean"),
             n_seeds=("seed", "nunique"),
             skipped=("skipped", "first"),
         )
@@ -73,13 +90,15 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
             "point": point,
             "seq_len": mine[0]["seq_len"],
             "loss": {int(k): (None if pd.isna(v) else float(v)) for k, v in rows_a["mean_loss"].items()},
+            "tail_loss": {int(k): (None if pd.isna(v) else float(v)) for k, v in rows_a["tail_loss"].items()},
+            "beyond_loss": {int(k): (None if pd.isna(v) else float(v)) for k, v in rows_a["beyond_loss"].items()},
             "skipped": {int(k): v for k, v in rows_a["skipped"].items() if isinstance(v, str)},
         }
         facts[arch] = f
         k = headline_multiplier if headline_multiplier in f["loss"] else longest
-        one = f["loss"].get(int(per["multiplier"].min()))
-        if f["loss"].get(k) is not None and one:
-            parts.append(f"{name} {f['loss'][k]:.3f} vs {one:.3f} nats ({f['loss'][k] - one:+.3f}) at {k}x")
+        one, far = f["tail_loss"].get(int(per["multiplier"].min())), f["beyond_loss"].get(k)
+        if far is not None and one is not None:
+            parts.append(f"{name} {far:.3f} vs {one:.3f} nats ({far - one:+.3f}) at {k}x")
         elif k in f["skipped"]:
             parts.append(f"{name} cannot read {k}x (learned positions end at its training length)")
     for s in {f["seq_len"] for f in facts.values()}:
@@ -92,9 +111,8 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
     save(fig, png)
     sentence = (
         (
-            "Length extrapolation (test loss over the whole context at k x the training length vs 1x): "
-            + "; ".join(parts)
-            + "."
+            "Length extrapolation (test loss on the positions beyond the training length at k x vs the last "
+            "half of the training length at 1x; grid point selected on validation loss): " + "; ".join(parts) + "."
         )
         if parts
         else "Length extrapolation: no architecture read past 1x."

@@ -13,8 +13,6 @@ import os
 
 import pandas as pd
 
-from archbench.report import scaling
-
 COLUMNS = [
     "run_dir",
     "arch",
@@ -71,8 +69,9 @@ def runs_frame(metrics_paths) -> pd.DataFrame:
                 "params": n,
                 "size_key": n,
                 "tokens": m.get("tokens_seen"),
-                "flops": scaling.flops_per_token(m["arch"], n, hp) * m.get("tokens_seen", 0)
-                if n and {"layers", "embed_dim", "seq_len"} <= set(hp)
+                # the architecture's own training FLOPs per token (as trained) x tokens seen; older runs: none
+                "flops": m["train_flops_per_token"] * m["tokens_seen"]
+                if m.get("train_flops_per_token") and m.get("tokens_seen")
                 else None,
                 "embed_dim": hp.get("embed_dim"),
             }
