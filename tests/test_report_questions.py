@@ -277,3 +277,40 @@ def test_mqar_dry_run_has_a_recall_job_per_run(tmp_path):
     )
     counts = dry_run_counts(tmp_path, configfile=cfg)
     assert counts["recall"] == counts["train"] == 4 and counts["tokenize"] == 3
+
+
+def test_a_plugin_question_is_answered_from_its_evaluation_files(tmp_path, monkeypatch):
+    (tmp_path / "plugin_q.py").write_text(
+        "EVALUATION = 'echo'\n"
+        "def answer(files, runs, png, csv, **settings):\n"
+        "    from archbench.report.figures import empty, write_csv\n"
+        "    from archbench.report.questions.runs import load\n"
+        "    pairs = sorted((run['arch'], data['value']) for run, data in load(files, runs))\n"
+        "    empty(png, 'echo')\n"
+        "    write_csv(runs.head(0), csv)\n"
+        "    return {'sentence': 'Echo: ' + ', '.join(f'{a} {v}' for a, v in pairs) + '.'}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    metrics, files = _tree(tmp_path)
+    echo = [
+        _write(tmp_path / "eval" / a / "learning_rate~0.002/embed_dim~96/seed~0" / "echo.json", {"value": v})
+        for a, v in (("retnet", 1), ("transformer", 2))
+    ]
+    out = {**_outputs(tmp_path), "echo": str(tmp_path / "report/plots/echo.png"), "echo_table": str(tmp_path / "e.csv")}
+    result = write_questions(metrics, {**files, "echo": echo}, out, extra={"echo": "plugin_q"})
+    assert result["echo"]["sentence"] == "Echo: retnet 1, transformer 2."
+    lines = summary_section(out["json"], str(tmp_path / "report"))
+    assert "- Echo: retnet 1, transformer 2. ([plot](plots/echo.png))" in lines
+
+
+def test_evaluation_files_join_their_run_by_folder_without_parsing_it(tmp_path):
+    from archbench.report.questions.runs import run_of, runs_frame
+
+    metrics, _ = _tree(tmp_path)
+    runs = runs_frame(metrics)
+    tail = "transformer/learning_rate~0.002/embed_dim~128/seed~0"
+    assert run_of(str(tmp_path / "eval" / tail / "x.json"), runs)["run_dir"] == str(tmp_path / "runs" / tail)
+    # an evaluation folder inside the run folder (one run layout) joins too
+    assert run_of(str(tmp_path / "runs" / tail / "eval" / "x.json"), runs)["arch"] == "transformer"
+    with pytest.raises(ValueError, match=r"other/x\.json: no run's metrics\.json shares its folder"):
+        run_of(str(tmp_path / "other" / "x.json"), runs)

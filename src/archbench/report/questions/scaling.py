@@ -174,21 +174,13 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e
             + f" ({len(f['sizes'])} sizes, {f['n_seeds']} seed(s))"
         )
     descriptive = any(f.get("descriptive") for f in fitted.values())
-    fits_text = (
-        "fitted exponents "
-        + (
-            "(descriptive: fewer than " + f"{n_min} sizes; 95% intervals include fit uncertainty) "
-            if descriptive
-            else "(95% intervals include fit uncertainty) "
-        )
-        + "; ".join(parts)
-    )
+    note = f"descriptive: fewer than {n_min} sizes; " if descriptive else ""
+    fits_text = f"Fitted exponents ({note}95% intervals include fit uncertainty): " + "; ".join(parts)
     pairs = "; ".join(pair_sentence(c) for c in fits["params"]["crossovers"])
     sentence = (
         "Scaling (grid point per size selected on validation loss; test loss reported): "
         + (pairs + ". " if pairs else "")
-        + fits_text[0].upper()
-        + fits_text[1:]
+        + fits_text
         + "."
     )
     return {"fits": fits, "sentence": sentence}
