@@ -314,3 +314,17 @@ def test_evaluation_files_join_their_run_by_folder_without_parsing_it(tmp_path):
     assert run_of(str(tmp_path / "runs" / tail / "eval" / "x.json"), runs)["arch"] == "transformer"
     with pytest.raises(ValueError, match=r"other/x\.json: no run's metrics\.json shares its folder"):
         run_of(str(tmp_path / "other" / "x.json"), runs)
+
+
+def test_runs_without_provenance_or_flops_still_get_every_answer(tmp_path):
+    metrics, files = _tree(tmp_path)
+    for path in metrics:  # metrics.json of an older run
+        data = json.loads(open(path).read())
+        del data["provenance"], data["train_flops_per_token"]
+        open(path, "w").write(json.dumps(data))
+    result = write_questions(metrics, files, _outputs(tmp_path))
+    assert (
+        result["scaling"]["fits"]["flops"]["fits"] == {}
+        and "alpha" in result["scaling"]["fits"]["params"]["fits"]["retnet"]
+    )
+    assert result["length"]["sentence"].endswith("Transformer 4.000 vs 3.000 nats (+1.000) at 4x.")
