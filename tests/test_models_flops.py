@@ -135,3 +135,19 @@ def test_budget_steps():
     s = {"tokens_per_param": 4, "batch_size": 8, "accumulate_grad_batches": 1, "seq_len": 128}
     assert budget_steps(s, 1_000_000) == 3907  # ceil(4e6 / 1024)
     assert budget_steps({**s, "tokens_per_param": None}, 1_000_000) is None
+
+
+def test_descriptions_and_formulas_load_without_torch():
+    """The report reads descriptions (and may compute FLOPs of stock models) in torch-free jobs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom archbench.models.registry import ARCHS\nimport archbench.models.flops\n"
+        "[a.description({}) for a in ARCHS.values()]\n"
+        "from archbench.models.flops import train_flops_per_token\n"
+        "train_flops_per_token('mamba2', dict(vocab_size=64, embed_dim=32, heads=2, layers=1), 64)\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

@@ -41,7 +41,7 @@ def check(s: dict) -> None:
         )
 
 
-DESCRIPTION = {"mixer": "Mamba-2 state-space scan (SSD)", "block": "Mamba-2 block (gated mixer, no FFN)"}
+DESCRIPTION = {"mixer": "Mamba-2 state-space scan", "block": "Mamba-2 block (gated mixer, no FFN)"}
 
 
 def describe(settings: dict | None = None) -> dict:

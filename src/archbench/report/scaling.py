@@ -30,6 +30,8 @@ import math
 
 import numpy as np
 
+from archbench.models.flops import budget_steps  # noqa: F401  (moved to models; kept importable here)
+
 BOOTSTRAP = 300
 
 
@@ -130,15 +132,6 @@ def flops_per_token(arch: str, params_non_embedding: float, hparams: dict) -> fl
     else:  # transformer and every other softmax-attention model
         context = span * 2 * d
     return 6 * n + 6 * layers * context
-
-
-def budget_steps(settings: dict, params_non_embedding: int) -> int | None:
-    """Optimizer steps for ``training.tokens_per_param`` x N tokens (None when no budget is set)."""
-    per_param = settings.get("tokens_per_param")
-    if not per_param:
-        return None
-    per_step = settings["batch_size"] * settings["accumulate_grad_batches"] * settings["seq_len"]
-    return max(1, math.ceil(per_param * params_non_embedding / per_step))
 
 
 # ----------------------------------------------------------------------------- the report
