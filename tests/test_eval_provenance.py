@@ -112,6 +112,7 @@ def _mqar_model(root, arch):
     [
         ("transformer", 2 * 2 * 23 * 32 * 4),  # K and V, 2 layers, 23 tokens, width 32, float32
         ("retnet", 2 * 2 * 16 * 32 * 4),  # 2 layers x 2 heads x key 16 x value 32 (value_embed_dim 64), float32
+        ("mamba2", 2 * (96 * 4 + 64 * 16) * 4),  # 2 layers x (conv window 4 x (64 + 2 x 16) + SSM 64 x 16)
     ],
 )
 def test_recall_reports_state_validation_and_generator(tmp_path, arch, state, one_thread):
