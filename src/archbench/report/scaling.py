@@ -31,6 +31,8 @@ import math
 
 import numpy as np
 
+from archbench.models.flops import budget_steps  # noqa: F401  (moved to models; kept importable here)
+
 BOOTSTRAP = 300
 
 
@@ -100,15 +102,6 @@ def interval(values, level: float = 0.95) -> tuple[float, float] | None:
 
 
 # ----------------------------------------------------------------------------- budgets
-
-
-def budget_steps(settings: dict, params_non_embedding: int) -> int | None:
-    """Optimizer steps for ``training.tokens_per_param`` x N tokens (None when no budget is set)."""
-    per_param = settings.get("tokens_per_param")
-    if not per_param:
-        return None
-    per_step = settings["batch_size"] * settings["accumulate_grad_batches"] * settings["seq_len"]
-    return max(1, math.ceil(per_param * params_non_embedding / per_step))
 
 
 # ----------------------------------------------------------------------------- the report
