@@ -152,7 +152,8 @@ def test_gradients_agree_between_parallel_and_chunkwise():
 
 
 def test_custom_backward_passes_match_autograd():
-    from archbench.models.retnet import _GateNorm, _IntraChunk
+    from archbench.models.retention import GateNorm as _GateNorm
+    from archbench.models.retention import IntraChunk as _IntraChunk
 
     torch.manual_seed(9)
     q, k = (torch.randn(2, 3, 4, 5, 8, dtype=torch.double, requires_grad=True) for _ in range(2))
@@ -177,13 +178,13 @@ def test_position_tables_are_cached_and_inference_tensors_never_reach_training()
     assert len(rel._cache) == n + 1
     model(input_ids=x, labels=x)
     assert len(rel._cache) == n + 1  # reused
-    assert rel._cache[next(reversed(rel._cache))][1].D.shape[2] == 1  # one D shared by all chunks
+    assert rel._cache.last()[1].D.shape[2] == 1  # one D shared by all chunks
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fla_chunkwise_matches_ours_on_gpu():
     pytest.importorskip("fla")
-    from archbench.models import retnet
+    from archbench.models import retention
 
     torch.manual_seed(11)
     model = build_model("retnet", **{**SMALL, "max_seq_len": 512}).cuda().eval()
@@ -191,5 +192,76 @@ def test_fla_chunkwise_matches_ours_on_gpu():
     with torch.no_grad():
         ours = _logits(model, x, "parallel")
         fla = _logits(model, x, "chunkwise", 64)
-    assert retnet._fla_chunk_retention() is not None
+    assert retention.fla_chunk_retention() is not None
     assert (fla - ours).abs().max().item() <= 1e-3  # fla's kernels run tf32 matmuls
+
+
+def _qkv(B=2, H=3, T=23, dk=8, dv=6, seed=12, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    q, k = (torch.randn(B, H, T, dk, generator=g, dtype=dtype) for _ in range(2))
+    return q, k * dk**-0.5, torch.randn(B, H, T, dv, generator=g, dtype=dtype)
+
+
+@pytest.mark.parametrize("mode,chunk", [("parallel", None), ("chunkwise", 1), ("chunkwise", 5), ("recurrent", None)])
+def test_every_form_matches_the_naive_reference(mode, chunk):
+    """retention.py's forms, one signature, against the formula written out (retention_naive.py):
+    with no state, and as a prefix state + continuation (positions carried on)."""
+    from archbench.models.retention import decay_tables, retention
+    from archbench.models.retention_naive import naive_retention
+
+    decay = torch.log(1 - 2 ** (-5 - torch.arange(3.0)))
+    q, k, v = _qkv()
+    ref = naive_retention(q, k, v, decay)
+    pos = torch.arange(23.0)[None]
+    o, S, s = retention(q, k, v, decay_tables(decay, pos, None, mode, chunk, False, plain=True), mode)
+    assert S is None or mode == "recurrent"  # the step form always carries its state
+    assert (o.double() / torch.as_tensor(s).double().sqrt() - ref).abs().max().item() <= 1e-5
+    # first 9 tokens from any form, the state carried into this form for the other 14
+    _, S, _ = retention(
+        q[:, :, :9],
+        k[:, :, :9],
+        v[:, :, :9],
+        decay_tables(decay, pos[:, :9], None, "parallel", None, True),
+        "parallel",
+        need_state=True,
+    )
+    p_start = torch.full((2,), 8.0)
+    o, S_out, s = retention(
+        q[:, :, 9:],
+        k[:, :, 9:],
+        v[:, :, 9:],
+        decay_tables(decay, pos[:, 9:].expand(2, -1), p_start, mode, chunk, True),
+        mode,
+        S,
+        True,
+    )
+    assert (o.double() / torch.as_tensor(s).double().sqrt() - ref[:, :, 9:]).abs().max().item() <= 1e-5
+    assert S_out.shape == (2, 3, 8, 6) and S_out.dtype == torch.float32
+
+
+def test_retnet_loads_with_trust_remote_code_without_archbench(tmp_path):
+    """save_pretrained copies retnet.py and what it imports relatively (retention.py, common.py, ...)."""
+    import subprocess
+    import sys
+
+    torch.manual_seed(13)
+    model = build_model("retnet", **SMALL, chunk_size=4).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "retention.py").exists()
+    x = torch.randint(3, 50, (1, 11))
+    with torch.no_grad():
+        torch.save({"x": x, "y": model(input_ids=x).logits}, tmp_path / "ref.pt")
+    code = (
+        "import sys, torch\n"
+        "from transformers import AutoModelForCausalLM\n"
+        f"m = AutoModelForCausalLM.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()\n"
+        f"r = torch.load({str(tmp_path / 'ref.pt')!r})\n"
+        "assert not [n for n in sys.modules if n.startswith('archbench')], 'archbench was imported'\n"
+        "print((m(input_ids=r['x']).logits - r['y']).abs().max().item())\n"
+    )
+    env = {"PATH": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert float(res.stdout.strip().splitlines()[-1]) == 0.0

@@ -126,8 +126,12 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
 
     Subclasses build ``self.decoder`` (a torchscale decoder subclass) and implement
     ``_backbone(input_ids [B, T], n_valid [B] | None, cache | None, **kw) -> hidden [B, T, D]``
-    (final-normed features, padding packed at the end of each row).
+    (final-normed features, padding packed at the end of each row); ``kw`` are the ``forward``
+    keywords the subclass names in ``backbone_kwargs`` (its own options; others are ignored, as
+    ``generate`` passes keywords meant for other models).
     """
+
+    backbone_kwargs: ClassVar[tuple] = ()
 
     base_model_prefix = "archbench"
     main_input_name = "input_ids"
@@ -181,7 +185,7 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
                 cache was passed in, so training / scoring calls (``model(x).logits``) skip the
                 state computation; ``generate`` always passes it.
             logits_to_keep: if > 0, only the last ``logits_to_keep`` positions get logits.
-            retention_mode (RetNet only, via kwargs): "parallel" | "chunkwise" | "recurrent".
+            **kwargs: the architecture's own options (``backbone_kwargs``) go to ``_backbone``.
         Returns:
             ``CausalLMOutputWithPast`` with logits [B, T or logits_to_keep, V] in float32.
         """
@@ -194,7 +198,7 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
             cache = DecodeCache(self.config.layers)
         elif not use_cache:
             cache = None
-        mode = kwargs.pop("retention_mode", None)
+        options = {name: kwargs[name] for name in self.backbone_kwargs if name in kwargs}
 
         perm = n_valid = None
         prefill = cache is None or cache.seq_length == 0
@@ -204,7 +208,7 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
                 perm, n_valid = pack_left(mask)
                 input_ids = input_ids.gather(1, perm)
 
-        hidden = self._backbone(input_ids, n_valid, cache, mode=mode)  # [B, T, D]
+        hidden = self._backbone(input_ids, n_valid, cache, **options)  # [B, T, D]
         if perm is not None:  # unpack: row order as given
             hidden = torch.empty_like(hidden).scatter_(1, perm.unsqueeze(-1).expand_as(hidden), hidden)
         if cache is not None:
