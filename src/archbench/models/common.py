@@ -236,9 +236,15 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- attention kernels
 
 
+# flash-attn 2 runs fp16 / bf16 on CUDA only; tests widen these to run a CPU stand-in with its signature
+FLASH_DEVICES = ("cuda",)
+FLASH_DTYPES = (torch.float16, torch.bfloat16)
+
+
 @functools.cache
 def _flash_attn_func():
-    """flash-attn's kernel when importable (CUDA only); never imported on the CPU path."""
+    """flash-attn's ``flash_attn_func`` when importable (the ``[gpu]`` extra); looked up only for a
+    tensor :func:`use_flash` accepts."""
     try:
         from flash_attn import flash_attn_func
     except Exception:  # not installed / no CUDA build
@@ -247,7 +253,7 @@ def _flash_attn_func():
 
 
 def use_flash(q: torch.Tensor) -> bool:
-    return q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and _flash_attn_func() is not None
+    return q.device.type in FLASH_DEVICES and q.dtype in FLASH_DTYPES and _flash_attn_func() is not None
 
 
 def attention(q, k, v, mask=None, causal=False, dropout_p=0.0):
@@ -286,7 +292,9 @@ def attention_lse(q, k, v, mask=None, causal=False, dropout_p=0.0):
         out, lse, _ = _flash_attn_func()(
             q, k, v, dropout_p=dropout_p, softmax_scale=1.0, causal=causal, return_attn_probs=True
         )
-        return out, lse.transpose(1, 2).float()
+        # the kernel marks a row with no allowed key by lse = +inf (softmax.h, non-split path): -inf here
+        lse = lse.transpose(1, 2).float()
+        return out, lse.masked_fill(lse == float("inf"), float("-inf"))
     scores = torch.einsum("bthd,bshd->bhts", q, k).float()
     if causal:
         T, S = scores.shape[-2:]
