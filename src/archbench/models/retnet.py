@@ -9,8 +9,8 @@ position from the token-tensor length. All three modes here compute the same fun
     out_n = GroupNorm_eps(o_n)
 
 (``q~``/``k~`` rotated by position, ``g`` the per-head decay, ``p`` the per-row position). Any
-mode may divide ``o_n`` by a per-row scale ``s`` for range; the group norm then uses ``eps * s``
-so the scale cancels exactly instead of approximately.
+mode may return ``o_n * sqrt(s)`` for a per-row ``s`` (the chunked forms skip the division by
+sqrt(c)); the group norm then uses ``eps * s``, so the scale cancels exactly instead of approximately.
 
 Relation to torchscale, exactly: this is torchscale's *recurrent* formulation (its
 ``recurrent_forward``, state divided by sqrt(c)), equal to it token by token to float precision
