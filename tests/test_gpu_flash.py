@@ -4,6 +4,7 @@ branch combination) run end to end on a stand-in with flash-attn 2's exact signa
 path; llama's ``flash_attention_2`` selection picks the package when present and falls back otherwise."""
 
 import inspect
+import sys
 
 import pytest
 import torch
@@ -172,7 +173,7 @@ def test_llama_selects_flash_attention_2_only_with_cuda_and_the_package(monkeypa
             if package:
                 install_flash_attn(mp)
             else:
-                mp.setitem(__import__("sys").modules, "flash_attn", None)  # import (and find_spec) fails
+                mp.setitem(sys.modules, "flash_attn", None)  # import (and find_spec) fails
             llama.flash_attn_available.cache_clear()
             try:
                 return llama.attn_implementation(), llama.LlamaSettings(vocab_size=50, embed_dim=32).to_hf()
