@@ -101,9 +101,12 @@ def test_save_pretrained_auto_round_trip_is_exact(arch, tmp_path):
     assert "hparam_names" not in cfg
 
 
-def test_trust_remote_code_loads_without_archbench(tmp_path):
+@pytest.mark.parametrize(  # retnet: retnet.py imports retention.py, which save_pretrained must copy too
+    "arch,extra", [("longnet", {"segment_lengths": [4, 8], "dilated_ratios": [1, 2]}), ("retnet", {"chunk_size": 4})]
+)
+def test_trust_remote_code_loads_without_archbench(tmp_path, arch, extra):
     torch.manual_seed(2)
-    model = build_model("longnet", segment_lengths=[4, 8], dilated_ratios=[1, 2], **SMALL).eval()
+    model = build_model(arch, **extra, **SMALL).eval()
     model.save_pretrained(tmp_path)
     x = torch.randint(3, 61, (1, 11))
     with torch.no_grad():

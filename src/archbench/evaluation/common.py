@@ -7,6 +7,7 @@ import os
 
 import torch
 
+from archbench.devices import require_device
 from archbench.errors import ArchbenchError
 
 
@@ -16,6 +17,7 @@ class EvalError(ArchbenchError):
 
 def resolve_device(device: str = "auto") -> torch.device:
     """ "auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error, not a fallback."""
+    require_device("eval.device", device)
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)

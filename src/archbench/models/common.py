@@ -126,8 +126,12 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
 
     Subclasses build ``self.decoder`` (a torchscale decoder subclass) and implement
     ``_backbone(input_ids [B, T], n_valid [B] | None, cache | None, **kw) -> hidden [B, T, D]``
-    (final-normed features, padding packed at the end of each row).
+    (final-normed features, padding packed at the end of each row); ``kw`` are the ``forward``
+    keywords the subclass names in ``backbone_kwargs`` (its own options; others are ignored, as
+    ``generate`` passes keywords meant for other models).
     """
+
+    backbone_kwargs: ClassVar[tuple] = ()
 
     base_model_prefix = "archbench"
     main_input_name = "input_ids"
@@ -181,7 +185,7 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
                 cache was passed in, so training / scoring calls (``model(x).logits``) skip the
                 state computation; ``generate`` always passes it.
             logits_to_keep: if > 0, only the last ``logits_to_keep`` positions get logits.
-            retention_mode (RetNet only, via kwargs): "parallel" | "chunkwise" | "recurrent".
+            **kwargs: the architecture's own options (``backbone_kwargs``) go to ``_backbone``.
         Returns:
             ``CausalLMOutputWithPast`` with logits [B, T or logits_to_keep, V] in float32.
         """
@@ -194,7 +198,7 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
             cache = DecodeCache(self.config.layers)
         elif not use_cache:
             cache = None
-        mode = kwargs.pop("retention_mode", None)
+        options = {name: kwargs[name] for name in self.backbone_kwargs if name in kwargs}
 
         perm = n_valid = None
         prefill = cache is None or cache.seq_length == 0
@@ -204,7 +208,7 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
                 perm, n_valid = pack_left(mask)
                 input_ids = input_ids.gather(1, perm)
 
-        hidden = self._backbone(input_ids, n_valid, cache, mode=mode)  # [B, T, D]
+        hidden = self._backbone(input_ids, n_valid, cache, **options)  # [B, T, D]
         if perm is not None:  # unpack: row order as given
             hidden = torch.empty_like(hidden).scatter_(1, perm.unsqueeze(-1).expand_as(hidden), hidden)
         if cache is not None:
@@ -232,9 +236,15 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- attention kernels
 
 
+# flash-attn 2 runs fp16 / bf16 on CUDA only; tests widen these to run a CPU stand-in with its signature
+FLASH_DEVICES = ("cuda",)
+FLASH_DTYPES = (torch.float16, torch.bfloat16)
+
+
 @functools.cache
 def _flash_attn_func():
-    """flash-attn's kernel when importable (CUDA only); never imported on the CPU path."""
+    """flash-attn's ``flash_attn_func`` when importable (the ``[gpu]`` extra); looked up only for a
+    tensor :func:`use_flash` accepts."""
     try:
         from flash_attn import flash_attn_func
     except Exception:  # not installed / no CUDA build
@@ -243,7 +253,7 @@ def _flash_attn_func():
 
 
 def use_flash(q: torch.Tensor) -> bool:
-    return q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and _flash_attn_func() is not None
+    return q.device.type in FLASH_DEVICES and q.dtype in FLASH_DTYPES and _flash_attn_func() is not None
 
 
 def attention(q, k, v, mask=None, causal=False, dropout_p=0.0):
@@ -282,7 +292,9 @@ def attention_lse(q, k, v, mask=None, causal=False, dropout_p=0.0):
         out, lse, _ = _flash_attn_func()(
             q, k, v, dropout_p=dropout_p, softmax_scale=1.0, causal=causal, return_attn_probs=True
         )
-        return out, lse.transpose(1, 2).float()
+        # the kernel marks a row with no allowed key by lse = +inf (softmax.h, non-split path): -inf here
+        lse = lse.transpose(1, 2).float()
+        return out, lse.masked_fill(lse == float("inf"), float("-inf"))
     scores = torch.einsum("bthd,bshd->bhts", q, k).float()
     if causal:
         T, S = scores.shape[-2:]

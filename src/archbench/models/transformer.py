@@ -256,7 +256,7 @@ class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
             )
         self.post_init()
 
-    def _backbone(self, input_ids, n_valid, cache, mode=None):
+    def _backbone(self, input_ids, n_valid, cache):
         B, T = input_ids.shape
         dec = self.decoder
         prior = cache is not None and cache.lengths is not None

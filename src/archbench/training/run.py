@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from archbench.data.loader import make_dataloader
+from archbench.devices import require_device
 from archbench.io import atomic_dir, write_json
 from archbench.models import count_parameters
 from archbench.models.flops import budget_steps, train_flops_per_token
@@ -189,6 +190,7 @@ def train_run(
 
     # 1. set-up: threads, seeds, tokenizer, model, data
     started = now()
+    require_device("training.accelerator", settings["accelerator"])
     if threads:
         torch.set_num_threads(threads)
     L.seed_everything(seed, workers=True)
