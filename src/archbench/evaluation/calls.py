@@ -6,8 +6,6 @@ defaults are the schema's (:func:`schema_defaults`). Every call gets the evaluat
 
 from __future__ import annotations
 
-SECTIONS = ("eval", "latency", "generate", "length", "data")
-
 
 def _run_on(config: dict) -> dict:
     """Where every evaluation runs: ``eval.device`` and ``eval.dtype``."""
@@ -84,13 +82,11 @@ def recall_args(config: dict) -> dict:
 
 
 def schema_defaults() -> dict:
-    """The pipeline config of an empty config file, for the keys the evaluation calls read."""
+    """The pipeline config of an empty config file (every key at its schema default): what the CLI's
+    options start from, for the built-in builders and a plugin's alike."""
     from archbench.config import load_schema
 
-    props = load_schema()["properties"]
-    config = {s: _defaults(props[s]) for s in SECTIONS}
-    config["seed"] = props["seed"]["default"]
-    return config
+    return _defaults({"properties": load_schema()["properties"]})
 
 
 def _defaults(prop: dict):
