@@ -1,12 +1,12 @@
 # Evaluation of every trained run: one rule per entry of archbench.evaluation.registry (harness, latency,
 # generate, length, throughput, recall, and any plugin's), generated in one loop; plus the offline harness
 # tasks, written once from the held-out test split.
-from archbench.evaluation.registry import EVALUATIONS as EVALUATION_ENTRIES, applicable
+from archbench.evaluation.registry import EVALUATIONS as EVALUATION_ENTRIES, applicable, eval_gpus
 from archbench.evaluation.tasks import TASKS as OFFLINE_TASKS, task_yamls
 
 EVAL_DIR = L.eval_dir(RUN)
 TASK_DIR = L.tasks_dir()
-EVAL_GPU = 1 if config["eval"]["device"] == "cuda" else 0
+EVAL_GPU = eval_gpus(config)
 EVALUATIONS = applicable(config)
 
 
@@ -37,8 +37,8 @@ def eval_inputs(evaluation):
 
 
 # Timed evaluations (latency, throughput) take 2 threads, all of the default run's cores, so that
-# Snakemake schedules nothing beside them. Every evaluation runs the model: it gets the GPU with
-# eval.device cuda.
+# Snakemake schedules nothing beside them. An evaluation that runs the model gets a GPU when the config
+# asks for one (eval.device cuda, or auto with training on GPUs); the profile adds CPUs, memory, time.
 for evaluation in EVALUATIONS:
 
     rule:

@@ -113,6 +113,15 @@ def applicable(config: dict) -> list[Evaluation]:
     return [e for e in EVALUATIONS.values() if e.applies_to(config)]
 
 
+def eval_gpus(config: dict) -> int:
+    """GPUs of one job that runs a model for evaluation: one when ``eval.device`` is cuda, or when it is
+    auto and training runs on GPUs (the evaluation then finds CUDA on its node as training did)."""
+    from archbench.training.cluster import gpus_per_node
+
+    device = config["eval"]["device"]
+    return int(device == "cuda" or (device == "auto" and gpus_per_node(config["training"]) > 0))
+
+
 # ---- when an evaluation applies (config -> bool)
 def length_enabled(config: dict) -> bool:
     return bool(config["length"]["enabled"])
