@@ -7,6 +7,7 @@ from snakemake.utils import Paramspace, min_version
 
 from archbench.config import grid_axes, grid_points, run_settings, validate_config
 from archbench.errors import ConfigError
+from archbench.evaluation.tasks import task_yamls
 from archbench.layout import SPLITS, Layout, run_name
 from archbench.models.registry import arch_names
 
@@ -82,3 +83,13 @@ _POINTS = dict(zip(paramspace.instance_patterns, grid_points(config)))
 def settings(wildcards):
     """Model + training settings of the run named by the wildcards (plain Python types)."""
     return run_settings(config, _POINTS[POINT.format(**dict(wildcards.items()))])
+
+
+def eval_inputs(evaluation):
+    """Inputs of an evaluation's rule, by name: the run's model and the extra inputs the entry names."""
+    files = {
+        "tokens": rules.train.input.test,
+        "tasks": rules.eval_tasks.output.yaml,
+        "task_includes": task_yamls(config["eval"]["include_path"]),  # edit one: the harness reruns
+    }
+    return {"model": rules.train.output.model, **{name: files[kind] for name, kind in evaluation.inputs.items()}}

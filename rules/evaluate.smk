@@ -2,7 +2,7 @@
 # generate, length, throughput, recall, and any plugin's), generated in one loop; plus the offline harness
 # tasks, written once from the held-out test split.
 from archbench.evaluation.registry import EVALUATIONS as EVALUATION_ENTRIES, applicable, eval_gpus
-from archbench.evaluation.tasks import TASKS as OFFLINE_TASKS, task_yamls
+from archbench.evaluation.tasks import TASKS as OFFLINE_TASKS
 
 EVAL_DIR = L.eval_dir(RUN)
 TASK_DIR = L.tasks_dir()
@@ -24,16 +24,6 @@ rule eval_tasks:
         seed=config["seed"],
     script:
         "../workflow_scripts/eval_tasks.py"
-
-
-def eval_inputs(evaluation):
-    """The rule inputs of an evaluation: the run's model plus the extra inputs it names (INPUTS)."""
-    files = {
-        "tokens": rules.train.input.test,
-        "tasks": rules.eval_tasks.output.yaml,
-        "task_includes": task_yamls(config["eval"]["include_path"]),  # edit one: the harness reruns
-    }
-    return {"model": rules.train.output.model, **{name: files[kind] for name, kind in evaluation.inputs.items()}}
 
 
 # Timed evaluations (latency, throughput) take 2 threads, all of the default run's cores, so that

@@ -15,7 +15,7 @@ import pytest
 TIERS = {
     "test_workflow_run.py": "slow",
     "test_workflow_modern.py": "slow",
-    "test_plugin_arch.py::test_toy_architecture_runs_through_the_pipeline": "slow",
+    "test_plugin_arch.py::test_toy_architecture_runs_through_the_tiny_pipeline": "slow",
     "test_plugin_eval.py::test_plugin_evaluation_runs_through_the_pipeline": "slow",
     "test_training_ddp.py": "multiprocess",
     "test_workflow_failures.py": "faults",
