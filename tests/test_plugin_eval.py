@@ -14,7 +14,7 @@ import pytest
 from workflow_helpers import dry_run_counts, snakemake, tiny_config
 
 # Torch-free entry module (the Snakefile parse imports it); the function module loads the model.
-ENTRY = '''
+ENTRY = """
 from archbench.evaluation.registry import Evaluation, register_evaluation
 
 register_evaluation(Evaluation(
@@ -26,7 +26,7 @@ register_evaluation(Evaluation(
 def tokencount_args(config):
     return {"windows": config["length"]["batch_size"], "device": config["eval"]["device"],
             "dtype": config["eval"]["dtype"]}
-'''
+"""
 RUN = """
 import json
 
