@@ -22,8 +22,13 @@ import sys
 import tempfile
 
 from archbench import __version__
+from archbench.config import load_schema
 from archbench.errors import ArchbenchError
+from archbench.evaluation.calls import schema_defaults
+from archbench.evaluation.registry import EVALUATIONS, get_evaluation
+from archbench.evaluation.tasks import TAG, TASKS, build_tasks
 from archbench.layout import Layout
+from archbench.profiles import install_profile
 
 ALIASES = {"harness": ["evaluate"]}  # the name the harness subcommand had first
 
@@ -140,9 +145,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from archbench.config import load_schema
-    from archbench.evaluation.calls import schema_defaults
-    from archbench.evaluation.registry import EVALUATIONS
 
     schema = load_schema()["properties"]
     defaults = schema_defaults()
@@ -206,7 +208,6 @@ def _parser() -> argparse.ArgumentParser:
 def _config(a) -> dict:
     """The pipeline config these arguments stand for: the schema's defaults, then every option given
     (an option's dest names its config key)."""
-    from archbench.evaluation.calls import schema_defaults
 
     config = schema_defaults()
     for dest in a.config_dests:
@@ -220,7 +221,6 @@ def _config(a) -> dict:
 
 def _task_dirs(a, args: dict, tmp: str) -> list[str]:
     """The offline task folders of a harness call: built from --test-split and/or given by --task-dir."""
-    from archbench.evaluation.tasks import TAG, TASKS, build_tasks
 
     task_dirs = list(a.task_dir)
     if a.test_split:
@@ -237,7 +237,7 @@ def _task_dirs(a, args: dict, tmp: str) -> list[str]:
 def _show(name: str, out) -> None:
     """What a subcommand prints: a table for latency, the samples for generate, else the result JSON."""
     if name == "latency":
-        from archbench.evaluation.latency import latency_table
+        from archbench.evaluation.latency import latency_table  # torch: only when latency ran
 
         print(
             f"per-token decode time (ms, median), batch {out['summary'].get('batch_size')}, "
@@ -252,7 +252,6 @@ def _show(name: str, out) -> None:
 
 
 def _evaluate(a) -> None:
-    from archbench.evaluation.registry import get_evaluation
 
     evaluation = get_evaluation(a.command)
     args = evaluation.build_args(_config(a))
@@ -272,7 +271,6 @@ def _evaluate(a) -> None:
 
 
 def _install_profile(a) -> None:
-    from archbench.profiles import install_profile
 
     dest = install_profile(a.name, a.dest)
     print(f"{dest} -> {dest.resolve()}: `snakemake --profile {a.name}` now uses it")

@@ -6,6 +6,8 @@ defaults are the schema's (:func:`schema_defaults`). Every call gets the evaluat
 
 from __future__ import annotations
 
+from archbench.config import load_schema
+
 
 def _run_on(config: dict) -> dict:
     """Where every evaluation runs: ``eval.device`` and ``eval.dtype``."""
@@ -84,8 +86,6 @@ def recall_args(config: dict) -> dict:
 def schema_defaults() -> dict:
     """The pipeline config of an empty config file (every key at its schema default): what the CLI's
     options start from, for the built-in builders and a plugin's alike."""
-    from archbench.config import load_schema
-
     return _defaults({"properties": load_schema()["properties"]})
 
 

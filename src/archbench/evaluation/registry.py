@@ -16,6 +16,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+from importlib.metadata import entry_points
+
+from archbench.training.cluster import gpus_per_node
 
 ENTRY_POINT_GROUP = "archbench.evaluations"
 
@@ -116,8 +119,6 @@ def applicable(config: dict) -> list[Evaluation]:
 def eval_gpus(config: dict) -> int:
     """GPUs of one job that runs a model for evaluation: one when ``eval.device`` is cuda, or when it is
     auto and training runs on GPUs (the evaluation then finds CUDA on its node as training did)."""
-    from archbench.training.cluster import gpus_per_node
-
     device = config["eval"]["device"]
     return int(device == "cuda" or (device == "auto" and gpus_per_node(config["training"]) > 0))
 
@@ -223,8 +224,6 @@ def load_plugins() -> None:
     PYTHONPATH): its module calls :func:`register_evaluation` on import, or the entry names a function
     that does. Runs once, on first import, so the Snakefile parse, the jobs and the CLI see the same
     evaluations. Plugin modules must stay torch-free at import time."""
-    from importlib.metadata import entry_points
-
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = ep.load()
