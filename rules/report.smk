@@ -196,5 +196,12 @@ rule questions:
     params:
         report=config["report"],
         evaluations=list(QUESTION_INPUTS),
+        # a plugin evaluation's question module, for write_questions(..., extra=): the built-in
+        # questions (archbench.report.questions) are known to the report by name
+        extra={
+            e.name: e.question
+            for e in EVALUATIONS
+            if e.question and not e.question.startswith("archbench.report.questions")
+        },
     script:
         "../workflow_scripts/questions.py"
