@@ -14,10 +14,10 @@ on first use, so the Snakefile parse never imports torch.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
-from importlib.metadata import entry_points
 
+from archbench.plugins import load_entry_points
+from archbench.plugins import load_ref as load
 from archbench.training.cluster import gpus_per_node
 
 ENTRY_POINT_GROUP = "archbench.evaluations"
@@ -93,8 +93,9 @@ EVALUATIONS: dict[str, Evaluation] = {}
 
 
 def register_evaluation(evaluation: Evaluation) -> Evaluation:
-    if evaluation.name in EVALUATIONS:
-        raise ValueError(f"evaluation {evaluation.name!r} is registered twice")
+    """Add an entry; registering the same entry again is a no-op, another one under its name an error."""
+    if EVALUATIONS.get(evaluation.name, evaluation) != evaluation:
+        raise ValueError(f"evaluation {evaluation.name!r} is already registered with other settings")
     EVALUATIONS[evaluation.name] = evaluation
     return evaluation
 
@@ -104,11 +105,6 @@ def get_evaluation(name: str) -> Evaluation:
         return EVALUATIONS[name]
     except KeyError:
         raise KeyError(f"unknown evaluation {name!r} (known: {', '.join(EVALUATIONS)})") from None
-
-
-def load(ref: str):
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def applicable(config: dict) -> list[Evaluation]:
@@ -224,13 +220,7 @@ def load_plugins() -> None:
     PYTHONPATH): its module calls :func:`register_evaluation` on import, or the entry names a function
     that does. Runs once, on first import, so the Snakefile parse, the jobs and the CLI see the same
     evaluations. Plugin modules must stay torch-free at import time."""
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = ep.load()
-            if callable(loaded):
-                loaded()
-        except Exception as err:
-            raise ImportError(f"{ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}) failed: {err}") from err
+    load_entry_points(ENTRY_POINT_GROUP)
 
 
 load_plugins()
