@@ -1,4 +1,4 @@
-# archbench: train and compare RetNet, Transformer and LongNet language models.
+# archbench: train and compare language-model architectures (archbench.models.registry) at matched size.
 #   snakemake --cores 2                      the default run (config/config.yaml)
 #   snakemake -n                             show the DAG without running it
 #   snakemake --profile profiles/slurm       the same on a Slurm cluster
@@ -30,6 +30,5 @@ rule all:
     default_target: True
     input:
         rules.summary.output,
-        run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/harness.json"),
-        run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/latency.json"),
-        run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/samples.txt"),
+        # every evaluation that applies to this config (archbench.evaluation.registry), for every run
+        [run_dirs(L.eval_file(run_name(), e.files[0])) for e in EVALUATIONS],

@@ -7,6 +7,8 @@ from snakemake.utils import Paramspace, min_version
 
 from archbench.config import grid_axes, grid_points, run_settings, validate_config
 from archbench.errors import ConfigError
+from archbench.evaluation.tasks import task_yamls
+from archbench.layout import SPLITS, Layout, run_name
 from archbench.models.registry import arch_names
 
 min_version("9.0")
@@ -20,14 +22,14 @@ except ConfigError as err:
     sys.exit(f"archbench: invalid config: {err}")
 
 R = config["results"]
-SPLITS = ["train", "validation", "test"]
+L = Layout(R)  # every results path (archbench.layout)
 ARCHS = config["archs"]
 SEEDS = config["seeds"]
 
 paramspace = Paramspace(pd.DataFrame(grid_points(config)), filename_params="*")
 # One folder per grid point (filename_params="*"): learning_rate~{learning_rate}_embed_dim~{embed_dim}_...
 POINT = paramspace.wildcard_pattern
-RUN = f"{{arch}}/{POINT}/seed~{{seed}}"
+RUN = run_name(POINT)
 
 
 wildcard_constraints:
@@ -70,7 +72,7 @@ def reported(pattern):
 
 def scratch_dir(wildcards):
     """Resumable checkpoints of a run: outside the declared outputs, which Snakemake deletes on failure."""
-    return f"{R}/scratch/{RUN.format(**dict(wildcards.items()))}"
+    return L.scratch_dir(RUN.format(**dict(wildcards.items())))
 
 
 # Grid point of each instance path, built once: paramspace.instance() per job costs ~3 ms, which
@@ -81,3 +83,13 @@ _POINTS = dict(zip(paramspace.instance_patterns, grid_points(config)))
 def settings(wildcards):
     """Model + training settings of the run named by the wildcards (plain Python types)."""
     return run_settings(config, _POINTS[POINT.format(**dict(wildcards.items()))])
+
+
+def eval_inputs(evaluation):
+    """Inputs of an evaluation's rule, by name: the run's model and the extra inputs the entry names."""
+    files = {
+        "tokens": rules.train.input.test,
+        "tasks": rules.eval_tasks.output.yaml,
+        "task_includes": task_yamls(config["eval"]["include_path"]),  # edit one: the harness reruns
+    }
+    return {"model": rules.train.output.model, **{name: files[kind] for name, kind in evaluation.inputs.items()}}

@@ -1,11 +1,11 @@
 # Report: every run's metrics -> tables (grid_results, seed_summary, comparison) -> plots -> summary.md.
 # Tables and figures are report() outputs, so `snakemake --report report.html` shows them with captions
 # (report/*.rst) under the categories Summary, Quality, Speed, Memory, Carbon.
-REPORT = f"{R}/report"
-PLOTS = f"{REPORT}/plots"
-EVAL_RUN = f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}"
+REPORT = L.report_dir()
+PLOTS = L.plots_dir()
+EVAL_RUN = L.eval_dir(run_name())  # a pattern over {arch}, {point}, {seed}: run_dirs() / reported() fill it
 RUNS = run_records(
-    metrics=f"{R}/runs/{{arch}}/{{point}}/seed~{{seed}}/metrics.json",
+    metrics=L.metrics(run_name()),
     harness=f"{EVAL_RUN}/harness.json",
     latency=f"{EVAL_RUN}/latency.json",
 )
@@ -18,7 +18,7 @@ report: "../report/workflow.rst"
 
 rule collect:
     input:
-        metrics=reported(f"{R}/runs/{{arch}}/{{point}}/seed~{{seed}}/metrics.json"),
+        metrics=reported(L.metrics(run_name())),
         harness=reported(f"{EVAL_RUN}/harness.json"),
         latency=reported(f"{EVAL_RUN}/latency.json"),
     output:
@@ -38,7 +38,7 @@ rule collect:
             subcategory="Tables",
         ),
     log:
-        f"{R}/logs/report/collect.log",
+        L.log("report", "collect"),
     conda:
         ENV
     params:
@@ -79,7 +79,7 @@ rule plots:
             labels={"grid point": "{point}"},
         ),
     log:
-        f"{R}/logs/report/plots.log",
+        L.log("report", "plots"),
     conda:
         ENV
     params:
@@ -98,7 +98,7 @@ rule plot_latency:
         memory=report(f"{PLOTS}/state_memory.png", caption="../report/state_memory.rst", category="Memory"),
         svg=[f"{PLOTS}/decode_latency.svg", f"{PLOTS}/state_memory.svg"],
     log:
-        f"{R}/logs/report/plot_latency.log",
+        L.log("report", "plot_latency"),
     conda:
         ENV
     params:
@@ -117,7 +117,7 @@ rule summary:
     output:
         md=report(f"{REPORT}/summary.md", caption="../report/summary.rst", category="Summary"),
     log:
-        f"{R}/logs/report/summary.log",
+        L.log("report", "summary"),
     conda:
         ENV
     params:
@@ -127,19 +127,23 @@ rule summary:
         "../workflow_scripts/summary.py"
 
 
-# ---- issue 15: one figure + table per architecture question, and questions.json for summary.md.
-# Which per-run evaluation files exist follows the config: length.enabled, latency.batch_sweep,
-# data.source mqar (recall).
+# One figure + table per architecture question, and questions.json for summary.md. Each question reads
+# the per-run files of the evaluation that answers it (archbench.evaluation.registry: `question`); an
+# evaluation that does not apply to this config (length.enabled, latency.batch_sweep, MQAR data for
+# recall) passes no files.
 QUESTION_INPUTS = {
-    "length": f"{EVAL_RUN}/length.json" if config["length"]["enabled"] else None,
-    "throughput": f"{EVAL_RUN}/throughput.json" if config["latency"]["batch_sweep"] else None,
-    "recall": f"{EVAL_RUN}/recall.json" if config["data"]["source"] == "mqar" else None,
+    e.name: [L.eval_file(run_name(), file) for file in e.files] if e in EVALUATIONS else None
+    for e in EVALUATION_ENTRIES.values()
+    if e.question
 }
 
 
 rule questions:
     input:
-        **{name: reported(pattern) if pattern else [] for name, pattern in QUESTION_INPUTS.items()},
+        **{
+            name: [f for p in patterns for f in reported(p)] if patterns else []
+            for name, patterns in QUESTION_INPUTS.items()
+        },
         metrics=rules.collect.input.metrics,
     output:
         length=report(
@@ -186,10 +190,18 @@ rule questions:
         ),
         json=f"{REPORT}/questions.json",
     log:
-        f"{R}/logs/report/questions.log",
+        L.log("report", "questions"),
     conda:
         ENV
     params:
         report=config["report"],
+        evaluations=list(QUESTION_INPUTS),
+        # a plugin evaluation's question module, for write_questions(..., extra=): the built-in
+        # questions (archbench.report.questions) are known to the report by name
+        extra={
+            e.name: e.question
+            for e in EVALUATIONS
+            if e.question and not e.question.startswith("archbench.report.questions")
+        },
     script:
         "../workflow_scripts/questions.py"

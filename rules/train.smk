@@ -6,14 +6,12 @@ TRAIN = config["training"]
 
 
 TRAIN_INPUT = dict(
-    train=f"{R}/tokens/train/index.json",
-    validation=f"{R}/tokens/validation/index.json",
-    test=f"{R}/tokens/test/index.json",
+    **{split: L.tokens_index(split) for split in SPLITS},
     tokenizer=rules.train_tokenizer.output.json,
 )
 TRAIN_OUTPUT = dict(
-    metrics=f"{R}/runs/{RUN}/metrics.json",
-    model=f"{R}/runs/{RUN}/model/config.json",
+    metrics=L.metrics(RUN),
+    model=L.model_config(RUN),
 )
 
 
@@ -26,7 +24,9 @@ rule train:
     output:
         **TRAIN_OUTPUT,
     log:
-        f"{R}/logs/train/{RUN}.log",
+        L.log("train", RUN),
+    benchmark:
+        L.benchmark("train", RUN)
     conda:
         ENV
     threads: 2

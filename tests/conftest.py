@@ -1,6 +1,37 @@
-"""Shared pytest fixtures. Tests never touch the network: the Hugging Face hub is forced offline."""
+"""Shared pytest fixtures and the test tiers. Tests never touch the network: the Hugging Face hub is
+forced offline.
+
+Tiers (markers, registered in pyproject.toml): the README's `python -m pytest` runs the fast tier,
+everything not marked below (pyproject's addopts deselects the rest); .ci/run then runs
+`-m "(slow or multiprocess or faults) and not slurm"` and, on a local cluster, `-m slurm`.
+A module's tier is set here, not in the test files, so a new end-to-end test module is tiered in one place.
+"""
 
 import pytest
+
+# test module (or module::test) -> its tier. slow: end-to-end Snakemake runs that train and evaluate
+# (a minute or more each on 2 cores); multiprocess: several training processes; faults: killed jobs and
+# failing grid points; slurm: needs a running Slurm cluster.
+TIERS = {
+    "test_workflow_run.py": "slow",
+    "test_workflow_modern.py": "slow",
+    "test_plugin_arch.py::test_toy_architecture_runs_through_the_tiny_pipeline": "slow",
+    "test_plugin_eval.py::test_plugin_evaluation_runs_through_the_pipeline": "slow",
+    "test_training_ddp.py": "multiprocess",
+    "test_workflow_failures.py": "faults",
+    "test_resume_kill.py": "faults",
+    "test_slurm.py": "slurm",
+    "test_slurm_sbatch.py": "slurm",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.path.name
+        test = f"{module}::{item.originalname}"
+        for key in (module, test):
+            if key in TIERS:
+                item.add_marker(getattr(pytest.mark, TIERS[key]))
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,13 @@
-"""`archbench evaluate|latency|generate MODEL_DIR`: the evaluation functions outside Snakemake."""
+"""`archbench <evaluation> MODEL_DIR`: the registered evaluation functions outside Snakemake."""
 
+import argparse
 import json
 import re
 
 import pytest
 
 from archbench.cli import main
+from archbench.evaluation.registry import EVALUATIONS, get_evaluation
 from test_eval_fixtures import tiny_model_dir
 
 
@@ -116,19 +118,80 @@ def test_user_errors_are_one_line(model, capsys):
     assert "not a saved model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["evaluate", "latency", "generate"])
+@pytest.mark.parametrize("command", ["evaluate", *EVALUATIONS])
 def test_cli_defaults_build_the_rules_arguments(command):
     """One builder per call: with no options the CLI passes exactly what the rule passes for a config
     file that leaves the section at its schema defaults (the latency seed once drifted: 0 vs 1234)."""
     from archbench.cli import _config, _parser
     from archbench.config import validate_config
-    from archbench.evaluation import calls
 
     config = validate_config(
         {"grid": {"learning_rate": [1.0e-3], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]}}
     )
-    build = {"evaluate": calls.harness_args, "latency": calls.latency_args, "generate": calls.generate_args}[command]
-    cli = build(_config(_parser().parse_args([command, "MODEL"])))
-    assert cli == build(config)
+    argv = [command, "MODEL"] + (["--tokens", "index.json"] if command == "length" else [])
+    args = _parser().parse_args(argv)
+    evaluation = get_evaluation(args.command)
+    cli = evaluation.build_args(_config(args))
+    assert cli == evaluation.build_args(config)
+    assert cli["device"] == "auto" and cli["dtype"] == "fp32"
     if command == "latency":
         assert cli["seed"] == config["seed"] == 1234
+
+
+@pytest.mark.parametrize("command", list(EVALUATIONS))
+def test_every_evaluation_takes_a_dtype_and_its_config_keys(command):
+    from archbench.cli import _config, _parser
+
+    argv = [command, "MODEL", "--dtype", "bf16", "--device", "cpu"] + (["--tokens", "x"] if command == "length" else [])
+    args = _parser().parse_args(argv)
+    built = get_evaluation(command).build_args(_config(args))
+    assert (built["dtype"], built["device"]) == ("bf16", "cpu")
+    with pytest.raises(SystemExit):
+        _parser().parse_args([command, "MODEL", "--dtype", "fp8"])
+
+
+def test_options_map_onto_config_keys():
+    from archbench.cli import _config, _parser
+
+    a = _parser().parse_args(["throughput", "M", "--batch-sweep", "1", "2", "--batch-context", "32", "--trials", "2"])
+    assert get_evaluation("throughput").build_args(_config(a))["batch_sizes"] == [1, 2]
+    assert get_evaluation("throughput").build_args(_config(a))["context"] == 32
+    a = _parser().parse_args(["recall", "M", "--pairs", "2", "--eval-examples", "7"])
+    mqar = get_evaluation("recall").build_args(_config(a))["mqar_cfg"]
+    assert (mqar["pairs"], mqar["eval_examples"], mqar["vocab_size"]) == ([2], 7, 256)
+    a = _parser().parse_args(["generate", "M", "--prompt", "a", "--prompt", "b", "--sample"])
+    g = get_evaluation("generate").build_args(_config(a))
+    assert (g["prompts"], g["do_sample"]) == (["a", "b"], True)
+    assert _parser().parse_args(["evaluate", "M", "--limit", "0.5"]).command == "harness"
+
+
+def test_help_is_clean_with_defaults_and_a_version(capsys):
+    """Every option of every subcommand has help text and shows its default; no rst markup."""
+    from archbench import __version__
+    from archbench.cli import _parser
+
+    parser = _parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--version"])
+    assert capsys.readouterr().out.strip() == f"archbench {__version__}"
+    assert "``" not in parser.format_help()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        text = sub.format_help()
+        assert "``" not in text, name
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+    latency = subparsers.choices["latency"].format_help()
+    assert re.search(r"--trials TRIALS\s+.*\(default: 3\)", " ".join(latency.split()))
+    assert "(default: fp32)" in latency and "{fp32,bf16,fp16}" in latency
+
+
+def test_load_model_in_bf16(model):
+    import torch
+
+    from archbench.evaluation.common import EvalError, load_model
+
+    loaded, _, _ = load_model(model, "cpu", "bf16")
+    assert {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
+    with pytest.raises(EvalError, match="dtype 'fp8'"):
+        load_model(model, "cpu", "fp8")

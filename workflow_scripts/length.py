@@ -7,14 +7,10 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from archbench.evaluation.length import run_length  # noqa: E402
 
-cfg = snakemake.params.length
 run_length(
     model_dir=os.path.dirname(snakemake.input.model),
     tokens=snakemake.input.tokens,
     out_json=snakemake.output[0],
-    multipliers=cfg["multipliers"],
-    max_tokens=cfg["max_tokens"],
-    batch_size=cfg["batch_size"],
-    device=snakemake.params.device,
     threads=snakemake.threads,
+    **snakemake.params.args,  # archbench.evaluation.calls.length_args
 )

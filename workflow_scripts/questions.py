@@ -8,7 +8,7 @@ from archbench.report.questions import write_questions  # noqa: E402
 
 write_questions(
     snakemake.input.metrics,
-    {name: snakemake.input[name] for name in ("length", "throughput", "recall")},
+    {name: snakemake.input[name] for name in snakemake.params.evaluations},
     dict(snakemake.output.items()),
     max_params=snakemake.params.report["crossover_max_params"],
     headline_multiplier=snakemake.params.report["headline_multiplier"],

@@ -10,7 +10,6 @@ from archbench.evaluation.recall import run_recall  # noqa: E402
 run_recall(
     model_dir=os.path.dirname(snakemake.input.model),
     out_json=snakemake.output[0],
-    mqar_cfg=snakemake.params.mqar,
-    device=snakemake.params.device,
     threads=snakemake.threads,
+    **snakemake.params.args,  # archbench.evaluation.calls.recall_args
 )

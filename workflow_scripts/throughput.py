@@ -7,16 +7,9 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from archbench.evaluation.throughput import run_throughput  # noqa: E402
 
-cfg = snakemake.params.latency
 run_throughput(
     model_dir=os.path.dirname(snakemake.input.model),
     out_json=snakemake.output[0],
-    batch_sizes=cfg["batch_sweep"],
-    context=cfg["batch_context"],
-    new_tokens=cfg["new_tokens"],
-    trials=cfg["trials"],
-    warmup=cfg["warmup"],
-    device=snakemake.params.device,
-    seed=snakemake.params.seed,
     threads=snakemake.threads,
+    **snakemake.params.args,  # archbench.evaluation.calls.throughput_args
 )

@@ -1,11 +1,17 @@
-"""The keyword arguments of the three evaluation calls (run_harness, run_latency, run_generate), built
-from a pipeline config: one builder per call, used by the rules (rules/evaluate.smk passes them to the
-adapters in workflow_scripts/) and by the CLI, whose defaults are the schema's (:func:`schema_defaults`).
-Torch-free: the Snakefile parse imports it."""
+"""The keyword arguments of every evaluation call, built from a pipeline config: one builder per
+evaluation (``<name>_args(config) -> dict``, named by its entry in evaluation/registry.py), used by
+the rules (rules/evaluate.smk passes them to the adapters in workflow_scripts/) and by the CLI, whose
+defaults are the schema's (:func:`schema_defaults`). Every call gets the evaluation device and dtype
+(``eval.device``, ``eval.dtype``). Torch-free: the Snakefile parse imports it."""
 
 from __future__ import annotations
 
-SECTIONS = ("eval", "latency", "generate")
+from archbench.config import load_schema
+
+
+def _run_on(config: dict) -> dict:
+    """Where every evaluation runs: ``eval.device`` and ``eval.dtype``."""
+    return {"device": config["eval"]["device"], "dtype": config["eval"]["dtype"]}
 
 
 def harness_args(config: dict) -> dict:
@@ -17,7 +23,7 @@ def harness_args(config: dict) -> dict:
         "limit": e["limit"],
         "batch_size": e["batch_size"],
         "bootstrap_iters": e["bootstrap_iters"],
-        "device": e["device"],
+        **_run_on(config),
         "seed": config["seed"],
     }
 
@@ -31,7 +37,7 @@ def latency_args(config: dict) -> dict:
         "trials": lat["trials"],
         "warmup": lat["warmup"],
         "recompute_max_context": lat["recompute_max_context"],
-        "device": config["eval"]["device"],
+        **_run_on(config),
         "seed": config["seed"],
     }
 
@@ -46,15 +52,45 @@ def generate_args(config: dict) -> dict:
         "top_p": g["top_p"],
         "top_k": g["top_k"],
         "seed": g["seed"],
-        "device": config["eval"]["device"],
+        **_run_on(config),
     }
 
 
-def schema_defaults() -> dict:
-    """The pipeline config of an empty config file, for the keys the evaluation calls read."""
-    from archbench.config import load_schema
+def length_args(config: dict) -> dict:
+    n = config["length"]
+    return {
+        "multipliers": n["multipliers"],
+        "max_tokens": n["max_tokens"],
+        "batch_size": n["batch_size"],
+        **_run_on(config),
+    }
 
-    props = load_schema()["properties"]
-    config = {s: {k: v.get("default") for k, v in props[s]["properties"].items()} for s in SECTIONS}
-    config["seed"] = props["seed"]["default"]
-    return config
+
+def throughput_args(config: dict) -> dict:
+    lat = config["latency"]
+    return {
+        "batch_sizes": lat["batch_sweep"],
+        "context": lat["batch_context"],
+        "new_tokens": lat["new_tokens"],
+        "trials": lat["trials"],
+        "warmup": lat["warmup"],
+        **_run_on(config),
+        "seed": config["seed"],
+    }
+
+
+def recall_args(config: dict) -> dict:
+    return {"mqar_cfg": config["data"]["mqar"], **_run_on(config)}
+
+
+def schema_defaults() -> dict:
+    """The pipeline config of an empty config file (every key at its schema default): what the CLI's
+    options start from, for the built-in builders and a plugin's alike."""
+    return _defaults({"properties": load_schema()["properties"]})
+
+
+def _defaults(prop: dict):
+    """A schema object's defaults, nested objects filled in (``data.mqar``'s keys)."""
+    if "properties" not in prop:
+        return prop.get("default")
+    return {k: _defaults(v) for k, v in prop["properties"].items()}

@@ -38,9 +38,12 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def load_model(model_dir: str | os.PathLike, device: str = "auto"):
-    """(model in eval mode on ``device``, tokenizer, torch.device) of a ``save_pretrained`` folder
-    (a run's ``model/``: weights + config + tokenizer)."""
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = "fp32"):
+    """(model in eval mode on ``device`` in ``dtype`` (fp32 / bf16 / fp16), tokenizer, torch.device) of a
+    ``save_pretrained`` folder (a run's ``model/``: weights + config + tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from archbench.models import register
@@ -50,8 +53,10 @@ def load_model(model_dir: str | os.PathLike, device: str = "auto"):
     model_dir = os.fspath(model_dir)
     if not os.path.isfile(os.path.join(model_dir, "config.json")):
         raise EvalError(f"{model_dir}: not a saved model (no config.json); expected a run's model/ folder")
+    if dtype not in DTYPES:
+        raise EvalError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     dev = resolve_device(device)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).to(dev).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(dev, DTYPES[dtype]).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return model, tokenizer, dev
 

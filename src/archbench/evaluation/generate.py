@@ -72,6 +72,7 @@ def run_generate(
     top_k: int = 0,
     seed: int = 0,
     device: str = "auto",
+    dtype: str = "fp32",
     threads: int | None = None,
 ) -> list[dict]:
     """Complete every prompt with the model saved in ``model_dir``; write the two files; return rows."""
@@ -80,7 +81,7 @@ def run_generate(
         raise EvalError("generate.prompts is empty: give at least one prompt")
     if do_sample and temperature <= 0:
         raise EvalError(f"generate.temperature must be > 0 when sampling, got {temperature}")
-    model, tokenizer, _ = load_model(model_dir, device)
+    model, tokenizer, _ = load_model(model_dir, device, dtype)
     arch = arch_of(model)
     settings = {
         "do_sample": do_sample,

@@ -199,6 +199,7 @@ def run_harness(
     limit: int | float | None = None,
     batch_size: int = 8,
     device: str = "auto",
+    dtype: str = "fp32",
     bootstrap_iters: int = 100,
     seed: int = 0,
     threads: int | None = None,
@@ -212,7 +213,7 @@ def run_harness(
     from lm_eval.models.huggingface import HFLM
 
     with torch_threads(threads):
-        model, tokenizer, dev = load_model(model_dir, device)
+        model, tokenizer, dev = load_model(model_dir, device, dtype)
         max_length = max_context(model)  # score within the trained context
         # Training packs documents as "ids </s> ids </s>": </s> is the start-of-document token the
         # model knows (its <s> was never trained), so it is the prefix of rolling loglikelihoods.

@@ -245,12 +245,13 @@ def run_latency(
     warmup: int = 1,
     recompute_max_context: int = 256,
     device: str = "auto",
+    dtype: str = "fp32",
     seed: int = 0,
     threads: int | None = None,
 ) -> dict:
     """Measure the model saved in ``model_dir``; write ``out_json`` (schema above) and return it."""
     settings, started = eval_settings("latency", locals()), now()
-    model, _, dev = load_model(model_dir, device)
+    model, _, dev = load_model(model_dir, device, dtype)
     entries = []
     with torch_threads(threads):
         used_threads = torch.get_num_threads()

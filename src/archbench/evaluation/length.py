@@ -149,11 +149,12 @@ def run_length(
     max_tokens: int = 32768,
     batch_size: int = 8,
     device: str = "auto",
+    dtype: str = "fp32",
     threads: int | None = None,
 ) -> dict:
     """Loss per position bucket at k x the training length for every k (schema above)."""
     settings, started = eval_settings("length", locals()), now()
-    model, _, dev = load_model(model_dir, device)
+    model, _, dev = load_model(model_dir, device, dtype)
     shards = token_arrays(tokens)
     seq_len = max_context(model)
     entries = []

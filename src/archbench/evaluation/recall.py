@@ -86,10 +86,11 @@ def run_recall(
     mqar_cfg: dict,
     batch_size: int = 64,
     device: str = "auto",
+    dtype: str = "fp32",
     threads: int | None = None,
 ) -> dict:
     settings, started = eval_settings("recall", locals()), now()
-    model, tokenizer, dev = load_model(model_dir, device)
+    model, tokenizer, dev = load_model(model_dir, device, dtype)
     vocab = mqar.words(mqar_cfg["vocab_size"])
     check_tokenizer(tokenizer, vocab, model_dir)
     entries, validation = [], {}

@@ -34,11 +34,12 @@ def run_throughput(
     trials: int = 3,
     warmup: int = 1,
     device: str = "auto",
+    dtype: str = "fp32",
     seed: int = 0,
     threads: int | None = None,
 ) -> dict:
     settings, started = eval_settings("throughput", locals()), now()
-    model, _, dev = load_model(model_dir, device)
+    model, _, dev = load_model(model_dir, device, dtype)
     mode = get_arch(arch_of(model)).state  # "recurrent" | "kv_cache": the latency modes of the same names
     rows = []
     with torch_threads(threads):

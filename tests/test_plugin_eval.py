@@ -1,0 +1,99 @@
+"""Adding an evaluation is one module plus one registry entry: a toy evaluation defined outside the
+package, registered through the `archbench.evaluations` entry point, gets its rule (one job per run),
+its CLI subcommand with the schema's options, and feeds the report's questions rule, with no edit to
+archbench."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from workflow_helpers import dry_run_counts, snakemake, tiny_config
+
+# Torch-free entry module (the Snakefile parse imports it); the function module loads the model.
+ENTRY = """
+from archbench.evaluation.registry import Evaluation, register_evaluation
+
+register_evaluation(Evaluation(
+    "tokencount", "toyeval_run:run_tokencount", "toyeval:tokencount_args", {"json": "tokencount.json"},
+    help="tokens the model sees per test window (tokencount.json)", inputs={"tokens": "tokens"},
+    question="toyeval_question", threads=1))
+
+
+def tokencount_args(config):
+    return {"windows": config["length"]["batch_size"], "device": config["eval"]["device"],
+            "dtype": config["eval"]["dtype"]}
+"""
+RUN = """
+import json
+
+from archbench.evaluation.common import load_model
+
+
+def run_tokencount(model_dir, out_json, tokens, windows, device="auto", dtype="fp32", threads=None):
+    model, _, dev = load_model(model_dir, device, dtype)
+    out = {"arch": model.arch, "windows": windows, "context": int(model.config.max_position_embeddings),
+           "tokens_index": tokens, "dtype": dtype, "device": str(dev)}
+    if out_json:
+        with open(out_json, "w") as fh:
+            json.dump(out, fh)
+    return out
+"""
+
+
+@pytest.fixture
+def plugin_env(tmp_path, monkeypatch):
+    """A package as pip would install it: modules plus a dist-info folder declaring the entry point."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "toyeval.py").write_text(textwrap.dedent(ENTRY))
+    (site / "toyeval_run.py").write_text(textwrap.dedent(RUN))
+    info = site / "toyeval-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyeval\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[archbench.evaluations]\ntokencount = toyeval\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    return site
+
+
+def test_the_entry_point_adds_a_rule_and_a_cli_subcommand(plugin_env, tmp_path):
+    code = (
+        "import sys; from archbench.evaluation.registry import EVALUATIONS; "
+        "assert list(EVALUATIONS)[-1] == 'tokencount' and 'torch' not in sys.modules; "
+        "from archbench.cli import main; main(['tokencount', '--help'])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    help_text = " ".join(proc.stdout.split())
+    assert "--tokens INDEX" in help_text and "--batch-size BATCH_SIZE" in help_text and "(default: 8)" in help_text
+    work = tmp_path / "w"
+    work.mkdir()
+    counts = dry_run_counts(work, configfile=tiny_config(work))
+    assert counts["tokencount"] == counts["train"] == 4
+
+
+@pytest.mark.slow
+def test_plugin_evaluation_runs_through_the_pipeline(plugin_env, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    cfg = tiny_config(
+        work,
+        grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
+        length={"batch_size": 3},
+    )
+    snakemake(work, "--cores", "2", configfile=cfg, timeout=2400)
+    results = work / "results"
+    files = sorted((results / "eval").glob("*/*/seed~0/tokencount.json"))
+    assert [f.parts[-4] for f in files] == ["retnet", "transformer"]
+    for f in files:
+        out = json.loads(f.read_text())
+        assert (out["arch"], out["windows"], out["context"], out["dtype"]) == (f.parts[-4], 3, 32, "fp32")
+        assert out["tokens_index"].endswith("tokens/test/index.json")
+    assert (results / "benchmarks" / "eval" / "tokencount").is_dir()
+    # the report's questions rule reads the plugin's files: removing one reruns it and the summary
+    files[0].unlink()
+    counts = dry_run_counts(work, configfile=cfg)
+    assert counts == {"tokencount": 1, "questions": 1, "summary": 1, "all": 1}
