@@ -137,6 +137,12 @@ QUESTION_INPUTS = {
     if e.question
 }
 
+# A plugin evaluation's question module, for write_questions(..., extra=): the built-in questions
+# (archbench.report.questions) are known to the report by name.
+PLUGIN_QUESTIONS = {
+    e.name: e.question for e in EVALUATIONS if e.question and not e.question.startswith("archbench.report.questions")
+}
+
 
 rule questions:
     input:
@@ -189,6 +195,12 @@ rule questions:
             subcategory="Throughput vs batch",
         ),
         json=f"{REPORT}/questions.json",
+        # a plugin evaluation's question: its figure and table beside the built-in ones
+        **{
+            key: path
+            for name in PLUGIN_QUESTIONS
+            for key, path in ((name, f"{PLOTS}/{name}.png"), (f"{name}_table", f"{REPORT}/{name}.csv"))
+        },
     log:
         L.log("report", "questions"),
     conda:
@@ -198,10 +210,6 @@ rule questions:
         evaluations=list(QUESTION_INPUTS),
         # a plugin evaluation's question module, for write_questions(..., extra=): the built-in
         # questions (archbench.report.questions) are known to the report by name
-        extra={
-            e.name: e.question
-            for e in EVALUATIONS
-            if e.question and not e.question.startswith("archbench.report.questions")
-        },
+        extra=PLUGIN_QUESTIONS,
     script:
         "../workflow_scripts/questions.py"

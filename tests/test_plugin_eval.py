@@ -42,6 +42,25 @@ def run_tokencount(model_dir, out_json, tokens, windows, device="auto", dtype="f
             json.dump(out, fh)
     return out
 """
+QUESTION = """
+import pandas as pd
+
+EVALUATION = "tokencount"
+
+
+def answer(files, runs, png, csv, **settings):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = pd.DataFrame({"file": sorted(files or [])})
+    frame.to_csv(csv, index=False)
+    fig, ax = plt.subplots()
+    fig.savefig(png)
+    plt.close(fig)
+    return {"sentence": f"Token count measured for {len(frame)} runs."}
+"""
 
 
 @pytest.fixture
@@ -51,6 +70,7 @@ def plugin_env(tmp_path, monkeypatch):
     site.mkdir()
     (site / "toyeval.py").write_text(textwrap.dedent(ENTRY))
     (site / "toyeval_run.py").write_text(textwrap.dedent(RUN))
+    (site / "toyeval_question.py").write_text(textwrap.dedent(QUESTION))
     info = site / "toyeval-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyeval\nVersion: 0.1\n")
@@ -93,6 +113,12 @@ def test_plugin_evaluation_runs_through_the_pipeline(plugin_env, tmp_path):
         assert (out["arch"], out["windows"], out["context"], out["dtype"]) == (f.parts[-4], 3, 32, "fp32")
         assert out["tokens_index"].endswith("tokens/test/index.json")
     assert (results / "benchmarks" / "eval" / "tokencount").is_dir()
+    # its question reaches the report: a figure, a table and a sentence in summary.md
+    assert len((results / "report" / "tokencount.csv").read_text().splitlines()) == 3
+    assert (results / "report" / "plots" / "tokencount.png").is_file()
+    assert "- Token count measured for 2 runs. ([plot](plots/tokencount.png))" in (
+        results / "report" / "summary.md"
+    ).read_text()
     # the report's questions rule reads the plugin's files: removing one reruns it and the summary
     files[0].unlink()
     counts = dry_run_counts(work, configfile=cfg)

@@ -12,4 +12,5 @@ write_questions(
     dict(snakemake.output.items()),
     max_params=snakemake.params.report["crossover_max_params"],
     headline_multiplier=snakemake.params.report["headline_multiplier"],
+    extra=snakemake.params.extra,
 )
