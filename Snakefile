@@ -33,3 +33,10 @@ rule all:
         run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/harness.json"),
         run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/latency.json"),
         run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/samples.txt"),
+
+
+# The job scripts send their tracebacks to the job's log: print each failed job's cause on the console.
+onerror:
+    from archbench.training.failures import print_causes
+
+    print_causes(log)
