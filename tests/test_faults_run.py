@@ -187,21 +187,20 @@ def test_sigkill_in_train_resumes_and_a_second_instance_is_refused(killed, tmp_p
     assert first.returncode == 0, out[-3000:]
     metrics = json.loads((work / METRICS).read_text())
     assert metrics["resumed_from_step"] == newest and metrics["global_step"] == 400
-    assert (
-        f"resuming {work / 'results/runs' / RUN} from {work / SCRATCH / 'last.ckpt'}" in (work / TRAIN_LOG).read_text()
-    )
+    assert f"resuming results/runs/{RUN} from {SCRATCH}/last.ckpt" in (work / TRAIN_LOG).read_text()
 
 
 def test_truncated_last_ckpt_falls_back_to_the_previous_one(killed, tmp_path):
     work = copy_project(killed, tmp_path / "p")
     last, prev = work / SCRATCH / "last.ckpt", work / SCRATCH / "last.prev.ckpt"
     previous_step = ckpt_step(prev)
+    assert previous_step < ckpt_step(last)
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a node crash mid-write
     snakemake(work, "--cores", "1", METRICS, configfile=work / "config.yaml")
     log = (work / TRAIN_LOG).read_text()
     assert (
-        f"checkpoint {last} cannot be resumed (PytorchStreamReader failed reading zip archive: failed finding "
-        f"central directory); renamed to {last}.rejected"
+        f"checkpoint {SCRATCH}/last.ckpt cannot be resumed (PytorchStreamReader failed reading zip archive: "
+        f"failed finding central directory); renamed to {SCRATCH}/last.ckpt.rejected"
     ) in log
     metrics = json.loads((work / METRICS).read_text())
     assert metrics["resumed_from_step"] == previous_step and metrics["global_step"] == 400
@@ -212,23 +211,23 @@ def test_changed_weight_decay_never_continues_the_old_state(killed, tmp_path):
     old_step = ckpt_step(work / SCRATCH / "last.ckpt")
     snakemake(work, "--cores", "1", METRICS, configfile=work / "config.yaml")
     log = (work / TRAIN_LOG).read_text()
-    scratch = work / SCRATCH
+    scratch = SCRATCH
     assert (
         f"not resuming {scratch}: weight_decay 0.01 -> 0.1 changed since its checkpoints were written; "
         f"training starts from step 0 (the old state is in {scratch}.previous)"
     ) in log
-    assert log.count("not resuming") == 1 and "resuming " + str(work / "results/runs") not in log
+    assert log.count("not resuming") == 1 and "resuming results/runs" not in log
     metrics = json.loads((work / METRICS).read_text())
     assert metrics["resumed_from_step"] == 0 and metrics["global_step"] == 400
     assert metrics["hparams"]["weight_decay"] == 0.1
-    assert ckpt_step(Path(f"{scratch}.previous") / "last.ckpt") == old_step  # kept aside, untouched
+    assert ckpt_step(work / f"{scratch}.previous" / "last.ckpt") == old_step  # kept aside, untouched
 
 
 def test_retrained_tokenizer_never_continues_the_old_state(killed, tmp_path):
     work = copy_project(killed, tmp_path / "p", tokenizer={"min_frequency": 3})  # same size, other merges
     snakemake(work, "--cores", "1", METRICS, configfile=work / "config.yaml")
     log = (work / TRAIN_LOG).read_text()
-    scratch = work / SCRATCH
+    scratch = SCRATCH
     assert f"not resuming {scratch}: tokenizer (tokenizer.json sha256); token data (index fingerprint) changed" in log
     assert json.loads((work / METRICS).read_text())["resumed_from_step"] == 0
 
@@ -293,3 +292,29 @@ def test_full_disk_during_checkpointing_names_the_file_and_the_rerun_continues(s
     ballast.unlink()
     metrics = train_run(settings=settings(), **kwargs)
     assert metrics["global_step"] == 12 and metrics["resumed_from_step"] == 0
+
+
+# ---- the console shows the cause ------------------------------------------------------------------
+
+
+def test_a_failed_jobs_cause_is_on_the_console(tmp_path):
+    """The job scripts send tracebacks to the job's log; Snakemake alone would print only "check log
+    file(s)". A truncated input file fails its download job: its last error line is on the console."""
+    import gzip
+
+    corpus = tmp_path / "corpus.jsonl.gz"
+    data = gzip.compress(b"".join(json.dumps({"text": f"word {i} " * 40}).encode() + b"\n" for i in range(300)))
+    corpus.write_bytes(data[: len(data) // 2])
+    write_config(tmp_path, data={"source": "local", "path": str(corpus)})
+    out = snakemake(
+        tmp_path, "--cores", "1", "results/tokens/train/index.json", configfile=tmp_path / "config.yaml", check=False
+    )
+    assert out.returncode == 1
+    log = tmp_path / "results/logs/download/00000-corpus.log"
+    cause = (
+        f"Cause of each failed job (the last error line of its log):\n    {log}: archbench.errors.DataError: {corpus}: "
+    )
+    assert cause in out.stderr
+    last_line = out.stderr.split(cause)[1].splitlines()[0]
+    assert last_line and last_line in log.read_text()  # the exception's message, as the log has it
+    assert complete_looking(tmp_path / "results/data") == []

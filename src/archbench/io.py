@@ -109,8 +109,10 @@ def _remove_stale_temporaries(final: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``final``; move it to ``final`` (mode 0666 & ~umask) if the block succeeds."""
+def atomic_file(final: str | os.PathLike, keep_previous: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; move it to ``final`` (mode 0666 & ~umask) if the block
+    succeeds. With ``keep_previous``, the replaced ``final`` is renamed to that name just before (so
+    a kill at any moment leaves the newest complete file under one of the two names)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(final)
@@ -121,6 +123,8 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
         with _naming_full_disk(final):
             yield tmp
             _follow_umask(tmp)
+        if keep_previous is not None and final.exists():
+            os.replace(final, keep_previous)
         os.replace(tmp, final)
         _fsync(final.parent)
     finally:

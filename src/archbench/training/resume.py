@@ -54,23 +54,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        with atomic_file(path) as tmp:
+        previous = os.path.join(os.path.dirname(path), PREVIOUS_LAST) if os.path.basename(path) == LAST else None
+        with atomic_file(path, keep_previous=previous) as tmp:
             torch.save(checkpoint, tmp)
-            if os.path.basename(path) == LAST and os.path.exists(path):  # only once the new one is whole
-                _keep_previous(path, os.path.join(os.path.dirname(path), PREVIOUS_LAST))
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         return torch.load(path, map_location=map_location or (lambda storage, loc: storage), weights_only=True)
-
-
-def _keep_previous(path: str, previous: str) -> None:
-    """`previous` becomes a copy of `path` (a hard link where the filesystem has them: no extra space)."""
-    with atomic_file(previous) as tmp:
-        tmp.unlink()
-        try:
-            os.link(path, tmp)
-        except OSError:
-            shutil.copyfile(path, tmp)
 
 
 def run_identity(settings: dict, tokenizer_dir: str, tokens: dict) -> dict:
@@ -150,7 +139,11 @@ def resume_checkpoint(scratch_dir: str, identity: dict | None = None) -> str | N
     pickled objects that a weights-only load refuses) is renamed `*.rejected` with a warning naming
     it, and the next is tried; one of another run (its recorded identity differs) is skipped."""
     names = [n for n in _listdir(scratch_dir) if n in (LAST, PREVIOUS_LAST) or _is_hpc(n)]
-    paths = sorted((os.path.join(scratch_dir, n) for n in names), key=os.path.getmtime, reverse=True)
+    paths = sorted(  # newest first; on a tie (coarse timestamps) last.ckpt before last.prev.ckpt
+        (os.path.join(scratch_dir, n) for n in names),
+        key=lambda p: (os.path.getmtime(p), not p.endswith(PREVIOUS_LAST)),
+        reverse=True,
+    )
     for path in paths:
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
