@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -198,10 +199,13 @@ def test_truncated_last_ckpt_falls_back_to_the_previous_one(killed, tmp_path):
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a node crash mid-write
     snakemake(work, "--cores", "1", METRICS, configfile=work / "config.yaml")
     log = (work / TRAIN_LOG).read_text()
-    assert (
-        f"checkpoint {SCRATCH}/last.ckpt cannot be resumed (PytorchStreamReader failed reading zip archive: "
-        f"failed finding central directory); renamed to {SCRATCH}/last.ckpt.rejected"
-    ) in log
+    last = re.escape(f"{SCRATCH}/last.ckpt")
+    assert re.search(  # torch's message goes on after the reason ("This is an internal miniz error...")
+        rf"checkpoint {last} cannot be resumed \(PytorchStreamReader failed reading zip archive: "
+        rf"failed finding central directory[^\n]*\); renamed to {last}\.rejected$",
+        log,
+        re.MULTILINE,
+    )
     metrics = json.loads((work / METRICS).read_text())
     assert metrics["resumed_from_step"] == previous_step and metrics["global_step"] == 200
 
@@ -315,11 +319,11 @@ def test_a_failed_jobs_cause_is_on_the_console(tmp_path):
         tmp_path, "--cores", "1", "results/tokens/train/index.json", configfile=tmp_path / "config.yaml", check=False
     )
     assert out.returncode == 1
-    log = tmp_path / "results/logs/download/00000-corpus.log"
+    log = "results/logs/download/00000-corpus.log"  # as Snakemake names it (results is relative)
     cause = (
         f"Cause of each failed job (the last error line of its log):\n    {log}: archbench.errors.DataError: {corpus}: "
     )
     assert cause in out.stderr
     last_line = out.stderr.split(cause)[1].splitlines()[0]
-    assert last_line and last_line in log.read_text()  # the exception's message, as the log has it
+    assert last_line and last_line in (tmp_path / log).read_text()  # the exception's message, as logged
     assert complete_looking(tmp_path / "results/data") == []
