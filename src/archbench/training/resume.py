@@ -149,6 +149,8 @@ def resume_checkpoint(scratch_dir: str, identity: dict | None = None) -> str | N
             ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             state = ckpt.get("archbench_resume") or {}
         except Exception as err:  # noqa: BLE001 - any failure to read means: not resumable
+            if not _first_process():  # the other ranks see the same files: one renames
+                continue
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             os.replace(path, path + REJECTED_SUFFIX)
             log.warning("checkpoint %s cannot be resumed (%s); renamed to %s%s", path, reason, path, REJECTED_SUFFIX)
