@@ -32,3 +32,10 @@ rule all:
         rules.summary.output,
         # every evaluation that applies to this config (archbench.evaluation.registry), for every run
         [run_dirs(L.eval_file(run_name(), e.files[0])) for e in EVALUATIONS],
+
+
+# The job scripts send their tracebacks to the job's log: print each failed job's cause on the console.
+onerror:
+    from archbench.training.failures import print_causes
+
+    print_causes(log)

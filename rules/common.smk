@@ -16,7 +16,11 @@ min_version("9.0")
 ENV = "../envs/archbench.yaml"  # for --sdm conda; see envs/archbench.yaml
 
 try:
-    validate_config(config, schema_path=workflow.source_path("../config/schema.yaml"))
+    validate_config(
+        config,
+        schema_path=workflow.source_path("../config/schema.yaml"),
+        overrides=workflow.config_settings.config,  # --config values: read by the schema's types
+    )
 except ConfigError as err:
     # One readable line for the user, no traceback: this is their input, not our bug.
     sys.exit(f"archbench: invalid config: {err}")

@@ -146,3 +146,79 @@ def test_snakemake_exits_before_any_job_with_the_key_and_no_traceback(changes, f
     assert "archbench: invalid config: " in proc.stderr and fragment in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_empty_results_is_refused():
+    with pytest.raises(
+        ConfigError, match=r"^config key 'results': empty \(outputs would be written at the filesystem root\)"
+    ):
+        validate_config(config(results=""))
+
+
+@pytest.mark.parametrize(
+    "changes, key, value",
+    [
+        ({"grid__devices": ["../../../../../outside"]}, "grid.devices[0]", "'../../../../../outside'"),
+        ({"grid__devices": [1, "0/1"]}, "grid.devices[1]", "'0/1'"),
+        ({"grid__devices": [".hidden"]}, "grid.devices[0]", "'.hidden'"),
+        ({"grid__devices": ["x~y"]}, "grid.devices[0]", "'x~y'"),
+    ],
+)
+def test_values_that_become_folder_names_must_be_safe(changes, key, value):
+    with pytest.raises(ConfigError) as err:
+        validate_config(config(**changes))
+    assert str(err.value) == (
+        f"config key '{key}': {value} becomes part of an output folder's name and may only contain letters, "
+        "digits, '.', '_', '+', '-', '[', ']', ',' and spaces (not first: '.')"
+    )
+
+
+def test_safe_grid_values_of_every_kind_pass():
+    cfg = validate_config(
+        config(grid__devices=[1, "auto"], grid__betas=[[0.9, 0.98], [0.9, 0.95]], grid__dropout=[0.0, 0.1])
+    )
+    assert len(grid_points(cfg)) == 8
+
+
+def test_config_overrides_are_read_by_the_schema_types():
+    """What `--config training='{batch_size: 8}' grid='{learning_rate: [1.0e-3, 3e-3]}' seeds=[0,1]` gives:
+    Snakemake's YAML BaseLoader leaves every nested scalar a string."""
+    overrides = {
+        "training": {
+            "batch_size": "8",
+            "devices": "auto",
+            "gradient_clip_val": "null",
+            "early_stopping": {"enabled": "false"},
+        },
+        "grid": {"learning_rate": ["1.0e-3", "3e-3"], "weight_decay": ["0.1", "0.2"], "betas": ["0.9", "0.95"]},
+        "seeds": ["0", "1"],
+        "data": {"path": "123"},
+    }
+    cfg = config()
+    for section, value in overrides.items():
+        cfg[section] = {**cfg.get(section, {}), **value} if isinstance(value, dict) else value
+    cfg = validate_config(cfg, overrides=overrides)
+    assert cfg["training"]["batch_size"] == 8 and cfg["training"]["devices"] == "auto"
+    assert cfg["training"]["gradient_clip_val"] is None and cfg["training"]["early_stopping"]["enabled"] is False
+    assert cfg["grid"]["learning_rate"] == [1.0e-3, 3.0e-3] and cfg["grid"]["weight_decay"] == [0.1, 0.2]
+    assert cfg["grid"]["betas"] == [0.9, 0.95] and cfg["seeds"] == [0, 1]
+    assert cfg["data"]["path"] == "123"  # a string setting stays a string
+    # the same strings written in a config file are still an error (a quoted number there is a typo)
+    with pytest.raises(ConfigError, match="config key 'training.batch_size': '8' is not of type 'integer'"):
+        validate_config(config(training__batch_size="8"))
+    with pytest.raises(ConfigError, match="config key 'training.batch_size': 'eight' is not of type 'integer'"):
+        validate_config(config(training__batch_size="eight"), overrides={"training": {"batch_size": "eight"}})
+
+
+def test_snakemake_config_overrides_reach_the_jobs_typed(tmp_path):
+    """The README's `--config key=value` with nested values, through the real Snakemake command line."""
+    from workflow_helpers import dry_run_counts
+
+    counts = dry_run_counts(
+        tmp_path,
+        "--config",
+        f"results={tmp_path / 'results'}",
+        "training={batch_size: 8}",
+        "grid={learning_rate: [1.0e-3, 3e-3], embed_dim: [128], ffn_dim: [256], heads: [4], seq_len: [128]}",
+    )
+    assert counts["train"] == 2 * 3  # two learning rates x the default run's three architectures

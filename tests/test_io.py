@@ -135,3 +135,63 @@ def test_checkpoint_on_a_full_disk_keeps_the_previous_one(small_fs):
     ballast.unlink()
     io.save_checkpoint({"step": 2, "w": torch.zeros(100_000)}, str(last))
     assert torch.load(last, weights_only=True)["step"] == 2
+
+
+def test_model_weights_follow_the_umask(tmp_path, umask):
+    """safetensors' save_file (what save_pretrained writes the weights with) creates its file 0600."""
+    import torch
+    from safetensors.torch import save_file
+
+    with atomic_dir(tmp_path / "model") as tmp:
+        save_file({"w": torch.zeros(4)}, str(tmp / "model.safetensors"))
+        (tmp / "sub").mkdir(mode=0o700)
+        save_file({"w": torch.zeros(4)}, str(tmp / "sub" / "x.safetensors"))
+    assert _mode(tmp_path / "model" / "model.safetensors") == _mode(tmp_path / "model/sub/x.safetensors")
+    assert _mode(tmp_path / "model" / "model.safetensors") == 0o666 & ~umask
+    assert _mode(tmp_path / "model" / "sub") == 0o777 & ~umask
+
+
+def test_every_replace_is_fsynced_and_the_folder_swap_has_no_window(tmp_path, monkeypatch):
+    with atomic_dir(tmp_path / "model") as tmp:
+        (tmp / "old.txt").write_text("old")
+    synced, replaced = [], []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        replaced.append((os.path.basename(src), os.path.basename(dst), (tmp_path / "model").exists()))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with atomic_dir(tmp_path / "model") as tmp:
+        (tmp / "new.txt").write_text("new")
+    # the old folder is renamed aside while the model folder exists, then the new one renamed in
+    (src1, aside, existed1), (src2, dst2, existed2) = replaced
+    assert (src1, existed1) == ("model", True) and aside.startswith(".model.") and aside.endswith(".old")
+    assert src2.startswith(".model.") and src2.endswith(".tmp") and (dst2, existed2) == ("model", False)
+    assert [p.name for p in (tmp_path / "model").iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # the old one is removed
+    assert synced[0].endswith("/new.txt")  # the data, before any rename
+    assert synced[-1] == str(tmp_path)  # the folder holding the renamed name, after the rename
+
+    synced.clear()
+    write_json({"a": 1}, tmp_path / "m.json")
+    assert synced[0].endswith(".tmp") and synced[-1] == str(tmp_path)
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed_when_it_runs_again(tmp_path):
+    stale_file = tmp_path / ".metrics.json.ab12cd_9.tmp"
+    stale_dir = tmp_path / ".model.zz99aa00.tmp"
+    other = tmp_path / ".metrics.json.extra.ab12cd_9.tmp"  # another output's temporary: not ours
+    for path in (stale_file, other):
+        path.write_text("partial")
+    stale_dir.mkdir()
+    (stale_dir / "model.safetensors").write_bytes(b"\0" * 10)
+    write_json({"a": 1}, tmp_path / "metrics.json")
+    with atomic_dir(tmp_path / "model") as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "metrics.json", "model"]

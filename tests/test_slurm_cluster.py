@@ -65,10 +65,12 @@ def test_one_device_or_srun_ranks_use_slurms_topology(monkeypatch):
 
 
 def test_resume_checkpoint_takes_the_newest_of_last_and_hpc(tmp_path):
+    import torch
+
     assert cluster.resume_checkpoint(str(tmp_path)) is None
-    (tmp_path / "last.ckpt").write_text("x")
+    torch.save({"global_step": 1}, tmp_path / "last.ckpt")
     assert cluster.resume_checkpoint(str(tmp_path)) == str(tmp_path / "last.ckpt")
     hpc = tmp_path / "hpc_ckpt_1.ckpt"
-    hpc.write_text("x")
+    torch.save({"global_step": 2}, hpc)
     os.utime(hpc, (time.time() + 5, time.time() + 5))
     assert cluster.resume_checkpoint(str(tmp_path)) == str(hpc)

@@ -4,11 +4,18 @@
 `snakemake.utils.validate`) fills defaults and checks types and ranges; then the architecture names are
 checked against the registry, the model cross-key rules (archbench.models.constraints, the functions the
 model config classes run) for every architecture at every grid point, and the pipeline's own cross-key
-rules (splits, data source). Every failure is one `ConfigError` whose message starts with the offending key.
+rules (splits, data source, path parts). Every failure is one `ConfigError` whose message starts with the
+offending key.
+
+`--config key=value` gives nested values as strings (Snakemake parses them with YAML's BaseLoader:
+`training='{batch_size: 8}'` is `{"batch_size": "8"}`), so before validation every string of those
+overrides where the schema wants a number, boolean, null or list is read as YAML (`coerce`); a string
+written in a config file stays an error (it is a typo there, e.g. a quoted number).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import itertools
@@ -28,6 +35,17 @@ CORE_GRID_KEYS = ("learning_rate", "embed_dim", "ffn_dim", "heads", "seq_len")
 GRID_SECTIONS = ("model", "training")
 LIST_SETTINGS = ("betas", "segment_lengths", "dilated_ratios")
 _FLOAT_STRING = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+# A config value that becomes part of an output path (a grid value in a run folder's name, an
+# architecture name): no separators, no `..` or hidden names, nothing Paramspace splits on (`~`).
+SAFE_PATH_PART = re.compile(r"^(?!\.)[A-Za-z0-9._+\-\[\], ]+$")
+_YAML_TYPES = {
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "null": type(None),
+    "array": list,
+    "object": dict,
+}
 
 
 def load_schema(path: str | os.PathLike | None = None) -> dict:
@@ -77,13 +95,18 @@ def _schema_validate(instance: dict, schema_path) -> None:
         raise ConfigError(_describe(cause)) from None
 
 
-def validate_config(config: dict, schema_path=None) -> dict:
-    """Fill defaults and check `config` in place; raise ConfigError naming the key on any problem."""
+def validate_config(config: dict, schema_path=None, overrides: dict | None = None) -> dict:
+    """Fill defaults and check `config` in place; raise ConfigError naming the key on any problem.
+    `overrides`: the `--config` values (Snakemake's `workflow.config_settings.config`), read by type."""
     schema_path = schema_path or SCHEMA_PATH
-    _schema_validate(config, schema_path)
     schema = load_schema(schema_path)
+    if overrides:
+        config.update(coerce(config, schema, only=overrides))
+    _schema_validate(config, schema_path)
+    _check_results(config["results"])
     _check_archs(config)
-    _check_grid_keys(config, schema)
+    _check_grid_keys(config, schema, (overrides or {}).get("grid") or {})
+    _check_path_parts(config)
     _check_splits(config["splits"])
     check_models(config)
     _check_data(config["data"])
@@ -94,7 +117,51 @@ def validate_config(config: dict, schema_path=None) -> dict:
     return config
 
 
-def _check_grid_keys(config: dict, schema: dict) -> None:
+def _types(schema: dict) -> list[str]:
+    kind = schema.get("type", [])
+    return [kind] if isinstance(kind, str) else list(kind)
+
+
+def _scalar(text: str, types: list[str]):
+    """`text` as the first schema type it reads as (YAML 1.1, plus 1e-3 style floats), else unchanged."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str) and "number" in types:
+        with contextlib.suppress(ValueError):
+            value = float(text)
+    for kind in types:
+        wanted = _YAML_TYPES.get(kind)
+        if wanted and isinstance(value, wanted) and not (kind in ("integer", "number") and isinstance(value, bool)):
+            return value
+    return text
+
+
+def coerce(value, schema: dict, only=None):
+    """`value` with every string that the schema wants as another type read as YAML (recursively);
+    with `only` (a nested dict), only at the keys it has."""
+    if isinstance(only, dict) and isinstance(value, dict):
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        return {
+            k: coerce(v, props.get(k, extra if isinstance(extra, dict) else {}), only[k]) if k in only else v
+            for k, v in value.items()
+        }
+    types = _types(schema)
+    if isinstance(value, str) and types and "string" not in types:
+        value = _scalar(value, types)
+    elif isinstance(value, str) and "string" in types and len(types) > 1:
+        parsed = _scalar(value, [t for t in types if t != "string"])  # devices: "4" -> 4, "auto" stays
+        value = parsed if not isinstance(parsed, str) else value
+    if isinstance(value, dict):
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        return {k: coerce(v, props.get(k, extra if isinstance(extra, dict) else {})) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [coerce(v, schema["items"]) for v in value]
+    return value
+
+
+def _check_grid_keys(config: dict, schema: dict, overridden: dict) -> None:
     for key, values in config["grid"].items():
         if key in CORE_GRID_KEYS:
             continue
@@ -103,6 +170,11 @@ def _check_grid_keys(config: dict, schema: dict) -> None:
             allowed = sorted(set(CORE_GRID_KEYS).union(*(schema["properties"][s]["properties"] for s in GRID_SECTIONS)))
             raise ConfigError(f"config key 'grid.{key}': unknown hyperparameter (allowed: {', '.join(allowed)})")
         sub = schema["properties"][section]["properties"][key]
+        if key in overridden:  # --config: read the strings by the setting's type
+            if isinstance(values, list) and _is_axis(key, [coerce(v, sub) for v in values]):
+                values = config["grid"][key] = [coerce(v, sub) for v in values]
+            else:
+                values = config["grid"][key] = coerce(values, sub)
         if _is_axis(key, values) and not values:
             raise ConfigError(f"config key 'grid.{key}': empty list (give at least one value)")
         for i, value in enumerate(values if _is_axis(key, values) else [values]):
@@ -111,6 +183,26 @@ def _check_grid_keys(config: dict, schema: dict) -> None:
             except jsonschema.ValidationError as err:
                 where = f"grid.{key}" + (f"[{i}]" if _is_axis(key, values) else "")
                 raise ConfigError(f"config key '{where}': {err.message}") from None
+
+
+def _check_results(results: str) -> None:
+    if not results.strip():
+        raise ConfigError(
+            "config key 'results': empty (outputs would be written at the filesystem root); give a folder"
+        )
+
+
+def _check_path_parts(config: dict) -> None:
+    """Every value that names an output folder: grid axes' values (run folders) and architectures."""
+    parts = [(f"archs[{i}]", arch) for i, arch in enumerate(config["archs"])]
+    for key, values in grid_axes(config).items():
+        parts += [(f"grid.{key}[{i}]", value) for i, value in enumerate(values)]
+    for key, value in parts:
+        if not SAFE_PATH_PART.match(str(value)):
+            raise ConfigError(
+                f"config key '{key}': {value!r} becomes part of an output folder's name and may only contain "
+                "letters, digits, '.', '_', '+', '-', '[', ']', ',' and spaces (not first: '.')"
+            )
 
 
 def _check_splits(splits: dict) -> None:

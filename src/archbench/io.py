@@ -1,10 +1,15 @@
-"""Atomic writes: a killed job must never leave a complete-looking output behind.
+"""Atomic writes: a killed job (or a crashed node) must never leave a complete-looking output behind.
 
-Outputs are written under a temporary name in the same directory (so the final rename
-stays on one filesystem) and moved into place with ``os.replace`` only on success.
+Outputs are written under a hidden temporary name in the same directory (so the final rename
+stays on one filesystem) and moved into place with ``os.replace`` only on success. The data is
+fsynced before the rename and the folder after it: without that, a node crash can leave the new
+name pointing at a truncated file. A directory output is swapped without a moment with no output
+(old one renamed aside, new one renamed in, old one removed). Temporaries of a killed earlier
+attempt at the same output are removed when the output is written again.
 
 Permissions follow the umask, as a plain ``open()`` would: ``tempfile`` creates its files 0600
-and directories 0700, which on a shared project directory hides results from the rest of the lab.
+and directories 0700, and so does safetensors' ``save_file`` (what ``save_pretrained`` writes the
+weights with), which on a shared project directory hides results from the rest of the lab.
 A full disk (or quota) fails with the output's path in the message; the temporary is removed.
 """
 
@@ -14,6 +19,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -59,38 +65,94 @@ def _no_space_left(folder: Path) -> bool:
         return False
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's data to disk (folders: the names in it, i.e. a rename)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP):  # filesystems without fsync on folders
+            raise
+    finally:
+        os.close(fd)
+
+
+def _follow_umask(root: Path) -> None:
+    """Give ``root`` and, for a folder, everything in it the umask's mode, and flush it to disk."""
+    mask = current_umask()
+    if root.is_dir():
+        for folder, dirs, files in os.walk(root):
+            for name in files:
+                path = Path(folder, name)
+                os.chmod(path, 0o666 & ~mask)
+                _fsync(path)
+            for name in dirs:
+                os.chmod(Path(folder, name), 0o777 & ~mask)
+            _fsync(Path(folder))
+        os.chmod(root, 0o777 & ~mask)
+    else:
+        os.chmod(root, 0o666 & ~mask)
+        _fsync(root)
+
+
+def _remove_stale_temporaries(final: Path) -> None:
+    """Temporaries that a killed earlier write of ``final`` left (only one job writes an output)."""
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.[a-z0-9_]{{8}}\.(tmp|old)$")
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(final.parent):
+            if pattern.match(entry.name):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+
+
 @contextlib.contextmanager
-def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``final``; move it to ``final`` (mode 0666 & ~umask) if the block succeeds."""
+def atomic_file(final: str | os.PathLike, keep_previous: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; move it to ``final`` (mode 0666 & ~umask) if the block
+    succeeds. With ``keep_previous``, the replaced ``final`` is renamed to that name just before (so
+    a kill at any moment leaves the newest complete file under one of the two names)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(final)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
         with _naming_full_disk(final):
             yield tmp
-        os.chmod(tmp, 0o666 & ~current_umask())
+            _follow_umask(tmp)
+        if keep_previous is not None and final.exists():
+            os.replace(final, keep_previous)
         os.replace(tmp, final)
+        _fsync(final.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary directory next to ``final``; rename it to ``final`` (mode 0777 & ~umask) on success."""
+    """Yield an empty temporary directory next to ``final``; on success it replaces ``final`` (every
+    file and folder in it with the umask's mode)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    old = None
     try:
         with _naming_full_disk(final):
             yield tmp
-        os.chmod(tmp, 0o777 & ~current_umask())
-        if final.exists():  # rename() cannot replace a non-empty directory
-            shutil.rmtree(final)
+            _follow_umask(tmp)
+        if final.exists():  # rename() cannot replace a non-empty directory: move the old one aside first
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+            os.replace(final, old)  # onto the empty placeholder
         os.replace(tmp, final)
+        _fsync(final.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(obj: dict, path: str | os.PathLike) -> None:

@@ -22,7 +22,6 @@ calls `scontrol requeue`, and the requeued job resumes from the newest checkpoin
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import signal
@@ -138,11 +137,13 @@ def spawning_slurm_environment(**kwargs):
     return _spawning_environment_class()(**kwargs)
 
 
-def resume_checkpoint(scratch_dir: str) -> str | None:
-    """The newest resumable state in `scratch_dir`: the periodic `last.ckpt` or the `hpc_ckpt_N.ckpt`
-    Lightning writes on the requeue signal (whichever was written last), or None."""
-    found = glob.glob(os.path.join(scratch_dir, "hpc_ckpt_*.ckpt")) + glob.glob(os.path.join(scratch_dir, "last.ckpt"))
-    return max(found, key=os.path.getmtime) if found else None
+def resume_checkpoint(scratch_dir: str, identity: dict | None = None) -> str | None:
+    """The newest usable resumable state in `scratch_dir`: the periodic `last.ckpt` (or the one before
+    it), or the `hpc_ckpt_N.ckpt` Lightning writes on the requeue signal, whichever was written last
+    and loads; with `identity`, only a checkpoint of that run (see training/resume.py)."""
+    from archbench.training.resume import resume_checkpoint as usable
+
+    return usable(scratch_dir, identity)
 
 
 def train_args(wildcards, input, output, threads, params) -> dict:

@@ -29,7 +29,7 @@ from archbench.training.cluster import resume_checkpoint, trainer_plugins
 from archbench.training.emissions import track_emissions
 from archbench.training.failures import RankFailures
 from archbench.training.module import CausalLMModule
-from archbench.training.resume import AtomicCheckpointIO, ResumeState
+from archbench.training.resume import AtomicCheckpointIO, ResumeState, claim_scratch, run_identity
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def evaluate_best(
     """Validation and test loss of the best checkpoint by val_loss (the final weights if no validation
     ran), so the numbers describe exactly the model that is exported."""
     if best.best_model_path and os.path.exists(best.best_model_path):  # a resumed, finished run may name a replaced one
-        module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"])
+        module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
     val_loss = trainer.validate(module, loaders["validation"], verbose=False)[0]["val_loss"]
     test_loss = trainer.test(module, loaders["test"], verbose=False)[0]["test_loss"]
     return val_loss, test_loss
@@ -197,19 +197,23 @@ def train_run(
     os.makedirs(run_dir, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     module, kwargs = build_module(arch, settings, tokenizer)
+    ident_settings = {**settings, "seed": seed}  # as the rule passes them (the budget follows from them)
+    identity = run_identity(ident_settings, tokenizer_dir, tokens)
     # training.tokens_per_param sets max_steps from the model's size (scaling ladders)
     budget = budget_steps(settings, count_parameters(module.model, include_embeddings=False))
     settings = {**settings, "max_steps": budget} if budget else settings
     loaders = build_loaders(tokens, settings, seed)
 
-    # 2. trainer, and the state to resume (last.ckpt, or a newer hpc_ckpt_N.ckpt from a Slurm requeue)
-    last = resume_checkpoint(scratch_dir)
+    # 2. trainer, and the state to resume (last.ckpt, or a newer hpc_ckpt_N.ckpt from a Slurm requeue),
+    # only if it is this run's: a changed setting, tokenizer or token data starts from step 0
+    claim_scratch(scratch_dir, identity, ident_settings)
+    last = resume_checkpoint(scratch_dir, identity)
     csv_log = os.path.join(run_dir, "logs", "csv", "metrics.csv")
     history = None
     if last:
         log.warning("resuming %s from %s", run_dir, last)
         history = pd.read_csv(csv_log) if os.path.exists(csv_log) else None
-    resume, failures = ResumeState(loaders["train"].sampler), RankFailures(scratch_dir)
+    resume, failures = ResumeState(loaders["train"].sampler, identity), RankFailures(scratch_dir)
     trainer, watch = build_trainer(settings, run_dir, scratch_dir, [resume, failures, *(callbacks or [])])
 
     # 3. fit, evaluate; a failing rank's traceback reaches the log whole, labelled with its rank
