@@ -15,6 +15,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/publish.smk"
 
 
 # Jobs that run on the submitting node under a cluster executor: seconds each, no GPU.
@@ -33,3 +34,4 @@ rule all:
         run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/harness.json"),
         run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/latency.json"),
         run_dirs(f"{R}/eval/{{arch}}/{{point}}/seed~{{seed}}/samples.txt"),
+        push_targets(),  # hub.push.enabled

@@ -4,6 +4,7 @@
     archbench latency  MODEL_DIR [--contexts 64 256 1024 2048] [--out latency.json]
     archbench generate MODEL_DIR [--prompt "The"] [--sample --temperature 0.8 --top-p 0.9]
     archbench install-profile slurm      (so that `snakemake --profile slurm` finds profiles/slurm)
+    archbench push RUN_DIR --repo-id NAMESPACE/NAME   (a run's model/ and model card to the Hub)
 
 MODEL_DIR is a ``save_pretrained`` folder with its tokenizer (a run's ``model/``). Defaults are
 those of config/schema.yaml, so a command reproduces what the pipeline does.
@@ -77,7 +78,24 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("install-profile", help="link a profiles/ folder into ~/.config/snakemake/")
     p.add_argument("name", nargs="?", default="slurm", help="profile name (default: slurm)")
     p.add_argument("--dest", help="destination folder (default: ~/.config/snakemake/NAME)")
+    _push_parser(sub)
     return parser
+
+
+def _push_parser(sub) -> None:
+    p = sub.add_parser("push", help="upload a run's model/ (weights, tokenizer, model card) to the Hugging Face Hub")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder under results/runs/ (holding model/)")
+    p.add_argument("--repo-id", required=True, help="NAMESPACE/NAME of the Hub model repository")
+    p.add_argument(
+        "--public", action="store_false", dest="private", help="create the repository public (default: private)"
+    )
+    p.add_argument("--revision", default=None, help="branch to commit to (default: main)")
+
+
+def _push(a) -> None:
+    from archbench.hub import push_run
+
+    print(push_run(a.run_dir, a.repo_id, private=a.private, revision=a.revision))
 
 
 def _config(a) -> dict:
@@ -147,7 +165,13 @@ def _install_profile(a) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"evaluate": _evaluate, "latency": _latency, "generate": _generate, "install-profile": _install_profile}
+    commands = {
+        "evaluate": _evaluate,
+        "latency": _latency,
+        "generate": _generate,
+        "install-profile": _install_profile,
+        "push": _push,
+    }
     try:
         commands[args.command](args)
     except ArchbenchError as err:  # the user's input: one line, no traceback
