@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s {job} %(name)s: %(message)s"
 DATEFMT = "%Y-%m-%d %H:%M:%S"
@@ -36,6 +37,52 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value):  # StreamHandler.__init__ assigns it
         pass
+
+
+def adopt(*names: str) -> None:
+    """Route libraries that install their own console handler at import (Lightning, CodeCarbon) through
+    the job's handler instead, so each record appears once, in the job's format. Import them first;
+    a no-op unless :func:`configure` ran (an interactive session keeps their output)."""
+    if not any(isinstance(h, _StderrHandler) for h in logging.getLogger().handlers):
+        return
+    for name in names:
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+            logger.removeHandler(handler)
+        logger.propagate = True
+
+
+class Lines:
+    """A text stream that turns a progress bar's carriage returns into line ends (one line per update,
+    no empty lines): libraries' tqdm bars (lm-eval's) become readable lines in a log file."""
+
+    def __init__(self, stream):
+        self._stream, self._fresh = stream, True
+
+    def write(self, text: str) -> int:
+        out = []
+        for char in text.replace("\r\n", "\n"):
+            if char in "\r\n":
+                if not self._fresh:
+                    out.append("\n")
+                self._fresh = True
+            else:
+                out.append(char)
+                self._fresh = False
+        return self._stream.write("".join(out)) and len(text)
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def quiet_progress_bars(every_s: int = 10) -> None:
+    """For a job log: no Hugging Face progress bars (transformers' shard writing, hub transfers), and
+    other tqdm bars redrawn at most every ``every_s`` seconds. Those libraries read it when imported."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_MININTERVAL", str(every_s))
 
 
 def job_name(rule: str, wildcards: dict | None = None) -> str:
@@ -65,7 +112,8 @@ def job_logging(smk, stderr: bool = True) -> logging.Logger:
     if stderr and smk.log:
         fh = open(smk.log[0], "w", buffering=1)
         os.dup2(fh.fileno(), 2)
-        sys.stderr = fh
+        sys.stderr = Lines(fh)
+    quiet_progress_bars()
     wildcards = dict(smk.wildcards.items()) if hasattr(smk.wildcards, "items") else {}
     job = job_name(smk.rule, wildcards)
     configure(job)
@@ -101,8 +149,9 @@ def files_summary(paths) -> str:
     if not sizes:
         return "none"
     big = sorted(sizes, key=sizes.get, reverse=True)[:3]
-    named = ", ".join(f"{os.path.basename(p)} {human_bytes(sizes[p])}" for p in big)
-    return f"{len(sizes)} files, {human_bytes(sum(sizes.values()))} ({named}{', ...' if len(sizes) > 3 else ''})"
+    named = ", ".join(f"{os.path.join(*Path(p).parts[-2:])} {human_bytes(sizes[p])}" for p in big)
+    files = f"{len(sizes)} file{'s' if len(sizes) > 1 else ''}"
+    return f"{files}, {human_bytes(sum(sizes.values()))} ({named}{', ...' if len(sizes) > 3 else ''})"
 
 
 def human_bytes(n: float) -> str:

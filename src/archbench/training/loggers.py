@@ -25,6 +25,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from archbench.errors import ConfigError
+from archbench.logs import adopt
 
 log = logging.getLogger(__name__)
 EXTRAS = {"mlflow": "mlflow", "wandb": "wandb"}  # tracker -> the pip extra that installs it
@@ -66,7 +67,10 @@ class ProgressLog(Logger):
 def _mlflow(run_dir: str, run_name: str):
     from lightning.pytorch.loggers import MLFlowLogger
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or "file:" + os.path.abspath(os.path.join(run_dir, "logs", "mlflow"))
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:  # the local store; MLflow 3 keeps it working but asks to opt in (a database needs a server)
+        uri = "file:" + os.path.abspath(os.path.join(run_dir, "logs", "mlflow"))
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     return MLFlowLogger(
         experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME", "archbench"), run_name=run_name, tracking_uri=uri
     )
@@ -117,6 +121,9 @@ def build_loggers(settings: dict, run_dir: str) -> list[Logger]:
 def trainer_logging(settings: dict, run_dir: str) -> dict:
     """The Trainer's ``logger`` and ``enable_progress_bar`` arguments: the trackers, and on a non-terminal
     stderr a :class:`ProgressLog` in place of the progress bar."""
+    import codecarbon.external.logger  # noqa: F401  (installs its console handler: adopted below)
+
+    adopt("lightning", "lightning.pytorch", "lightning.fabric", "codecarbon")
     loggers = build_loggers(settings, run_dir)
     terminal = sys.stderr.isatty()
     if not terminal:

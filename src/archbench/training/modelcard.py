@@ -45,7 +45,7 @@ RECIPE_KEYS = (
 STOCK_LM_EVAL = (
     "lm_eval --model hf --model_args pretrained=<run>/model,trust_remote_code=True "
     "--tasks archbench_ppl,archbench_cloze,archbench_lastword --include_path results/eval/tasks "
-    "--limit 40 --batch_size 8 --seed 0 --output_path results/eval/stock"
+    "--limit 40 --batch_size 8 --seed 1234 --output_path results/eval/stock"
 )
 
 
@@ -215,7 +215,7 @@ added when the harness job finishes.
 ```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
 model = AutoModelForCausalLM.from_pretrained("{run}/model"{load_kwargs})
-tokenizer = AutoTokenizer.from_pretrained("{run}/model")
+tokenizer = AutoTokenizer.from_pretrained("{run}/model"{load_kwargs})
 ```
 
 Reproduce the harness scores with the stock lm-eval command (from the results' parent folder):
