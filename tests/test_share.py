@@ -180,6 +180,9 @@ def test_model_card_of_a_tiny_model(tmp_path):
     modelcard.add_harness_scores(model_dir, harness)
     modelcard.add_harness_scores(model_dir, harness)  # a rerun replaces, never duplicates
     card = ModelCard.load(model_dir / "README.md")
+    assert json.loads((model_dir / "config.json").read_text())["bos_token_id"] == 2  # </s>, as the tokenizer
+    assert json.loads((model_dir / "tokenizer_config.json").read_text())["bos_token"] == "</s>"
+    assert "| `bos_token_id` | `2` |" in card.text
     got = [(r.dataset_type, r.dataset_split, r.metric_type, r.metric_value) for r in card.data.eval_results]
     assert got == [
         ("archbench-corpus", "validation", "loss", 2.0),

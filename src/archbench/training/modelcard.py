@@ -138,8 +138,10 @@ def build_card(
     tokenizer_dir: str,
     device=None,
     run_dir: str | None = None,
+    saved_config: dict | None = None,
 ):
-    """The ``ModelCard`` of a trained model (see the module docstring for what it holds)."""
+    """The ``ModelCard`` of a trained model (see the module docstring for what it holds);
+    ``saved_config``: its ``config.json`` as saved (default: the model's config)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     from archbench.models import count_parameters, get_arch
@@ -149,7 +151,8 @@ def build_card(
     model_name = f"archbench-{arch}" + (f" ({Path(run).parent.name}, seed {seed})" if run_dir else "")
     total = count_parameters(model, include_embeddings=True)
     non_embedding = count_parameters(model, include_embeddings=False)
-    config = {k: v for k, v in model.config.to_diff_dict().items() if not k.startswith("_") and k != "auto_map"}
+    saved = saved_config if saved_config is not None else model.config.to_diff_dict()
+    config = {k: v for k, v in saved.items() if not k.startswith("_") and k != "auto_map"}
     data_table, fingerprint = _data_section(tokens)
     tok_sha = tokenizer_sha256(tokenizer_dir)
     eval_results = _eval_results(losses, None)
@@ -226,19 +229,28 @@ Reproduce the harness scores with the stock lm-eval command (from the results' p
 
 
 def set_document_prefix(model_dir: str | os.PathLike) -> None:
-    """Name ``</s>`` as the saved tokenizer's BOS (why: module docstring)."""
+    """Name ``</s>`` as the saved tokenizer's BOS, and its id as ``bos_token_id`` of the saved config and
+    generation config, so that every reader agrees (why: module docstring)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.bos_token = tokenizer.eos_token
     tokenizer.save_pretrained(model_dir)
+    for name in ("config.json", "generation_config.json"):
+        path = Path(model_dir) / name
+        if path.is_file():
+            config = json.loads(path.read_text())
+            if "bos_token_id" in config:
+                config["bos_token_id"] = tokenizer.eos_token_id
+                path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def finish_model_dir(model_dir: str | os.PathLike, **card_args) -> Path:
     """Make a freshly saved model folder ready for stock tools and the Hub: the tokenizer's document
     prefix and the model card (:func:`build_card`'s arguments). Returns the card's path."""
     set_document_prefix(model_dir)
-    return _save(build_card(**card_args), model_dir)
+    saved = json.loads((Path(model_dir) / "config.json").read_text())
+    return _save(build_card(**card_args, saved_config=saved), model_dir)
 
 
 def add_harness_scores(model_dir: str | os.PathLike, harness_json: str | os.PathLike) -> Path | None:
