@@ -192,3 +192,15 @@ def test_model_card_of_a_tiny_model(tmp_path):
         ("archbench_cloze", "test", "acc", 0.5),
     ]
     assert card.text.count("| archbench_cloze | test | acc | 0.5 | lm-evaluation-harness |") == 1
+
+
+def test_progress_bar_redraws_become_lines_in_a_log():
+    import io
+
+    from archbench.logs import Lines
+
+    out = io.StringIO()
+    log = Lines(out)
+    for text in ("start\n", "\rbar 0%", "2026 WARNING record\n", "\rbar 50%", "\rbar 100%", "\n", "a", "b\n"):
+        log.write(text)
+    assert out.getvalue() == "start\nbar 0%\n2026 WARNING record\nbar 50%\nbar 100%\nab\n"

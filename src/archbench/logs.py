@@ -57,10 +57,14 @@ class Lines:
     no empty lines): libraries' tqdm bars (lm-eval's) become readable lines in a log file."""
 
     def __init__(self, stream):
-        self._stream, self._fresh = stream, True
+        self._stream, self._fresh, self._bar = stream, True, False
 
     def write(self, text: str) -> int:
         out = []
+        if text and not self._fresh and self._bar and text[0] not in "\r\n":
+            out.append("\n")  # a log record after a bar's line: the bar left its line open
+            self._fresh = True
+        self._bar = text.startswith("\r") or (self._bar and not text.endswith("\n"))
         for char in text.replace("\r\n", "\n"):
             if char in "\r\n":
                 if not self._fresh:
