@@ -15,6 +15,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/publish.smk"
 
 
 # Jobs that run on the submitting node under a cluster executor: seconds each, no GPU.
@@ -32,6 +33,7 @@ rule all:
         rules.summary.output,
         # every evaluation that applies to this config (archbench.evaluation.registry), for every run
         [run_dirs(L.eval_file(run_name(), e.files[0])) for e in EVALUATIONS],
+        push_targets(),  # hub.push.enabled
 
 
 # The job scripts send their tracebacks to the job's log: print each failed job's cause on the console.

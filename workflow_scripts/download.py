@@ -1,8 +1,8 @@
 """rule download: one shard of the corpus (default / local file / hub file) -> parquet with a `text` column."""
 
-import sys
+from archbench.logs import job_logging
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.data.sources import download_shard  # noqa: E402
 

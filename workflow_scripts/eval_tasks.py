@@ -1,9 +1,10 @@
 """rule eval_tasks: the test split -> the offline lm-eval tasks (.jsonl + .yaml with absolute paths)."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.evaluation.tasks import build_tasks  # noqa: E402
 

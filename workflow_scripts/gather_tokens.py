@@ -1,8 +1,8 @@
 """rule gather_tokens: every shard's token metadata of one split -> tokens/{split}/index.json."""
 
-import sys
+from archbench.logs import job_logging
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.data.tokenize import write_token_index  # noqa: E402
 

@@ -1,9 +1,10 @@
 """rule generate: one run's model/ -> text samples through generate() (samples.txt, samples.csv)."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.evaluation.generate import run_generate  # noqa: E402
 

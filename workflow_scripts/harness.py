@@ -1,11 +1,13 @@
 """rule harness: one run's model/ -> lm-evaluation-harness scores (harness.json)."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.evaluation.harness import run_harness  # noqa: E402
+from archbench.training.modelcard import add_harness_scores  # noqa: E402
 
 run_harness(
     model_dir=os.path.dirname(snakemake.input.model),
@@ -14,3 +16,4 @@ run_harness(
     threads=snakemake.threads,
     **snakemake.params.args,  # archbench.evaluation.calls.harness_args
 )
+add_harness_scores(os.path.dirname(snakemake.input.model), snakemake.output[0])  # the card's model-index

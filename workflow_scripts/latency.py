@@ -1,9 +1,10 @@
 """rule latency: one run's model/ -> prefill / per-token decode time and memory vs context (latency.json)."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.evaluation.latency import run_latency  # noqa: E402
 

@@ -1,9 +1,10 @@
 """rule length: one run's model/ + the test tokens -> loss per position bucket at k x the training length."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.evaluation.length import run_length  # noqa: E402
 

@@ -2,9 +2,10 @@
 difference heat map, throughput, emissions (PNG + SVG)."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.report.plots import plot_all  # noqa: E402
 

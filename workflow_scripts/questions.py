@@ -1,8 +1,8 @@
 """rule questions: metrics + length / throughput / recall files -> one figure + table per question, questions.json."""
 
-import sys
+from archbench.logs import job_logging
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.report.questions import write_questions  # noqa: E402
 

@@ -1,9 +1,10 @@
 """rule recall: one run's model/ (trained on data.source mqar) -> recall accuracy per number of pairs."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.evaluation.recall import run_recall  # noqa: E402
 

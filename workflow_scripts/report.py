@@ -1,9 +1,9 @@
 """rule collect: every expected run's metrics.json (+ harness.json / latency.json when evaluated) ->
 grid_results.csv, seed_summary.csv, comparison.csv; runs without files get status=missing."""
 
-import sys
+from archbench.logs import job_logging
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.report.compare import write_tables  # noqa: E402
 

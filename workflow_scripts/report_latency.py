@@ -1,9 +1,10 @@
 """rule plot_latency: every run's latency.json -> decode latency and state memory vs context."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.report.plots import plot_latency  # noqa: E402
 

@@ -1,8 +1,8 @@
 """rule split: one normalised shard -> its train / validation / test parquet files."""
 
-import sys
+from archbench.logs import job_logging
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.data.split import split_shard_job  # noqa: E402
 

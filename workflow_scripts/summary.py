@@ -1,8 +1,8 @@
 """rule summary: the tables and plots -> summary.md (verdict, key tables, links)."""
 
-import sys
+from archbench.logs import job_logging
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.report.summary import write_summary  # noqa: E402
 

@@ -1,9 +1,10 @@
 """rule throughput: one run's model/ -> decode tokens/s and state memory vs batch size at a fixed context."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.evaluation.throughput import run_throughput  # noqa: E402
 

@@ -1,9 +1,10 @@
 """rule tokenize: one shard of one split -> packed token ids (.bin) + counts (.json)."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.data.tokenize import tokenize_split  # noqa: E402
 

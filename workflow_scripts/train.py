@@ -1,6 +1,9 @@
 """rule train: one architecture x grid point x seed -> model/, logs/, metrics.json, emissions.csv."""
 
+from archbench.logs import job_logging
 from archbench.training import cluster
+
+job_logging(snakemake, stderr=False)  # timestamped records; run_train_job points stderr at the log
 
 p = snakemake.params  # noqa: F821
 cluster.run_train_job(

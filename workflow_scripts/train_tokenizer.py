@@ -1,9 +1,10 @@
 """rule train_tokenizer: byte-level BPE on (a sample of) the train shards -> Hugging Face fast tokenizer files."""
 
 import os
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from archbench.logs import job_logging
+
+job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
 from archbench.data.tokenizer import train_tokenizer  # noqa: E402
 

@@ -9,6 +9,7 @@ with no options reproduces what the pipeline does.
     archbench generate MODEL_DIR [--prompt "The"] [--sample --temperature 0.8 --top-p 0.9]
     archbench length   MODEL_DIR --tokens results/tokens/test/index.json
     archbench install-profile slurm      (so that `snakemake --profile slurm` finds profiles/slurm)
+    archbench push RUN_DIR --repo-id NAMESPACE/NAME   (a run's model/ and model card to the Hub)
 
 MODEL_DIR is a save_pretrained folder with its tokenizer (a run's model/ folder). `evaluate` is
 another name for `harness`.
@@ -202,7 +203,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", nargs="?", default="slurm", help="profile name (default: slurm)")
     p.add_argument("--dest", help="destination folder (default: ~/.config/snakemake/NAME)")
+    _push_parser(sub)
     return parser
+
+
+def _push_parser(sub) -> None:
+    p = sub.add_parser(
+        "push",
+        help="upload a run's model/ (weights, tokenizer, model card) to the Hugging Face Hub",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder under results/runs/ (holding model/)")
+    p.add_argument("--repo-id", required=True, help="NAMESPACE/NAME of the Hub model repository")
+    p.add_argument(
+        "--public", action="store_false", dest="private", help="create the repository public (default: private)"
+    )
+    p.add_argument("--revision", default=None, help="branch to commit to (default: main)")
+
+
+def _push(a) -> None:
+    from archbench.hub import push_run
+
+    print(push_run(a.run_dir, a.repo_id, private=a.private, revision=a.revision))
 
 
 def _config(a) -> dict:
@@ -278,7 +300,7 @@ def _install_profile(a) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"install-profile": _install_profile}
+    commands = {"install-profile": _install_profile, "push": _push}
     try:
         commands.get(args.command, _evaluate)(args)
     except ArchbenchError as err:  # the user's input: one line, no traceback

@@ -10,3 +10,77 @@ def offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE or datasets.config.HF_HUB_OFFLINE)
+
+
+def push_run(
+    run_dir: str,
+    repo_id: str,
+    *,
+    private: bool = True,
+    revision: str | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Upload a run's ``model/`` folder (weights, config, modeling code, tokenizer, model card
+    ``README.md``) to the Hub model repository ``repo_id`` (created if missing) through
+    ``huggingface_hub.upload_folder``; return the commit's URL. Checks everything first: offline, or a
+    folder that is not a finished run, fails with one line before anything is uploaded."""
+    from pathlib import Path
+
+    from archbench.errors import ArchbenchError
+
+    model_dir = Path(run_dir) / "model"
+    missing = [f for f in ("config.json", "README.md") if not (model_dir / f).is_file()]
+    if missing:
+        raise ArchbenchError(
+            f"{run_dir}: not a finished run with a model card (no {', '.join('model/' + f for f in missing)}); "
+            "push a folder under results/runs/ whose training finished"
+        )
+    if "/" not in repo_id.strip("/"):
+        raise ArchbenchError(f"hub repo id {repo_id!r} must be NAMESPACE/NAME (your user or organisation)")
+    if offline():
+        raise ArchbenchError(
+            f"cannot push {run_dir} to {repo_id}: the Hugging Face Hub is offline here (HF_HUB_OFFLINE is set); "
+            "unset it on a machine with network access and log in (`hf auth login` or HF_TOKEN)"
+        )
+    from huggingface_hub import create_repo, upload_folder
+
+    create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
+    info = upload_folder(
+        repo_id=repo_id,
+        folder_path=str(model_dir),
+        revision=revision,
+        token=token,
+        commit_message=commit_message or f"archbench run {run_dir}",
+    )
+    return str(getattr(info, "commit_url", info))
+
+
+def repo_name(template: str, arch: str, point: str, seed: int | str) -> str:
+    """A Hub repository name from ``hub.push.repo_template``: ``{arch}``, ``{seed}``, ``{point}`` (the grid
+    point folder, ``~`` as ``-``) and ``{hash}`` (8 hex digits of the point, for names under 96 characters)."""
+    import hashlib
+
+    return template.format(
+        arch=arch, seed=seed, point=point.replace("~", "-"), hash=hashlib.sha256(point.encode()).hexdigest()[:8]
+    )
+
+
+def push_settings(config: dict) -> dict:
+    """``hub.push`` of a validated config; ConfigError (at parse time) when it is enabled without a
+    namespace."""
+    from archbench.errors import ConfigError
+
+    push = config.get("hub", {}).get("push", {})
+    if push.get("enabled") and not push.get("namespace"):
+        raise ConfigError("hub.push.enabled is true but hub.push.namespace is null: name the Hub user or organisation")
+    return push
+
+
+def run_repo_id(push: dict, run_dir: str) -> str:
+    """``namespace/name`` of the repository a run (``.../runs/{arch}/{point}/seed~{seed}``) is pushed to."""
+    from pathlib import Path
+
+    parts = Path(run_dir).parts
+    name = repo_name(push["repo_template"], parts[-3], parts[-2], parts[-1].removeprefix("seed~"))
+    return f"{push['namespace']}/{name}"

@@ -24,6 +24,7 @@ from archbench import hub
 from archbench.data.shards import iter_texts, plan_shards
 from archbench.errors import ConfigError, DataError
 from archbench.io import atomic_file, write_json
+from archbench.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,12 @@ def download_shard(shard: dict, data_cfg: dict, out_parquet: str, out_stats: str
     }
     with atomic_file(out_parquet) as tmp:
         with pq.ParquetWriter(tmp, SCHEMA) as writer:
-            for docs, counts in _normalise(shard, data_cfg.get("text_column") or "text"):
+            for docs, counts in progress(
+                _normalise(shard, data_cfg.get("text_column") or "text"),
+                f"download {shard['name']}",
+                unit="doc",
+                weight=lambda b: len(b[0]),
+            ):
                 stats["n_documents"] += len(docs)
                 stats["n_dropped_empty"] += counts["n_dropped_empty"]
                 stats["n_replaced_utf8"] += counts["n_replaced_utf8"]

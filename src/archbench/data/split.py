@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from archbench.data.shards import open_parquet
 from archbench.errors import ConfigError, DataError
 from archbench.io import atomic_file, write_json
+from archbench.logs import progress
 
 CANONICAL_ORDER = ("train", "validation", "test")
 SCHEMA = pa.schema([("text", pa.string())])
@@ -142,7 +143,8 @@ def split_shard(
         for s in names:
             tmp = stack.enter_context(atomic_file(out_files[s]))
             writers[s] = stack.enter_context(pq.ParquetWriter(tmp, SCHEMA))
-        for batch in source.iter_batches(columns=["text"], batch_size=4096):
+        batches = source.iter_batches(columns=["text"], batch_size=4096)
+        for batch in progress(batches, f"split {shard}", source.metadata.num_rows, unit="doc", weight=len):
             texts = [t or "" for t in batch.column(0).to_pylist()]
             if limit is not None:
                 keep = max(0, min(len(texts), limit - position))

@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from archbench.data.shards import count_rows, text_batches
 from archbench.data.tokenizer import EOS_ID, tokenizer_hash
 from archbench.errors import DataError
 from archbench.io import atomic_file, write_json
+from archbench.logs import progress
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -128,7 +128,6 @@ def tokenize_split(
     if num_workers:
         os.environ.setdefault("RAYON_NUM_THREADS", str(int(num_workers)))
     from tokenizers import Tokenizer
-    from tqdm import tqdm
 
     tok_file = Path(tokenizer_dir) / "tokenizer.json"
     if not tok_file.is_file():
@@ -145,8 +144,8 @@ def tokenize_split(
     n_documents = n_tokens = n_chars = n_bytes = 0
     t0 = time.perf_counter()
     with atomic_file(out_bin) as tmp, open(tmp, "wb") as f:
-        bar = tqdm(total=count_rows(split_dir), desc=f"tokenize {Path(split_dir).name}", unit="doc", file=sys.stderr)
-        for record_batch in text_batches(split_dir, batch_size):
+        batches = text_batches(split_dir, batch_size)
+        for record_batch in progress(batches, f"tokenize {Path(split_dir).name}", count_rows(split_dir), "doc", len):
             batch = [t or "" for t in record_batch.column(0).to_pylist()]
             if not batch:
                 continue
@@ -156,9 +155,6 @@ def tokenize_split(
             n_documents += len(batch)
             n_chars += sum(map(len, batch))
             n_bytes += sum(len(t.encode("utf-8", "surrogatepass")) for t in batch)
-            bar.set_postfix(tokens=n_tokens, refresh=False)
-            bar.update(len(batch))
-        bar.close()
     seconds = time.perf_counter() - t0
     stats = {
         "dtype": dtype.name,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 
 from archbench.data.shards import count_rows, open_parquet, parquet_files, require_column, text_batches
 from archbench.errors import ConfigError, DataError
+from archbench.logs import progress
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # order == ids 0..3
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
@@ -133,7 +135,7 @@ def train_tokenizer(
     seen = {"n_documents": 0, "n_chars": 0}
 
     def batches():
-        for texts in sample_texts(files, sample_bytes):
+        for texts in progress(sample_texts(files, sample_bytes), "BPE: reading documents", n_docs, "doc", weight=len):
             seen["n_documents"] += len(texts)
             seen["n_chars"] += sum(map(len, texts))
             yield texts
@@ -147,7 +149,7 @@ def train_tokenizer(
         min_frequency=min_frequency,
         special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        show_progress=sys.stderr.isatty(),  # its bar on a terminal; the reading progress is logged above
     )
     tok.train_from_iterator(batches(), trainer=trainer, length=n_docs)
     assert [tok.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3], "special token ids moved"

@@ -36,10 +36,10 @@ Transformer with ``position: learned`` has no embedding there and its entry is `
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import resource
 import statistics
-import sys
 import time
 
 import torch
@@ -260,7 +260,7 @@ def run_latency(
                 modes = [cached_mode(model)] + (["recompute"] if context <= recompute_max_context else [])
                 for mode in modes:
                     entries.append(measure(model, mode, context, batch, new_tokens, trials, warmup, dev, seed))
-                    print(f"latency {entries[-1]}", file=sys.stderr)  # progress, in the job's log
+                    logging.getLogger(__name__).info("latency %s", entries[-1])  # progress, in the job's log
     summary = {
         "arch": arch_of(model),
         "device": str(dev),

@@ -27,8 +27,8 @@ Schema of ``length.json``::
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 
 import numpy as np
 import torch
@@ -162,7 +162,7 @@ def run_length(
         for k in sorted(set(multipliers)):
             entry = {"multiplier": k, **measure_length(model, shards, k * seq_len, max_tokens, batch_size, dev)}
             entries.append(entry)
-            print(f"length k={k}: {entry.get('mean_loss', entry.get('skipped'))}", file=sys.stderr)
+            logging.getLogger(__name__).info("length k=%s: %s", k, entry.get("mean_loss", entry.get("skipped")))
     result = {
         "arch": arch_of(model),
         "seq_len": seq_len,

@@ -14,7 +14,7 @@ with ``skipped`` when the model refused the context, e.g. learned positions past
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import torch
 
@@ -49,7 +49,7 @@ def run_throughput(
             if row.get("state_bytes"):
                 row["state_bytes_per_sequence"] = row["state_bytes"] / batch
             rows.append(row)
-            print(f"throughput {row}", file=sys.stderr)
+            logging.getLogger(__name__).info("throughput %s", row)
     result = {
         "arch": arch_of(model),
         "context": context,

@@ -15,7 +15,6 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from archbench.data.loader import make_dataloader
 from archbench.devices import require_device
@@ -28,6 +27,8 @@ from archbench.provenance import now, provenance_block, token_index_paths
 from archbench.training.cluster import resume_checkpoint, trainer_plugins
 from archbench.training.emissions import track_emissions
 from archbench.training.failures import RankFailures
+from archbench.training.loggers import trainer_logging
+from archbench.training.modelcard import finish_model_dir
 from archbench.training.module import CausalLMModule
 from archbench.training.resume import AtomicCheckpointIO, ResumeState, claim_scratch, run_identity
 
@@ -143,10 +144,7 @@ def build_trainer(settings: dict, run_dir: str, scratch_dir: str, extra_callback
         plugins=[*trainer_plugins(settings), AtomicCheckpointIO()],
         # Our samplers deal the global order over the ranks themselves (exact resume at any world size).
         use_distributed_sampler=False,
-        logger=[
-            TensorBoardLogger(run_dir, name="logs", version="tensorboard"),
-            CSVLogger(run_dir, name="logs", version="csv"),
-        ],
+        **trainer_logging(settings, run_dir),  # training.loggers; log lines instead of a bar in job logs
         default_root_dir=scratch_dir,
     )
     return trainer, {"best": best, "early_stopping": early}
@@ -235,6 +233,18 @@ def train_run(
     with atomic_dir(os.path.join(run_dir, "model")) as tmp:
         module.model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        finish_model_dir(
+            tmp,
+            arch=arch,
+            seed=seed,
+            settings=settings,
+            model=module.model,
+            losses={"validation": val_loss, "test": test_loss},
+            tokens=tokens,
+            tokenizer_dir=tokenizer_dir,
+            device=trainer.strategy.root_device,
+            run_dir=run_dir,
+        )
 
     world, seq_len = trainer.world_size, settings["seq_len"]
     steps_here = trainer.global_step - resumed_from
