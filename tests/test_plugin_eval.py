@@ -116,9 +116,10 @@ def test_plugin_evaluation_runs_through_the_pipeline(plugin_env, tmp_path):
     # its question reaches the report: a figure, a table and a sentence in summary.md
     assert len((results / "report" / "tokencount.csv").read_text().splitlines()) == 3
     assert (results / "report" / "plots" / "tokencount.png").is_file()
-    assert "- Token count measured for 2 runs. ([plot](plots/tokencount.png))" in (
-        results / "report" / "summary.md"
-    ).read_text()
+    assert (
+        "- Token count measured for 2 runs. ([plot](plots/tokencount.png))"
+        in (results / "report" / "summary.md").read_text()
+    )
     # the report's questions rule reads the plugin's files: removing one reruns it and the summary
     files[0].unlink()
     counts = dry_run_counts(work, configfile=cfg)
