@@ -37,7 +37,15 @@ log = logging.getLogger(__name__)
 
 # Settings that do not change what is trained: a run continues across them.
 LAYOUT_KEYS = frozenset(
-    {"devices", "num_nodes", "num_workers", "checkpoint_every_n_steps", "checkpoint_every_minutes", "log_every_n_steps"}
+    {
+        "devices",
+        "num_nodes",
+        "num_workers",
+        "checkpoint_every_n_steps",
+        "checkpoint_every_minutes",
+        "log_every_n_steps",
+        "loggers",  # adding a tracker records the same training elsewhere too
+    }
 )
 RUN_RECORD = "run.json"
 PREVIOUS_SUFFIX = ".previous"  # where a different run's scratch folder is moved
