@@ -3,7 +3,10 @@
 #   -> gather_tokens/{split}: results/tokens/{split}/index.json (what training reads).
 # The shard list is planned here, at parse time, so every per-shard job is in the DAG (dry runs, Slurm).
 from archbench.data.shards import _SHARD_RE, plan_shards
+from archbench.data.sources import source_of
 from archbench.errors import ArchbenchError
+
+SOURCE = source_of(config["data"])  # the data source entry (archbench.data.sources)
 
 try:
     SHARDS = plan_shards(config["data"], R)
@@ -19,8 +22,8 @@ wildcard_constraints:
 
 
 rule download:
-    input:  # the local file a shard is read from (editing it reruns the shard); none for default / hub
-        lambda w: [SHARDS[w.shard]["path"]] if SHARDS[w.shard]["source"] == "local" else [],
+    input:  # the local files a shard is read from (editing one reruns the shard), as its source says
+        lambda w: SOURCE.inputs(SHARDS[w.shard]),
     output:
         parquet=f"{R}/data/raw/{{shard}}.parquet",
         stats=f"{R}/data/raw/{{shard}}.json",
@@ -32,7 +35,7 @@ rule download:
         ENV
     params:
         shard=lambda w: SHARDS[w.shard],
-        data=config["data"],
+        data=SOURCE.download_params(config["data"]),  # only what reading uses: max_documents reruns no download
     script:
         "../workflow_scripts/download.py"
 
@@ -76,7 +79,12 @@ rule train_tokenizer:
         vocab_size=config["tokenizer"]["vocab_size"],
         min_frequency=config["tokenizer"]["min_frequency"],
         sample_bytes=config["tokenizer"]["sample_bytes"],
-        data=config["data"],
+        # a source with its own tokenizer (MQAR's word level) and the settings it reads; else None (BPE)
+        data=(
+            None
+            if SOURCE.tokenizer_params(config["data"]) is None
+            else {"source": SOURCE.name, **SOURCE.tokenizer_params(config["data"])}
+        ),
     script:
         "../workflow_scripts/train_tokenizer.py"
 

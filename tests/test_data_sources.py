@@ -140,10 +140,10 @@ import gzip  # noqa: E402
 from fsspec.implementations.dirfs import DirFileSystem  # noqa: E402
 from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 
-from archbench.data import shards as shards_mod  # noqa: E402
-from archbench.data import sources  # noqa: E402
-from archbench.data.shards import expand_classes, plan_shards  # noqa: E402
+from archbench.data.shards import plan_shards  # noqa: E402
 from archbench.data.sources import download_shard  # noqa: E402
+from archbench.data.sources import hub as hub_source  # noqa: E402
+from archbench.data.sources.hub import expand_classes  # noqa: E402
 
 
 class FakeHub(DirFileSystem):
@@ -176,8 +176,8 @@ def fake_hub(tmp_path, monkeypatch):
                     )
     (repo.parent / "README.md").write_text("card")
     FakeHub.calls = []
-    monkeypatch.setattr(shards_mod, "_hub_fs", lambda: FakeHub(tmp_path / "hub"))
-    monkeypatch.setattr(sources, "check_hub_reachable", lambda: None)
+    monkeypatch.setattr(hub_source, "hub_fs", lambda: FakeHub(tmp_path / "hub"))
+    monkeypatch.setattr(hub_source, "check_hub_reachable", lambda: None)
     return tmp_path
 
 
@@ -202,7 +202,7 @@ def test_hub_glob_lists_the_repository_once_and_keeps_the_listing(fake_hub, monk
     assert [s["path"] for s in shards.values()] == [f"en/c4-train.{i:05d}-of-01024.json.gz" for i in range(3)]
     kept = json.loads((fake_hub / "results/data/hub_listing.json").read_text())
     assert kept["name"] == "allenai/c4" and len(kept["files"]) == 4  # README.md is not a data file
-    monkeypatch.setattr(shards_mod, "_hub_fs", lambda: 1 / 0)  # a second parse must not list again
+    monkeypatch.setattr(hub_source, "hub_fs", lambda: 1 / 0)  # a second parse must not list again
     assert plan_shards({"source": "hub", "hub": {**hub, "files": "en/*validation*"}}, results) == {
         "00000-c4-validation.00000-of-01024": {
             "name": "00000-c4-validation.00000-of-01024",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from archbench.data.tokenizer import iter_texts
+from archbench.data.readers import split_texts
 from archbench.errors import DataError
 from archbench.io import atomic_file
 
@@ -154,7 +154,7 @@ def build_tasks(
 
     Continuations are short (``choice_words``) because lm-eval needs every continuation to fit the
     model's context (contexts are truncated from the left); tiny models train on 32 tokens."""
-    texts = [t for batch in iter_texts(test_dir) for t in batch if t.strip()][:max_docs]
+    texts = [t for batch in split_texts(test_dir) for t in batch if t.strip()][:max_docs]
     if len(texts) < 2:
         raise DataError(
             f"{test_dir}: the test split has {len(texts)} non-empty documents; the offline "
