@@ -13,7 +13,8 @@ try:
 except ArchbenchError as err:
     sys.exit(f"archbench: invalid data config: {err}")
 SHARD_NAMES = list(SHARDS)  # sorted = corpus order
-# Each split job needs every shard's document count only for exact contiguous splits or max_documents.
+# Exact contiguous splits and max_documents need every shard's document count: one split_plan job
+# gathers them into one small file that each split job reads (edges linear in the shard count).
 SPLIT_NEEDS_COUNTS = not config["shuffle"] or config["data"].get("max_documents") is not None
 
 
@@ -40,10 +41,23 @@ rule download:
         "../workflow_scripts/download.py"
 
 
+rule split_plan:
+    input:
+        expand(f"{R}/data/raw/{{shard}}.json", shard=SHARD_NAMES),
+    output:
+        f"{R}/data/split_plan.json",
+    log:
+        f"{R}/logs/split_plan.log",
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/split_plan.py"
+
+
 rule split:
     input:
         raw=rules.download.output.parquet,
-        counts=expand(f"{R}/data/raw/{{shard}}.json", shard=SHARD_NAMES) if SPLIT_NEEDS_COUNTS else [],
+        counts=[f"{R}/data/split_plan.json"] if SPLIT_NEEDS_COUNTS else [],
     output:
         **{s: f"{R}/data/split/{s}/{{shard}}.parquet" for s in SPLITS},
         stats=f"{R}/data/split/stats/{{shard}}.json",
@@ -122,3 +136,4 @@ rule gather_tokens:
 
 localrules:
     gather_tokens,  # reads a few small JSON files
+    split_plan,  # reads one small JSON file per shard

@@ -77,14 +77,31 @@ def hash_fractions(texts: list[str], seed: int) -> np.ndarray:
     return np.frombuffer(digests, dtype="<u8").astype(np.float64) / 2.0**64
 
 
-def corpus_positions(stats_paths: list[str], shard: str, max_documents: int | None = None) -> tuple[int, int]:
-    """(documents before ``shard``, documents kept in the whole corpus) from every shard's download
-    stats (shards in name order = corpus order), with ``max_documents`` applied."""
+def write_split_plan(stats_paths: list[str], out_path: str) -> dict:
+    """The ``split_plan`` job: every shard's document count (from its download stats) in one small file,
+    so each split job reads one file, not every shard's stats (a DAG linear in the shard count)."""
     counts = {}
     for p in stats_paths:
         with open(p, encoding="utf-8") as f:
             st = json.load(f)
         counts[st["shard"]] = int(st["n_documents"])
+    plan = {"n_shards": len(counts), "n_documents": sum(counts.values()), "shards": dict(sorted(counts.items()))}
+    write_json(plan, out_path)
+    return plan
+
+
+def corpus_positions(stats_paths: list[str], shard: str, max_documents: int | None = None) -> tuple[int, int]:
+    """(documents before ``shard``, documents kept in the whole corpus) from the split plan
+    (:func:`write_split_plan`) or every shard's download stats (shards in name order = corpus order),
+    with ``max_documents`` applied."""
+    counts = {}
+    for p in stats_paths:
+        with open(p, encoding="utf-8") as f:
+            st = json.load(f)
+        if "shards" in st:  # the split plan
+            counts.update(st["shards"])
+        else:
+            counts[st["shard"]] = int(st["n_documents"])
     if shard not in counts:
         raise DataError(f"no download stats for shard {shard!r} among {len(counts)} shards")
     offset = sum(n for name, n in counts.items() if name < shard)
@@ -177,8 +194,8 @@ def split_shard_job(
     max_documents: int | None,
     stats_path: str,
 ) -> dict:
-    """The Snakemake job: :func:`split_shard` with this shard's corpus position taken from every shard's
-    download stats (given only when needed: ``shuffle`` false or ``max_documents`` set)."""
+    """The Snakemake job: :func:`split_shard` with this shard's corpus position taken from the split plan
+    (given only when needed: ``shuffle`` false or ``max_documents`` set)."""
     offset, total = corpus_positions(list(count_stats), shard, max_documents) if count_stats else (0, None)
     return split_shard(
         raw_parquet,

@@ -7,7 +7,16 @@ from __future__ import annotations
 import glob
 import os
 
-from archbench.data.readers import Limits, file_format, name_shards, read_file, resolve_files, slices
+from archbench.data.readers import (
+    Limits,
+    file_format,
+    group_small,
+    name_shards,
+    read_file,
+    resolve_files,
+    shard_files,
+    slices,
+)
 from archbench.data.sources.base import DataSource
 from archbench.errors import ConfigError, DataError
 
@@ -33,14 +42,19 @@ class LocalSource(DataSource):
         self._require_path(data)
         mb = data.get("shard_size_mb")
         shard_bytes = int(mb * 2**20) if mb else None
+        min_mb = data.get("min_shard_mb")
         files = resolve_files(data["path"])
-        return name_shards([(f, slices(f, *file_format(f), shard_bytes)) for f in files], self.name)
+        entries = group_small(
+            [(f, slices(f, *file_format(f), shard_bytes)) for f in files], int(min_mb * 2**20) if min_mb else None
+        )
+        return name_shards(entries, self.name)
 
     def inputs(self, shard: dict) -> list[str]:
-        return [shard["path"]]
+        return shard.get("files") or [shard["path"]]
 
     def read(self, shard: dict, data: dict, limits: Limits):
-        if not os.path.isfile(shard["path"]):
-            raise DataError(f"input file not found: {shard['path']}")
-        with open(shard["path"], "rb") as raw:
-            yield from read_file(shard, raw, shard["path"], data.get("text_column") or "text", limits)
+        for part in shard_files(shard):
+            if not os.path.isfile(part["path"]):
+                raise DataError(f"input file not found: {part['path']}")
+            with open(part["path"], "rb") as raw:
+                yield from read_file(part, raw, part["path"], data.get("text_column") or "text", limits)
