@@ -16,6 +16,12 @@ SHARD_NAMES = list(SHARDS)  # sorted = corpus order
 # Exact contiguous splits and max_documents need every shard's document count: one split_plan job
 # gathers them into one small file that each split job reads (edges linear in the shard count).
 SPLIT_NEEDS_COUNTS = not config["shuffle"] or config["data"].get("max_documents") is not None
+if not SPLIT_NEEDS_COUNTS:
+    SPLIT_COUNTS = []
+elif len(SHARD_NAMES) == 1:  # its own download stats are all the counts there are
+    SPLIT_COUNTS = [f"{R}/data/raw/{SHARD_NAMES[0]}.json"]
+else:
+    SPLIT_COUNTS = [f"{R}/data/split_plan.json"]
 
 
 wildcard_constraints:
@@ -57,7 +63,7 @@ rule split_plan:
 rule split:
     input:
         raw=rules.download.output.parquet,
-        counts=[f"{R}/data/split_plan.json"] if SPLIT_NEEDS_COUNTS else [],
+        counts=SPLIT_COUNTS,
     output:
         **{s: f"{R}/data/split/{s}/{{shard}}.parquet" for s in SPLITS},
         stats=f"{R}/data/split/stats/{{shard}}.json",

@@ -123,6 +123,21 @@ def _check_link(path: str) -> None:
             raise DataError(f"data.path: symlink loop at {path} ({e.strerror})") from None
 
 
+def _loop_in(path: str) -> None:
+    """A DataError when ``path`` passes through a symlink to one of its own parent folders (as a ``**``
+    glob through ``sub/up -> ..`` does: one file reached under ever longer names)."""
+    parts = Path(path).parts
+    for i in range(1, len(parts)):
+        link = os.path.join(*parts[: i + 1])
+        if os.path.islink(link):
+            target, parent = os.path.realpath(link), os.path.realpath(os.path.dirname(link))
+            if parent == target or parent.startswith(target.rstrip(os.sep) + os.sep):
+                raise DataError(
+                    f"data.path: symlink loop: {link} points to {target}, a folder above it; "
+                    "remove the link or point data.path below it"
+                )
+
+
 def resolve_files(path: str) -> list[str]:
     """A file, a directory (searched recursively for accepted files) or a glob -> sorted file list.
 
@@ -134,6 +149,7 @@ def resolve_files(path: str) -> list[str]:
         files = []
         for p in glob.glob(path, recursive=True):
             _check_link(p)
+            _loop_in(p)
             if os.path.isfile(p):
                 files.append(p)
         if not files:
@@ -466,11 +482,12 @@ def text_batches(source, batch_size: int, column: str = "text") -> Iterator[pa.R
         yield from require_column(f, column).iter_batches(columns=[column], batch_size=batch_size)
 
 
-def split_texts(source, batch_size: int = 1000) -> Iterator[list[str]]:
-    """The non-empty documents of a split (a parquet file, a directory of shards or a list of files),
-    in batches of strings, files in sorted (= corpus) order."""
+def split_texts(source, batch_size: int = 1000, keep_empty: bool = False) -> Iterator[list[str]]:
+    """The non-empty documents (every row with ``keep_empty``, null as "") of a split (a parquet file, a
+    directory of shards or a list of files), in batches of strings, files in sorted (= corpus) order."""
     for batch in text_batches(source, batch_size):
-        yield [t for t in batch.column(0).to_pylist() if t]
+        texts = batch.column(0).to_pylist()
+        yield [t or "" for t in texts] if keep_empty else [t for t in texts if t]
 
 
 def count_rows(source) -> int:
