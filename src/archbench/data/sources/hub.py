@@ -4,6 +4,7 @@ streamed through ``huggingface_hub.HfFileSystem``."""
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import itertools
 import json
 import os
@@ -87,7 +88,7 @@ def hub_files(hub: dict, results: str) -> list[str]:
     if all(e is not None for e in expanded):
         files = sorted({f for e in expanded for f in e})
     else:
-        listing = _hub_listing(hub, results)
+        listing = hub_listing(hub, results)["files"]
         files = sorted({f for f in listing if any(fnmatch.fnmatchcase(f, p) for p in patterns)})
         if not files:
             raise DataError(
@@ -99,22 +100,77 @@ def hub_files(hub: dict, results: str) -> list[str]:
     return files
 
 
-def _hub_listing(hub: dict, results: str) -> list[str]:
+def hub_listing(hub: dict, results: str, required: bool = True) -> dict | None:
+    """The dataset's listing at ``data.hub.revision``, made once and kept in
+    ``{results}/data/hub_listing.json``: the commit the revision resolved to, the data files, and each
+    file's size and the hub's checksum (sha256 of LFS files, git blob id of others), which downloads
+    verify. Not ``required`` and offline: None (literal file names still plan offline)."""
     path = Path(results) / "data" / "hub_listing.json"
     key = {"name": hub["name"], "revision": hub.get("revision")}
     if path.is_file():
         kept = json.loads(path.read_text())
         if {k: kept.get(k) for k in key} == key:
-            return kept["files"]
+            return kept
+    if not required and hf.offline():
+        return None
     check_hub_reachable()
-    root = f"datasets/{hub['name']}" + (f"@{hub['revision']}" if hub.get("revision") else "")
+    from huggingface_hub import HfApi
+
     try:
-        found = hub_fs().find(root)
-    except Exception as e:  # auth, unknown repository: user-facing
+        info = HfApi().dataset_info(hub["name"], revision=hub.get("revision"), files_metadata=True)
+    except Exception as e:  # auth, unknown repository or revision: user-facing
         raise DataError(f"cannot list the files of hub dataset {hub['name']!r}: {e}") from e
-    files = sorted(f[len(root) + 1 :] for f in found if accepted(f))
-    write_json({**key, "files": files}, path)
-    return files
+    meta = {
+        s.rfilename: {"size": s.size, "sha256": s.lfs.sha256 if s.lfs else None, "blob_id": s.blob_id}
+        for s in info.siblings or []
+        if accepted(s.rfilename)
+    }
+    listing = {**key, "commit": info.sha, "files": sorted(meta), "file_info": dict(sorted(meta.items()))}
+    write_json(listing, path)
+    return listing
+
+
+class _Verified:
+    """A read-only file wrapper that counts and hashes what is read, in order (streamed formats)."""
+
+    def __init__(self, raw):
+        self.raw, self.size, self.sha256, self.sequential = raw, 0, hashlib.sha256(), True
+
+    def read(self, n=-1):
+        data = self.raw.read(n)
+        self.size += len(data)
+        self.sha256.update(data)
+        return data
+
+    def seek(self, *args):
+        self.sequential = False
+        return self.raw.seek(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+def _check_size(shard: dict, raw, where: str) -> None:
+    """The file's size at the shard's commit against the listing's, before anything is read."""
+    want = (shard.get("expected") or {}).get("size")
+    size = getattr(raw, "size", None)
+    if size is None and want is not None:
+        size = raw.seek(0, 2)
+        raw.seek(0)
+    if want is not None and size != want:
+        raise DataError(f"{where}: {size} bytes at commit {shard.get('revision')}, the listing says {want}")
+
+
+def _check_sha256(shard: dict, wrapped: _Verified, where: str) -> None:
+    """The sha256 of what was streamed (LFS files read start to end) against the hub's."""
+    want = (shard.get("expected") or {}).get("sha256")
+    if want and wrapped.sequential and wrapped.size == shard["expected"].get("size"):
+        got = wrapped.sha256.hexdigest()
+        if got != want:
+            raise DataError(
+                f"{where}: sha256 {got} differs from the hub's {want} (listing of commit "
+                f"{shard.get('revision')}); delete the download outputs and rerun"
+            )
 
 
 class HubSource(DataSource):
@@ -126,10 +182,23 @@ class HubSource(DataSource):
             raise ConfigError("config key 'data.hub.name': required when data.source is hub (e.g. allenai/c4)")
 
     def plan(self, data: dict, results: str) -> dict[str, dict]:
+        """One shard per data file, read at the commit the listing resolved ``data.hub.revision`` to
+        (offline without a kept listing: the revision as given)."""
         self.check_config(data, [])
         hub = data["hub"]
         files = hub_files(hub, results)
-        return name_shards([(f, [None]) for f in files], self.name, repo=hub["name"], revision=hub.get("revision"))
+        listing = hub_listing(hub, results, required=False)
+        revision = listing["commit"] if listing else hub.get("revision")
+        shards = name_shards([(f, [None]) for f in files], self.name, repo=hub["name"], revision=revision)
+        if listing:
+            for spec in shards.values():
+                if spec["path"] not in listing["file_info"]:
+                    raise DataError(
+                        f"data.hub.files: {spec['path']} is not in {hub['name']} at commit {revision} "
+                        f"(listing kept in {results}/data/hub_listing.json)"
+                    )
+                spec["expected"] = listing["file_info"][spec["path"]]
+        return shards
 
     def read(self, shard: dict, data: dict, limits: Limits):
         check_hub_reachable()
@@ -137,4 +206,10 @@ class HubSource(DataSource):
         with hub_fs().open(
             f"datasets/{shard['repo']}/{shard['path']}", "rb", revision=shard.get("revision"), block_size=8 << 20
         ) as raw:
-            yield from read_file(shard, raw, where, data.get("text_column") or "text", limits)
+            _check_size(shard, raw, where)
+            wrapped = _Verified(raw)
+            yield from read_file(shard, wrapped, where, data.get("text_column") or "text", limits)
+            if shard["format"] != "parquet" and not raw.closed:  # a decompressor closes it at the end
+                while wrapped.read(8 << 20):  # the rest (e.g. after the last line) also counts
+                    pass
+            _check_sha256(shard, wrapped, where)
