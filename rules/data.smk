@@ -56,6 +56,9 @@ rule split_plan:
         f"{R}/logs/split_plan.log",
     conda:
         ENV
+    params:
+        ratios=config["splits"],
+        max_documents=config["data"].get("max_documents"),
     script:
         "../workflow_scripts/split_plan.py"
 

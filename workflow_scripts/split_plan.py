@@ -6,4 +6,4 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from archbench.data.split import write_split_plan  # noqa: E402
 
-write_split_plan(list(snakemake.input), snakemake.output[0])
+write_split_plan(list(snakemake.input), snakemake.output[0], snakemake.params.ratios, snakemake.params.max_documents)
