@@ -1,5 +1,6 @@
-# Data stages, one job per shard (an input file, or a slice of a big one; see archbench.data.shards):
-#   download/{shard} -> split/{shard} -> [train_tokenizer: sample of every train shard] -> tokenize/{split}/{shard}
+# Data stages, one job per shard (an input file, a slice of a big one or a group of small ones; see
+# archbench.data.shards), read by the config's data source (archbench.data.sources):
+#   download/{shard} -> [split_plan: exact splits / max_documents only] -> split/{shard} -> [train_tokenizer: sample of every train shard] -> tokenize/{split}/{shard}
 #   -> gather_tokens/{split}: results/tokens/{split}/index.json (what training reads).
 # The shard list is planned here, at parse time, so every per-shard job is in the DAG (dry runs, Slurm).
 from archbench.data.shards import _SHARD_RE, plan_shards

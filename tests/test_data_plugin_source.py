@@ -53,20 +53,19 @@ class ToySource(DataSource):
 '''
 
 
-def write_plugin(site):
-    """A package as pip would install it: a module plus a dist-info folder declaring the entry point."""
-    (site / "toysource.py").write_text(textwrap.dedent(TOY_SOURCE))
-    info = site / "toysource-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toysource\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[archbench.sources]\ntoy = toysource:ToySource\n")
-
-
 @pytest.fixture
 def plugin_env(tmp_path, monkeypatch):
+    """The toy package as pip would install it (a module plus a dist-info folder declaring the entry
+    point) in a folder put first on the jobs' PYTHONPATH."""
     site = tmp_path / "site"
-    site.mkdir()
-    write_plugin(site)
+    files = {
+        "toysource.py": textwrap.dedent(TOY_SOURCE),
+        "toysource-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: toysource\nVersion: 0.1\n",
+        "toysource-0.1.dist-info/entry_points.txt": "[archbench.sources]\ntoy = toysource:ToySource\n",
+    }
+    for name, text in files.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
     return site
 
