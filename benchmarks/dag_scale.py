@@ -12,8 +12,8 @@ Measured, all in this run (wall seconds and the peak RSS of the snakemake proces
 - ``exact_1024``: a dry run with ``data.max_documents`` set and one shard per file (``min_shard_mb: null``),
   the case whose split jobs used to read every shard's stats (target <= 15 s and <= 0.5 GB);
 - ``hash_1024``: the same with the defaults' hash split (no counts needed), the baseline of the ratios;
-- ``grouped_1024``: ``max_documents`` set and the default ``min_shard_mb`` (small files grouped);
-- ``tiny``: job count of a dry run over ``--tiny-files`` files with the defaults (target <= 5000 jobs);
+- ``tiny``: job count of a dry run over ``--tiny-files`` files with the defaults (more files than C4's 1,024:
+  small files grouped into shards of ``data.min_shard_mb``; target <= 5000 jobs);
 - with ``--baseline-repo``: ``exact_1024`` with that checkout's Snakefile and package, same machine, same run.
 Wall seconds on a shared machine are only indicative: the load at start is in the output.
 """
@@ -93,7 +93,6 @@ def main() -> None:
         result = {"machine": _common.machine(torch_info=False), "files": args.files}
         result["hash_1024"] = dry_run(root / "hash", {**exact, "max_documents": None})
         result["exact_1024"] = dry_run(root / "exact", exact)
-        result["grouped_1024"] = dry_run(root / "grouped", {k: v for k, v in exact.items() if k != "min_shard_mb"})
         if args.baseline_repo:
             old = {k: v for k, v in exact.items() if k != "min_shard_mb"}  # the old schema lacks the key
             result["baseline_exact_1024"] = dry_run(root / "baseline", old, args.baseline_repo)

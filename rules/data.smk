@@ -17,12 +17,12 @@ SHARD_NAMES = list(SHARDS)  # sorted = corpus order
 # Exact contiguous splits and max_documents need every shard's document count: one split_plan job
 # gathers them into one small file that each split job reads (edges linear in the shard count).
 SPLIT_NEEDS_COUNTS = not config["shuffle"] or config["data"].get("max_documents") is not None
-if not SPLIT_NEEDS_COUNTS:
-    SPLIT_COUNTS = []
-elif len(SHARD_NAMES) == 1:  # its own download stats are all the counts there are
+if len(SHARD_NAMES) == 1:  # its own download stats are all the counts (and make the split fill every split)
     SPLIT_COUNTS = [f"{R}/data/raw/{SHARD_NAMES[0]}.json"]
-else:
+elif SPLIT_NEEDS_COUNTS:
     SPLIT_COUNTS = [f"{R}/data/split_plan.json"]
+else:
+    SPLIT_COUNTS = []
 
 
 wildcard_constraints:

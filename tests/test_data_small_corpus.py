@@ -26,11 +26,11 @@ def test_every_split_of_a_20_document_shard_gets_documents(tmp_path):
     moved = []
     for seed in range(8):
         out = {s: str(tmp_path / f"{seed}" / s / "x.parquet") for s in RATIOS}
-        stats = split_shard(str(raw), out, RATIOS, shuffle=True, seed=seed)
+        stats = split_shard(str(raw), out, RATIOS, shuffle=True, seed=seed, fill_splits=True)
         counts = [stats["splits"][s]["n_documents"] for s in RATIOS]
         assert min(counts) >= 1 and sum(counts) == 20, (seed, counts)
         moved.append(stats.get("n_moved_to_fill_splits", 0))
-        again = split_shard(str(raw), out, RATIOS, shuffle=True, seed=seed)  # deterministic
+        again = split_shard(str(raw), out, RATIOS, shuffle=True, seed=seed, fill_splits=True)  # deterministic
         assert again["splits"] == stats["splits"]
     # 5% of 20 documents: a hash split alone leaves a split empty for most seeds (0.95^20 = 36% each)
     assert sum(m > 0 for m in moved) >= 2, moved

@@ -67,18 +67,23 @@ def test_dry_run_of_64_shards_has_one_data_job_per_shard(tmp_path):
 
 
 def test_small_files_are_grouped_and_exact_splits_read_one_plan_file(tmp_path):
-    corpus = c4_dir(tmp_path / "c4" / "en", 300, docs_per_file=20, words=40)  # ~1.4 KB each on disk
-    size = sum(f.stat().st_size for f in corpus.iterdir())
+    corpus = c4_dir(tmp_path / "c4" / "en", 1100, docs_per_file=4, words=40)  # more files than C4: grouped
     cfg = tiny_config(
         tmp_path, data={"source": "local", "path": str(corpus), "min_shard_mb": 0.1, "max_documents": 5000}
     )
     proc = snakemake(tmp_path, "-n", configfile=cfg)
     counts, wildcards = jobs(proc.stdout + proc.stderr)
-    per_shard = 0.1 * 2**20 // (size // 300) + 1  # files per shard: the first that reaches 0.1 MB
-    n = -(-300 // per_shard)
-    assert counts["download"] == counts["split"] == n and counts["split_plan"] == 1
+    groups, acc = [0], 0  # the rule: consecutive files until a shard holds at least 0.1 MB
+    for f in sorted(corpus.iterdir()):
+        if acc >= 0.1 * 2**20:
+            groups.append(0)
+            acc = 0
+        groups[-1] += 1
+        acc += f.stat().st_size
+    n = len(groups)
+    assert n >= 2 and counts["download"] == counts["split"] == n and counts["split_plan"] == 1
     first = sorted(w["shard"] for w in wildcards["download"])[0]
-    assert first == f"00000-c4-train.00000-of-01024-and-{per_shard - 1:.0f}-more"
+    assert first == f"00000-c4-train.00000-of-01024-and-{groups[0] - 1}-more"
     # every split job reads its raw shard and the one plan file (not every shard's stats)
     inputs = re.findall(r"^rule split:\n    input: (.*)$", proc.stdout + proc.stderr, flags=re.M)
     assert len(inputs) == n and all(

@@ -34,6 +34,7 @@ BATCH_DOCS = 4096  # documents per record batch (~8 MB of C4 text)
 BATCH_BYTES = 64 << 20  # ... and at most this much text per batch (Arrow strings: < 2 GiB per array)
 DEFAULT_MAX_DOCUMENT_BYTES = 64 << 20  # config/schema.yaml's data.max_document_bytes default
 _READ_BYTES = 1 << 20
+GROUP_ABOVE_FILES = 1024  # data.min_shard_mb groups files only in corpora of more files than C4's
 
 
 class Limits:
@@ -200,9 +201,12 @@ def slices(path: str, fmt: str, compression, shard_bytes: int | None) -> list[li
 
 
 def group_small(files: list[tuple[str, list]], min_bytes: int | None) -> list[tuple[list[str], list]]:
-    """``(file, slices)`` pairs -> ``(files, slices)`` entries: consecutive whole files smaller than
-    ``min_bytes`` (on disk) are read by one shard until it holds at least ``min_bytes``, so 100,000 tiny
-    files make a few hundred jobs, not 500,000. Corpus order is kept (a shard holds neighbours)."""
+    """``(file, slices)`` pairs -> ``(files, slices)`` entries. A corpus of more than GROUP_ABOVE_FILES
+    files has its consecutive whole files smaller than ``min_bytes`` (on disk) read by one shard until it
+    holds at least ``min_bytes``, so 100,000 tiny files make a few jobs, not 500,000; a corpus of fewer
+    files keeps one shard per file. Corpus order is kept (a shard holds neighbours)."""
+    if len(files) <= GROUP_ABOVE_FILES:
+        min_bytes = None
     entries, group, size = [], [], 0
     for path, parts in files:
         small = bool(min_bytes) and parts == [None] and os.path.getsize(path) < min_bytes

@@ -168,11 +168,13 @@ def split_shard(
     max_documents: int | None = None,
     stats_path: str | None = None,
     shard: str | None = None,
+    fill_splits: bool = False,
 ) -> dict:
     """Split one normalised shard (parquet, column ``text``) into one parquet file per split.
 
     ``offset``: documents of the corpus before this shard; ``total``: documents in the corpus (after
-    ``max_documents``), needed when ``shuffle`` is false. Returns (and optionally writes) per-split
+    ``max_documents``), needed when ``shuffle`` is false. ``fill_splits`` (the shard is the whole corpus):
+    every split gets documents (:func:`minimum_per_split`). Returns (and optionally writes) per-split
     document / character / byte counts.
     """
     names = _validate_ratios(ratios, out_files)
@@ -202,7 +204,7 @@ def split_shard(
     if "text" not in source.schema_arrow.names:
         raise DataError(f"{raw_parquet}: no column 'text'; available columns: {source.schema_arrow.names}")
     moved = None
-    if shuffle:  # every split gets documents, however few the shard holds (see minimum_per_split)
+    if shuffle and fill_splits:  # every split gets documents, however few the corpus holds
         fractions = _fractions(source, seed, limit, offset)
         hashed = np.searchsorted(ends, fractions, side="right")
         fixed = minimum_per_split(fractions, ends, [float(ratios[s]) for s in names])
@@ -259,6 +261,12 @@ def split_shard_job(
     offset, total = corpus_positions(list(count_stats), shard, max_documents) if count_stats else (0, None)
     if total is not None:
         check_corpus_size(total, ratios)
+    # A corpus of one shard (its own stats are all the counts) is small enough to guarantee every split
+    # documents; across shards the hash alone decides, so the assignment never depends on the sharding.
+    whole = False
+    if len(count_stats) == 1:
+        with open(count_stats[0], encoding="utf-8") as f:
+            whole = "shards" not in json.load(f)  # a shard's own stats, not the split plan
     return split_shard(
         raw_parquet,
         out_files,
@@ -270,4 +278,5 @@ def split_shard_job(
         max_documents=max_documents,
         stats_path=stats_path,
         shard=shard,
+        fill_splits=whole,
     )
