@@ -14,7 +14,7 @@ from archbench.report.collect import collect, harness_columns, run_record
 from archbench.report.compare import compare, mean_ci, seed_summary, write_tables
 from archbench.report.plots import plot_all, plot_latency, slug
 from archbench.report.summary import write_summary
-from test_report_helpers import GRID, make_tree, point_path, points
+from test_report_helpers import GRID, make_tree, point_path, points, provenance_block
 
 # test loss per (arch, grid point index, seed): at point 0 retnet wins decisively over 3 seeds, at point 1
 # transformer has the lower mean but the seeds disagree (not decisive); longnet has 2 seeds at point 1.
@@ -245,6 +245,12 @@ def test_summary_states_the_verdict_and_links_the_plots(written):
         AXES,
     )
     assert text == (out / "summary.md").read_text()
+    assert "Every best grid point is selected on validation loss; test loss reported." in text
+    assert "## Best grid point per architecture (selected on validation loss; test loss reported)" in text
+    assert "Commit abc1234, archbench 0.1.0; hardware cpu: Test CPU; data fingerprint cafe" in text
+    assert "Warning" not in text
+    # 2 pairs x 2 points with intervals (longnet has 2 seeds at point 1: no interval there) = 3
+    assert "- The 3 per-point 95% intervals are not corrected for multiplicity" in text
     assert "**retnet** has the lowest mean test loss at 1 of 2 grid points (1 decisively)" in text
     assert "**transformer** has the lowest mean test loss at 1 of 2 grid points (0 decisively)" in text
     assert "17 of 18 runs complete" in text and "Missing runs (1)" in text
@@ -260,3 +266,67 @@ def test_extra_json_files_are_flattened_generically(tmp_path):
     runs[0]["files"]["generate"] = str(extra)
     row = collect(runs).iloc[0]
     assert row["generate/tokens_per_s"] == 12.5 and row["generate_status"] == "ok" and "generate/nested" not in row
+
+
+def _summary(tmp_path, runs):
+    csv = {k: str(tmp_path / f"{k}.csv") for k in ("grid", "comparison", "seeds")}
+    write_tables(runs, csv["grid"], csv["comparison"], csv["seeds"])
+    return write_summary(csv["grid"], csv["seeds"], csv["comparison"], [], str(tmp_path / "summary.md"), AXES), csv
+
+
+def test_one_seed_says_no_interval_instead_of_zero_counts(tmp_path):
+    losses = {(a, i, 0): v + i for a, v in (("retnet", 1.0), ("transformer", 2.0)) for i in (0, 1)}
+    text, _ = _summary(tmp_path, make_tree(tmp_path, losses, eval_files=False))
+    assert "**retnet** has the lowest mean test loss at 2 of 2 grid points (no interval (needs ≥ 3 seeds))." in text
+    assert "retnet − transformer test loss: mean -1.0000 nats/token over 2 grid points" in text
+    assert "no interval (needs ≥ 3 seeds). Parameter ratio" in text
+    assert "decisively" not in text and "interval below 0" not in text and "multiplicity" not in text
+
+
+def test_best_point_is_selected_on_validation_when_validation_and_test_disagree(tmp_path):
+    # point 0: lower test loss; point 1: lower validation loss -> point 1 is reported with its test loss
+    runs = make_tree(tmp_path, {("retnet", 0, 0): 1.0, ("retnet", 1, 0): 2.0}, eval_files=False)
+    for run, val in zip(runs, (3.0, 2.5)):
+        data = json.loads(open(run["files"]["metrics"]).read())
+        data["val_loss"] = val
+        open(run["files"]["metrics"], "w").write(json.dumps(data))
+    text, csv = _summary(tmp_path, runs)
+    table = text.split("## Best grid point per architecture")[1].split("##")[0]
+    header, _, *rows = [
+        [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")
+    ]
+    (row,) = [dict(zip(header, r)) for r in rows]
+    assert (row["arch"], row["learning_rate"], row["val loss"], row["test loss"]) == ("retnet", "0.0005", "2.5", "2")
+    from archbench.report.figures import best_points
+
+    seeds = pd.read_csv(csv["seeds"])
+    assert best_points(seeds, "val_loss_mean") == {"retnet": point_path(points()[1])}
+
+
+def test_grid_results_carry_provenance_and_the_summary_warns_once_when_runs_differ(tmp_path):
+    runs = make_tree(
+        tmp_path, {("retnet", 0, 0): 1.0, ("transformer", 0, 0): 1.1, ("longnet", 0, 0): 1.2}, eval_files=False
+    )
+    changes = {"transformer": provenance_block(commit="def5678", gpu="NVIDIA H100"), "longnet": None}
+    for run in runs:
+        if run["arch"] in changes:
+            data = json.loads(open(run["files"]["metrics"]).read())
+            data["provenance"] = changes[run["arch"]]
+            if changes[run["arch"]] is None:  # an older run: no provenance, no FLOPs
+                del data["provenance"], data["train_flops_per_token"]
+            open(run["files"]["metrics"], "w").write(json.dumps(data))
+    text, csv = _summary(tmp_path, runs)
+    grid = pd.read_csv(csv["grid"]).set_index("arch")
+    assert grid.loc["retnet", "settings_hash"] == "f00d" and grid.loc["retnet", "commit"] == "abc1234"
+    assert (
+        grid.loc["retnet", "hardware"] == "cpu: Test CPU" and grid.loc["transformer", "hardware"] == "gpu: NVIDIA H100"
+    )
+    assert grid.loc["retnet", "train_flops_per_token"] == 6.0 * 104_000
+    assert grid.loc["longnet", "commit"] == "unknown" and math.isnan(grid.loc["longnet", "train_flops_per_token"])
+    warnings = [line for line in text.splitlines() if "Warning" in line]
+    assert warnings == [
+        "**Warning: the runs of this report differ in commit (abc1234, def5678, unknown); package versions "
+        "(python=3.12.0 torch=2.9.0, unknown); hardware (cpu: Test CPU, gpu: NVIDIA H100, unknown); data "
+        "fingerprint (cafe, unknown).**"
+    ]
+    assert "Commit 3 values, archbench 2 values" in text

@@ -52,6 +52,28 @@ def metrics_json(arch: str, seed: int, point: dict, test_loss: float) -> dict:
         "emissions_kg": 1e-6 * (1 + seed),
         "energy_kwh": 2e-6 * (1 + seed),
         "emissions_duration_s": 10.0,
+        "train_flops_per_token": 6.0 * (PARAMS[arch] - 16_000),
+        "provenance": provenance_block(),
+    }
+
+
+def provenance_block(commit: str = "abc1234", gpu: str | None = None, torch: str = "2.9.0") -> dict:
+    """The keys of archbench.provenance.provenance_block (values made up)."""
+    return {
+        "archbench": "0.1.0",
+        "git": {"commit": commit, "dirty": False},
+        "versions": {"python": "3.12.0", "torch": torch},
+        "os": "Linux",
+        "cpu": "Test CPU",
+        "threads": 2,
+        "gpu": {"name": gpu, "driver": "1", "cuda": "12"} if gpu else None,
+        "device": "cpu",
+        "precision": "32-true",
+        "settings_hash": "f00d",
+        "tokenizer_sha256": "beef",
+        "data_fingerprint": "cafe",
+        "started": "2026-12-05T10:00:00Z",
+        "finished": "2026-12-05T10:05:00Z",
     }
 
 

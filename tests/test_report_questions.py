@@ -20,77 +20,121 @@ def _write(path, data):
     return str(path)
 
 
-def _tree(root, seeds=(0,)):
+def provenance(commit="abc123", cpu="Test CPU", torch="2.9.0"):
+    """The keys of archbench.provenance.provenance_block (values made up)."""
+    return {
+        "archbench": "0.1.0",
+        "git": {"commit": commit, "dirty": False},
+        "versions": {"python": "3.12.0", "torch": torch, "lightning": "2.5.0"},
+        "os": "Linux",
+        "cpu": cpu,
+        "threads": 2,
+        "gpu": None,
+        "device": "cpu",
+        "precision": "32-true",
+        "settings_hash": "s" * 8,
+        "tokenizer_sha256": "t" * 8,
+        "data_fingerprint": "d" * 8,
+        "started": "2026-12-05T10:00:00Z",
+        "finished": "2026-12-05T10:05:00Z",
+    }
+
+
+# learning rate -> (validation-loss offset, test-loss offset, eval offset): one point by default
+ONE_LR = {0.002: (0.0, 0.0, 0.0)}
+
+
+def _tree(root, seeds=(0,), lrs=ONE_LR):
     metrics, length, throughput, recall = [], [], [], []
     for arch, (e, a, alpha) in TRUTH.items():
         for d, n in SIZES.items():
-            point = f"learning_rate~0.002/embed_dim~{d}"
-            for s in seeds:
-                run = f"{arch}/{point}/seed~{s}"
-                hp = {"layers": 2, "embed_dim": d, "seq_len": 128, "value_embed_dim": None}
-                metrics.append(
-                    _write(
-                        root / "runs" / run / "metrics.json",
-                        {
-                            "arch": arch,
-                            "seed": s,
-                            "hparams": hp,
-                            "params_non_embedding": n,
-                            "tokens_seen": 2 * n,
-                            "test_loss": power_law(n, e, a, alpha) + 0.001 * s,
-                        },
+            for lr, (val_off, test_off, ev) in lrs.items():
+                point = f"learning_rate~{lr}/embed_dim~{d}"
+                for s in seeds:
+                    run = f"{arch}/{point}/seed~{s}"
+                    hp = {"layers": 2, "embed_dim": d, "seq_len": 128, "learning_rate": lr}
+                    loss = power_law(n, e, a, alpha) + 0.001 * s
+                    metrics.append(
+                        _write(
+                            root / "runs" / run / "metrics.json",
+                            {
+                                "arch": arch,
+                                "seed": s,
+                                "hparams": hp,
+                                "params_non_embedding": n,
+                                "tokens_seen": 2 * n,
+                                "train_flops_per_token": 6.0 * n + 1000.0,
+                                "val_loss": loss + 0.01 + val_off,
+                                "test_loss": loss + test_off,
+                                "provenance": provenance(),
+                            },
+                        )
                     )
-                )
-                if d != 384:
-                    continue
-                entries = [
-                    {
-                        "multiplier": k,
-                        "context": 128 * k,
-                        "mean_loss": 3.0 + (0.1 if arch == "retnet" else 0.5) * i,
-                        "tail_loss": 3.0,
-                        "buckets": [
-                            {"start": 0, "end": 1, "loss": 4.0, "n": 4},
-                            {"start": 1, "end": 128 * k, "loss": 3.0, "n": 400},
-                        ],
-                    }
-                    for i, k in enumerate([1, 2, 4])
-                ]
-                length.append(
-                    _write(root / "eval" / run / "length.json", {"arch": arch, "seq_len": 128, "entries": entries})
-                )
-                rows = [
-                    {
-                        "batch_size": b,
-                        "mode": "x",
-                        "tokens_per_s": 100.0 * b ** (0.9 if arch == "retnet" else 0.5),
-                        "decode_ms_median": 1.0,
-                        "state_bytes": (1 if arch == "retnet" else 4) * 2**20 * b,
-                    }
-                    for b in (1, 4, 16, 64)
-                ]
-                throughput.append(
-                    _write(root / "eval" / run / "throughput.json", {"arch": arch, "context": 256, "rows": rows})
-                )
-                recall.append(
-                    _write(
-                        root / "eval" / run / "recall.json",
+                    if d != 384:
+                        continue
+                    slope = 0.1 if arch == "retnet" else 0.5
+                    entries = [
                         {
-                            "arch": arch,
-                            "entries": [
-                                {
-                                    "pairs": p,
-                                    "queries": p,
-                                    "n_examples": 8,
-                                    "n_answers": 8 * p,
-                                    "chance": 1 / 128,
-                                    "accuracy": (0.9 if arch == "transformer" else 0.6) / p,
-                                }
-                                for p in (4, 8, 16)
-                            ],
-                        },
+                            "multiplier": k,
+                            "context": 128 * k,
+                            "mean_loss": 3.0 + slope * i / 4 + ev,  # diluted by the trained positions
+                            "tail_loss": 3.0 + ev,
+                            "buckets": [
+                                {"start": 0, "end": 1, "loss": 4.0, "n": 4},
+                                {"start": 1, "end": 128, "loss": 3.0 + ev, "n": 400},
+                            ]
+                            + (
+                                [{"start": 128, "end": 128 * k, "loss": 3.0 + slope * i + ev, "n": 400}]
+                                if k > 1
+                                else []
+                            ),
+                        }
+                        for i, k in enumerate([1, 2, 4])
+                    ]
+                    length.append(
+                        _write(root / "eval" / run / "length.json", {"arch": arch, "seq_len": 128, "entries": entries})
                     )
-                )
+                    rows = [
+                        {
+                            "batch_size": b,
+                            "mode": "x",
+                            "tokens_per_s": 100.0 * b ** (0.9 if arch == "retnet" else 0.5) + ev,
+                            "decode_ms_median": 1.0,
+                            "state_bytes": (1 if arch == "retnet" else 4) * 2**20 * b,
+                        }
+                        for b in (1, 4, 16, 64)
+                    ]
+                    throughput.append(
+                        _write(root / "eval" / run / "throughput.json", {"arch": arch, "context": 256, "rows": rows})
+                    )
+                    acc = (0.9 if arch == "transformer" else 0.6) + ev
+                    recall.append(
+                        _write(
+                            root / "eval" / run / "recall.json",
+                            {
+                                "arch": arch,
+                                "state_bytes": 4096 if arch == "retnet" else 6144,
+                                "generator": {
+                                    "power_a": 0.01,
+                                    "random_fillers": True,
+                                    "answers_in_input": False,
+                                    "vocab_size": 256,
+                                },
+                                "validation": {str(p): acc / p - val_off for p in (4, 8, 16)},
+                                "entries": [
+                                    {
+                                        "pairs": p,
+                                        "queries": p,
+                                        "n_examples": 8,
+                                        "n_answers": 8 * p,
+                                        "chance": 1 / 128,
+                                        "accuracy": acc / p,
+                                    }
+                                    for p in (4, 8, 16)
+                                ],
+                            },
+                        )
+                    )
     return metrics, {"length": length, "throughput": throughput, "recall": recall}
 
 
@@ -113,23 +157,37 @@ def _outputs(root):
 def test_sentences_are_computed_from_the_files(tmp_path):
     out = _outputs(tmp_path)
     result = write_questions(*_tree(tmp_path), out)
+    # the tail (positions >= 128) at 4x vs the last half of the training length at 1x, not the diluted mean
     assert result["length"]["sentence"] == (
-        "Length extrapolation (test loss over the whole context at k x the training "
-        "length vs 1x): RetNet 3.200 vs 3.000 nats (+0.200) at 4x; "
-        "Transformer 4.000 vs 3.000 nats (+1.000) at 4x."
+        "Length extrapolation (test loss on the positions beyond the training length at k x vs the last half of "
+        "the training length at 1x; grid point selected on validation loss): RetNet 3.200 vs 3.000 nats (+0.200) "
+        "at 4x; Transformer 4.000 vs 3.000 nats (+1.000) at 4x."
     )
     fits = result["scaling"]["fits"]["params"]["fits"]
     for arch, (_e, _a, alpha) in TRUTH.items():
         assert fits[arch]["alpha"] == pytest.approx(alpha, rel=0.05)
+        iv = fits[arch]["interval"]["alpha"]
         assert (
-            f"{'RetNet' if arch == 'retnet' else 'Transformer'} α = {fits[arch]['alpha']:.3f} (5 sizes, 1 seed(s))"
-            in result["scaling"]["sentence"]
+            f"{'RetNet' if arch == 'retnet' else 'Transformer'} α = {fits[arch]['alpha']:.3f} "
+            f"[{iv[0]:.3f}, {iv[1]:.3f}] (5 sizes, 1 seed(s))" in result["scaling"]["sentence"]
         )
-    assert "(no interval: fewer than 3 seeds)" in result["scaling"]["sentence"]
-    assert result["recall"]["sentence"] == (
-        "Associative recall at 16 key-value pairs (best width and learning rate, "
-        "chance 0.8%): RetNet 3.8% (d=384); Transformer 5.6% (d=384)."
+    sentence = result["scaling"]["sentence"]
+    assert sentence.startswith(
+        "Scaling (grid point per size selected on validation loss; test loss reported): RetNet − Transformer test loss "
     )
+    assert "(no interval: needs ≥ 3 seeds, has 1)" in sentence and "no crossover is supported by the data" in sentence
+    assert "Fitted exponents (descriptive: fewer than 8 sizes; 95% intervals include fit uncertainty)" in sentence
+    # the FLOPs axis: metrics.json's train_flops_per_token x tokens_seen
+    flops = result["scaling"]["fits"]["flops"]["fits"]["retnet"]["sizes"]
+    assert flops == pytest.approx([(6.0 * n + 1000.0) * 2 * n for n in sorted(SIZES.values())])
+    assert result["recall"]["sentence"] == (
+        "Associative recall at 16 key-value pairs (width and learning rate selected on validation accuracy; "
+        "test accuracy reported; chance 0.8%): RetNet 3.8% (d=384, state 4.0 KiB); Transformer 5.6% (d=384, "
+        "state 6.0 KiB). Matching knob (model.match_params): RetNet ffn_dim, Transformer ffn_dim. The generator "
+        "differs from Zoology's MQAR in: a 256-word vocabulary (Zoology 8192)."
+    )
+    recall_csv = pd.read_csv(out["recall_table"])
+    assert set(recall_csv["state_bytes"]) == {4096, 6144} and "validation_accuracy" in recall_csv
     assert result["throughput"]["sentence"] == (
         "Decode throughput from batch 1 to 64 at context 256: RetNet 100 → 4,222 tokens/s (×42.2), state 1.00 MiB → "
         "64.00 MiB; Transformer 100 → 800 tokens/s (×8.0), state 4.00 MiB → 256.00 MiB."
@@ -137,25 +195,60 @@ def test_sentences_are_computed_from_the_files(tmp_path):
     for key in ("length", "scaling", "recall", "throughput"):
         with open(out[key], "rb") as fh:
             assert fh.read(4) == b"\x89PNG"
+        assert "<svg" in open(out[key].removesuffix(".png") + ".svg").read()[:500]
     table = pd.read_csv(out["length_table"])
-    assert table.loc[
-        (table["arch"] == "transformer") & (table["multiplier"] == 4), "ratio_to_1x"
-    ].item() == pytest.approx(4 / 3)
+    row = table.loc[(table["arch"] == "transformer") & (table["multiplier"] == 4)]
+    assert row["ratio_to_1x"].item() == pytest.approx(3.25 / 3) and row["beyond_loss"].item() == pytest.approx(4.0)
     assert set(pd.read_csv(out["throughput_table"])["batch_size"]) == {1, 4, 16, 64}
     lines = summary_section(out["json"], str(tmp_path / "report"))
     assert lines[0] == "## The architecture questions" and len([ln for ln in lines if ln.startswith("- ")]) == 4
     assert "([plot](plots/scaling.png))" in "\n".join(lines)
 
 
-def test_three_seeds_give_bootstrap_intervals_and_a_crossover_with_uncertainty(tmp_path):
+# lr 0.002: lowest validation loss, worst test loss and eval numbers offset by +0.01; lr 0.001 the reverse
+TWO_LRS = {0.002: (0.0, 0.5, 0.01), 0.001: (0.3, -0.5, 0.0)}
+
+
+def test_every_question_reports_the_point_selected_on_validation(tmp_path):
+    result = write_questions(*_tree(tmp_path, lrs=TWO_LRS), _outputs(tmp_path))
+    for question in ("length", "throughput", "recall"):
+        for arch in TRUTH:
+            assert result[question]["archs"][arch]["point"] == "embed_dim=384, learning_rate=0.002", question
+    assert result["length"]["archs"]["retnet"]["beyond_loss"][4] == pytest.approx(3.21)
+    assert result["throughput"]["archs"]["retnet"]["tokens_per_s"][0] == pytest.approx(100.01)
+    assert result["recall"]["archs"]["transformer"]["accuracy"] == pytest.approx(0.91 / 16)
+    fits = result["scaling"]["fits"]["params"]["fits"]["retnet"]
+    assert set(fits["points"]) == {f"embed_dim={d}, learning_rate=0.002" for d in SIZES}
+
+
+def test_recall_falls_back_to_validation_loss_never_test(tmp_path):
+    metrics, files = _tree(tmp_path, lrs=TWO_LRS)
+    for path in files["recall"]:
+        data = json.loads(open(path).read())
+        del data["validation"], data["generator"], data["state_bytes"]
+        open(path, "w").write(json.dumps(data))
+    result = write_questions(metrics, files, _outputs(tmp_path))
+    assert result["recall"]["selected_on"] == "validation loss"
+    assert result["recall"]["archs"]["transformer"]["point"] == "embed_dim=384, learning_rate=0.002"
+    assert "(d=384, state unknown)" in result["recall"]["sentence"]
+    assert result["recall"]["sentence"].endswith("deviations from Zoology unknown).")
+
+
+def test_three_seeds_give_paired_intervals_and_no_unsupported_crossover(tmp_path):
     result = write_questions(*_tree(tmp_path, seeds=(0, 1, 2)), _outputs(tmp_path))
     fit = result["scaling"]["fits"]["params"]["fits"]["retnet"]
     assert fit["n_seeds"] == 3 and fit["interval"]["alpha"][0] <= fit["alpha"] <= fit["interval"]["alpha"][1]
     (cross,) = result["scaling"]["fits"]["params"]["crossovers"]
-    # 1.6 + 300 N^-0.35 = 1.8 + 120 N^-0.3 has one root (between 1e6 and 1e7); quoted with its interval
-    assert cross["crossover"] is not None and "95% bootstrap interval" in result["scaling"]["sentence"]
-    n = cross["crossover"]
-    assert power_law(n, *TRUTH["retnet"]) == pytest.approx(power_law(n, *TRUTH["transformer"]), abs=0.01)
+    # retnet - transformer (seed offsets cancel in the pair): exact differences, zero-width intervals
+    n = sorted(SIZES.values())
+    diffs = [power_law(x, *TRUTH["retnet"]) - power_law(x, *TRUTH["transformer"]) for x in n]
+    assert [p["mean"] for p in cross["paired"]] == pytest.approx(diffs)
+    assert [p["high"] - p["low"] for p in cross["paired"]] == pytest.approx([0.0] * 5)
+    # both ends favour the Transformer (+0.61, +0.04): the fits meet just beyond the largest size (listed as
+    # extrapolated in the table) but no crossover is claimed
+    assert diffs[0] > 0 and diffs[-1] > 0 and cross["supported"] is False and cross["crossover"] is None
+    assert cross["fit_crossover"] > max(n) and cross["fit_crossover_extrapolated"] is True
+    assert "no crossover is supported by the data" in result["scaling"]["sentence"]
 
 
 def test_missing_questions_say_what_to_run(tmp_path):
@@ -184,3 +277,54 @@ def test_mqar_dry_run_has_a_recall_job_per_run(tmp_path):
     )
     counts = dry_run_counts(tmp_path, configfile=cfg)
     assert counts["recall"] == counts["train"] == 4 and counts["tokenize"] == 3
+
+
+def test_a_plugin_question_is_answered_from_its_evaluation_files(tmp_path, monkeypatch):
+    (tmp_path / "plugin_q.py").write_text(
+        "EVALUATION = 'echo'\n"
+        "def answer(files, runs, png, csv, **settings):\n"
+        "    from archbench.report.figures import empty, write_csv\n"
+        "    from archbench.report.questions.runs import load\n"
+        "    pairs = sorted((run['arch'], data['value']) for run, data in load(files, runs))\n"
+        "    empty(png, 'echo')\n"
+        "    write_csv(runs.head(0), csv)\n"
+        "    return {'sentence': 'Echo: ' + ', '.join(f'{a} {v}' for a, v in pairs) + '.'}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    metrics, files = _tree(tmp_path)
+    echo = [
+        _write(tmp_path / "eval" / a / "learning_rate~0.002/embed_dim~96/seed~0" / "echo.json", {"value": v})
+        for a, v in (("retnet", 1), ("transformer", 2))
+    ]
+    out = {**_outputs(tmp_path), "echo": str(tmp_path / "report/plots/echo.png"), "echo_table": str(tmp_path / "e.csv")}
+    result = write_questions(metrics, {**files, "echo": echo}, out, extra={"echo": "plugin_q"})
+    assert result["echo"]["sentence"] == "Echo: retnet 1, transformer 2."
+    lines = summary_section(out["json"], str(tmp_path / "report"))
+    assert "- Echo: retnet 1, transformer 2. ([plot](plots/echo.png))" in lines
+
+
+def test_evaluation_files_join_their_run_by_folder_without_parsing_it(tmp_path):
+    from archbench.report.questions.runs import run_of, runs_frame
+
+    metrics, _ = _tree(tmp_path)
+    runs = runs_frame(metrics)
+    tail = "transformer/learning_rate~0.002/embed_dim~128/seed~0"
+    assert run_of(str(tmp_path / "eval" / tail / "x.json"), runs)["run_dir"] == str(tmp_path / "runs" / tail)
+    # an evaluation folder inside the run folder (one run layout) joins too
+    assert run_of(str(tmp_path / "runs" / tail / "eval" / "x.json"), runs)["arch"] == "transformer"
+    with pytest.raises(ValueError, match=r"other/x\.json: no run's metrics\.json shares its folder"):
+        run_of(str(tmp_path / "other" / "x.json"), runs)
+
+
+def test_runs_without_provenance_or_flops_still_get_every_answer(tmp_path):
+    metrics, files = _tree(tmp_path)
+    for path in metrics:  # metrics.json of an older run
+        data = json.loads(open(path).read())
+        del data["provenance"], data["train_flops_per_token"]
+        open(path, "w").write(json.dumps(data))
+    result = write_questions(metrics, files, _outputs(tmp_path))
+    assert (
+        result["scaling"]["fits"]["flops"]["fits"] == {}
+        and "alpha" in result["scaling"]["fits"]["params"]["fits"]["retnet"]
+    )
+    assert result["length"]["sentence"].endswith("Transformer 4.000 vs 3.000 nats (+1.000) at 4x.")

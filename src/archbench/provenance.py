@@ -72,6 +72,19 @@ def data_fingerprint(*index_paths: str | os.PathLike) -> str | None:
     return h.hexdigest() if seen else None
 
 
+def token_index_paths(tokens) -> list[str]:
+    """The ``index.json`` of each token split a run reads (``tokens``: index.json paths, split folders
+    holding one, or ``.bin`` files, which have none): what :func:`data_fingerprint` hashes."""
+    out = []
+    for t in tokens:
+        p = Path(t)
+        if p.name == "index.json":
+            out.append(str(p))
+        elif p.is_dir():
+            out.append(str(p / "index.json"))
+    return out
+
+
 def git_state(repo: str | os.PathLike | None = None) -> dict:
     """The workflow's git commit and whether the work tree had changes (both None outside a checkout)."""
     repo = Path(repo) if repo else Path(__file__).resolve().parents[2]

@@ -30,7 +30,8 @@ from archbench.errors import ConfigError
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]  # ids 0..3, as the BPE tokenizer's (data/tokenizer.py)
 FILLER = "_"
 FIRST_WORD = len(SPECIALS) + 1  # first key id
-EVAL_STREAM = 1_000_003  # the evaluation examples' seed stream, disjoint from the documents'
+EVAL_STREAM = 1_000_003  # the test examples' seed stream, disjoint from the documents'
+VALIDATION_STREAM = 1_000_033  # the validation examples' (choices on recall read these, never the test's)
 
 
 def _letters(i: int, width: int) -> str:
@@ -55,18 +56,82 @@ def words(vocab_size: int) -> list[str]:
     )
 
 
-def example(rng: np.random.Generator, pairs: int, queries: int, length: int, vocab_size: int):
-    """(ids [length] int64, answer positions [queries] int64) of one document."""
+def gap_probabilities(space: int, power_a: float) -> np.ndarray | None:
+    """Zoology's query-gap law over the ``space`` query slots: p(g) ~ a * (g + 1)^(a - 1), slot 0 right
+    after the key-value section (a = 0.01: most queries come soon after it, a long tail further
+    away); None for a = 1 (uniform)."""
+    if power_a == 1:
+        return None
+    p = power_a * np.arange(1, space + 1, dtype=np.float64) ** (power_a - 1)
+    return p / p.sum()
+
+
+def example(
+    rng: np.random.Generator,
+    pairs: int,
+    queries: int,
+    length: int,
+    vocab_size: int,
+    power_a: float = 1.0,
+    random_fillers: bool = False,
+):
+    """(ids [length] int64, answer positions [queries] int64) of one document.
+
+    ``power_a``: query gaps from :func:`gap_probabilities` (1 = uniform slots). ``random_fillers``:
+    the positions that are neither a pair nor a query hold random *value* words instead of ``_``
+    (Zoology draws them from the whole vocabulary; a key there would read as a query to the answer mask
+    of the training loss, so keys are left out). The default arguments give the original generator,
+    draw for draw."""
     half = vocab_size // 2
     keys = rng.choice(half, pairs, replace=False) + FIRST_WORD
     values = rng.choice(half, pairs, replace=False) + FIRST_WORD + half
     ids = np.full(length, FIRST_WORD - 1, dtype=np.int64)  # filler
     ids[0 : 2 * pairs : 2], ids[1 : 2 * pairs : 2] = keys, values
     asked = rng.permutation(pairs)[:queries]
-    slots = np.sort(rng.choice((length - 2 * pairs) // 2, queries, replace=False))
+    space = (length - 2 * pairs) // 2
+    p = gap_probabilities(space, power_a)
+    slots = np.sort(rng.choice(space, queries, replace=False) if p is None else rng.choice(space, queries, False, p))
     starts = 2 * pairs + 2 * slots
     ids[starts], ids[starts + 1] = keys[asked], values[asked]
+    if random_fillers:
+        free = np.flatnonzero(ids == FIRST_WORD - 1)
+        ids[free] = rng.integers(FIRST_WORD + half, FIRST_WORD + 2 * half, len(free))
     return ids, starts + 1
+
+
+def hide_answers(ids: np.ndarray, answers: np.ndarray, cfg: dict, rng: np.random.Generator) -> np.ndarray:
+    """The model's input when answers are only targets (``answers_in_input: false``, as in Zoology): a
+    copy of ``ids`` [..., T] whose answer positions ``answers`` [..., Q] hold a filler (a random value
+    word with ``random_fillers``, else ``_``); the scored answers are read from ``ids``."""
+    out = ids.copy()
+    half = cfg["vocab_size"] // 2
+    if cfg.get("random_fillers"):
+        fill = rng.integers(FIRST_WORD + half, FIRST_WORD + 2 * half, answers.shape)
+    else:
+        fill = np.full(answers.shape, FIRST_WORD - 1)
+    np.put_along_axis(out, answers, fill, axis=-1)
+    return out
+
+
+def generator_settings(cfg: dict) -> dict:
+    """The generator options of ``data.mqar`` that change the examples; a key absent from ``cfg`` means
+    the option is off (the original generator: uniform gaps, ``_`` fillers, answers in the input)."""
+    return {
+        "power_a": float(cfg.get("power_a", 1.0)),
+        "random_fillers": bool(cfg.get("random_fillers", False)),
+        "answers_in_input": bool(cfg.get("answers_in_input", True)),
+        "vocab_size": cfg["vocab_size"],
+        "seq_len": cfg["seq_len"],
+        "pairs": list(cfg["pairs"]),
+        "queries": cfg.get("queries"),
+    }
+
+
+def _generate(rng, cfg: dict, pairs: int):
+    g = generator_settings(cfg)
+    return example(
+        rng, pairs, n_queries(cfg, pairs), cfg["seq_len"] - 1, cfg["vocab_size"], g["power_a"], g["random_fillers"]
+    )
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:
@@ -80,15 +145,13 @@ def n_queries(cfg: dict, pairs: int) -> int:
 def document(cfg: dict, seed: int, index: int):
     """Training document ``index``: pair counts cycle through ``cfg["pairs"]``."""
     pairs = cfg["pairs"][index % len(cfg["pairs"])]
-    return example(_rng(seed, index), pairs, n_queries(cfg, pairs), cfg["seq_len"] - 1, cfg["vocab_size"])
+    return _generate(_rng(seed, index), cfg, pairs)
 
 
-def eval_examples(cfg: dict, seed: int, pairs: int, n: int):
-    """(ids [n, seq_len - 1], answer positions [n, Q]) held-out examples with ``pairs`` pairs."""
-    rows = [
-        example(_rng(seed, EVAL_STREAM, pairs, i), pairs, n_queries(cfg, pairs), cfg["seq_len"] - 1, cfg["vocab_size"])
-        for i in range(n)
-    ]
+def eval_examples(cfg: dict, seed: int, pairs: int, n: int, stream: int = EVAL_STREAM):
+    """(ids [n, seq_len - 1], answer positions [n, Q]) held-out examples with ``pairs`` pairs, from the
+    test stream (``EVAL_STREAM``) or the validation one (``VALIDATION_STREAM``): the two never share a seed."""
+    rows = [_generate(_rng(seed, stream, pairs, i), cfg, pairs) for i in range(n)]
     return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
 
 
@@ -117,6 +180,13 @@ def to_text(ids, vocab: list[str]) -> str:
 def check_config(cfg: dict) -> None:
     """Cross-key rules of ``data.mqar`` (``cfg``), each naming its key. The rule that spans sections
     (training seq_len == data.mqar.seq_len) is the mqar source's (archbench.data.sources.mqar)."""
+    if not generator_settings(cfg)["answers_in_input"]:
+        raise ConfigError(
+            "config key 'data.mqar.answers_in_input': false (answers only in the targets, as in Zoology) "
+            "needs the input and the targets of a training window to differ; the pipeline trains on "
+            "one token stream, so it is not supported yet (rule recall can hide them: "
+            "archbench.data.mqar.hide_answers)"
+        )
     half, length = cfg["vocab_size"] // 2, cfg["seq_len"] - 1
     for p in sorted(set(cfg["pairs"]) | set(cfg.get("eval_pairs") or [])):
         key = "pairs" if p in cfg["pairs"] else "eval_pairs"

@@ -62,3 +62,30 @@ def max_context(model) -> int:
     """The context the model was trained for: ``max_position_embeddings`` (archbench maps its
     ``max_seq_len`` onto it; the wrapped llama / mamba2 configs store it)."""
     return int(model.config.max_position_embeddings)
+
+
+# where and how fast, not what is measured (token data is identified by its fingerprint instead)
+NOT_SETTINGS = ("model_dir", "out_json", "device", "threads", "tokens")
+
+
+def eval_settings(evaluation: str, arguments: dict) -> dict:
+    """What an evaluation measured with: its name and arguments, less paths, device and threads
+    (the provenance block records device and threads itself). Hashed into its provenance block."""
+    return {"evaluation": evaluation, **{k: v for k, v in arguments.items() if k not in NOT_SETTINGS}}
+
+
+def eval_provenance(settings: dict, model_dir, model, device, started: str, tokens=None) -> dict:
+    """The provenance block of an evaluation output: its settings, the model dir's saved tokenizer,
+    the device, the model's dtype and the fingerprint of the token split it read (``tokens``)."""
+    from archbench.provenance import provenance_block, token_index_paths
+
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    indexes = token_index_paths([tokens] if isinstance(tokens, (str, os.PathLike)) else tokens or [])
+    return provenance_block(
+        settings=settings,
+        tokenizer_dir=model_dir,
+        token_indexes=indexes,
+        device=device,
+        precision=dtype,
+        started=started,
+    )

@@ -31,8 +31,17 @@ import time
 from pathlib import Path
 
 from archbench import hub
-from archbench.evaluation.common import EvalError, arch_of, load_model, max_context, torch_threads
+from archbench.evaluation.common import (
+    EvalError,
+    arch_of,
+    eval_provenance,
+    eval_settings,
+    load_model,
+    max_context,
+    torch_threads,
+)
 from archbench.io import atomic_file, write_json
+from archbench.provenance import now
 
 LOCAL_DATASETS = {"json", "csv", "parquet", "text", "arrow", "pandas"}  # loaders of local files
 
@@ -189,6 +198,7 @@ def run_harness(
 ) -> dict:
     """Evaluate the model saved in ``model_dir`` on lm-eval ``tasks``; write ``out_json`` (schema in
     the module docstring) and return it."""
+    settings, started = eval_settings("harness", locals()), now()
     start = time.perf_counter()
     tm = resolve_tasks(list(tasks), task_dirs, include_path)  # before the model: fail fast
     import lm_eval
@@ -248,6 +258,7 @@ def run_harness(
             "lm_eval_version": getattr(lm_eval, "__version__", None),
             "elapsed_s": round(time.perf_counter() - start, 2),
         },
+        "provenance": eval_provenance(settings, model_dir, model, dev, started),
     }
     if out_json:
         write_json(result, out_json)

@@ -45,8 +45,9 @@ import time
 import torch
 
 from archbench.errors import ContextTooLong
-from archbench.evaluation.common import arch_of, load_model, max_context, torch_threads
+from archbench.evaluation.common import arch_of, eval_provenance, eval_settings, load_model, max_context, torch_threads
 from archbench.io import write_json
+from archbench.provenance import now
 
 MODES = ("recurrent", "kv_cache", "recompute")
 
@@ -248,6 +249,7 @@ def run_latency(
     threads: int | None = None,
 ) -> dict:
     """Measure the model saved in ``model_dir``; write ``out_json`` (schema above) and return it."""
+    settings, started = eval_settings("latency", locals()), now()
     model, _, dev = load_model(model_dir, device)
     entries = []
     with torch_threads(threads):
@@ -269,7 +271,11 @@ def run_latency(
         "model_dir": os.path.abspath(model_dir),
         **summarize(entries),
     }
-    result = {"entries": entries, "summary": summary}
+    result = {
+        "entries": entries,
+        "summary": summary,
+        "provenance": eval_provenance(settings, model_dir, model, dev, started),
+    }
     if out_json:
         write_json(result, out_json)
     return result

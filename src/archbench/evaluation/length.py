@@ -7,9 +7,10 @@ and the next-token loss is averaged per position; positions are then grouped int
 Every multiplier reads the same number of tokens (``length.max_tokens``, fewer if the split is
 shorter), windows are batched (``length.batch_size``) and never cross a token shard.
 
-Modes: RetNet runs chunkwise (``retention_mode="chunkwise"``, chunk = the model's ``chunk_size``)
-beyond its training length, so memory grows linearly, not quadratically, with the context; the same
-function as the parallel mode. Softmax-attention models run their one full-attention mode. A model
+Modes: an architecture whose registry entry says ``beyond_context: chunkwise`` (RetNet) runs
+chunkwise (``retention_mode="chunkwise"``, chunk = the model's ``chunk_size``) beyond its training
+length, so memory grows linearly, not quadratically, with the context; the same function as the
+parallel mode. Softmax-attention models run their one full-attention mode. A model
 with *learned* absolute positions has no embedding past ``max_seq_len``: those multipliers are
 recorded as ``{"skipped": reason}``, decided from the config before any forward (no error is swallowed).
 
@@ -20,7 +21,8 @@ Schema of ``length.json``::
                   "mean_loss",          # over every position of every window
                   "tail_loss",          # positions [context/2, context): the last doubling
                   "buckets": [{"start", "end", "loss", "n"}, ...]}       # n = scored positions
-                 | {"multiplier", "context", "skipped"}]}
+                 | {"multiplier", "context", "skipped"}],
+     "provenance": {...}}  # archbench.provenance.provenance_block: versions, hardware, hashes
 """
 
 from __future__ import annotations
@@ -32,8 +34,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from archbench.evaluation.common import EvalError, arch_of, load_model, max_context, torch_threads
+from archbench.evaluation.common import (
+    EvalError,
+    arch_of,
+    eval_provenance,
+    eval_settings,
+    load_model,
+    max_context,
+    torch_threads,
+)
 from archbench.io import write_json
+from archbench.provenance import now
 
 
 def token_arrays(tokens) -> list[np.ndarray]:
@@ -75,7 +86,12 @@ def refuses(model, context: int) -> str | None:
 
 
 def _mode(model, context: int) -> tuple[str, dict]:
-    if arch_of(model) == "retnet":
+    """The registry's ``beyond_context`` decides: "chunkwise" architectures (RetNet) are forced into
+    their chunkwise mode past the training length; every other one runs as it is."""
+    from archbench.models.registry import ARCHS
+
+    entry = ARCHS.get(arch_of(model))
+    if entry is not None and entry.beyond_context == "chunkwise":
         if context > max_context(model):
             return "chunkwise", {"retention_mode": "chunkwise"}
         return "parallel", {"retention_mode": "parallel"}
@@ -136,6 +152,7 @@ def run_length(
     threads: int | None = None,
 ) -> dict:
     """Loss per position bucket at k x the training length for every k (schema above)."""
+    settings, started = eval_settings("length", locals()), now()
     model, _, dev = load_model(model_dir, device)
     shards = token_arrays(tokens)
     seq_len = max_context(model)
@@ -152,6 +169,7 @@ def run_length(
         "device": str(dev),
         "n_shards": len(shards),
         "entries": entries,
+        "provenance": eval_provenance(settings, model_dir, model, dev, started, tokens),
     }
     if out_json:
         write_json(result, out_json)

@@ -18,10 +18,11 @@ import sys
 
 import torch
 
-from archbench.evaluation.common import arch_of, load_model, max_context, torch_threads
+from archbench.evaluation.common import arch_of, eval_provenance, eval_settings, load_model, max_context, torch_threads
 from archbench.evaluation.latency import measure
 from archbench.io import write_json
 from archbench.models.registry import get_arch
+from archbench.provenance import now
 
 
 def run_throughput(
@@ -36,6 +37,7 @@ def run_throughput(
     seed: int = 0,
     threads: int | None = None,
 ) -> dict:
+    settings, started = eval_settings("throughput", locals()), now()
     model, _, dev = load_model(model_dir, device)
     mode = get_arch(arch_of(model)).state  # "recurrent" | "kv_cache": the latency modes of the same names
     rows = []
@@ -55,6 +57,7 @@ def run_throughput(
         "params": sum(p.numel() for p in model.parameters()),
         "max_seq_len": max_context(model),
         "rows": rows,
+        "provenance": eval_provenance(settings, model_dir, model, dev, started),
     }
     if out_json:
         write_json(result, out_json)

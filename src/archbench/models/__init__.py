@@ -31,7 +31,7 @@ _LAZY = {
     "build_model": "sizing",
     "count_parameters": "sizing",
     "make_config": "sizing",
-    "match_ffn_dim": "sizing",
+    "match_ffn_dim": "matching",
     "ARCHS": "registry",
     "get_arch": "registry",
     "arch_names": "registry",

@@ -17,6 +17,22 @@ from typing import ClassVar
 
 from archbench.models.constraints import common
 
+DESCRIPTION = {"mixer": "softmax attention with RoPE", "block": "Llama block (SwiGLU FFN, RMSNorm, no biases)"}
+
+
+def describe(settings: dict | None = None) -> dict:
+    return dict(DESCRIPTION)
+
+
+def params(s: dict, include_embeddings: bool = True) -> int:
+    """Closed-form parameter count (resolved settings): q, k, v, o bias-free (as many KV heads as
+    heads), a SwiGLU FFN (gate, up, down), two RMSNorm weights per layer, a final RMSNorm."""
+    D, F, L = s["embed_dim"], s["ffn_dim"], s["layers"]
+    n = L * (4 * D * D + 3 * D * F + 2 * D) + D
+    if include_embeddings:
+        n += s["vocab_size"] * D * (1 if s.get("tie_word_embeddings") else 2)
+    return n
+
 
 def check(settings: dict) -> None:
     """Cross-key rules (torch-free; models/constraints.py's pattern): positive sizes, heads dividing

@@ -41,6 +41,36 @@ def check(s: dict) -> None:
         )
 
 
+DESCRIPTION = {"mixer": "Mamba-2 state-space scan", "block": "Mamba-2 block (gated mixer, no FFN)"}
+
+
+def describe(settings: dict | None = None) -> dict:
+    return dict(DESCRIPTION)
+
+
+def geometry(s: dict) -> dict:
+    """Inner width, SSM heads and head width of resolved settings (as :meth:`Mamba2Settings.to_hf`)."""
+    inner = (s.get("ssm_expand") or 2) * s["embed_dim"]
+    heads = inner // s["ssm_head_dim"] if s.get("ssm_head_dim") else s["heads"]
+    return {"inner": inner, "heads": heads, "head_dim": inner // heads}
+
+
+def params(s: dict, include_embeddings: bool = True) -> int:
+    """Closed-form parameter count (resolved settings; one group of B/C, transformers' defaults: no
+    projection biases, a biased depthwise convolution). Per layer: in_proj D x (2 I + 2 N + H), the
+    convolution over I + 2 N channels, dt_bias / A_log / D per head, the gated RMSNorm (I), out_proj
+    I x D, the block's RMSNorm (D); then a final RMSNorm."""
+    D, L, N = s["embed_dim"], s["layers"], s["ssm_state_size"]
+    g = geometry(s)
+    inner, H = g["inner"], g["heads"]
+    conv = inner + 2 * N
+    per_layer = D * (inner + conv + H) + conv * (s["ssm_conv_kernel"] + 1) + 3 * H + inner + inner * D + D
+    n = L * per_layer + D
+    if include_embeddings:
+        n += s["vocab_size"] * D * (1 if s.get("tie_word_embeddings") else 2)
+    return n
+
+
 @dataclasses.dataclass
 class Mamba2Settings:
     """Pipeline names for a stock ``Mamba2Config``.
@@ -76,8 +106,7 @@ class Mamba2Settings:
         self.check_settings(dataclasses.asdict(self))
 
     def num_heads(self) -> int:
-        inner = self.ssm_expand * self.embed_dim
-        return inner // self.ssm_head_dim if self.ssm_head_dim else self.heads
+        return geometry(dataclasses.asdict(self))["heads"]
 
     def to_hf(self):
         from transformers import Mamba2Config

@@ -7,35 +7,20 @@ that differs between architectures; with the same vocabulary and width, the embe
 (untied) and the totals then agree even more closely. Counts come from building the model on the
 ``meta`` device (no memory, milliseconds), so any registered architecture works without a closed
 form; the count must only grow with the knob.
+
+``model.match_by: layers`` matches by layer count instead (:func:`match_layers`): the registry's
+``blocks_per_layer`` blocks per reference layer, widths as given.
 """
 
 from __future__ import annotations
 
-import functools
-
 from archbench.errors import ConfigError
 
+from .registry import get_arch
+from .sizing import count
+
 _MAX_WIDTH = 1 << 24
-
-
-def _freeze(hparams: dict) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in hparams.items()))
-
-
-@functools.lru_cache(maxsize=4096)
-def _count(arch: str, frozen: tuple, include_embeddings: bool) -> int:
-    import torch
-
-    from .sizing import build_model, count_parameters
-
-    with torch.device("meta"):
-        model = build_model(arch, **{k: list(v) if isinstance(v, tuple) else v for k, v in frozen})
-    return count_parameters(model, include_embeddings)
-
-
-def count(arch: str, hparams: dict, include_embeddings: bool = True) -> int:
-    """Parameters of ``arch`` built from pipeline names ``hparams`` (meta device: nothing allocated)."""
-    return _count(arch, _freeze(hparams), include_embeddings)
+MATCH_BY = ("width", "layers")
 
 
 def match_width(arch: str, hparams: dict, reference: str, reference_hparams: dict) -> int:
@@ -44,8 +29,6 @@ def match_width(arch: str, hparams: dict, reference: str, reference_hparams: dic
 
     Raises ConfigError when ``arch`` has no knob, or is larger than the reference even at knob 1.
     """
-    from .registry import get_arch
-
     knob = get_arch(arch).width_knob
     if knob is None:
         raise ConfigError(
@@ -72,3 +55,34 @@ def match_width(arch: str, hparams: dict, reference: str, reference_hparams: dic
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if size(mid) < target else (lo, mid)
     return lo if target - size(lo) < size(hi) - target else hi
+
+
+def match_layers(arch: str, hparams: dict, reference: str, reference_hparams: dict) -> int:
+    """Layers of ``arch`` matched by layer count: the registry's ``blocks_per_layer`` blocks of
+    ``arch`` per layer of ``reference`` (Mamba-2 paper, arXiv 2405.21060: two Mamba blocks per
+    Transformer layer, each about half a layer's parameters). The widths stay as given."""
+    per = get_arch(arch).blocks_per_layer / get_arch(reference).blocks_per_layer
+    return max(1, round(per * reference_hparams["layers"]))
+
+
+def matched(arch: str, hparams: dict, reference: str, reference_hparams: dict, by: str = "width") -> dict:
+    """``hparams`` with ``arch`` sized against ``reference``: ``by="width"`` turns the width knob to
+    the reference's non-embedding parameter count (:func:`match_width`); ``by="layers"`` sets the
+    layer count (:func:`match_layers`)."""
+    if by == "width":
+        knob = get_arch(arch).width_knob
+        return {**hparams, knob: match_width(arch, hparams, reference, reference_hparams)}
+    if by == "layers":
+        return {**hparams, "layers": match_layers(arch, hparams, reference, reference_hparams)}
+    raise ConfigError(f"model.match_by: must be one of {MATCH_BY}, got {by!r}")
+
+
+def match_ffn_dim(arch: str, **retnet_hparams) -> int:
+    """FFN width for ``arch`` ("transformer" or "longnet") whose parameter count matches the RetNet
+    built from ``retnet_hparams``; see :func:`match_width` (the general form)."""
+    get_arch(arch)  # ValueError naming the registered architectures
+    if arch == "retnet":
+        raise ValueError(
+            "match_ffn_dim sizes a Transformer/LongNet against a RetNet; arch must be 'transformer' or 'longnet'"
+        )
+    return match_width(arch, retnet_hparams, "retnet", retnet_hparams)

@@ -29,6 +29,23 @@ class Arch:
     constraints: ``"module:function"`` of its cross-key rules, ``check(settings: dict) -> None`` raising
         ``archbench.models.constraints.ConstraintError``; importable without torch (the parse-time check
         calls it). The config class runs the same function (its ``check_settings``; a test asserts they agree).
+
+    Facts about the architecture (all optional, so an entry without them still works; functions are
+    ``"module:function"`` strings and take *resolved* settings, pipeline names with the config class's
+    defaults filled in: :func:`archbench.models.sizing.resolved_settings`):
+
+    params: ``params(settings, include_embeddings=True) -> int``, the closed-form parameter count
+        (None: counted on the meta device).
+    flops: ``flops(settings, device_type="cpu") -> float``, training FLOPs per token (forward +
+        backward) as the model computes them at ``settings["seq_len"]`` (:mod:`archbench.models.flops`).
+    describe: ``describe(settings) -> {"mixer": str, "block": str}``, what its token mixer and block
+        are (the report's words); torch-free.
+    beyond_context: how it reads past its training length: ``"chunkwise"`` (a chunkwise mode is
+        forced there, e.g. RetNet), ``"positions"`` (relative positions extrapolate; learned absolute
+        positions refuse), ``"rope"`` (rotary positions, extrapolating as they do), ``"recurrent"``
+        (no positions: a state carries the context), ``"none"`` (it cannot).
+    blocks_per_layer: blocks of this architecture per Transformer layer when matched by layer count
+        (``model.match_by: layers``; Mamba-2: 2).
     """
 
     name: str
@@ -39,6 +56,11 @@ class Arch:
     color: str
     display: str
     constraints: str | None = None
+    params: str | None = None
+    flops: str | None = None
+    describe: str | None = None
+    beyond_context: str = "none"
+    blocks_per_layer: int = 1
 
     def config_cls(self):
         return _load(self.config_class)
@@ -49,15 +71,32 @@ class Arch:
     def check(self) -> Callable[[dict], None] | None:
         return _load(self.constraints) if self.constraints else None
 
+    def param_count(self) -> Callable[..., int] | None:
+        return _load(self.params) if self.params else None
+
+    def flops_fn(self) -> Callable[..., float] | None:
+        return _load(self.flops) if self.flops else None
+
+    def description(self, settings: dict | None = None) -> dict:
+        """``{"mixer", "block"}`` for ``settings`` (the display name and "own block" without a describe)."""
+        if self.describe:
+            return _load(self.describe)(settings or {})
+        return {"mixer": self.display, "block": f"{self.display}'s own block"}
+
 
 ARCHS: dict[str, Arch] = {}
 STATES = ("recurrent", "kv_cache")
+BEYOND_CONTEXT = ("chunkwise", "positions", "rope", "recurrent", "none")
 
 
 def register_arch(arch: Arch) -> Arch:
     """Add ``arch`` (idempotent for an identical entry; a different entry under a taken name raises)."""
     if arch.state not in STATES:
         raise ValueError(f"arch {arch.name!r}: state must be one of {STATES}, got {arch.state!r}")
+    if arch.beyond_context not in BEYOND_CONTEXT:
+        raise ValueError(
+            f"arch {arch.name!r}: beyond_context must be one of {BEYOND_CONTEXT}, got {arch.beyond_context!r}"
+        )
     old = ARCHS.get(arch.name)
     if old is not None and old != arch:
         raise ValueError(f"arch {arch.name!r} is already registered with other settings")
@@ -91,6 +130,10 @@ register_arch(
         color="tab:blue",
         display="RetNet",
         constraints="archbench.models.constraints:retnet",
+        params="archbench.models.facts:retnet_params",
+        flops="archbench.models.flops:retnet",
+        describe="archbench.models.facts:retnet_describe",
+        beyond_context="chunkwise",
     )
 )
 register_arch(
@@ -103,6 +146,10 @@ register_arch(
         color="tab:orange",
         display="Transformer",
         constraints="archbench.models.constraints:transformer",
+        params="archbench.models.facts:transformer_params",
+        flops="archbench.models.flops:transformer",
+        describe="archbench.models.facts:transformer_describe",
+        beyond_context="positions",
     )
 )
 register_arch(
@@ -115,6 +162,10 @@ register_arch(
         color="tab:green",
         display="LongNet",
         constraints="archbench.models.constraints:longnet",
+        params="archbench.models.facts:transformer_params",
+        flops="archbench.models.flops:longnet",
+        describe="archbench.models.facts:longnet_describe",
+        beyond_context="positions",
     )
 )
 register_arch(
@@ -127,6 +178,10 @@ register_arch(
         color="tab:red",
         display="Transformer++ (Llama)",
         constraints="archbench.models.llama:check",
+        params="archbench.models.llama:params",
+        flops="archbench.models.flops:llama",
+        describe="archbench.models.llama:describe",
+        beyond_context="rope",
     )
 )
 register_arch(
@@ -139,6 +194,11 @@ register_arch(
         color="tab:purple",
         display="Mamba-2",
         constraints="archbench.models.mamba2:check",
+        params="archbench.models.mamba2:params",
+        flops="archbench.models.flops:mamba2",
+        describe="archbench.models.mamba2:describe",
+        beyond_context="recurrent",
+        blocks_per_layer=2,
     )
 )
 

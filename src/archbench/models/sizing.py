@@ -1,16 +1,15 @@
-"""Model construction from pipeline names, parameter counting and parameter matching."""
+"""Model construction from pipeline names and parameter counting (matching: :mod:`.matching`)."""
 
 from __future__ import annotations
 
 import dataclasses
-
-from torch import nn
+import functools
+from typing import TYPE_CHECKING
 
 from .registry import ARCHS, get_arch
 
-
-def _check_arch(arch: str) -> None:
-    get_arch(arch)  # ValueError naming the registered architectures
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def _fields(cls) -> set[str]:
@@ -65,29 +64,39 @@ def count_parameters(model: nn.Module, include_embeddings: bool = True) -> int:
     return total - sum(p.numel() for p in emb.values())
 
 
+def _freeze(hparams: dict) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in hparams.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _count(arch: str, frozen: tuple, include_embeddings: bool) -> int:
+    import torch
+
+    with torch.device("meta"):
+        model = build_model(arch, **{k: list(v) if isinstance(v, tuple) else v for k, v in frozen})
+    return count_parameters(model, include_embeddings)
+
+
+def count(arch: str, hparams: dict, include_embeddings: bool = True) -> int:
+    """Parameters of ``arch`` built from pipeline names ``hparams`` on the ``meta`` device (nothing
+    allocated, milliseconds): any registered architecture, no closed form needed."""
+    return _count(arch, _freeze(hparams), include_embeddings)
+
+
+def resolved_settings(arch: str, **hparams) -> dict:
+    """``hparams`` (pipeline names) with the defaults of ``arch``'s config class filled in, as the model
+    is built (settings of other architectures dropped): what the registry's ``params`` / ``flops`` /
+    ``describe`` functions read. Imports the config class (torch for archbench's own models)."""
+    cls = get_arch(arch).config_cls()
+    own = _fields(cls)
+    config = cls(**{k: v for k, v in hparams.items() if v is not None and k in own})
+    return {name: getattr(config, name) for name in own}
+
+
 def analytic_parameters(arch: str, include_embeddings: bool = True, **hparams) -> int:
-    """Closed-form count of :func:`count_parameters` for a config (no model is built)."""
-    c = make_config(arch, **hparams)
-    D, F, L = c.embed_dim, c.ffn_dim, c.layers
-    if arch == "retnet":  # q,k: DxD; v,g: DxDv; out: DvxD; GLU: 3DF; 2 RMSNorm weights
-        n = L * (2 * D * D + 3 * D * c.value_embed_dim + 3 * D * F + 2 * D) + D
-    else:  # q,k,v,out with bias; sub-LN in attention and FFN; 2 LayerNorms; FFN with bias
-        n = L * (4 * D * D + 2 * D * F + 3 * F + 11 * D) + 2 * D
-    if include_embeddings:
-        n += c.vocab_size * D * (1 if c.tie_word_embeddings else 2)
-        if arch != "retnet" and c.position == "learned":
-            n += c.max_seq_len * D
-    return n
-
-
-def match_ffn_dim(arch: str, **retnet_hparams) -> int:
-    """FFN width for ``arch`` ("transformer" or "longnet") whose parameter count matches the RetNet
-    built from ``retnet_hparams``; see :func:`archbench.models.matching.match_width` (the general form)."""
-    from .matching import match_width
-
-    _check_arch(arch)
-    if arch == "retnet":
-        raise ValueError(
-            "match_ffn_dim sizes a Transformer/LongNet against a RetNet; arch must be 'transformer' or 'longnet'"
-        )
-    return match_width(arch, retnet_hparams, "retnet", retnet_hparams)
+    """Closed-form count of :func:`count_parameters` for a config (no model is built): the registry
+    entry's ``params`` function; an architecture without one is counted on the meta device."""
+    entry = get_arch(arch)
+    if entry.params is None:
+        return count(arch, hparams, include_embeddings)
+    return entry.param_count()(resolved_settings(arch, **hparams), include_embeddings)

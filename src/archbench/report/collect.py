@@ -18,7 +18,30 @@ from archbench.io import atomic_file
 
 # Leading columns, in the order a reader scans them (the original study's first); every metric follows.
 KEY_COLUMNS = ["arch", "point", "seed", "learning_rate", "embed_dim", "ffn_dim", "heads", "seq_len", "layers", "status"]
-DROP = {"hparams", "model_config", "arch", "seed"}
+DROP = {"hparams", "model_config", "arch", "seed", "provenance"}
+# Where a run's numbers came from (metrics.json's provenance block); the summary warns when they differ.
+PROVENANCE_COLUMNS = ["settings_hash", "commit", "archbench", "versions", "hardware", "data_fingerprint"]
+UNKNOWN = "unknown"  # older runs wrote no provenance block
+
+
+def provenance_columns(metrics: dict) -> dict:
+    """settings_hash, commit (``-dirty`` when the tree had changes), archbench version, package versions
+    (``name=version`` joined), hardware (the GPU when one was used, else the CPU) and data fingerprint."""
+    block = metrics.get("provenance") or {}
+    git = block.get("git") or {}
+    gpu = block.get("gpu") or {}
+    commit = git.get("commit")
+    versions = block.get("versions") or {}
+    return {
+        "settings_hash": block.get("settings_hash") or UNKNOWN,
+        "commit": (commit + ("-dirty" if git.get("dirty") else "")) if commit else UNKNOWN,
+        "archbench": block.get("archbench") or UNKNOWN,
+        "versions": " ".join(f"{k}={v}" for k, v in sorted(versions.items())) or UNKNOWN,
+        "hardware": (
+            f"gpu: {gpu['name']}" if gpu.get("name") else f"cpu: {block['cpu']}" if block.get("cpu") else UNKNOWN
+        ),
+        "data_fingerprint": block.get("data_fingerprint") or UNKNOWN,
+    }
 
 
 def run_record(arch: str, seed: int, point: str, values: dict, **files: str) -> dict:
@@ -45,6 +68,8 @@ def metrics_columns(metrics: dict) -> dict:
     # The FFN width actually used (it differs from the grid's when parameters are matched).
     row["ffn_dim_model"] = metrics.get("model_config", {}).get("ffn_dim")
     row.update({k: v for k, v in metrics.items() if k not in DROP and not isinstance(v, (dict, list))})
+    row.setdefault("train_flops_per_token", None)  # older runs: empty, not a missing column
+    row.update(provenance_columns(metrics))
     return row
 
 

@@ -26,6 +26,7 @@ METRICS = [
     "params_total",
     "params_non_embedding",
     "tokens_seen",
+    "train_flops_per_token",
     "tokens_per_s",
     "train_time_s",
     "emissions_kg",

@@ -1,39 +1,21 @@
 """What each comparison compares: the token mixer and the block recipe around it, per architecture.
 
-RetNet vs our Transformer differs in both the mixer (retention vs attention) and the block (GLU FFN,
-RMSNorm, no biases vs GELU FFN with biases, LayerNorm) unless ``model.block: retnet`` gives the
-Transformer (and LongNet) RetNet's block; the summary names which of the two each pair is.
+The descriptions come from each architecture's registry entry (``Arch.description(settings)``), so a
+new or plugin architecture describes itself. RetNet vs our Transformer differs in both the mixer
+(retention vs attention) and the block (GLU FFN, RMSNorm, no biases vs GELU FFN with biases, LayerNorm)
+unless ``model.block: retnet`` gives the Transformer (and LongNet) RetNet's block; the summary names
+which of the two each pair is.
 """
 
 from __future__ import annotations
 
-RETNET_BLOCK = "RetNet block (GLU FFN, RMSNorm, no biases)"
-MIXERS = {
-    "retnet": "multi-scale retention",
-    "transformer": "softmax attention",
-    "longnet": "dilated attention",
-    "llama": "softmax attention with RoPE",
-    "mamba2": "Mamba-2 state-space scan",
-}
-BLOCKS = {
-    "retnet": RETNET_BLOCK,
-    "llama": "Llama block (SwiGLU FFN, RMSNorm, no biases)",
-    "mamba2": "Mamba-2 block (gated mixer, no FFN)",
-}
-TORCHSCALE_BLOCK = "torchscale Transformer block (GELU FFN, LayerNorm, biases)"
-
-
-def block_of(arch: str, block: str | None = None) -> str:
-    """The block recipe of ``arch``; ``block`` is the run's ``model.block`` (transformer / longnet)."""
-    if arch in ("transformer", "longnet"):
-        return RETNET_BLOCK if block == "retnet" else TORCHSCALE_BLOCK
-    return BLOCKS.get(arch, f"{arch}'s own block")
+from archbench.models.registry import get_arch
 
 
 def pair_kind(a: str, b: str, block: str | None = None) -> str:
-    """One phrase naming what the comparison a vs b varies."""
-    mixer_a, mixer_b = MIXERS.get(a, a), MIXERS.get(b, b)
-    block_a, block_b = block_of(a, block), block_of(b, block)
-    if block_a == block_b:
-        return f"same block ({block_a}), different token mixer: {mixer_a} vs {mixer_b}"
-    return f"different block and mixer: {mixer_a} in a {block_a} vs {mixer_b} in a {block_b}"
+    """One phrase naming what the comparison a vs b varies; ``block`` is the runs' ``model.block``."""
+    settings = {"block": block} if block else {}
+    da, db = get_arch(a).description(settings), get_arch(b).description(settings)
+    if da["block"] == db["block"]:
+        return f"same block ({da['block']}), different token mixer: {da['mixer']} vs {db['mixer']}"
+    return f"different block and mixer: {da['mixer']} in a {da['block']} vs {db['mixer']} in a {db['block']}"

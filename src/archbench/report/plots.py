@@ -10,17 +10,16 @@ from __future__ import annotations
 import math
 import os
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
-matplotlib.use("Agg")  # no display on cluster nodes; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
-
-from archbench.models.registry import ARCHS  # noqa: E402
-from archbench.report.collect import _read_json, latency_entries  # noqa: E402
-from archbench.report.compare import archs_of, pairs  # noqa: E402
+from archbench.report import figures
+from archbench.report.collect import _read_json, latency_entries
+from archbench.report.compare import archs_of, pairs
+from archbench.report.figures import color, display
+from archbench.report.figures import note as _note
 
 TABLE_PLOTS = ["loss_vs_params", "diff_heatmap", "throughput", "emissions"]
 LATENCY_PLOTS = ["decode_latency", "state_memory"]
@@ -28,14 +27,6 @@ LATENCY_PLOTS = ["decode_latency", "state_memory"]
 LOG_AXIS_MIN_RATIO = 10.0
 # Below this relative spread (matched sizes) the axis shows the offset from the smallest count, in %.
 OFFSET_AXIS_MAX_SPREAD = 0.01
-
-
-def color(arch: str) -> str:
-    return ARCHS[arch].color if arch in ARCHS else "tab:gray"
-
-
-def display(arch: str) -> str:
-    return ARCHS[arch].display if arch in ARCHS else arch
 
 
 def params_axis(ax, params: pd.Series, label: str = "parameters (total)"):
@@ -60,17 +51,8 @@ def params_axis(ax, params: pd.Series, label: str = "parameters (total)"):
 
 
 def save(fig, out_dir: str, name: str) -> None:
-    os.makedirs(out_dir, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, f"{name}.png"), dpi=110, bbox_inches="tight")  # long grid labels
-    fig.savefig(os.path.join(out_dir, f"{name}.svg"), bbox_inches="tight")
-    plt.close(fig)
-
-
-def _note(ax, text: str) -> None:
-    """A figure that says why it is empty, rather than a missing file (the report expects one)."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
-    ax.set_axis_off()
+    """`<out_dir>/<name>.png` and `.svg`."""
+    figures.save(fig, os.path.join(out_dir, f"{name}.png"))
 
 
 def slug(point: str) -> str:
@@ -129,22 +111,14 @@ def plot_curves(grid: pd.DataFrame, out_dir: str) -> list[str]:
     return [slug(p) for p in by_point]
 
 
-def best_points(seeds: pd.DataFrame | None) -> dict[str, str]:
-    """{arch: grid point with the lowest mean test loss} (empty without a seed summary)."""
-    if seeds is None or "test_loss_mean" not in seeds or seeds["test_loss_mean"].dropna().empty:
-        return {}
-    best = seeds.dropna(subset=["test_loss_mean"]).sort_values("test_loss_mean").drop_duplicates("arch")
-    return dict(zip(best["arch"], best["point"]))
-
-
 def plot_latency(runs: list[dict], out_dir: str, seeds_csv: str | None = None) -> None:
     """Per-token decode latency and state / KV-cache memory vs context length: one labelled series per
-    architecture and decoding mode, at the architecture's best grid point (lowest mean test loss in
+    architecture and decoding mode, at the architecture's best grid point (lowest mean validation loss in
     `seeds_csv`; without it, its first grid point), mean over seeds, at the smallest batch size measured.
     The original study's full-recompute decoding, where measured, is dashed. `runs`: run records
     (archbench.report.collect.run_record) with a `latency` file."""
     seeds = pd.read_csv(seeds_csv) if seeds_csv and os.path.exists(seeds_csv) else None
-    best = best_points(seeds)
+    best = figures.best_points(seeds, "val_loss_mean")
     rows = []
     for run in runs:
         data = _read_json(run["files"]["latency"])
@@ -174,7 +148,7 @@ def plot_latency(runs: list[dict], out_dir: str, seeds_csv: str | None = None) -
             _lines(ax, frame.assign(**{column: values}).dropna(subset=[column]), column)
             ax.set(xlabel="context length (tokens)", ylabel=label, xscale="log", yscale="log")
             ax.set_title(
-                "each architecture at its best grid point (lowest test loss)"
+                "each architecture at its grid point with the lowest validation loss"
                 if best
                 else "each architecture at its first grid point",
                 fontsize=8,

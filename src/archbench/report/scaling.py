@@ -1,27 +1,28 @@
-"""Scaling fits: L(N) = E + A * N^(-alpha) per architecture, vs parameters and vs training FLOPs.
+"""Scaling: per-size paired differences (the primary evidence) and descriptive power-law fits
+L(N) = E + A * N^(-alpha) per architecture, against parameters and against training FLOPs.
 
 N is the non-embedding parameter count of a run (``metrics.json: params_non_embedding``; the
 embeddings are the same for every architecture at one width and vocabulary, and Kaplan et al. show
-the fit is cleaner without them). The fit is scipy's ``curve_fit`` (least squares) on the mean loss
-per size over seeds; with >= 3 seeds the intervals come from a **bootstrap over seeds** (seeds drawn
-with replacement, the same draw for every size so a seed's runs stay together, refit each time;
-2.5 / 97.5 percentiles). ``curve_fit``'s covariance is not used for intervals: with 4-5 sizes and
-3 free parameters its linearisation is unreliable.
+the fit is cleaner without them). Training FLOPs are ``metrics.json: train_flops_per_token`` (the
+architecture's own formula, as trained; ``archbench.models.flops``) x ``tokens_seen``.
 
-Training FLOPs of a run (C = 3 x forward; backward ~ 2 x forward), per training token, with
-N = non-embedding parameters, L layers, d = embed_dim, d_v = RetNet's value_embed_dim,
-T = training seq_len and T_bar = (T + 1) / 2 the mean causal span of a position::
+At each size every architecture is represented by its best grid point there, **selected on mean
+validation loss**; the test losses of that point are what is reported and fitted.
 
-    Transformer: C_tok = 6 N + 6 L T_bar (2 d)        (QK^T and AV: 2 * T_bar * d each, forward)
-    RetNet:      C_tok = 6 N + 6 L T_bar (d + d_v)     (parallel retention: QK^T over d, (.)V over d_v)
-    LongNet:     C_tok = 6 N + 6 L sum_i T_bar_i (2 d) / r_i,  T_bar_i = (min(w_i, T) + 1) / 2
-                 (branch i attends within segments of w_i tokens at dilation r_i)
+Evidence at small n (a handful of sizes and seeds):
 
-and C = C_tok * tokens_seen. The decay mask, softmax, norms and the vocabulary projection are left
-out (the projection is an embedding cost, the same for every architecture).
-
-The predicted crossover is where two fitted curves meet, searched on a log grid from the smallest
-measured size up to ``max_params``; it is reported as "none in range" when they do not cross there.
+- **Paired differences per size.** a - b over the seeds both ran at the i-th size (a seed fixes the
+  loader order for both), with a 95% t-interval from >= 3 seeds. A crossover is claimed only when the
+  intervals at the smallest and at the largest measured size exclude 0 with opposite signs; it is then
+  located between the adjacent measured sizes where the mean difference changes sign (log-linear
+  interpolation), i.e. inside the measured range. Otherwise no crossover is supported by the data.
+- **Fits are descriptive.** With three free parameters and fewer than ``MIN_SIZES_FOR_EXPONENT`` sizes
+  the exponent is not identified well (two identical true curves at five sizes with 0.01 nats of noise
+  give alpha from 0.19 to 0.42 around 0.30). Intervals are a parametric bootstrap that includes the
+  fit's own uncertainty: each refit adds noise of the larger of the residual variance and the seed
+  variance of the mean to the fitted curve, and resamples the seeds when there are >= 3. Where the
+  fitted curves would cross is listed only within one decade beyond the largest size, labelled
+  extrapolated, and never claimed on its own.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from archbench.models.flops import budget_steps  # noqa: F401  (moved to models; kept importable here)
 
 BOOTSTRAP = 300
 
@@ -90,21 +93,6 @@ def crossover(fit_a: dict, fit_b: dict, n_min: float, n_max: float, points: int 
     return float(10 ** (math.log10(grid[i]) + t * (math.log10(grid[i + 1]) - math.log10(grid[i]))))
 
 
-def bootstrap_fits(sizes, losses_by_seed, start: dict, iters: int = BOOTSTRAP, seed: int = 0) -> list[dict]:
-    """Refit on seeds resampled with replacement, starting from the point estimate ``start``.
-    ``losses_by_seed``: [n_seeds, n_sizes] array."""
-    rng = np.random.default_rng(seed)
-    losses = np.asarray(losses_by_seed, float)
-    fits = []
-    for _ in range(iters):
-        pick = rng.integers(0, losses.shape[0], losses.shape[0])
-        try:
-            fits.append(fit_power_law(sizes, np.nanmean(losses[pick], axis=0), start))
-        except ValueError:
-            continue
-    return fits
-
-
 def interval(values, level: float = 0.95) -> tuple[float, float] | None:
     values = [v for v in values if v is not None and np.isfinite(v)]
     if not values:
@@ -113,81 +101,168 @@ def interval(values, level: float = 0.95) -> tuple[float, float] | None:
     return float(lo), float(hi)
 
 
-# ----------------------------------------------------------------------------- FLOPs and budgets
-
-
-def flops_per_token(arch: str, params_non_embedding: float, hparams: dict) -> float:
-    """Training FLOPs per token (formulas in the module docstring)."""
-    n, layers, d, t = params_non_embedding, hparams["layers"], hparams["embed_dim"], hparams["seq_len"]
-    span = (t + 1) / 2
-    if arch == "retnet":
-        dv = hparams.get("value_embed_dim") or 2 * d
-        context = span * (d + dv)
-    elif arch == "longnet":
-        context = sum(
-            (min(w, t) + 1) / 2 * 2 * d / r for w, r in zip(hparams["segment_lengths"], hparams["dilated_ratios"])
-        )
-    else:  # transformer and every other softmax-attention model
-        context = span * 2 * d
-    return 6 * n + 6 * layers * context
-
-
-def budget_steps(settings: dict, params_non_embedding: int) -> int | None:
-    """Optimizer steps for ``training.tokens_per_param`` x N tokens (None when no budget is set)."""
-    per_param = settings.get("tokens_per_param")
-    if not per_param:
-        return None
-    per_step = settings["batch_size"] * settings["accumulate_grad_batches"] * settings["seq_len"]
-    return max(1, math.ceil(per_param * params_non_embedding / per_step))
+# ----------------------------------------------------------------------------- budgets
 
 
 # ----------------------------------------------------------------------------- the report
 
+MIN_SIZES_FOR_EXPONENT = 8  # below this many sizes an exponent is descriptive, not an estimate
+EXTRAPOLATE_DECADES = 1.0  # how far beyond the largest size a fitted crossing is listed at all
 
-def scaling_fits(runs: list[dict], x: str = "params", max_params: float = 1e12) -> dict:
-    """Fit every architecture's runs; ``runs``: dicts with arch, seed, params (non-embedding),
-    flops and test_loss. ``x`` = "params" or "flops". Returns {"fits": {arch: {...}}, "crossovers": [...]}.
 
-    Points at one size are averaged over seeds; several grid points at one size (e.g. learning
-    rates) are reduced to the best (lowest mean loss), as a scaling law describes the tuned model."""
+def paired_intervals(diffs) -> dict[str, np.ndarray]:
+    """Mean and 95% t-interval of paired differences ``diffs`` [..., seeds, sizes] over the seeds axis,
+    vectorised over any leading axes (NaN intervals below 3 seeds)."""
+    from scipy import stats
+
+    d = np.asarray(diffs, float)
+    n = d.shape[-2]
+    mean = d.mean(axis=-2)
+    if n < 3:
+        nan = np.full_like(mean, np.nan)
+        return {"n": n, "mean": mean, "low": nan, "high": nan}
+    half = stats.t.ppf(0.975, n - 1) * d.std(axis=-2, ddof=1) / math.sqrt(n)
+    return {"n": n, "mean": mean, "low": mean - half, "high": mean + half}
+
+
+def crossover_supported(low, high) -> np.ndarray:
+    """Whether the intervals at the smallest (index 0) and largest (index -1) size exclude 0 with
+    opposite signs; ``low``/``high``: [..., sizes]."""
+    low, high = np.asarray(low, float), np.asarray(high, float)
+    first_below, first_above = high[..., 0] < 0, low[..., 0] > 0
+    last_below, last_above = high[..., -1] < 0, low[..., -1] > 0
+    return (first_below & last_above) | (first_above & last_below)
+
+
+def locate_sign_change(sizes, mean) -> float | None:
+    """The size where the mean paired difference first changes sign, log-linear between measured sizes."""
+    sizes, mean = np.asarray(sizes, float), np.asarray(mean, float)
+    change = np.nonzero(np.sign(mean[1:]) * np.sign(mean[:-1]) < 0)[0]
+    if not len(change):
+        return None
+    i = change[0]
+    t = mean[i] / (mean[i] - mean[i + 1])
+    return float(10 ** (math.log10(sizes[i]) + t * (math.log10(sizes[i + 1]) - math.log10(sizes[i]))))
+
+
+def fit_bootstrap(sizes, losses_by_seed, fit: dict, iters: int = BOOTSTRAP, seed: int = 0) -> list[dict]:
+    """Refits on the fitted curve plus noise (the larger of the residual variance with n - 3 degrees of
+    freedom and the seed variance of the per-size mean), seeds resampled first when there are >= 3."""
+    rng = np.random.default_rng(seed)
+    sizes, losses = np.asarray(sizes, float), np.asarray(losses_by_seed, float)
+    centre = power_law(sizes, fit["E"], fit["A"], fit["alpha"])
+    mean = np.nanmean(losses, axis=0)
+    dof = max(len(sizes) - 3, 1)
+    residual_var = float(((mean - centre) ** 2).sum()) / dof
+    n_seeds = losses.shape[0]
+    seed_var = float(np.nanmean(np.nanvar(losses, axis=0, ddof=1)) / n_seeds) if n_seeds > 1 else 0.0
+    sigma = math.sqrt(max(residual_var, seed_var))
+    fits = []
+    for _ in range(iters):
+        base = centre
+        if n_seeds >= 3:
+            pick = rng.integers(0, n_seeds, n_seeds)
+            base = centre + (np.nanmean(losses[pick], axis=0) - mean)
+        try:
+            fits.append(fit_power_law(sizes, base + rng.normal(0.0, sigma, len(sizes)), fit))
+        except ValueError:
+            continue
+    return fits
+
+
+def _select(rows, x: str, select: str):
+    """Per size: the grid point with the lowest mean ``select`` loss (validation); its mean test loss."""
+    agg = {"loss": ("test_loss", "mean"), "x": (x, "mean")}
+    if select in rows and rows[select].notna().any():
+        agg["select"] = (select, "mean")
+    per = rows.groupby(["size_key", "point"], sort=False).agg(**agg).reset_index()
+    if "select" in per:
+        index = per.groupby("size_key")["select"].idxmin()
+    else:  # no validation loss recorded: only unambiguous sizes (one point each) can be used
+        index = per.groupby("size_key").head(1).index
+    return per.loc[index].sort_values("x")
+
+
+def scaling_fits(runs: list[dict], x: str = "params", max_params: float = 1e12, select: str = "val_loss") -> dict:
+    """Fit every architecture's runs and compare each pair per size. ``runs``: dicts with arch, seed,
+    point, size_key, params (non-embedding), flops, val_loss and test_loss; ``x`` = "params" or "flops".
+    Returns {"fits": {arch: {...}}, "crossovers": [{a, b, sizes, paired: [...], supported, crossover,
+    fit_crossover, fit_crossover_extrapolated, range}]}."""
     import pandas as pd
 
     frame = pd.DataFrame(runs)
-    out = {"x": x, "fits": {}, "crossovers": []}
+    out = {"x": x, "fits": {}, "crossovers": [], "min_sizes_for_exponent": MIN_SIZES_FOR_EXPONENT}
     if frame.empty:
         return out
-    boots = {}
+    tables = {}
     for arch, rows in frame.groupby("arch", sort=False):
-        # best configuration per size, by mean over seeds
-        per = (
-            rows.groupby(["size_key", "point"], sort=False).agg(loss=("test_loss", "mean"), x=(x, "mean")).reset_index()
-        )
-        best = per.loc[per.groupby("size_key")["loss"].idxmin()].sort_values("x")
-        entry = {"sizes": best["x"].tolist(), "loss": best["loss"].tolist(), "n_seeds": int(rows["seed"].nunique())}
+        best = _select(rows, x, select)
+        entry = {
+            "sizes": best["x"].tolist(),
+            "loss": best["loss"].tolist(),
+            "points": best["point"].tolist(),
+            "n_seeds": int(rows["seed"].nunique()),
+            "selected_on": select,
+        }
+        chosen = rows[rows["point"].isin(best["point"]) & rows["size_key"].isin(best["size_key"])]
+        table = chosen.pivot_table(index="seed", columns="size_key", values="test_loss", aggfunc="mean")
+        tables[arch] = table[best["size_key"].tolist()]
         if len(best) < 3:
             entry["error"] = f"{len(best)} size(s); a fit needs >= 3"
             out["fits"][arch] = entry
             continue
         entry.update(fit_power_law(best["x"], best["loss"]))
-        chosen = rows[rows["point"].isin(best["point"])]
-        table = chosen.pivot_table(index="seed", columns="size_key", values="test_loss", aggfunc="mean")
-        table = table[best["size_key"].tolist()]
-        if entry["n_seeds"] >= 3:
-            boots[arch] = bootstrap_fits(best["x"].to_numpy(), table.to_numpy(), entry)
-            entry["interval"] = {k: interval([f[k] for f in boots[arch]]) for k in ("E", "A", "alpha")}
-            entry["interval_method"] = f"bootstrap over seeds ({len(boots[arch])} refits, 95% percentile)"
+        entry["descriptive"] = len(best) < MIN_SIZES_FOR_EXPONENT
+        boots = fit_bootstrap(best["x"].to_numpy(), tables[arch].to_numpy(), entry)
+        entry["interval"] = {k: interval([f[k] for f in boots]) for k in ("E", "A", "alpha")}
+        entry["interval_method"] = (
+            f"parametric bootstrap with fit uncertainty ({len(boots)} refits"
+            + (", seeds resampled" if entry["n_seeds"] >= 3 else "")
+            + ", 95% percentile)"
+        )
         out["fits"][arch] = entry
-    fitted = [a for a, f in out["fits"].items() if "alpha" in f]
-    for i, a in enumerate(fitted):
-        for b in fitted[i + 1 :]:
-            fa, fb = out["fits"][a], out["fits"][b]
-            lo = min(min(fa["sizes"]), min(fb["sizes"]))
-            hi = max_params if x == "params" else max_params * 1e12  # FLOPs: a generous upper end
-            point = crossover(fa, fb, lo, hi)
-            row = {"a": a, "b": b, "x": x, "range": [lo, hi], "crossover": point}
-            if a in boots and b in boots:
-                cross = [crossover(p, q, lo, hi) for p, q in zip(boots[a], boots[b])]
-                row["bootstrap_fraction_crossing"] = float(np.mean([c is not None for c in cross])) if cross else None
-                row["interval"] = interval(cross)
-            out["crossovers"].append(row)
+    archs = list(out["fits"])
+    for i, a in enumerate(archs):
+        for b in archs[i + 1 :]:
+            out["crossovers"].append(_pair(out["fits"][a], out["fits"][b], tables[a], tables[b], a, b, x, max_params))
     return out
+
+
+def _pair(fa: dict, fb: dict, ta, tb, a: str, b: str, x: str, max_params: float) -> dict:
+    """Paired a - b per size (the i-th size of each; seeds both ran) and what it supports."""
+    k = min(len(fa["sizes"]), len(fb["sizes"]))
+    sizes = [math.sqrt(p * q) for p, q in zip(fa["sizes"][:k], fb["sizes"][:k])]  # matched sizes: ~equal
+    seeds = ta.index.intersection(tb.index)
+    diffs = ta.loc[seeds].to_numpy()[:, :k] - tb.loc[seeds].to_numpy()[:, :k]
+    ok = ~np.isnan(diffs).any(axis=1)
+    iv = paired_intervals(diffs[ok]) if k else {"n": 0, "mean": [], "low": [], "high": []}
+    row = {
+        "a": a,
+        "b": b,
+        "x": x,
+        "sizes": sizes,
+        "n_seeds": int(iv["n"]),
+        "paired": [
+            {
+                "size": s,
+                "mean": float(m),
+                "low": None if np.isnan(lo) else float(lo),
+                "high": None if np.isnan(hi) else float(hi),
+            }
+            for s, m, lo, hi in zip(sizes, iv["mean"], iv["low"], iv["high"])
+        ],
+        "supported": bool(k >= 2 and iv["n"] >= 3 and crossover_supported(iv["low"], iv["high"])),
+        "crossover": None,
+        "fit_crossover": None,
+        "fit_crossover_extrapolated": None,
+        "range": [min(sizes), max(sizes)] if sizes else None,
+    }
+    if row["supported"]:
+        row["crossover"] = locate_sign_change(sizes, iv["mean"])
+    if "alpha" in fa and "alpha" in fb and sizes:
+        top = max(sizes) * 10**EXTRAPOLATE_DECADES
+        top = min(top, max_params) if x == "params" else top
+        point = crossover(fa, fb, min(sizes), max(top, max(sizes)))
+        row["fit_crossover"] = point
+        row["fit_crossover_extrapolated"] = None if point is None else point > max(sizes)
+    return row

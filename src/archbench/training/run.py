@@ -19,10 +19,11 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from archbench.data.loader import make_dataloader
 from archbench.io import atomic_dir, write_json
-from archbench.models import count_parameters, get_arch
-from archbench.models.matching import match_width
+from archbench.models import count_parameters
+from archbench.models.flops import budget_steps, train_flops_per_token
+from archbench.models.matching import matched
 from archbench.models.sizing import config_fields
-from archbench.report.scaling import budget_steps
+from archbench.provenance import now, provenance_block, token_index_paths
 from archbench.training.cluster import resume_checkpoint, trainer_plugins
 from archbench.training.emissions import track_emissions
 from archbench.training.failures import RankFailures
@@ -38,7 +39,8 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     With `match_params`, the architecture's width knob (registry `width_knob`: the FFN for the
     Transformers, the SSM state size for Mamba-2) is sized to the parameter count of `match_to`
     (default retnet) built from the same settings, so the comparison is at matched size (the grid's
-    `ffn_dim` is the reference's).
+    `ffn_dim` is the reference's); `match_by: layers` matches the layer count instead (registry
+    `blocks_per_layer`: two Mamba-2 blocks per layer).
     """
 
     def known(name: str) -> dict:
@@ -49,7 +51,7 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     kwargs = known(arch)
     reference = settings.get("match_to") or "retnet"
     if settings.get("match_params") and arch != reference:
-        kwargs[get_arch(arch).width_knob] = match_width(arch, kwargs, reference, known(reference))
+        kwargs = matched(arch, kwargs, reference, known(reference), settings.get("match_by") or "width")
     return kwargs
 
 
@@ -186,6 +188,7 @@ def train_run(
     from transformers import AutoTokenizer
 
     # 1. set-up: threads, seeds, tokenizer, model, data
+    started = now()
     if threads:
         torch.set_num_threads(threads)
     L.seed_everything(seed, workers=True)
@@ -256,7 +259,16 @@ def train_run(
         "world_size": world,
         "world_sizes": resume.world_sizes,  # at the first start, then at every resume
         "threads": torch.get_num_threads(),
+        "train_flops_per_token": train_flops_per_token(arch, kwargs, seq_len, trainer.strategy.root_device.type),
         **carbon,
+        "provenance": provenance_block(
+            settings=settings,
+            tokenizer_dir=tokenizer_dir,
+            token_indexes=token_index_paths(tokens[s] for s in ("train", "validation", "test")),
+            device=trainer.strategy.root_device,
+            precision=str(settings["precision"]),
+            started=started,
+        ),
     }
     write_json(metrics, os.path.join(run_dir, "metrics.json"))
     return metrics

@@ -1,0 +1,86 @@
+"""What every report figure and table shares: an architecture's colour and name (from the registry),
+saving a figure as PNG + SVG, a figure that says why it is empty, writing a CSV, and each
+architecture's selected grid point (lowest mean validation loss; test loss is only reported).
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on cluster nodes; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from archbench.io import atomic_file  # noqa: E402
+from archbench.models.registry import ARCHS  # noqa: E402
+
+SELECTION = "selected on validation loss; test loss reported"
+
+
+def color(arch: str) -> str:
+    """The registry's colour of ``arch``; unregistered names get grey."""
+    return ARCHS[arch].color if arch in ARCHS else "tab:gray"
+
+
+def display(arch: str) -> str:
+    """The registry's human-readable name of ``arch`` (the name itself when unregistered)."""
+    return ARCHS[arch].display if arch in ARCHS else arch
+
+
+def style(arch: str) -> tuple[str, str]:
+    return color(arch), display(arch)
+
+
+def save(fig, png: str, svg: bool = True) -> None:
+    """Write ``fig`` to ``png`` (and the same name with ``.svg``), atomically, and close it."""
+    os.makedirs(os.path.dirname(png) or ".", exist_ok=True)
+    fig.tight_layout()
+    with atomic_file(png) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")  # long grid labels
+    if svg:
+        with atomic_file(os.path.splitext(png)[0] + ".svg") as tmp:
+            fig.savefig(tmp, bbox_inches="tight", format="svg")
+    plt.close(fig)
+
+
+def note(ax, text: str) -> None:
+    """An axis that says why it is empty, rather than a missing file (the report expects one)."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    ax.set_axis_off()
+
+
+def empty(png: str, text: str) -> None:
+    """A whole figure that only says why it is empty."""
+    fig, ax = plt.subplots(figsize=(6, 2.5))
+    note(ax, text)
+    save(fig, png)
+
+
+def write_csv(frame: pd.DataFrame, path: str) -> None:
+    with atomic_file(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def best_points(frame: pd.DataFrame | None, loss: str = "val_loss", by: tuple[str, ...] = ("arch",)) -> dict:
+    """{group: its grid point with the lowest mean ``loss``} over the groups ``by`` (default: per
+    architecture). ``frame``: one row per run (columns ``by``, ``point``, ``loss``) or already one row
+    per point. Selection uses validation loss: the test split stays held out. Empty without data."""
+    if frame is None or loss not in frame or frame[loss].dropna().empty:
+        return {}
+    keys = [*by, "point"]
+    mean = frame.dropna(subset=[loss]).groupby(keys, sort=False, dropna=False)[loss].mean().reset_index()
+    best = mean.loc[mean.groupby(list(by), sort=False, dropna=False)[loss].idxmin()]
+    return {(r[0] if len(by) == 1 else tuple(r[:-1])): r[-1] for r in best[keys].itertuples(index=False)}
+
+
+def fmt_bytes(n: float) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+def fmt_n(n: float) -> str:
+    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.3g}"

@@ -1,0 +1,67 @@
+"""The architecture questions: length extrapolation, scaling, recall, decode throughput vs batch.
+
+One module per question (``QUESTIONS``: name -> module). Each module has ``EVALUATION`` (the name of
+the evaluation whose per-run files it reads, or None) and ``answer(files, runs, png, csv, **settings)``
+returning a dict with the numbers and one ``sentence`` computed from them. :func:`write_questions`
+(rule ``questions``) writes every question's figure and table and ``questions.json``, which
+``summary.md`` prints (:func:`summary_section`). A question without data still gets its figure
+(saying why it is empty) and a sentence saying what to run, so the report's file set is fixed.
+A plugin evaluation adds its question through ``extra`` ({name: "module"}).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+
+from archbench.io import write_json
+from archbench.report.questions import length, recall, scaling, throughput
+from archbench.report.questions.runs import runs_frame
+
+QUESTIONS = {"length": length, "scaling": scaling, "recall": recall, "throughput": throughput}
+
+__all__ = ["QUESTIONS", "runs_frame", "summary_section", "write_questions"]
+
+
+def write_questions(
+    metrics,
+    files: dict,
+    out: dict,
+    max_params: float = 1e12,
+    headline_multiplier: int = 4,
+    extra: dict[str, str] | None = None,
+) -> dict:
+    """Every figure / table named in ``out`` (per question ``<name>`` and ``<name>_table``, plus
+    ``json``) and ``questions.json``.
+
+    ``files`` maps an evaluation's name (``length``, ``throughput``, ``recall``, a plugin's) to its
+    per-run output files; an evaluation that did not run is absent or an empty list. ``extra``:
+    {question name: importable module} of plugin questions, answered like the built-in ones."""
+    modules = {**QUESTIONS, **{name: importlib.import_module(ref) for name, ref in (extra or {}).items()}}
+    runs = runs_frame(metrics)
+    settings = {"max_params": max_params, "headline_multiplier": headline_multiplier}
+    result = {
+        name: module.answer(
+            files.get(module.EVALUATION) if module.EVALUATION else None,
+            runs,
+            out[name],
+            out[f"{name}_table"],
+            **settings,
+        )
+        for name, module in modules.items()
+    }
+    result["plots"] = {name: out[name] for name in modules}
+    write_json(result, out["json"])
+    return result
+
+
+def summary_section(questions_json: str | None, base: str) -> list[str]:
+    """The summary.md lines for the questions (empty without questions.json)."""
+    if not questions_json:
+        return []
+    with open(questions_json, encoding="utf-8") as fh:
+        data = json.load(fh)
+    lines = ["## The architecture questions", ""]
+    lines += [f"- {data[q]['sentence']} ([plot]({os.path.relpath(path, base)}))" for q, path in data["plots"].items()]
+    return lines + [""]

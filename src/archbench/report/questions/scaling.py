@@ -1,0 +1,186 @@
+"""Scaling: the per-size paired difference between architectures (primary evidence) and descriptive
+fits L = E + A x^(-alpha) against parameters and training FLOPs (the runs' metrics.json).
+Method and thresholds: :mod:`archbench.report.scaling`."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+
+from archbench.report import scaling
+from archbench.report.figures import empty, fmt_n, save, style, write_csv
+
+EVALUATION = None
+
+
+def _table(fits: dict) -> pd.DataFrame:
+    rows = []
+    for x, out in fits.items():
+        for arch, f in out["fits"].items():
+            iv = f.get("interval", {})
+            rows.append(
+                {
+                    "x": x,
+                    "kind": "fit",
+                    "arch": arch,
+                    "n_sizes": len(f["sizes"]),
+                    "n_seeds": f["n_seeds"],
+                    "selected_on": f["selected_on"],
+                    **{k: f.get(k) for k in ("E", "A", "alpha")},
+                    **{
+                        f"{k}_{s}": (iv.get(k) or [None, None])[i]
+                        for k in ("E", "A", "alpha")
+                        for i, s in enumerate(("low", "high"))
+                    },
+                    "descriptive": f.get("descriptive"),
+                    "error": f.get("error"),
+                }
+            )
+        for c in out["crossovers"]:
+            for p in c["paired"]:
+                rows.append(
+                    {
+                        "x": x,
+                        "kind": "paired_difference",
+                        "arch": f"{c['a']}-{c['b']}",
+                        "size": p["size"],
+                        "n_seeds": c["n_seeds"],
+                        "diff": p["mean"],
+                        "diff_low": p["low"],
+                        "diff_high": p["high"],
+                    }
+                )
+            rows.append(
+                {
+                    "x": x,
+                    "kind": "crossover",
+                    "arch": f"{c['a']}|{c['b']}",
+                    "supported": c["supported"],
+                    "crossover": c["crossover"],
+                    "fit_crossover": c["fit_crossover"],
+                    "fit_crossover_extrapolated": c["fit_crossover_extrapolated"],
+                    "range_low": (c["range"] or [None, None])[0],
+                    "range_high": (c["range"] or [None, None])[1],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _interval(p: dict, n_seeds: int) -> str:
+    if p["low"] is None:
+        return f"{p['mean']:+.3f} (no interval: needs ≥ 3 seeds, has {n_seeds})"
+    return f"{p['mean']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]"
+
+
+def pair_sentence(c: dict) -> str:
+    a, b = style(c["a"])[1], style(c["b"])[1]
+    if not c["paired"]:
+        return f"{a} − {b}: no size both measured"
+    first, last = c["paired"][0], c["paired"][-1]
+    evidence = (
+        f"{a} − {b} test loss {_interval(first, c['n_seeds'])} at {fmt_n(first['size'])} and "
+        f"{_interval(last, c['n_seeds'])} at {fmt_n(last['size'])} parameters"
+    )
+    if c["supported"]:
+        return f"{evidence}: they cross inside the measured range, near N ≈ {fmt_n(c['crossover'])} (interpolated)"
+    return f"{evidence}: no crossover is supported by the data"
+
+
+def answer(files, runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e12, **_settings) -> dict:
+    ok = runs.dropna(subset=["test_loss", "params"])
+    fits = (
+        {
+            x: scaling.scaling_fits(ok.dropna(subset=[x]).to_dict("records"), x=x, max_params=max_params)
+            for x in ("params", "flops")
+        }
+        if not ok.empty
+        else {}
+    )
+    write_csv(_table(fits), csv)
+    fitted = {a: f for a, f in fits.get("params", {}).get("fits", {}).items() if "alpha" in f}
+    if not fitted:
+        sizes = ok.groupby("arch")["size_key"].nunique().to_dict() if not ok.empty else {}
+        empty(png, "a scaling fit needs >= 3 model sizes per architecture (config/presets/scaling.yaml)")
+        return {
+            "fits": {},
+            "sentence": "Scaling: no fit — it needs >= 3 model sizes per architecture, this run has "
+            + (", ".join(f"{style(a)[1]} {n}" for a, n in sizes.items()) or "none")
+            + " (run config/presets/scaling.yaml).",
+        }
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, x in zip(axes, ("params", "flops")):
+        if x not in fits or not fits[x]["fits"]:
+            ax.text(0.5, 0.5, "no train_flops_per_token in metrics.json", ha="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        for arch, f in fits[x]["fits"].items():
+            col, name = style(arch)
+            ax.plot(f["sizes"], f["loss"], "o", color=col)
+            if "alpha" in f:
+                grid = np.logspace(np.log10(min(f["sizes"])), np.log10(max(f["sizes"])), 100)
+                ax.plot(
+                    grid,
+                    scaling.power_law(grid, f["E"], f["A"], f["alpha"]),
+                    "-",
+                    color=col,
+                    label=f"{name}: E={f['E']:.2f}, α={f['alpha']:.2f}",
+                )
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # long labels overlap on a narrow range
+        ax.set_xlabel("non-embedding parameters" if x == "params" else "training FLOPs")
+        ax.set_ylabel("test loss (nats/token)")
+        ax.legend(fontsize=8)
+    ax = axes[2]
+    for c in fits["params"]["crossovers"]:
+        sizes = [p["size"] for p in c["paired"]]
+        mean = np.array([p["mean"] for p in c["paired"]])
+        err = np.array(
+            [
+                [p["mean"] - (p["low"] if p["low"] is not None else p["mean"]) for p in c["paired"]],
+                [(p["high"] if p["high"] is not None else p["mean"]) - p["mean"] for p in c["paired"]],
+            ]
+        )
+        ax.errorbar(
+            sizes,
+            mean,
+            yerr=err,
+            fmt="o-",
+            capsize=3,
+            color=style(c["b"])[0],
+            label=f"{style(c['a'])[1]} − {style(c['b'])[1]}",
+        )
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("non-embedding parameters")
+    ax.set_ylabel("paired test-loss difference (95% interval, ≥ 3 seeds)")
+    if fits["params"]["crossovers"]:
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        "Scaling: paired differences per size (right; the evidence) and descriptive fits L = E + A·x^(−α) "
+        "(grid point per size selected on validation loss; test loss shown)",
+        fontsize=9,
+    )
+    save(fig, png)
+
+    n_min = scaling.MIN_SIZES_FOR_EXPONENT
+    parts = []
+    for arch, f in fitted.items():
+        iv = f.get("interval", {}).get("alpha")
+        parts.append(
+            f"{style(arch)[1]} α = {f['alpha']:.3f}"
+            + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
+            + f" ({len(f['sizes'])} sizes, {f['n_seeds']} seed(s))"
+        )
+    descriptive = any(f.get("descriptive") for f in fitted.values())
+    note = f"descriptive: fewer than {n_min} sizes; " if descriptive else ""
+    fits_text = f"Fitted exponents ({note}95% intervals include fit uncertainty): " + "; ".join(parts)
+    pairs = "; ".join(pair_sentence(c) for c in fits["params"]["crossovers"])
+    sentence = (
+        "Scaling (grid point per size selected on validation loss; test loss reported): "
+        + (pairs + ". " if pairs else "")
+        + fits_text
+        + "."
+    )
+    return {"fits": fits, "sentence": sentence}
