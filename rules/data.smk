@@ -1,17 +1,28 @@
-# Data stages, one job per shard (an input file, or a slice of a big one; see archbench.data.shards):
-#   download/{shard} -> split/{shard} -> [train_tokenizer: sample of every train shard] -> tokenize/{split}/{shard}
+# Data stages, one job per shard (an input file, a slice of a big one or a group of small ones; see
+# archbench.data.shards), read by the config's data source (archbench.data.sources):
+#   download/{shard} -> [split_plan: exact splits / max_documents only] -> split/{shard} -> [train_tokenizer: sample of every train shard] -> tokenize/{split}/{shard}
 #   -> gather_tokens/{split}: results/tokens/{split}/index.json (what training reads).
 # The shard list is planned here, at parse time, so every per-shard job is in the DAG (dry runs, Slurm).
 from archbench.data.shards import _SHARD_RE, plan_shards
+from archbench.data.sources import source_of
 from archbench.errors import ArchbenchError
+
+SOURCE = source_of(config["data"])  # the data source entry (archbench.data.sources)
 
 try:
     SHARDS = plan_shards(config["data"], R)
 except ArchbenchError as err:
     sys.exit(f"archbench: invalid data config: {err}")
 SHARD_NAMES = list(SHARDS)  # sorted = corpus order
-# Each split job needs every shard's document count only for exact contiguous splits or max_documents.
+# Exact contiguous splits and max_documents need every shard's document count: one split_plan job
+# gathers them into one small file that each split job reads (edges linear in the shard count).
 SPLIT_NEEDS_COUNTS = not config["shuffle"] or config["data"].get("max_documents") is not None
+if len(SHARD_NAMES) == 1:  # its own download stats are all the counts (and make the split fill every split)
+    SPLIT_COUNTS = [f"{R}/data/raw/{SHARD_NAMES[0]}.json"]
+elif SPLIT_NEEDS_COUNTS:
+    SPLIT_COUNTS = [f"{R}/data/split_plan.json"]
+else:
+    SPLIT_COUNTS = []
 
 
 wildcard_constraints:
@@ -19,8 +30,8 @@ wildcard_constraints:
 
 
 rule download:
-    input:  # the local file a shard is read from (editing it reruns the shard); none for default / hub
-        lambda w: [SHARDS[w.shard]["path"]] if SHARDS[w.shard]["source"] == "local" else [],
+    input:  # the local files a shard is read from (editing one reruns the shard), as its source says
+        lambda w: SOURCE.inputs(SHARDS[w.shard]),
     output:
         parquet=f"{R}/data/raw/{{shard}}.parquet",
         stats=f"{R}/data/raw/{{shard}}.json",
@@ -32,15 +43,31 @@ rule download:
         ENV
     params:
         shard=lambda w: SHARDS[w.shard],
-        data=config["data"],
+        data=SOURCE.download_params(config["data"]),  # only what reading uses: max_documents reruns no download
     script:
         "../workflow_scripts/download.py"
+
+
+rule split_plan:
+    input:
+        expand(f"{R}/data/raw/{{shard}}.json", shard=SHARD_NAMES),
+    output:
+        f"{R}/data/split_plan.json",
+    log:
+        f"{R}/logs/split_plan.log",
+    conda:
+        ENV
+    params:
+        ratios=config["splits"],
+        max_documents=config["data"].get("max_documents"),
+    script:
+        "../workflow_scripts/split_plan.py"
 
 
 rule split:
     input:
         raw=rules.download.output.parquet,
-        counts=expand(f"{R}/data/raw/{{shard}}.json", shard=SHARD_NAMES) if SPLIT_NEEDS_COUNTS else [],
+        counts=SPLIT_COUNTS,
     output:
         **{s: f"{R}/data/split/{s}/{{shard}}.parquet" for s in SPLITS},
         stats=f"{R}/data/split/stats/{{shard}}.json",
@@ -76,7 +103,12 @@ rule train_tokenizer:
         vocab_size=config["tokenizer"]["vocab_size"],
         min_frequency=config["tokenizer"]["min_frequency"],
         sample_bytes=config["tokenizer"]["sample_bytes"],
-        data=config["data"],
+        # a source with its own tokenizer (MQAR's word level) and the settings it reads; else None (BPE)
+        data=(
+            None
+            if SOURCE.tokenizer_params(config["data"]) is None
+            else {"source": SOURCE.name, **SOURCE.tokenizer_params(config["data"])}
+        ),
     script:
         "../workflow_scripts/train_tokenizer.py"
 
@@ -114,3 +146,4 @@ rule gather_tokens:
 
 localrules:
     gather_tokens,  # reads a few small JSON files
+    split_plan,  # reads one small JSON file per shard

@@ -127,8 +127,13 @@ def _config(**mqar_over):
     ],
 )
 def test_config_errors_name_the_key(over, message):
+    from archbench.config import grid_points, run_settings
+    from archbench.data.sources import get_source
+
+    config = _config(**over)
+    settings = [run_settings(config, p, with_source=False) for p in grid_points(config)]
     with pytest.raises(ConfigError, match=re.escape(message)):
-        mqar.check_config(_config(**over))
+        get_source("mqar").check_config(config["data"], settings)
 
 
 @pytest.mark.slow

@@ -71,7 +71,7 @@ def test_hide_answers_replaces_exactly_the_answers(random_fillers):
 def test_answers_only_in_targets_is_refused_for_training_with_the_key():
     config = {"data": {"mqar": {**BASE, "pairs": [2], "answers_in_input": False}}, "grid": {}}
     with pytest.raises(ConfigError, match="config key 'data.mqar.answers_in_input'"):
-        mqar.check_config(config)
+        mqar.check_config(config["data"]["mqar"])
 
 
 def test_schema_defaults_are_zoologys_where_the_budget_allows():

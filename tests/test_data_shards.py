@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from archbench.data.loader import load_token_shards, make_dataloader
-from archbench.data.shards import file_format, iter_texts, plan_shards
+from archbench.data.shards import file_format, plan_shards, read_shard
 from archbench.data.sources import download_shard
 from archbench.data.split import split_shard_job
 from archbench.data.tokenize import tokenize_split, write_token_index
@@ -51,7 +51,7 @@ def write(path, docs, column="text"):
 def documents(path, **data):
     """Every document of every shard of ``path``, in shard order."""
     shards = plan_shards({"source": "local", "path": str(path), **data})
-    return [d for s in shards.values() for batch, _ in iter_texts(s) for d in batch], shards
+    return [d for s in shards.values() for batch, _ in read_shard(s) for d in batch], shards
 
 
 def pipeline(root, data, shuffle=True, max_documents=None):

@@ -1,6 +1,7 @@
 """download stage: default corpus, local files, hub failure modes, empty/invalid documents."""
 
 import json
+import re
 import time
 
 import pandas as pd
@@ -131,19 +132,21 @@ def test_download_failure_leaves_no_output(tmp_path):
 
 
 # ----------------------------------------------------------------------------- hub
-# The network cannot be reached from the tests: the hub's file system (HfFileSystem) is replaced by a local
-# fsspec file system holding a fake dataset repository under datasets/<owner>/<name>/. What is tested is
-# our selection, listing-cache and streaming code; the real HfFileSystem calls are the same methods
-# (find, open with revision / block_size).
+# The network cannot be reached from the tests (the real hub cannot run here), so two things are mocked:
+# - the listing: huggingface_hub's own HfApi.dataset_info runs for real over an HTTP transport that answers
+#   /api/datasets/<repo>/revision/<rev> from the fake repository below (mocked at the HTTP boundary);
+# - reading: the hub's file system (HfFileSystem) is replaced by a local fsspec file system holding the
+#   fake repository under datasets/<owner>/<name>/ (the same methods: open with revision / block_size).
 import gzip  # noqa: E402
+import hashlib  # noqa: E402
 
 from fsspec.implementations.dirfs import DirFileSystem  # noqa: E402
 from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 
-from archbench.data import shards as shards_mod  # noqa: E402
-from archbench.data import sources  # noqa: E402
-from archbench.data.shards import expand_classes, plan_shards  # noqa: E402
+from archbench.data.shards import plan_shards  # noqa: E402
 from archbench.data.sources import download_shard  # noqa: E402
+from archbench.data.sources import hub as hub_source  # noqa: E402
+from archbench.data.sources.hub import expand_classes  # noqa: E402
 
 
 class FakeHub(DirFileSystem):
@@ -163,6 +166,41 @@ class FakeHub(DirFileSystem):
         return super().open(path, mode)
 
 
+COMMIT = "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c"
+
+
+def hub_http(repo_root, monkeypatch):
+    """huggingface_hub's HTTP client answering the dataset-info API from ``repo_root``; returns the
+    requests it saw. Offline mode is switched off where the libraries keep it (read at import)."""
+    import datasets.config
+    import httpx2
+    import huggingface_hub
+    import huggingface_hub.constants
+
+    seen = []
+
+    def answer(request):
+        if request.url.path.startswith("/api/datasets"):  # not the library's own other calls
+            seen.append(request.url.path)
+        m = re.fullmatch(r"/api/datasets/allenai/c4(?:/revision/(.+))?", request.url.path)
+        if not m:
+            return httpx2.Response(404, json={"error": "not found"})
+        siblings = []
+        for f in sorted(p for p in repo_root.rglob("*") if p.is_file()):
+            data = f.read_bytes()
+            lfs = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
+            siblings.append(
+                {"rfilename": str(f.relative_to(repo_root)), "size": len(data), "blobId": "0" * 40, "lfs": lfs}
+            )
+        return httpx2.Response(200, json={"id": "allenai/c4", "sha": COMMIT, "siblings": siblings})
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    huggingface_hub.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(answer)))
+    yield seen
+    huggingface_hub.set_client_factory(huggingface_hub.utils._http.default_client_factory)
+
+
 @pytest.fixture
 def fake_hub(tmp_path, monkeypatch):
     repo = tmp_path / "hub" / "datasets" / "allenai" / "c4" / "en"
@@ -176,9 +214,12 @@ def fake_hub(tmp_path, monkeypatch):
                     )
     (repo.parent / "README.md").write_text("card")
     FakeHub.calls = []
-    monkeypatch.setattr(shards_mod, "_hub_fs", lambda: FakeHub(tmp_path / "hub"))
-    monkeypatch.setattr(sources, "check_hub_reachable", lambda: None)
-    return tmp_path
+    monkeypatch.setattr(hub_source, "hub_fs", lambda: FakeHub(tmp_path / "hub"))
+    monkeypatch.setattr(hub_source, "check_hub_reachable", lambda: None)
+    http = hub_http(repo.parent, monkeypatch)
+    FakeHub.http = next(http)
+    yield tmp_path
+    next(http, None)
 
 
 def test_hub_file_classes_expand_offline_without_listing(tmp_path):
@@ -202,7 +243,9 @@ def test_hub_glob_lists_the_repository_once_and_keeps_the_listing(fake_hub, monk
     assert [s["path"] for s in shards.values()] == [f"en/c4-train.{i:05d}-of-01024.json.gz" for i in range(3)]
     kept = json.loads((fake_hub / "results/data/hub_listing.json").read_text())
     assert kept["name"] == "allenai/c4" and len(kept["files"]) == 4  # README.md is not a data file
-    monkeypatch.setattr(shards_mod, "_hub_fs", lambda: 1 / 0)  # a second parse must not list again
+    assert kept["commit"] == COMMIT and FakeHub.http == ["/api/datasets/allenai/c4"]
+    monkeypatch.setattr(hub_source, "hub_fs", lambda: 1 / 0)  # a second parse must not list again
+    validation = fake_hub / "hub/datasets/allenai/c4/en/c4-validation.00000-of-01024.json.gz"
     assert plan_shards({"source": "hub", "hub": {**hub, "files": "en/*validation*"}}, results) == {
         "00000-c4-validation.00000-of-01024": {
             "name": "00000-c4-validation.00000-of-01024",
@@ -212,9 +255,15 @@ def test_hub_glob_lists_the_repository_once_and_keeps_the_listing(fake_hub, monk
             "compression": "gzip",
             "range": None,
             "repo": "allenai/c4",
-            "revision": None,
+            "revision": COMMIT,  # the commit the listing resolved main to
+            "expected": {
+                "size": validation.stat().st_size,
+                "sha256": hashlib.sha256(validation.read_bytes()).hexdigest(),
+                "blob_id": "0" * 40,
+            },
         }
     }
+    assert FakeHub.http == ["/api/datasets/allenai/c4"]  # listed once
     with pytest.raises(DataError, match=r"matched none of the 4 files"):
         plan_shards({"source": "hub", "hub": {**hub, "files": "de/*"}}, results)
 
@@ -225,7 +274,33 @@ def test_hub_shard_is_streamed_from_its_file(fake_hub, tmp_path):
     stats = download_shard(shard, {"source": "hub", "hub": hub}, str(tmp_path / "o.parquet"), str(tmp_path / "o.json"))
     assert pd.read_parquet(tmp_path / "o.parquet")["text"].tolist() == [f"train 1 doc {j}" for j in range(1, 5)]
     assert (stats["n_documents"], stats["n_dropped_empty"]) == (4, 1)
-    assert ("open", "datasets/allenai/c4/en/c4-train.00001-of-01024.json.gz", "refs/convert/x") in FakeHub.calls
+    assert ("open", "datasets/allenai/c4/en/c4-train.00001-of-01024.json.gz", COMMIT) in FakeHub.calls
+    assert FakeHub.http == ["/api/datasets/allenai/c4/revision/refs/convert/x"]
+    listing = json.loads((tmp_path / "results/data/hub_listing.json").read_text())
+    assert (listing["revision"], listing["commit"]) == ("refs/convert/x", COMMIT)
+
+
+def test_hub_download_verifies_size_and_checksum_of_the_listing(fake_hub, tmp_path):
+    path = fake_hub / "hub/datasets/allenai/c4/en/extra.jsonl"
+    write_jsonl(path, [{"text": f"extra doc {j}"} for j in range(4)])
+    hub = {"name": "allenai/c4", "files": "en/extra.jsonl"}
+    (shard,) = plan_shards({"source": "hub", "hub": hub}, str(tmp_path / "results")).values()
+    good = path.read_bytes()
+    path.write_bytes(good.replace(b"doc 3", b"doc 9"))  # the file changed on the hub after the listing
+    out = tmp_path / "out"
+    with pytest.raises(DataError) as err:  # same size, other bytes: the hub's sha256 catches it
+        download_shard(shard, {}, str(out / "o.parquet"), str(out / "o.json"))
+    assert re.fullmatch(
+        r"hf://datasets/allenai/c4/en/extra\.jsonl: sha256 [0-9a-f]{64} differs from the "
+        rf"hub's {shard['expected']['sha256']} \(listing of commit {COMMIT}\); delete the download outputs and rerun",
+        str(err.value),
+    ), str(err.value)
+    assert not out.exists() or [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
+    path.write_bytes(good + b"\0")
+    with pytest.raises(DataError, match=rf": {len(good) + 1} bytes at commit {COMMIT}, the listing says {len(good)}$"):
+        download_shard(shard, {}, str(out / "o.parquet"), str(out / "o.json"))
+    path.write_bytes(good)
+    assert download_shard(shard, {}, str(out / "o.parquet"), str(out / "o.json"))["n_documents"] == 4
 
 
 def test_hub_offline_fails_fast_with_hint(tmp_path):

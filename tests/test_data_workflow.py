@@ -48,7 +48,10 @@ def jobs(text):
 
 def test_dry_run_of_64_shards_has_one_data_job_per_shard(tmp_path):
     corpus = c4_dir(tmp_path / "c4" / "en", 64)
-    cfg = tiny_config(tmp_path, data={"source": "local", "path": str(corpus / "c4-train.*-of-01024.json.gz")})
+    cfg = tiny_config(
+        tmp_path,
+        data={"source": "local", "path": str(corpus / "c4-train.*-of-01024.json.gz"), "min_shard_mb": None},
+    )
     proc = snakemake(tmp_path, "-n", configfile=cfg)
     counts, wildcards = jobs(proc.stdout + proc.stderr)
     names = [f"{i:05d}-c4-train.{i:05d}-of-01024" for i in range(64)]
@@ -63,11 +66,36 @@ def test_dry_run_of_64_shards_has_one_data_job_per_shard(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_small_files_are_grouped_and_exact_splits_read_one_plan_file(tmp_path):
+    corpus = c4_dir(tmp_path / "c4" / "en", 1100, docs_per_file=4, words=40)  # more files than C4: grouped
+    cfg = tiny_config(
+        tmp_path, data={"source": "local", "path": str(corpus), "min_shard_mb": 0.1, "max_documents": 5000}
+    )
+    proc = snakemake(tmp_path, "-n", configfile=cfg)
+    counts, wildcards = jobs(proc.stdout + proc.stderr)
+    groups, acc = [0], 0  # the rule: consecutive files until a shard holds at least 0.1 MB
+    for f in sorted(corpus.iterdir()):
+        if acc >= 0.1 * 2**20:
+            groups.append(0)
+            acc = 0
+        groups[-1] += 1
+        acc += f.stat().st_size
+    n = len(groups)
+    assert n >= 2 and counts["download"] == counts["split"] == n and counts["split_plan"] == 1
+    first = sorted(w["shard"] for w in wildcards["download"])[0]
+    assert first == f"00000-c4-train.00000-of-01024-and-{groups[0] - 1}-more"
+    # every split job reads its raw shard and the one plan file (not every shard's stats)
+    inputs = re.findall(r"^rule split:\n    input: (.*)$", proc.stdout + proc.stderr, flags=re.M)
+    assert len(inputs) == n and all(
+        len(i.split(", ")) == 2 and i.endswith("results/data/split_plan.json") for i in inputs
+    ), inputs[:2]
+
+
 def test_c4_layout_directory_runs_by_config_alone(tmp_path):
     corpus = c4_dir(tmp_path / "c4" / "en", 4, docs_per_file=30, words=40)
     cfg = tiny_config(
         tmp_path,
-        data={"source": "local", "path": str(corpus), "max_documents": 60},
+        data={"source": "local", "path": str(corpus), "max_documents": 60, "min_shard_mb": None},
         shuffle=False,
         tokenizer={"vocab_size": 300},
     )
@@ -93,7 +121,7 @@ def test_corrupt_shard_fails_its_job_with_the_file_named(tmp_path):
     corpus = c4_dir(tmp_path / "c4", 2, docs_per_file=200, words=30)
     bad = corpus / "c4-train.00001-of-01024.json.gz"
     bad.write_bytes(bad.read_bytes()[:-200])  # truncated, as by an interrupted download
-    cfg = tiny_config(tmp_path, data={"source": "local", "path": str(corpus)})
+    cfg = tiny_config(tmp_path, data={"source": "local", "path": str(corpus), "min_shard_mb": None})
     res = tmp_path / "results"
     proc = snakemake(
         tmp_path,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import glob
 import itertools
 import math
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from archbench.data.sources import source_of
 from archbench.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
@@ -109,11 +109,7 @@ def validate_config(config: dict, schema_path=None, overrides: dict | None = Non
     _check_path_parts(config)
     _check_splits(config["splits"])
     check_models(config)
-    _check_data(config["data"])
-    if config["data"]["source"] == "mqar":  # issue 15 hook: MQAR's cross-key rules live with its generator
-        from archbench.data.mqar import check_config
-
-        check_config(config)
+    _check_data(config)
     return config
 
 
@@ -258,17 +254,11 @@ def _config_key(config: dict, name: str) -> str:
     return f"{section}.{name}" if section else name
 
 
-def _check_data(data: dict) -> None:
-    if data["source"] == "local":
-        path = data.get("path")
-        if not path:
-            raise ConfigError("config key 'data.path': required when data.source is local")
-        if not (os.path.exists(path) or glob.glob(path, recursive=True)):
-            raise ConfigError(
-                f"config key 'data.path': '{path}' does not exist (relative paths are read from {os.getcwd()})"
-            )
-    elif data["source"] == "hub" and not data["hub"].get("name"):
-        raise ConfigError("config key 'data.hub.name': required when data.source is hub (e.g. allenai/c4)")
+def _check_data(config: dict) -> None:
+    """The data source's own rules (archbench.data.sources: each source checks its keys)."""
+    source_of(config["data"]).check_config(
+        config["data"], [run_settings(config, point, with_source=False) for point in grid_points(config)]
+    )
 
 
 def _is_axis(key: str, value) -> bool:
@@ -288,13 +278,11 @@ def grid_points(config: dict) -> list[dict]:
     return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
 
 
-def run_settings(config: dict, point: dict) -> dict:
-    """Flat model + training settings of one grid point: fixed sections, then grid scalars, then the point."""
+def run_settings(config: dict, point: dict, with_source: bool = True) -> dict:
+    """Flat model + training settings of one grid point: fixed sections, then grid scalars, then the point,
+    then what the data source adds to every run (its training-target hook's settings)."""
     fixed = {k: v for k, v in config["grid"].items() if not _is_axis(k, v)}
     settings = {**config["model"], **config["training"], **fixed, **point}
-    data = config.get("data") or {}
-    if data.get("source") == "mqar" and data["mqar"].get("loss", "answers") == "answers":
-        from archbench.data.mqar import key_ids
-
-        settings["answer_keys"] = key_ids(data["mqar"]["vocab_size"])  # loss on query answers only
+    if with_source and config.get("data"):
+        settings.update(source_of(config["data"]).training_settings(config["data"]))
     return settings

@@ -1,7 +1,10 @@
 """Data stages of the pipeline, one module per Snakemake rule, one job per corpus shard.
 
-``shards.plan_shards`` (at parse time) → ``sources.download_shard`` → ``split.split_shard_job`` →
-``tokenizer.train_tokenizer`` (sample of every train shard) → ``tokenize.tokenize_split`` per shard →
-``tokenize.write_token_index`` → ``loader.make_dataloader`` (used by training/evaluation).
+``sources`` (the data sources: one module each, a registry, the ``archbench.sources`` entry point) →
+``shards.plan_shards`` (at parse time) → ``download.download_shard`` → ``split.write_split_plan`` /
+``split.split_shard_job`` → ``tokenizer.train_tokenizer`` (sample of every train shard) →
+``tokenize.tokenize_split`` per shard → ``tokenize.write_token_index`` → ``loader.make_dataloader``
+(used by training/evaluation). ``readers`` (input formats, parquet shards) and ``vocab`` (special tokens,
+tokenizer files) are the bottom layer; ``mqar`` is the MQAR generator its source uses.
 Submodules are imported on demand so that e.g. the loader does not pull in pyarrow readers.
 """

@@ -177,9 +177,9 @@ def to_text(ids, vocab: list[str]) -> str:
     return " ".join(vocab[i] for i in ids)
 
 
-def check_config(config: dict) -> None:
-    """Cross-key rules of ``data.mqar`` (called by config.validate_config), each naming its key."""
-    cfg = config["data"]["mqar"]
+def check_config(cfg: dict) -> None:
+    """Cross-key rules of ``data.mqar`` (``cfg``), each naming its key. The rule that spans sections
+    (training seq_len == data.mqar.seq_len) is the mqar source's (archbench.data.sources.mqar)."""
     if not generator_settings(cfg)["answers_in_input"]:
         raise ConfigError(
             "config key 'data.mqar.answers_in_input': false (answers only in the targets, as in Zoology) "
@@ -200,16 +200,6 @@ def check_config(config: dict) -> None:
             raise ConfigError(
                 f"config key 'data.mqar.{key}': {p} pairs + {n_queries(cfg, p)} queries need {need} "
                 f"tokens, but data.mqar.seq_len {cfg['seq_len']} leaves {length} (one is </s>)"
-            )
-    from archbench.config import grid_points, run_settings
-
-    for point in grid_points(config):
-        seq_len = run_settings(config, point)["seq_len"]
-        if seq_len != cfg["seq_len"]:
-            raise ConfigError(
-                f"config keys 'grid.seq_len'/'data.mqar.seq_len': with data.source mqar the training "
-                f"seq_len must equal data.mqar.seq_len ({cfg['seq_len']}) so every window is one "
-                f"document; got {seq_len}"
             )
 
 
@@ -248,7 +238,7 @@ def write_tokenizer(out_dir: str, cfg: dict) -> dict:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from archbench.data.tokenizer import _save_atomically, tokenizer_hash
+    from archbench.data.vocab import save_tokenizer, tokenizer_hash
 
     vocab = words(cfg["vocab_size"])
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="<unk>"))
@@ -257,5 +247,5 @@ def write_tokenizer(out_dir: str, cfg: dict) -> dict:
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
     )
-    _save_atomically(hf, Path(out_dir))
+    save_tokenizer(hf, Path(out_dir))
     return {"vocab_size": len(vocab), "word_level": True, "tokenizer_sha256": tokenizer_hash(out_dir)}

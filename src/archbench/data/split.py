@@ -78,19 +78,84 @@ def hash_fractions(texts: list[str], seed: int) -> np.ndarray:
     return np.frombuffer(digests, dtype="<u8").astype(np.float64) / 2.0**64
 
 
-def corpus_positions(stats_paths: list[str], shard: str, max_documents: int | None = None) -> tuple[int, int]:
-    """(documents before ``shard``, documents kept in the whole corpus) from every shard's download
-    stats (shards in name order = corpus order), with ``max_documents`` applied."""
+def check_corpus_size(n: int, ratios: dict[str, float], max_documents: int | None = None) -> None:
+    """A DataError naming the numbers when ``n`` documents (``max_documents`` applied) cannot give every
+    split with a positive ratio at least one."""
+    n = n if max_documents is None else min(n, int(max_documents))
+    wanted = [s for s, r in ratios.items() if r > 0]
+    if n < len(wanted):
+        raise DataError(
+            f"the corpus has {n} non-empty document(s) (data.max_documents: {max_documents}); the splits "
+            f"{', '.join(wanted)} need at least {len(wanted)} (1 each): use a larger corpus or fewer splits"
+        )
+
+
+def write_split_plan(
+    stats_paths: list[str], out_path: str, ratios: dict[str, float] | None = None, max_documents: int | None = None
+) -> dict:
+    """The ``split_plan`` job: every shard's document count (from its download stats) in one small file,
+    so each split job reads one file, not every shard's stats (a DAG linear in the shard count)."""
     counts = {}
     for p in stats_paths:
         with open(p, encoding="utf-8") as f:
             st = json.load(f)
         counts[st["shard"]] = int(st["n_documents"])
+    plan = {"n_shards": len(counts), "n_documents": sum(counts.values()), "shards": dict(sorted(counts.items()))}
+    if ratios is not None:
+        check_corpus_size(plan["n_documents"], ratios, max_documents)
+    write_json(plan, out_path)
+    return plan
+
+
+def corpus_positions(stats_paths: list[str], shard: str, max_documents: int | None = None) -> tuple[int, int]:
+    """(documents before ``shard``, documents kept in the whole corpus) from the split plan
+    (:func:`write_split_plan`) or every shard's download stats (shards in name order = corpus order),
+    with ``max_documents`` applied."""
+    counts = {}
+    for p in stats_paths:
+        with open(p, encoding="utf-8") as f:
+            st = json.load(f)
+        if "shards" in st:  # the split plan
+            counts.update(st["shards"])
+        else:
+            counts[st["shard"]] = int(st["n_documents"])
     if shard not in counts:
         raise DataError(f"no download stats for shard {shard!r} among {len(counts)} shards")
     offset = sum(n for name, n in counts.items() if name < shard)
     total = sum(counts.values())
     return offset, total if max_documents is None else min(total, int(max_documents))
+
+
+def _fractions(source, seed: int, limit: int | None, offset: int) -> np.ndarray:
+    """Hash fractions of every document of the shard that is kept (a first pass: 8 bytes a document)."""
+    parts, position = [], offset
+    for batch in source.iter_batches(columns=["text"], batch_size=4096):
+        texts = [t or "" for t in batch.column(0).to_pylist()]
+        if limit is not None:
+            texts = texts[: max(0, limit - position)]
+        parts.append(hash_fractions(texts, seed))
+        position += len(texts)
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def minimum_per_split(fractions: np.ndarray, ends: np.ndarray, ratios: list[float]) -> np.ndarray:
+    """Split labels from hash ``fractions``, then every split with a positive ratio given at least one
+    document when the shard has enough: a split left empty takes, from the largest split, the document
+    whose hash lies nearest to its own interval (deterministic; a large shard never needs it)."""
+    labels = np.searchsorted(ends, fractions, side="right")
+    wanted = [k for k, r in enumerate(ratios) if r > 0]
+    if len(fractions) < len(wanted):
+        return labels
+    starts = np.concatenate([[0.0], ends[:-1]])
+    for k in wanted:
+        if (labels == k).any():
+            continue
+        sizes = np.bincount(labels, minlength=len(ratios))
+        donor = int(np.argmax(sizes))
+        pool = np.flatnonzero(labels == donor)
+        centre = (starts[k] + ends[k]) / 2
+        labels[pool[np.argmin(np.abs(fractions[pool] - centre))]] = k
+    return labels
 
 
 def split_shard(
@@ -104,11 +169,13 @@ def split_shard(
     max_documents: int | None = None,
     stats_path: str | None = None,
     shard: str | None = None,
+    fill_splits: bool = False,
 ) -> dict:
     """Split one normalised shard (parquet, column ``text``) into one parquet file per split.
 
     ``offset``: documents of the corpus before this shard; ``total``: documents in the corpus (after
-    ``max_documents``), needed when ``shuffle`` is false. Returns (and optionally writes) per-split
+    ``max_documents``), needed when ``shuffle`` is false. ``fill_splits`` (the shard is the whole corpus):
+    every split gets documents (:func:`minimum_per_split`). Returns (and optionally writes) per-split
     document / character / byte counts.
     """
     names = _validate_ratios(ratios, out_files)
@@ -137,7 +204,15 @@ def split_shard(
         raise DataError(f"{raw_parquet}: not a readable parquet file ({e})") from None
     if "text" not in source.schema_arrow.names:
         raise DataError(f"{raw_parquet}: no column 'text'; available columns: {source.schema_arrow.names}")
-    position = offset
+    moved = None
+    if shuffle and fill_splits:  # every split gets documents, however few the corpus holds
+        fractions = _fractions(source, seed, limit, offset)
+        hashed = np.searchsorted(ends, fractions, side="right")
+        fixed = minimum_per_split(fractions, ends, [float(ratios[s]) for s in names])
+        if (fixed != hashed).any():
+            moved = fixed
+            stats["n_moved_to_fill_splits"] = int((fixed != hashed).sum())
+    position, row = offset, 0
     with contextlib.ExitStack() as stack:  # every split file is moved into place only if all succeed
         writers = {}
         for s in names:
@@ -151,8 +226,11 @@ def split_shard(
                 stats["n_beyond_max_documents"] += len(texts) - keep
                 texts = texts[:keep]
             if texts:
-                where = hash_fractions(texts, seed) if shuffle else np.arange(position, position + len(texts))
-                labels = np.searchsorted(ends, where, side="right")
+                if moved is not None:
+                    labels = moved[row : row + len(texts)]
+                else:
+                    where = hash_fractions(texts, seed) if shuffle else np.arange(position, position + len(texts))
+                    labels = np.searchsorted(ends, where, side="right")
                 for k, s in enumerate(names):
                     part = [t for t, lab in zip(texts, labels) if lab == k]
                     if part:
@@ -162,6 +240,7 @@ def split_shard(
                         st["n_chars"] += sum(map(len, part))
                         st["n_bytes"] += sum(len(t.encode("utf-8", "surrogatepass")) for t in part)
             position += len(texts)
+            row += len(texts)
             stats["n_documents"] += len(texts)
     if stats_path:
         write_json(stats, stats_path)
@@ -179,9 +258,17 @@ def split_shard_job(
     max_documents: int | None,
     stats_path: str,
 ) -> dict:
-    """The Snakemake job: :func:`split_shard` with this shard's corpus position taken from every shard's
-    download stats (given only when needed: ``shuffle`` false or ``max_documents`` set)."""
+    """The Snakemake job: :func:`split_shard` with this shard's corpus position taken from the split plan
+    (given only when needed: ``shuffle`` false or ``max_documents`` set)."""
     offset, total = corpus_positions(list(count_stats), shard, max_documents) if count_stats else (0, None)
+    if total is not None:
+        check_corpus_size(total, ratios)
+    # A corpus of one shard (its own stats are all the counts) is small enough to guarantee every split
+    # documents; across shards the hash alone decides, so the assignment never depends on the sharding.
+    whole = False
+    if len(count_stats) == 1:
+        with open(count_stats[0], encoding="utf-8") as f:
+            whole = "shards" not in json.load(f)  # a shard's own stats, not the split plan
     return split_shard(
         raw_parquet,
         out_files,
@@ -193,4 +280,5 @@ def split_shard_job(
         max_documents=max_documents,
         stats_path=stats_path,
         shard=shard,
+        fill_splits=whole,
     )

@@ -10,11 +10,7 @@ The result is saved as a Hugging Face fast tokenizer so ``AutoTokenizer.from_pre
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,20 +18,21 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from archbench.data.shards import count_rows, open_parquet, parquet_files, require_column, text_batches
+from archbench.data.readers import count_rows, open_parquet, parquet_files, require_column
+from archbench.data.sources import source_of
+from archbench.data.vocab import (  # noqa: F401  (the shared vocabulary facts, importable from here too)
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    UNK_ID,
+    save_tokenizer,
+    tokenizer_hash,
+)
 from archbench.errors import ConfigError, DataError
 from archbench.logs import progress
 
-SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # order == ids 0..3
-PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 MIN_VOCAB = len(SPECIAL_TOKENS) + 256  # specials + the 256-byte base alphabet
-
-
-def iter_texts(split_dir, batch_size: int = 1000) -> Iterator[list[str]]:
-    """Stream the ``text`` column of a parquet file, a directory of shards or a list of files, in
-    batches of strings (files in sorted order: corpus order)."""
-    for batch in text_batches(split_dir, batch_size):
-        yield [t for t in batch.column(0).to_pylist() if t]
 
 
 def _text_bytes(path: str) -> int:
@@ -70,31 +67,6 @@ def sample_texts(files: list[str], sample_bytes: int | None, batch_size: int = 1
                 break
 
 
-def tokenizer_hash(out_dir: str) -> str:
-    """sha256 of ``tokenizer.json``: identifies the vocabulary that token files were made with."""
-    h = hashlib.sha256()
-    with open(Path(out_dir) / "tokenizer.json", "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _save_atomically(hf_tokenizer, out_dir: Path) -> None:
-    """``save_pretrained`` into a temporary folder, then move each file into ``out_dir``.
-
-    Files are moved one by one (not the folder) because ``out_dir`` may already exist and hold
-    other files; ``tokenizer.json`` goes last, so its presence means the save completed.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".save-", suffix=".tmp", dir=out_dir))
-    try:
-        hf_tokenizer.save_pretrained(str(tmp))
-        for f in sorted(tmp.iterdir(), key=lambda p: p.name == "tokenizer.json"):
-            os.replace(f, out_dir / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def train_tokenizer(
     train_dir,
     out_dir: str,
@@ -110,10 +82,9 @@ def train_tokenizer(
     Returns stats: requested/achieved vocab size, documents/characters seen, tokenizer sha256.
     Warns when the corpus is too small to reach ``vocab_size`` merges.
     """
-    if data and data.get("source") == "mqar":  # issue 15 hook: MQAR's fixed word-level vocabulary, no training
-        from archbench.data import mqar
-
-        return mqar.write_tokenizer(out_dir, data["mqar"])
+    own = source_of(data).tokenizer(data, out_dir) if data else None  # a source with a fixed vocabulary
+    if own is not None:
+        return own
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not MIN_VOCAB <= vocab_size < 2**32:
         raise ConfigError(
             f"tokenizer vocab_size must be an integer >= {MIN_VOCAB} (4 special tokens + 256 bytes), got {vocab_size!r}"
@@ -165,7 +136,7 @@ def train_tokenizer(
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
     )
-    _save_atomically(hf, Path(out_dir))
+    save_tokenizer(hf, Path(out_dir))
     return {
         "vocab_size_requested": vocab_size,
         "vocab_size": achieved,

@@ -13,7 +13,7 @@ Schema of ``harness.json``::
 Task names resolve against the pipeline's offline tasks (``task_dirs``, see tasks.py) and
 ``include_path`` first, then lm-eval's built-in tasks (their index is cached on disk: scanning
 ~230 folders of YAML takes seconds). Built-in tasks download their dataset from the Hugging Face
-hub; offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE, or the hub unreachable) a task whose dataset
+hub; offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE, as huggingface_hub reads them) a task whose dataset
 is not cached fails before the model is loaded, with a message that says so.
 """
 
@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -120,13 +119,7 @@ def resolve_tasks(tasks: list[str], task_dirs=(), include_path: str | None = Non
 
 
 def _offline() -> bool:
-    if hub.offline():
-        return True
-    try:  # a quick probe: a machine without network should not wait on the hub's retries
-        socket.create_connection(("huggingface.co", 443), timeout=3).close()
-        return False
-    except OSError:
-        return True
+    return hub.offline()  # huggingface_hub's own settings (HF_HUB_OFFLINE ...), never a socket probe
 
 
 def _cached(dataset: str) -> bool:

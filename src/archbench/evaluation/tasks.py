@@ -25,11 +25,14 @@ from pathlib import Path
 
 import yaml
 
-from archbench.data.tokenizer import iter_texts
+from archbench.data.readers import count_rows, split_texts
 from archbench.errors import DataError
 from archbench.io import atomic_file
 
 TASKS = ("archbench_ppl", "archbench_cloze", "archbench_lastword")
+SAMPLE_DOCS = 2048  # test documents the tasks are made from, at most (a seeded sample beyond): bounded memory
+MIN_DOCS = 2  # the cloze task's distractors come from other documents
+_SAMPLE_STREAM = 0x5A3D  # the sample's random stream, apart from the items' (which the seed also drives)
 TAG = "archbench"
 _WORD = re.compile(r"^([A-Za-z]{4,})[.,;:!?'\")]*$")  # a plain word, trailing punctuation allowed
 _STRIP = ".,;:!?'\"()"
@@ -116,6 +119,38 @@ def lastword_items(docs: list[list[str]], context_words: int, per_doc: int, n_co
     return items
 
 
+def sample_documents(test_dir: str, n: int, seed: int) -> list[str]:
+    """At most ``n`` non-empty test documents, streamed: all of them in corpus order when the split holds
+    at most ``n`` rows, else a seeded sample of rows (kept in corpus order). Memory: the sample, never
+    the split (C4's 1% test split is ~3.6M documents)."""
+    total = count_rows(test_dir)
+    keep = None
+    if total > n:
+        keep = set(random.Random(seed * 1_000_003 + _SAMPLE_STREAM).sample(range(total), n))
+    out, row = [], 0
+    for batch in split_texts(test_dir, keep_empty=True):
+        for text in batch:
+            if (keep is None or row in keep) and text.strip():
+                out.append(text)
+            row += 1
+    return out
+
+
+def passages(texts: list[str], n: int, min_words: int) -> list[str]:
+    """``texts`` cut into at least ``n`` passages of at least ``min_words`` words where they are long
+    enough (each document into equal parts, in order); unchanged otherwise."""
+    words = [t.split() for t in texts]
+    total = sum(map(len, words))
+    if total < n * min_words:
+        return texts
+    out = []
+    for w in words:
+        parts = max(1, round(n * len(w) / total)) if len(w) >= 2 * min_words else 1
+        size = -(-len(w) // parts)
+        out += [" ".join(w[i : i + size]) for i in range(0, len(w), size)]
+    return out
+
+
 def _write_jsonl(rows: list[dict], path: str) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -150,15 +185,19 @@ def build_tasks(
     per_doc: int = 4,
 ) -> dict[str, int]:
     """Write the three tasks' .jsonl and .yaml files into ``out_dir`` from the parquet test split in
-    ``test_dir``. Returns {task: number of documents}.
+    ``test_dir``. Returns {task: number of documents}. The tasks are made from :func:`sample_documents`
+    (at most ``max_docs``, default :data:`SAMPLE_DOCS`, test documents: a seeded sample beyond that), or
+    from passages of the documents when the split holds fewer than :data:`MIN_DOCS` long ones.
 
     Continuations are short (``choice_words``) because lm-eval needs every continuation to fit the
     model's context (contexts are truncated from the left); tiny models train on 32 tokens."""
-    texts = [t for batch in iter_texts(test_dir) for t in batch if t.strip()][:max_docs]
-    if len(texts) < 2:
+    texts = sample_documents(test_dir, SAMPLE_DOCS if max_docs is None else max_docs, seed)
+    if len(texts) < MIN_DOCS:  # a tiny test split of long documents: its passages serve as documents
+        texts = passages(texts, MIN_DOCS, context_words + choice_words)
+    if len(texts) < MIN_DOCS:
         raise DataError(
             f"{test_dir}: the test split has {len(texts)} non-empty documents; the offline "
-            f"eval tasks need at least 2 (use a larger corpus or test fraction)"
+            f"eval tasks need at least {MIN_DOCS} (use a larger corpus or test fraction)"
         )
     words = [t.split() for t in texts]
     # Corpora of short documents (MQAR's 63 words) get shorter contexts rather than no items.

@@ -11,7 +11,7 @@ import math
 import lightning as L
 import torch
 
-from archbench.data.mqar import answer_targets
+from archbench.data.sources import training_targets
 from archbench.models import build_model
 from archbench.models.common import lm_loss
 
@@ -39,8 +39,7 @@ class CausalLMModule(L.LightningModule):
 
     def _loss(self, batch: torch.Tensor) -> torch.Tensor:
         x, y = batch[:, :-1], batch[:, 1:]
-        if self.hparams.answer_keys:  # MQAR (data.mqar.loss: answers): only the queries' answers count
-            y = y.masked_fill(~answer_targets(x, self.hparams.answer_keys), -100)
+        y = training_targets(x, y, self.hparams)  # the data source's hook (MQAR: only answers count)
         return lm_loss(self(x), y)
 
     def training_step(self, batch, batch_idx):

@@ -1,0 +1,105 @@
+"""The one list of data sources (``data.source``): ``default``, ``local``, ``hub``, ``mqar``.
+
+Each is one module with one :class:`~archbench.data.sources.base.DataSource` (plan the shards, read a
+shard, check the config, tokenizer policy, training-target hook) and one :func:`register_source` call
+below. A separate package adds one through the ``archbench.sources`` entry point (see
+:func:`load_plugins`). Outside this package no code compares a source's name: it asks the entry.
+"""
+
+from __future__ import annotations
+
+from archbench.data.sources.base import DataSource
+from archbench.data.sources.default import DefaultSource, default_corpus_path, default_documents
+from archbench.data.sources.hub import LOCAL_HINT, HubSource, check_hub_reachable
+from archbench.data.sources.local import LocalSource
+from archbench.data.sources.mqar import MqarSource
+from archbench.errors import ConfigError
+
+ENTRY_POINT_GROUP = "archbench.sources"
+SOURCES: dict[str, DataSource] = {}
+
+__all__ = [
+    "LOCAL_HINT",
+    "SOURCES",
+    "DataSource",
+    "check_hub_reachable",
+    "default_corpus_path",
+    "default_documents",
+    "get_source",
+    "register_source",
+    "source_names",
+    "source_of",
+    "training_targets",
+]
+
+
+def register_source(source: DataSource) -> DataSource:
+    """Add ``source`` under ``source.name`` (idempotent for the same class; another class under a taken
+    name raises)."""
+    if not isinstance(source, DataSource) or not source.name:
+        raise ValueError(f"a data source must be a named DataSource instance, got {source!r}")
+    old = SOURCES.get(source.name)
+    if old is not None and type(old) is not type(source):
+        raise ValueError(f"data source {source.name!r} is already registered by {type(old).__name__}")
+    SOURCES[source.name] = source
+    return source
+
+
+def source_names() -> list[str]:
+    return list(SOURCES)
+
+
+def get_source(name: str) -> DataSource:
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise ConfigError(
+            f"config key 'data.source': {name!r} is not one of {source_names()} (the data sources of "
+            "archbench.data.sources and its archbench.sources entry points)"
+        ) from None
+
+
+def source_of(data: dict) -> DataSource:
+    """The source the config's ``data`` section (or a shard spec) names."""
+    return get_source(data.get("source") or "default")
+
+
+def training_targets(x, y, settings):
+    """Every source's training-target hook over one batch's targets (each acts only on the settings its
+    :meth:`DataSource.training_settings` added to the run, so a run sees its own source's hook)."""
+    for source in SOURCES.values():
+        y = source.training_targets(x, y, settings)
+    return y
+
+
+def load_plugins() -> None:
+    """Import every ``archbench.sources`` entry point of the installed packages (or of a ``*.dist-info``
+    folder on PYTHONPATH): its module calls :func:`register_source` on import (value ``"module"``), or
+    names a DataSource subclass or a function that registers (``"module:attribute"``). Runs once, when
+    this package is first imported, so the Snakefile parse and every job see the same sources."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+            if isinstance(loaded, type) and issubclass(loaded, DataSource):
+                register_source(loaded())
+            elif callable(loaded):
+                loaded()
+        except Exception as err:
+            raise ImportError(f"{ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}) failed: {err}") from err
+
+
+def __getattr__(name: str):
+    # The download stage's functions kept their old home here; they live in archbench.data.download,
+    # which imports this package (so they cannot be imported eagerly).
+    if name in ("download_shard", "download", "load_documents"):
+        from archbench.data import download
+
+        return getattr(download, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+for _source in (DefaultSource(), LocalSource(), HubSource(), MqarSource()):
+    register_source(_source)
+load_plugins()
