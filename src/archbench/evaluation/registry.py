@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from archbench.data.sources import source_of
 from archbench.plugins import load_entry_points
 from archbench.plugins import load_ref as load
 from archbench.training.cluster import gpus_per_node
@@ -129,9 +130,8 @@ def batch_sweep(config: dict) -> bool:
 
 
 def recall_data(config: dict) -> bool:
-    # Recall needs the MQAR answer positions, which only MQAR data has. The data sources registry
-    # (archbench.data.sources) answers this once it lands; until then this is the one place that asks.
-    return config["data"]["source"] == "mqar"
+    # Recall scores exact answer positions: the data source says whether its documents have them.
+    return source_of(config["data"]).answer_positions
 
 
 _CALLS = "archbench.evaluation.calls"

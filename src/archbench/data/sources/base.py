@@ -25,6 +25,8 @@ class DataSource:
 
     name: str = ""
     description: str = ""
+    # Its documents mark exact key-value answer positions, so the recall evaluation applies to its runs.
+    answer_positions: bool = False
 
     def check_config(self, data: dict, settings: list[dict]) -> None:
         """Raise ConfigError (message starting ``config key 'data....'``) for a bad ``data`` section;

@@ -14,6 +14,7 @@ from archbench.errors import ConfigError
 class MqarSource(DataSource):
     name = "mqar"
     description = "synthetic multi-query associative recall documents (data.mqar), word-level tokenizer"
+    answer_positions = True
 
     def check_config(self, data: dict, settings: list[dict]) -> None:
         cfg = data["mqar"]
