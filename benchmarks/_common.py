@@ -69,7 +69,7 @@ def default_corpus_inputs(workdir: str | os.PathLike, vocab_size: int = 4096) ->
     """Run download -> split -> train_tokenizer -> tokenize (train) of the DEFAULT config with the
     package functions into ``workdir`` (reused when already there). Returns the paths and the
     seconds each stage took (0 when reused)."""
-    from archbench.data.sources import download
+    from archbench.data.download import download
     from archbench.data.split import split_shard
     from archbench.data.tokenize import tokenize_split
     from archbench.data.tokenizer import train_tokenizer

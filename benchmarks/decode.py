@@ -9,7 +9,7 @@ prefilled once (parallel retention / causal attention), then ``--tokens`` single
 context are timed (round-robin over models and contexts) and the median is reported. Cache sizes are
 the bytes of state held after the prefill. Every other model's width knob is matched to RetNet's
 parameter count (``archbench.models.matching``); llama / mamba2 decode with transformers' own caches.
-``ratios`` and ``targets`` (issue 8, with pass/fail) compare the shortest and longest contexts:
+``ratios`` and ``targets`` (with pass/fail) compare the shortest and longest contexts:
 recurrent t(hi)/t(lo) <= 1.3, full-prefix recompute / recurrent >= 100 at hi, recurrent faster than
 the KV cache at hi, RetNet state bytes constant while the KV cache grows linearly.
 """
@@ -140,7 +140,7 @@ def _check(value, op, target):
 
 
 def targets(result: dict, contexts) -> tuple[dict, dict]:
-    """Issue 8's decode targets at the shortest (lo) and longest (hi) context."""
+    """The decode targets at the shortest (lo) and longest (hi) context."""
     lo, hi = str(min(contexts)), str(max(contexts))
     rec = result["retnet"]["recurrent_ms_per_token"]
     kv = result["transformer"]["kv_cache_ms_per_token"]

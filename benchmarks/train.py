@@ -26,7 +26,7 @@ retention plan it ran is recorded in ``mode``; every other architecture in
 ``archbench.models.registry.ARCHS`` with its width knob sized to RetNet's non-embedding parameter
 count (``match_ffn_dim``, else a bisection on meta-device models); ``retnet_parallel`` (forced
 parallel) for reference. ``--before REF`` adds ``retnet_before``: RetNet from ``git show
-REF:src/archbench/models/retnet.py`` (the implementation before issue 16) with that commit's default
+REF:src/archbench/models/retnet.py`` (the implementation before the batched chunkwise rewrite) with that commit's default
 plan (``--before-chunkwise-above`` 2048, chunk 512), measured in the same run.
 
 ``ratios``: RetNet / Transformer tokens per CPU-second and peak training memory per length, as the

@@ -56,7 +56,7 @@ def one_thread():
 def tiny_tokens(tmp_path_factory):
     """Tokenizer + packed train/validation/test token shards (``tokens[split]`` is the split's index.json)
     from 40 chapters of the default corpus, made by the real data stages (a couple of seconds)."""
-    from archbench.data.sources import download
+    from archbench.data.download import download
     from archbench.data.split import split_shard
     from archbench.data.tokenize import tokenize_split, write_token_index
     from archbench.data.tokenizer import train_tokenizer

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from archbench.data.download import download_shard
 from archbench.data.loader import load_token_shards, make_dataloader
 from archbench.data.shards import file_format, plan_shards, read_shard
-from archbench.data.sources import download_shard
 from archbench.data.split import split_shard_job
 from archbench.data.tokenize import tokenize_split, write_token_index
 from archbench.data.tokenizer import train_tokenizer
@@ -220,7 +220,7 @@ def test_json_array_file_gets_a_hint(tmp_path):
 
 
 def test_loader_windows_never_cross_shards(tmp_path):
-    """The minimal multi-shard loader of this branch (issue 12 replaces it): shards of 10, 0 and 23 tokens
+    """A minimal multi-shard loader: shards of 10, 0 and 23 tokens
     at seq_len 4 give 2 + 0 + 5 windows, each inside its shard."""
     out = tmp_path / "tokens" / "train"
     out.mkdir(parents=True)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from archbench.data.sources import download, load_documents
+from archbench.data.download import download, load_documents
 from archbench.errors import ConfigError, DataError
 
 
@@ -143,8 +143,8 @@ import hashlib  # noqa: E402
 from fsspec.implementations.dirfs import DirFileSystem  # noqa: E402
 from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 
+from archbench.data.download import download_shard  # noqa: E402
 from archbench.data.shards import plan_shards  # noqa: E402
-from archbench.data.sources import download_shard  # noqa: E402
 from archbench.data.sources import hub as hub_source  # noqa: E402
 from archbench.data.sources.hub import expand_classes  # noqa: E402
 

@@ -81,7 +81,7 @@ def test_piece_cache_gives_exactly_the_tokenizers_ids(tiny_tokens):
     """The word-level memo must be indistinguishable from encoding each document whole."""
     import random
 
-    from archbench.data.sources import load_documents
+    from archbench.data.download import load_documents
     from archbench.data.tokenize import PieceCache
 
     tok = Tokenizer.from_file(f"{tiny_tokens['tokenizer']}/tokenizer.json")

@@ -160,8 +160,8 @@ def test_any_other_error_fails_with_its_message(tmp_path, monkeypatch):
 def test_too_long_context_is_the_dedicated_exception(tmp_path):
     import torch
 
-    from archbench.errors import ContextTooLong
     from archbench.evaluation.common import load_model
+    from archbench.models.constraints import ContextTooLong
 
     model, _, _ = load_model(str(tiny_model_dir(tmp_path, "transformer", position="learned")), "cpu")
     with pytest.raises(ContextTooLong, match="max_seq_len=64"):

@@ -11,7 +11,7 @@ REPORT_RULES = ["collect", "plots", "plot_latency", "questions", "summary"]
 
 
 def test_report_rules_and_html_report_on_a_hand_made_tree(tmp_path):
-    # no length / throughput files in the hand-made tree: those evaluations are off (issue 15's rules)
+    # no length / throughput files in the hand-made tree: those evaluations are off
     cfg = tiny_config(tmp_path, grid=GRID, seeds=[0, 1, 2], length__enabled=False, latency__batch_sweep=[])
     losses = {
         (arch, p, s): base + 0.02 * s - 0.1 * p

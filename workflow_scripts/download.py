@@ -4,6 +4,6 @@ from archbench.logs import job_logging
 
 job_logging(snakemake)  # stderr -> the rule's log; timestamped records
 
-from archbench.data.sources import download_shard  # noqa: E402
+from archbench.data.download import download_shard  # noqa: E402
 
 download_shard(snakemake.params.shard, snakemake.params.data, snakemake.output.parquet, snakemake.output.stats)

@@ -1,4 +1,4 @@
-"""archbench: train and compare RetNet, Transformer and LongNet language models.
+"""archbench: train and compare language-model architectures (models/registry.py) at matched size.
 
 Importing the package is cheap (no torch, no transformers). Code that builds or loads models calls
 :func:`archbench.models.register` first, which registers every architecture of

@@ -1,7 +1,5 @@
 """User-facing errors: raised for bad configs or bad data, printed as one line without a traceback."""
 
-from archbench.models.constraints import ContextTooLong  # noqa: F401  (stdlib-only, beside the models)
-
 
 class ArchbenchError(Exception):
     """Base class for errors caused by the user's input (config, data, environment)."""

@@ -44,9 +44,9 @@ import time
 
 import torch
 
-from archbench.errors import ContextTooLong
 from archbench.evaluation.common import arch_of, eval_provenance, eval_settings, load_model, max_context, torch_threads
 from archbench.io import write_json
+from archbench.models.constraints import ContextTooLong
 from archbench.provenance import now
 
 MODES = ("recurrent", "kv_cache", "recompute")

@@ -1,4 +1,4 @@
-"""Hugging Face plumbing shared by the three architectures.
+"""Hugging Face plumbing shared by archbench's own architectures (RetNet, Transformer, LongNet).
 
 Everything here is architecture-agnostic: the config base class, the decoding cache, the
 ``forward`` contract (left padding, labels loss, ``logits_to_keep``) and the attention kernels.
