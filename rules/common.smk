@@ -8,6 +8,7 @@ from snakemake.utils import Paramspace, min_version
 from archbench.config import grid_axes, grid_points, run_settings, validate_config
 from archbench.errors import ConfigError
 from archbench.evaluation.tasks import task_yamls
+from archbench.hub import push_settings
 from archbench.layout import SPLITS, Layout, run_name
 from archbench.models.registry import arch_names
 
@@ -97,3 +98,11 @@ def eval_inputs(evaluation):
         "task_includes": task_yamls(config["eval"]["include_path"]),  # edit one: the harness reruns
     }
     return {"model": rules.train.output.model, **{name: files[kind] for name, kind in evaluation.inputs.items()}}
+
+
+# Opt-in publishing (hub.push, rules/publish.smk): every finished run's Hub record, or nothing.
+PUSH = push_settings(config)
+
+
+def push_targets():
+    return run_dirs(f"{R}/hub/{{arch}}/{{point}}/seed~{{seed}}.json") if PUSH["enabled"] else []

@@ -152,6 +152,11 @@ rule questions:
         },
         metrics=rules.collect.input.metrics,
     output:
+        **{
+            key: path
+            for name in PLUGIN_QUESTIONS
+            for key, path in ((name, f"{PLOTS}/{name}.png"), (f"{name}_table", f"{REPORT}/{name}.csv"))
+        },
         length=report(
             f"{PLOTS}/length_extrapolation.png",
             caption="../report/length_extrapolation.rst",
@@ -196,11 +201,6 @@ rule questions:
         ),
         json=f"{REPORT}/questions.json",
         # a plugin evaluation's question: its figure and table beside the built-in ones
-        **{
-            key: path
-            for name in PLUGIN_QUESTIONS
-            for key, path in ((name, f"{PLOTS}/{name}.png"), (f"{name}_table", f"{REPORT}/{name}.csv"))
-        },
     log:
         L.log("report", "questions"),
     conda:

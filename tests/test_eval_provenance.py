@@ -18,7 +18,8 @@ from test_eval_fixtures import tiny_model_dir
 def _check(result: dict, out, model_dir, expected_settings: dict) -> None:
     assert json.loads(out.read_text())["provenance"] == json.loads(json.dumps(result["provenance"]))
     block = result["provenance"]
-    assert block["settings_hash"] == settings_hash(expected_settings)
+    # every evaluation also measures with a dtype (eval.dtype, fp32 unless given)
+    assert block["settings_hash"] == settings_hash({"dtype": "fp32", **expected_settings})
     assert block["tokenizer_sha256"] == file_sha256(model_dir / "tokenizer.json")
     assert block["precision"] == "float32" and block["device"] == "cpu" and block["gpu"] is None
     assert block["versions"]["torch"] == torch.__version__.split("+")[0]
@@ -74,7 +75,7 @@ def test_latency_throughput_length_harness_carry_provenance(tmp_path, one_thread
         "seed": 0,
     }
     _check(res, out, model, expected)
-    assert res["provenance"]["settings_hash"] != settings_hash({**expected, "limit": 3})
+    assert res["provenance"]["settings_hash"] != settings_hash({"dtype": "fp32", **expected, "limit": 3})
 
 
 MQAR = {
