@@ -47,6 +47,7 @@ import torch
 from archbench.errors import ContextTooLong
 from archbench.evaluation.common import arch_of, load_model, max_context, torch_threads
 from archbench.io import write_json
+from archbench.models.hf import cache_keyword, decode_cache
 
 MODES = ("recurrent", "kv_cache", "recompute")
 
@@ -73,13 +74,13 @@ def cache_nbytes(cache) -> int:
             for v in value.values():
                 yield from tensors(v)
 
-    return sum(
-        t.numel() * t.element_size()
-        for layer in getattr(cache, "layers", [])
-        for value in vars(layer).values()
-        for t in tensors(value)
-        if t.dim() > 0
+    # RWKV's state is a plain list of [batch, hidden, layers] tensors, not a Cache object
+    values = (
+        cache
+        if isinstance(cache, (list, tuple))
+        else [v for x in getattr(cache, "layers", []) for v in vars(x).values()]
     )
+    return sum(t.numel() * t.element_size() for value in values for t in tensors(value) if t.dim() > 0)
 
 
 def reset_peak_rss() -> None:
@@ -115,7 +116,8 @@ def trial(model, ids: torch.Tensor, mode: str, new_tokens: int):
     # prefill; ``cache=`` / ``.cache`` is the keyword every one of them takes and returns.
     cached = mode != "recompute"
     out = model(ids, use_cache=cached, logits_to_keep=1)
-    cache = out.cache if cached else None
+    cache = decode_cache(out) if cached else None
+    keyword = cache_keyword(output=out)  # RWKV takes its state back as state=, every other model as cache=
     nxt = out.logits[:, -1].argmax(-1, keepdim=True)
     _sync(dev)
     prefill = time.perf_counter() - t0
@@ -127,7 +129,7 @@ def trial(model, ids: torch.Tensor, mode: str, new_tokens: int):
             seq = torch.cat([seq, nxt], 1)
             logits = model(seq, use_cache=False, logits_to_keep=1).logits
         else:
-            logits = model(nxt, cache=cache, use_cache=True, logits_to_keep=1).logits
+            logits = model(nxt, **{keyword: cache}, use_cache=True, logits_to_keep=1).logits
         nxt = logits[:, -1].argmax(-1, keepdim=True)
         _sync(dev)
         steps.append(time.perf_counter() - t0)

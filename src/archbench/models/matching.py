@@ -12,24 +12,26 @@ form; the count must only grow with the knob.
 from __future__ import annotations
 
 import functools
+import json
 
 from archbench.errors import ConfigError
 
 _MAX_WIDTH = 1 << 24
+TOLERANCE = 0.02  # of the reference's non-embedding parameters
 
 
-def _freeze(hparams: dict) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in hparams.items()))
+def _freeze(hparams: dict) -> str:
+    return json.dumps(hparams, sort_keys=True)  # hashable, and nested settings (model.hf) too
 
 
 @functools.lru_cache(maxsize=4096)
-def _count(arch: str, frozen: tuple, include_embeddings: bool) -> int:
+def _count(arch: str, frozen: str, include_embeddings: bool) -> int:
     import torch
 
     from .sizing import build_model, count_parameters
 
     with torch.device("meta"):
-        model = build_model(arch, **{k: list(v) if isinstance(v, tuple) else v for k, v in frozen})
+        model = build_model(arch, **json.loads(frozen))
     return count_parameters(model, include_embeddings)
 
 
@@ -71,4 +73,10 @@ def match_width(arch: str, hparams: dict, reference: str, reference_hparams: dic
     while hi - lo > 1:  # smallest width with size >= target lies in (lo, hi]
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if size(mid) < target else (lo, mid)
-    return lo if target - size(lo) < size(hi) - target else hi
+    best = lo if target - size(lo) < size(hi) - target else hi
+    if abs(size(best) - target) > TOLERANCE * target:  # the knob moves in steps too coarse (or not at all)
+        raise ConfigError(
+            f"model.match_to: {arch} cannot match {reference}'s {target} non-embedding parameters within "
+            f"{TOLERANCE:.0%} by turning {knob}: nearest sizes {size(lo)} ({knob}={lo}) and {size(hi)} ({knob}={hi})"
+        )
+    return best

@@ -50,8 +50,40 @@ class Arch:
         return _load(self.constraints) if self.constraints else None
 
 
-ARCHS: dict[str, Arch] = {}
+class _Registry(dict):
+    """The registered architectures; a lookup of ``hf-<model_type>`` (any causal LM transformers ships,
+    see :mod:`archbench.models.hf`) registers its entry on first use, so every reader (``in``, ``[]``,
+    ``get``) sees it in any process."""
+
+    def __missing__(self, name):
+        arch = _hf_entry(name)
+        if arch is None:
+            raise KeyError(name)
+        return arch
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) or _hf_entry(name) is not None
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
+ARCHS: dict[str, Arch] = _Registry()
 STATES = ("recurrent", "kv_cache")
+
+
+def _hf_entry(name) -> Arch | None:
+    from archbench.models.hf import entry
+
+    fields = entry(name) if isinstance(name, str) else None
+    if fields is None:
+        return None
+    arch = Arch(**fields)
+    dict.__setitem__(ARCHS, name, arch)  # not register_arch: its lookup of the new name would come back here
+    return arch
 
 
 def register_arch(arch: Arch) -> Arch:
@@ -69,7 +101,9 @@ def get_arch(name: str) -> Arch:
     try:
         return ARCHS[name]
     except KeyError:
-        raise ValueError(f"unknown arch {name!r}; registered: {', '.join(ARCHS)}") from None
+        raise ValueError(
+            f"unknown arch {name!r}; registered: {', '.join(ARCHS)}, or hf-<model_type> for a causal LM of transformers"
+        ) from None
 
 
 def arch_names() -> list[str]:
