@@ -121,6 +121,17 @@ BLOCK = {
     "granitemoehybrid": "Granite-4 hybrid (Mamba-2 + attention layers, MLP / MoE)",
 }
 
+MIXER = {
+    "rwkv": "RWKV time-mix (WKV linear recurrence)",
+    "mamba": "Mamba selective state-space scan",
+    "falcon_mamba": "Mamba selective state-space scan",
+    "jamba": "Mamba scan + softmax attention (hybrid)",
+    "bamba": "Mamba-2 scan + softmax attention (hybrid)",
+    "zamba2": "Mamba-2 scan + shared softmax attention (hybrid)",
+    "lfm2": "gated short convolution + softmax attention (hybrid)",
+    "granitemoehybrid": "Mamba-2 scan + softmax attention (hybrid)",
+}
+
 
 def model_type(arch: str) -> str:
     return arch.removeprefix(PREFIX)
@@ -184,6 +195,11 @@ def _hash_color(kind: str) -> str:
     hue = int(hashlib.sha256(kind.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     r, g, b = colorsys.hsv_to_rgb(hue, 0.65, 0.8)
     return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def mixer(arch: str) -> str:
+    """The token mixer of an ``hf-`` entry (softmax attention for types not in :data:`MIXER`)."""
+    return MIXER.get(model_type(arch), f"softmax attention ({DISPLAY.get(model_type(arch), model_type(arch))})")
 
 
 def describe(arch: str, config: dict | None = None) -> str:
@@ -385,3 +401,26 @@ def cache_keyword(model=None, output=None) -> str:
     if output is not None:
         return "cache" if output.get("cache") is not None else "state"
     return "state" if getattr(model.config, "model_type", None) == "rwkv" else "cache"
+
+
+def attention_layers(arch: str, settings: dict) -> int:
+    """Layers of the built config with a softmax-attention mixer (its ``layer_types`` /
+    ``layers_block_type``: full, sliding or hybrid; every layer when the config lists no pattern and
+    the type is not pure recurrent)."""
+    from transformers import AutoConfig
+
+    kind = model_type(arch)
+    config = AutoConfig.for_model(kind, **hf_config_kwargs(kind, settings))
+    types = getattr(config, "layer_types", None) or getattr(config, "layers_block_type", None)
+    if types:
+        return sum(1 for t in types if t != "linear_attention" and ("attention" in t or t == "hybrid"))
+    return 0 if kind in RECURRENT else int(config.num_hidden_layers)
+
+
+def flops_per_token(arch: str, params_non_embedding: float, settings: dict) -> float:
+    """Training FLOPs per token of an ``hf-`` entry: 6 N, plus the softmax-attention term of
+    report/scaling.py (6 x T_bar x 2 d per attention layer) for the layers that attend; the
+    recurrent / convolutional mixers' own state updates are left out (they are O(d x state) per
+    token, small beside 6 N at these sizes)."""
+    span = (settings["seq_len"] + 1) / 2
+    return 6 * params_non_embedding + 6 * attention_layers(arch, settings) * span * 2 * settings["embed_dim"]

@@ -27,12 +27,18 @@ def block_of(arch: str, block: str | None = None) -> str:
     """The block recipe of ``arch``; ``block`` is the run's ``model.block`` (transformer / longnet)."""
     if arch in ("transformer", "longnet"):
         return RETNET_BLOCK if block == "retnet" else TORCHSCALE_BLOCK
+    if arch.startswith("hf-"):  # any transformers causal LM: described per model type (models/hf.py)
+        from archbench.models.hf import describe
+
+        return describe(arch)
     return BLOCKS.get(arch, f"{arch}'s own block")
 
 
 def pair_kind(a: str, b: str, block: str | None = None) -> str:
     """One phrase naming what the comparison a vs b varies."""
-    mixer_a, mixer_b = MIXERS.get(a, a), MIXERS.get(b, b)
+    from archbench.models.hf import PREFIX, mixer
+
+    mixer_a, mixer_b = ((mixer(x) if x.startswith(PREFIX) else MIXERS.get(x, x)) for x in (a, b))
     block_a, block_b = block_of(a, block), block_of(b, block)
     if block_a == block_b:
         return f"same block ({block_a}), different token mixer: {mixer_a} vs {mixer_b}"

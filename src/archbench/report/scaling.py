@@ -120,6 +120,10 @@ def flops_per_token(arch: str, params_non_embedding: float, hparams: dict) -> fl
     """Training FLOPs per token (formulas in the module docstring)."""
     n, layers, d, t = params_non_embedding, hparams["layers"], hparams["embed_dim"], hparams["seq_len"]
     span = (t + 1) / 2
+    if arch.startswith("hf-"):  # any transformers causal LM: the attention term only for its attention layers
+        from archbench.models.hf import flops_per_token as hf_flops
+
+        return hf_flops(arch, n, {**hparams, "max_seq_len": t})
     if arch == "retnet":
         dv = hparams.get("value_embed_dim") or 2 * d
         context = span * (d + dv)
