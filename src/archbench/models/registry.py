@@ -51,9 +51,9 @@ class Arch:
 
 
 class _Registry(dict):
-    """The registered architectures; a lookup of ``hf-<model_type>`` (any causal LM transformers ships,
-    see :mod:`archbench.models.hf`) registers its entry on first use, so every reader (``in``, ``[]``,
-    ``get``) sees it in any process."""
+    """The registered architectures; a lookup (``in``, ``[]``, ``get``) of ``hf-<model_type>`` (any
+    causal LM transformers ships, see :mod:`archbench.models.hf`) builds its entry on first use, in any
+    process. Iterating lists the registered entries only; :func:`arch_names` adds the hf- ones looked up."""
 
     def __missing__(self, name):
         arch = _hf_entry(name)
@@ -73,17 +73,19 @@ class _Registry(dict):
 
 ARCHS: dict[str, Arch] = _Registry()
 STATES = ("recurrent", "kv_cache")
+_HF: dict[str, Arch] = {}  # hf-<model_type> entries built so far
 
 
 def _hf_entry(name) -> Arch | None:
+    if name in _HF:
+        return _HF[name]
     from archbench.models.hf import entry
 
     fields = entry(name) if isinstance(name, str) else None
     if fields is None:
         return None
-    arch = Arch(**fields)
-    dict.__setitem__(ARCHS, name, arch)  # not register_arch: its lookup of the new name would come back here
-    return arch
+    _HF[name] = Arch(**fields)
+    return _HF[name]
 
 
 def register_arch(arch: Arch) -> Arch:
@@ -107,7 +109,8 @@ def get_arch(name: str) -> Arch:
 
 
 def arch_names() -> list[str]:
-    return list(ARCHS)
+    """Registered names, then the hf-<model_type> names looked up in this process (the config's)."""
+    return [*ARCHS, *_HF]
 
 
 def _load(ref: str):
