@@ -76,8 +76,8 @@ def test_pipeline_names_map_onto_the_configs_standard_attributes():
     assert c.layers_block_type == ["linear_attention", "hybrid"] and c.archbench_arch == "hf-zamba2"
     rwkv = _model("hf-rwkv").config  # max_position_embeddings -> context_length (attribute_map)
     assert (rwkv.context_length, rwkv.intermediate_size, rwkv.hidden_size) == (64, 48, 32)
-    mamba = _model("hf-mamba", hf_width=7).config  # Mamba-1's width knob: the SSM state size
-    assert mamba.state_size == 7 and mamba.max_position_embeddings == 64
+    mamba = _model("hf-mamba", hf_width=7).config  # Mamba-1's width knob: its dt rank
+    assert (mamba.time_step_rank, mamba.state_size, mamba.max_position_embeddings) == (7, 16, 64)
 
 
 def _config(**over):

@@ -54,8 +54,10 @@ STANDARD = {
     "eos_token_id": "eos_token_id",
 }
 DROPOUTS = ("attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop")
-# Width knob of types without an intermediate_size field (Mamba-1's is expand x hidden, a coarse step).
-KNOBS = {"mamba": "state_size", "falcon_mamba": "state_size", "xlstm": "hidden_size"}
+# Width knob of types without an intermediate_size field (Mamba-1's is expand x hidden, a coarse step):
+# Mamba-1 turns its dt rank (fine steps of 2 x inner width per layer), keeping the usual state size
+# 16; turning the state size instead makes transformers' CPU scan hold [batch, inner, length, state].
+KNOBS = {"mamba": "time_step_rank", "falcon_mamba": "time_step_rank", "xlstm": "hidden_size"}
 # Types whose decoding state the pipeline cannot measure: refused at parse time, with the reason.
 UNSUPPORTED = {
     "recurrent_gemma": "RecurrentGemma keeps its decoding state inside its modules and returns no cache "
