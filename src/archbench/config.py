@@ -209,21 +209,22 @@ def _check_splits(splits: dict) -> None:
 
 
 def _check_archs(config: dict) -> None:
-    from archbench.models.registry import arch_names
+    from archbench.models.hf import normalise
+    from archbench.models.registry import ARCHS, arch_names
 
     known = arch_names()
+    hint = "or hf-<model_type> for a causal LM of transformers"
+    config["archs"] = [normalise(a) for a in config["archs"]]  # hf:<type> -> hf-<type>, the path-safe spelling
     for i, arch in enumerate(config["archs"]):
-        if arch not in known:
+        if arch not in ARCHS:  # resolves (and registers) hf-<type> names
             raise ConfigError(
                 f"config key 'archs[{i}]': {arch!r} is not one of {known} (the architectures of "
-                "archbench.models.registry)"
+                f"archbench.models.registry), {hint}"
             )
-    for key, value in (
-        ("report.baseline", config["report"]["baseline"]),
-        ("model.match_to", config["model"]["match_to"]),
-    ):
-        if value not in known:  # architecture names (no schema enum: plugins add names)
-            raise ConfigError(f"config key '{key}': {value!r} is not one of {known}")
+    for section, key in (("report", "baseline"), ("model", "match_to")):
+        value = config[section][key] = normalise(config[section][key])
+        if value not in ARCHS:  # architecture names (no schema enum: plugins add names)
+            raise ConfigError(f"config key '{section}.{key}': {value!r} is not one of {known}, {hint}")
 
 
 def check_models(config: dict) -> None:

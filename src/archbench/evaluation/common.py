@@ -62,7 +62,9 @@ def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = 
 
 
 def arch_of(model) -> str:
-    return getattr(model, "arch", None) or model.config.model_type.removeprefix("archbench_")
+    # hf-<type> entries store their name in the stock config (models/hf.py)
+    arch = getattr(model, "arch", None) or getattr(model.config, "archbench_arch", None)
+    return arch or model.config.model_type.removeprefix("archbench_")
 
 
 def max_context(model) -> int:

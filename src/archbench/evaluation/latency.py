@@ -46,7 +46,9 @@ import torch
 
 from archbench.evaluation.common import arch_of, eval_provenance, eval_settings, load_model, max_context, torch_threads
 from archbench.io import write_json
+from archbench.models.cache import cache_nbytes
 from archbench.models.constraints import ContextTooLong
+from archbench.models.hf import cache_keyword, decode_cache
 from archbench.provenance import now
 
 MODES = ("recurrent", "kv_cache", "recompute")
@@ -57,30 +59,6 @@ def cached_mode(model) -> str:
     from archbench.models.registry import get_arch
 
     return get_arch(arch_of(model)).state
-
-
-def cache_nbytes(cache) -> int:
-    """Bytes of decoding state held by ``cache``: archbench's ``DecodeCache`` counts its filled slots;
-    a transformers cache (llama's KV ``DynamicCache``, Mamba-2's convolution + SSM states) counts the
-    tensors each layer holds. Zero-dimensional tensors are the cache's bookkeeping (transformers 5.25
-    keeps a position counter per linear-attention layer), not decoding state, and are not counted."""
-    if hasattr(cache, "nbytes"):
-        return cache.nbytes()
-
-    def tensors(value):  # KV layers hold tensors; linear-attention layers dicts of them per state index
-        if isinstance(value, torch.Tensor):
-            yield value
-        elif isinstance(value, dict):
-            for v in value.values():
-                yield from tensors(v)
-
-    return sum(
-        t.numel() * t.element_size()
-        for layer in getattr(cache, "layers", [])
-        for value in vars(layer).values()
-        for t in tensors(value)
-        if t.dim() > 0
-    )
 
 
 def reset_peak_rss() -> None:
@@ -116,7 +94,8 @@ def trial(model, ids: torch.Tensor, mode: str, new_tokens: int):
     # prefill; ``cache=`` / ``.cache`` is the keyword every one of them takes and returns.
     cached = mode != "recompute"
     out = model(ids, use_cache=cached, logits_to_keep=1)
-    cache = out.cache if cached else None
+    cache = decode_cache(out) if cached else None
+    keyword = cache_keyword(output=out)  # RWKV takes its state back as state=, every other model as cache=
     nxt = out.logits[:, -1].argmax(-1, keepdim=True)
     _sync(dev)
     prefill = time.perf_counter() - t0
@@ -128,7 +107,7 @@ def trial(model, ids: torch.Tensor, mode: str, new_tokens: int):
             seq = torch.cat([seq, nxt], 1)
             logits = model(seq, use_cache=False, logits_to_keep=1).logits
         else:
-            logits = model(nxt, cache=cache, use_cache=True, logits_to_keep=1).logits
+            logits = model(nxt, **{keyword: cache}, use_cache=True, logits_to_keep=1).logits
         nxt = logits[:, -1].argmax(-1, keepdim=True)
         _sync(dev)
         steps.append(time.perf_counter() - t0)

@@ -56,7 +56,7 @@ def recall_accuracy(
 def state_bytes(model, ids: np.ndarray, device) -> int:
     """Decoding state per sequence after reading one example ``ids`` [T]: the bytes of the cache the
     model returns (:func:`archbench.evaluation.latency.cache_nbytes`; as latency.json measures it)."""
-    from archbench.evaluation.latency import cache_nbytes
+    from archbench.models.cache import cache_nbytes
 
     out = model(torch.from_numpy(ids[None]).to(device), use_cache=True, logits_to_keep=1)
     return int(cache_nbytes(out.cache))

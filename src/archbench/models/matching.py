@@ -21,6 +21,7 @@ from .sizing import count
 
 _MAX_WIDTH = 1 << 24
 MATCH_BY = ("width", "layers")
+TOLERANCE = 0.02  # of the reference's non-embedding parameters
 
 
 def match_width(arch: str, hparams: dict, reference: str, reference_hparams: dict) -> int:
@@ -54,7 +55,13 @@ def match_width(arch: str, hparams: dict, reference: str, reference_hparams: dic
     while hi - lo > 1:  # smallest width with size >= target lies in (lo, hi]
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if size(mid) < target else (lo, mid)
-    return lo if target - size(lo) < size(hi) - target else hi
+    best = lo if target - size(lo) < size(hi) - target else hi
+    if abs(size(best) - target) > TOLERANCE * target:  # the knob moves in steps too coarse (or not at all)
+        raise ConfigError(
+            f"model.match_to: {arch} cannot match {reference}'s {target} non-embedding parameters within "
+            f"{TOLERANCE:.0%} by turning {knob}: nearest sizes {size(lo)} ({knob}={lo}) and {size(hi)} ({knob}={hi})"
+        )
+    return best
 
 
 def match_layers(arch: str, hparams: dict, reference: str, reference_hparams: dict) -> int:

@@ -84,9 +84,42 @@ class Arch:
         return {"mixer": self.display, "block": f"{self.display}'s own block"}
 
 
-ARCHS: dict[str, Arch] = {}
+class _Registry(dict):
+    """The registered architectures; a lookup (``in``, ``[]``, ``get``) of ``hf-<model_type>`` (any
+    causal LM transformers ships, see :mod:`archbench.models.hf`) builds its entry on first use, in any
+    process. Iterating lists the registered entries only; :func:`arch_names` adds the hf- ones looked up."""
+
+    def __missing__(self, name):
+        arch = _hf_entry(name)
+        if arch is None:
+            raise KeyError(name)
+        return arch
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) or _hf_entry(name) is not None
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
+ARCHS: dict[str, Arch] = _Registry()
 STATES = ("recurrent", "kv_cache")
 BEYOND_CONTEXT = ("chunkwise", "positions", "rope", "recurrent", "none")
+_HF: dict[str, Arch] = {}  # hf-<model_type> entries built so far
+
+
+def _hf_entry(name) -> Arch | None:
+    if name in _HF:
+        return _HF[name]
+    # named by string like every entry's classes: hf.py builds on models/ modules that read this registry
+    fields = _load("archbench.models.hf:entry")(name) if isinstance(name, str) else None
+    if fields is None:
+        return None
+    _HF[name] = Arch(**fields)
+    return _HF[name]
 
 
 def register_arch(arch: Arch) -> Arch:
@@ -108,11 +141,14 @@ def get_arch(name: str) -> Arch:
     try:
         return ARCHS[name]
     except KeyError:
-        raise ValueError(f"unknown arch {name!r}; registered: {', '.join(ARCHS)}") from None
+        raise ValueError(
+            f"unknown arch {name!r}; registered: {', '.join(ARCHS)}, or hf-<model_type> for a causal LM of transformers"
+        ) from None
 
 
 def arch_names() -> list[str]:
-    return list(ARCHS)
+    """Registered names, then the hf-<model_type> names looked up in this process (the config's)."""
+    return [*ARCHS, *_HF]
 
 
 def _load(ref: str):

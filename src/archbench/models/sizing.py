@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from typing import TYPE_CHECKING
 
 from .registry import ARCHS, get_arch
@@ -64,16 +65,16 @@ def count_parameters(model: nn.Module, include_embeddings: bool = True) -> int:
     return total - sum(p.numel() for p in emb.values())
 
 
-def _freeze(hparams: dict) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in hparams.items()))
+def _freeze(hparams: dict) -> str:
+    return json.dumps(hparams, sort_keys=True)  # hashable, and nested settings (model.hf) too
 
 
 @functools.lru_cache(maxsize=4096)
-def _count(arch: str, frozen: tuple, include_embeddings: bool) -> int:
+def _count(arch: str, frozen: str, include_embeddings: bool) -> int:
     import torch
 
     with torch.device("meta"):
-        model = build_model(arch, **{k: list(v) if isinstance(v, tuple) else v for k, v in frozen})
+        model = build_model(arch, **json.loads(frozen))
     return count_parameters(model, include_embeddings)
 
 
