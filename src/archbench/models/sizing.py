@@ -7,6 +7,8 @@ import functools
 import json
 from typing import TYPE_CHECKING
 
+from archbench.plugins import load_ref
+
 from .registry import ARCHS, get_arch
 
 if TYPE_CHECKING:
@@ -30,7 +32,10 @@ def make_config(arch: str, **hparams):
     in a settings class whose ``to_hf()`` gives the stock transformers config, returned here."""
     cls = get_arch(arch).config_cls()
     own = _fields(cls)
-    others = set().union(*(_fields(a.config_cls()) for a in ARCHS.values())) - own
+    # every registered architecture's settings, and the generic transformers entries' (model.hf):
+    # hf- entries are built on lookup and not iterated, and their class is named by string like all
+    generic = _fields(load_ref("archbench.models.hf:HfSettings"))
+    others = set().union(generic, *(_fields(a.config_cls()) for a in ARCHS.values())) - own
     unknown = set(hparams) - own - others
     if unknown:
         raise TypeError(f"unknown hyperparameters for {arch}: {sorted(unknown)}")
