@@ -50,4 +50,6 @@ for evaluation in EVALUATIONS:
         params:
             args=evaluation.build_args(config),  # the same builder as the `archbench` CLI
         script:
-            f"../workflow_scripts/{evaluation.script}"
+            # one adapter for all: a path built from `evaluation` would be read when the job runs,
+            # after the loop, i.e. the last evaluation's (it dispatches to the entry's own adapter)
+            "../workflow_scripts/evaluation.py"

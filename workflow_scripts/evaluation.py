@@ -1,15 +1,24 @@
-"""rule <evaluation> of a registered evaluation without an adapter of its own (a plugin's): calls its
-function with the run's paths (archbench.evaluation.registry: Evaluation.call_kwargs) and its arguments."""
+"""rule <evaluation>: every rule generated from archbench.evaluation.registry runs this one adapter.
 
-import sys
+A rule generated in a loop cannot name its own script: Snakemake evaluates the `script:` path when the
+job runs, when the loop variable holds the last evaluation. So this adapter looks its entry up by rule
+name and runs that entry's own adapter (harness.py, ...) in place, or, for a plugin without one, calls
+its function with the run's paths (Evaluation.call_kwargs) and its arguments."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+import os
+import runpy
 
-from archbench.evaluation.registry import get_evaluation  # noqa: E402
+from archbench.evaluation.registry import GENERIC_SCRIPT, get_evaluation
 
 evaluation = get_evaluation(snakemake.rule)
-evaluation.call()(
-    **evaluation.call_kwargs(dict(snakemake.input.items()), dict(snakemake.output.items())),
-    threads=snakemake.threads,
-    **snakemake.params.args,
-)
+if evaluation.script != GENERIC_SCRIPT:
+    runpy.run_path(os.path.join(os.path.dirname(__file__), evaluation.script), init_globals={"snakemake": snakemake})
+else:
+    from archbench.logs import job_logging
+
+    job_logging(snakemake)  # stderr -> the rule's log; timestamped records
+    evaluation.call()(
+        **evaluation.call_kwargs(dict(snakemake.input.items()), dict(snakemake.output.items())),
+        threads=snakemake.threads,
+        **snakemake.params.args,
+    )

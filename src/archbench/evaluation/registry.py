@@ -31,6 +31,11 @@ ENTRY_POINT_GROUP = "archbench.evaluations"
 INPUTS = {"tokens": "tokens", "tasks": "task_dirs", "task_includes": None}
 
 
+# workflow_scripts/evaluation.py: every generated rule's script, which dispatches by rule name to an
+# entry's own adapter, or calls a plugin's function itself
+GENERIC_SCRIPT = "evaluation.py"
+
+
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
     """One evaluation of a trained run.
@@ -54,7 +59,7 @@ class Evaluation:
     question: str | None = None
     threads: int = 1
     model: bool = True
-    script: str = "evaluation.py"
+    script: str = GENERIC_SCRIPT
 
     def __post_init__(self):
         unknown = set(self.inputs.values()) - set(INPUTS)
