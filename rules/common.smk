@@ -105,4 +105,4 @@ PUSH = push_settings(config)
 
 
 def push_targets():
-    return run_dirs(f"{R}/hub/{{arch}}/{{point}}/seed~{{seed}}.json") if PUSH["enabled"] else []
+    return run_dirs(L.hub_record(run_name())) if PUSH["enabled"] else []

@@ -8,9 +8,9 @@ rule push:
         metrics=rules.train.output.metrics,
         harness=rules.harness.output[0],
     output:
-        f"{R}/hub/{RUN}.json",
+        L.hub_record(RUN),
     log:
-        f"{R}/logs/push/{RUN}.log",
+        L.log("push", RUN),
     localrule: True
     conda:
         ENV

@@ -32,6 +32,6 @@ def test_paths_are_the_pipelines():
 
 def test_rule_files_build_results_paths_only_through_the_layout():
     """The path helpers of the rules (common, train, evaluate, report, Snakefile) spell no results path."""
-    for name in ("Snakefile", "rules/common.smk", "rules/train.smk", "rules/evaluate.smk", "rules/report.smk"):
+    for name in ("Snakefile", *(f"rules/{f}.smk" for f in ("common", "train", "evaluate", "report", "publish"))):
         text = (REPO / name).read_text()
         assert not re.search(r"\{R\}/|results/|/seed~|/runs/|/eval/|/logs/", text), name

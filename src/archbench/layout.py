@@ -70,6 +70,11 @@ class Layout:
         """The offline harness tasks built from the test split (once for every run)."""
         return f"{self.results}/eval/tasks"
 
+    # ---- publishing (hub.push)
+    def hub_record(self, run: str) -> str:
+        """What the push rule uploaded for a run (repo id, commit), one JSON per run."""
+        return f"{self.results}/hub/{run}.json"
+
     # ---- report
     def report_dir(self) -> str:
         return f"{self.results}/report"
