@@ -1,6 +1,6 @@
 # Data stages, one job per shard (an input file, a slice of a big one or a group of small ones; see
 # archbench.data.shards), read by the config's data source (archbench.data.sources):
-#   download/{shard} -> [split_plan: exact splits / max_documents only] -> split/{shard} -> [train_tokenizer: sample of every train shard] -> tokenize/{split}/{shard}
+#   download/{shard} -> [split_plan: corpora of several shards] -> split/{shard} -> [train_tokenizer: sample of every train shard] -> tokenize/{split}/{shard}
 #   -> gather_tokens/{split}: results/tokens/{split}/index.json (what training reads).
 # The shard list is planned here, at parse time, so every per-shard job is in the DAG (dry runs, Slurm).
 from archbench.data.shards import _SHARD_RE, plan_shards
@@ -14,15 +14,13 @@ try:
 except ArchbenchError as err:
     sys.exit(f"archbench: invalid data config: {err}")
 SHARD_NAMES = list(SHARDS)  # sorted = corpus order
-# Exact contiguous splits and max_documents need every shard's document count: one split_plan job
-# gathers them into one small file that each split job reads (edges linear in the shard count).
-SPLIT_NEEDS_COUNTS = not config["shuffle"] or config["data"].get("max_documents") is not None
-if len(SHARD_NAMES) == 1:  # its own download stats are all the counts (and make the split fill every split)
+# Exact contiguous splits, max_documents and the fill of a small corpus's splits need every shard's
+# document count: one split_plan job gathers them into one small file that each split job reads (edges
+# linear in the shard count). A corpus of one shard reads its own download stats instead.
+if len(SHARD_NAMES) == 1:
     SPLIT_COUNTS = [f"{R}/data/raw/{SHARD_NAMES[0]}.json"]
-elif SPLIT_NEEDS_COUNTS:
-    SPLIT_COUNTS = [f"{R}/data/split_plan.json"]
 else:
-    SPLIT_COUNTS = []
+    SPLIT_COUNTS = [f"{R}/data/split_plan.json"]
 
 
 wildcard_constraints:
@@ -50,16 +48,21 @@ rule download:
 
 rule split_plan:
     input:
-        expand(f"{R}/data/raw/{{shard}}.json", shard=SHARD_NAMES),
+        stats=expand(f"{R}/data/raw/{{shard}}.json", shard=SHARD_NAMES),
+        raw=expand(f"{R}/data/raw/{{shard}}.parquet", shard=SHARD_NAMES),  # read only for a small corpus
     output:
         f"{R}/data/split_plan.json",
     log:
         f"{R}/logs/split_plan.log",
+    benchmark:
+        f"{R}/benchmarks/split_plan.tsv"
     conda:
         ENV
     params:
         ratios=config["splits"],
         max_documents=config["data"].get("max_documents"),
+        shuffle=config["shuffle"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/split_plan.py"
 
@@ -146,4 +149,4 @@ rule gather_tokens:
 
 localrules:
     gather_tokens,  # reads a few small JSON files
-    split_plan,  # reads one small JSON file per shard
+    split_plan,  # reads one small JSON file per shard (and the text of a small corpus)

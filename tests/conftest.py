@@ -14,6 +14,7 @@ import pytest
 # failing grid points; slurm: needs a running Slurm cluster.
 TIERS = {
     "test_workflow_run.py": "slow",
+    "test_data_small_corpus.py::test_24_text_files_run_end_to_end_with_the_default_splits": "slow",
     "test_workflow_modern.py": "slow",
     "test_plugin_arch.py::test_toy_architecture_runs_through_the_tiny_pipeline": "slow",
     "test_plugin_eval.py::test_plugin_evaluation_runs_through_the_pipeline": "slow",

@@ -56,8 +56,17 @@ def test_dry_run_of_64_shards_has_one_data_job_per_shard(tmp_path):
     counts, wildcards = jobs(proc.stdout + proc.stderr)
     names = [f"{i:05d}-c4-train.{i:05d}-of-01024" for i in range(64)]
     assert {
-        r: counts[r] for r in ("download", "split", "train_tokenizer", "tokenize", "gather_tokens", "eval_tasks")
-    } == {"download": 64, "split": 64, "train_tokenizer": 1, "tokenize": 3 * 64, "gather_tokens": 3, "eval_tasks": 1}
+        r: counts[r]
+        for r in ("download", "split_plan", "split", "train_tokenizer", "tokenize", "gather_tokens", "eval_tasks")
+    } == {
+        "download": 64,
+        "split_plan": 1,  # one small job: shard counts, and the fill of every split when the corpus is small
+        "split": 64,
+        "train_tokenizer": 1,
+        "tokenize": 3 * 64,
+        "gather_tokens": 3,
+        "eval_tasks": 1,
+    }
     assert sorted(w["shard"] for w in wildcards["download"]) == names
     assert sorted(w["shard"] for w in wildcards["split"]) == names
     assert sorted((w["split"], w["shard"]) for w in wildcards["tokenize"]) == sorted(

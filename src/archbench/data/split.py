@@ -1,11 +1,14 @@
 """The ``split`` stage: assign whole documents to train/validation/test, one shard at a time.
 
-No global pass over the corpus, and the same assignment however the corpus is sharded:
+No global pass over a large corpus, and the same assignment however the corpus is sharded:
 
 - ``shuffle: true`` (default): a document goes to the split its seeded hash falls in
   (``blake2b(text, key=seed)`` as a number in [0, 1) against the cumulative ratios). Shards are
   independent; identical documents always land in the same split (no train/test leakage of
   duplicates); split sizes follow the ratios up to sampling noise. ``seed`` picks the assignment.
+  A small corpus (its smallest split expects fewer than ``FILL_EXPECTED_BELOW`` documents) is hashed
+  whole first, by the split plan or by its one split job, and a split the hash left empty takes the
+  documents nearest to its interval (:func:`fill_moves`): every split gets documents.
 - ``shuffle: false``: corpus order, contiguous: the first documents go to train, then validation,
   then test, with exact counts (largest-remainder rounding of ``n * ratio``). Each shard job is told
   how many documents come before it (from every shard's download stats).
@@ -32,6 +35,9 @@ from archbench.io import atomic_file, write_json
 from archbench.logs import progress
 
 CANONICAL_ORDER = ("train", "validation", "test")
+# Below this many expected documents in the smallest split the hash split can leave it empty
+# (probability ~ e^-expected): the plan then hashes the whole corpus to fill every split.
+FILL_EXPECTED_BELOW = 50
 SCHEMA = pa.schema([("text", pa.string())])
 
 
@@ -91,10 +97,20 @@ def check_corpus_size(n: int, ratios: dict[str, float], max_documents: int | Non
 
 
 def write_split_plan(
-    stats_paths: list[str], out_path: str, ratios: dict[str, float] | None = None, max_documents: int | None = None
+    stats_paths: list[str],
+    out_path: str,
+    ratios: dict[str, float] | None = None,
+    max_documents: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    raw_paths: list[str] | None = None,
 ) -> dict:
     """The ``split_plan`` job: every shard's document count (from its download stats) in one small file,
-    so each split job reads one file, not every shard's stats (a DAG linear in the shard count)."""
+    so each split job reads one file, not every shard's stats (a DAG linear in the shard count).
+
+    With ``shuffle`` and a small corpus (:data:`FILL_EXPECTED_BELOW`), the plan also hashes every kept
+    document of ``raw_paths`` (the shards' parquet files, in corpus order) and records under ``fill`` the
+    hashes each split takes so that none is empty; the split jobs apply them."""
     counts = {}
     for p in stats_paths:
         with open(p, encoding="utf-8") as f:
@@ -103,8 +119,30 @@ def write_split_plan(
     plan = {"n_shards": len(counts), "n_documents": sum(counts.values()), "shards": dict(sorted(counts.items()))}
     if ratios is not None:
         check_corpus_size(plan["n_documents"], ratios, max_documents)
+        n = plan["n_documents"] if max_documents is None else min(plan["n_documents"], int(max_documents))
+        if shuffle and raw_paths and needs_fill(n, ratios):
+            names = list(ratios)
+            limit = int(max_documents) if max_documents is not None else None
+            parts, position = [], 0
+            for raw in sorted(raw_paths):  # shard files sort in corpus order
+                parts.append(_fractions(open_parquet(raw), seed, limit, position))
+                position += len(parts[-1])
+            moves = fill_moves(np.concatenate(parts), _hash_ends(ratios, names), [float(ratios[s]) for s in names])
+            plan["fill"] = {names[k]: v for k, v in moves.items()}
     write_json(plan, out_path)
     return plan
+
+
+def needs_fill(n: int, ratios: dict[str, float]) -> bool:
+    """Whether the hash split of ``n`` documents could plausibly leave a split empty."""
+    smallest = min((float(r) for r in ratios.values() if r > 0), default=1.0)
+    return n * smallest < FILL_EXPECTED_BELOW
+
+
+def _hash_ends(ratios: dict[str, float], names: list[str]) -> np.ndarray:
+    ends = np.cumsum([float(ratios[s]) for s in names])
+    ends[-1] = 1.0  # float sums: the last split takes everything left
+    return ends
 
 
 def corpus_positions(stats_paths: list[str], shard: str, max_documents: int | None = None) -> tuple[int, int]:
@@ -140,8 +178,8 @@ def _fractions(source, seed: int, limit: int | None, offset: int) -> np.ndarray:
 
 def minimum_per_split(fractions: np.ndarray, ends: np.ndarray, ratios: list[float]) -> np.ndarray:
     """Split labels from hash ``fractions``, then every split with a positive ratio given at least one
-    document when the shard has enough: a split left empty takes, from the largest split, the document
-    whose hash lies nearest to its own interval (deterministic; a large shard never needs it)."""
+    document when there are enough: a split left empty takes, from the largest split, the document
+    whose hash lies nearest to its own interval (deterministic; a large corpus never needs it)."""
     labels = np.searchsorted(ends, fractions, side="right")
     wanted = [k for k, r in enumerate(ratios) if r > 0]
     if len(fractions) < len(wanted):
@@ -154,8 +192,18 @@ def minimum_per_split(fractions: np.ndarray, ends: np.ndarray, ratios: list[floa
         donor = int(np.argmax(sizes))
         pool = np.flatnonzero(labels == donor)
         centre = (starts[k] + ends[k]) / 2
-        labels[pool[np.argmin(np.abs(fractions[pool] - centre))]] = k
+        chosen = fractions[pool[np.argmin(np.abs(fractions[pool] - centre))]]
+        labels[fractions == chosen] = k  # identical documents (one hash) move together
     return labels
+
+
+def fill_moves(fractions: np.ndarray, ends: np.ndarray, ratios: list[float]) -> dict[int, list[float]]:
+    """The hashes :func:`minimum_per_split` moves, by the index of the split they move to. Keyed by hash,
+    not position, so a split job applies them to its shard's documents whatever the sharding."""
+    hashed = np.searchsorted(ends, fractions, side="right")
+    fixed = minimum_per_split(fractions, ends, ratios)
+    changed = fixed != hashed
+    return {int(k): sorted({float(x) for x in fractions[changed & (fixed == k)]}) for k in np.unique(fixed[changed])}
 
 
 def split_shard(
@@ -170,12 +218,14 @@ def split_shard(
     stats_path: str | None = None,
     shard: str | None = None,
     fill_splits: bool = False,
+    fill: dict[str, list[float]] | None = None,
 ) -> dict:
     """Split one normalised shard (parquet, column ``text``) into one parquet file per split.
 
     ``offset``: documents of the corpus before this shard; ``total``: documents in the corpus (after
     ``max_documents``), needed when ``shuffle`` is false. ``fill_splits`` (the shard is the whole corpus):
-    every split gets documents (:func:`minimum_per_split`). Returns (and optionally writes) per-split
+    every split gets documents (:func:`fill_moves`); ``fill``: the moves the split plan made for a
+    small corpus of many shards (split name -> hashes). Returns (and optionally writes) per-split
     document / character / byte counts.
     """
     names = _validate_ratios(ratios, out_files)
@@ -187,8 +237,7 @@ def split_shard(
     if not shuffle:
         ends = np.cumsum(split_counts(total, [float(ratios[s]) for s in names]))
     else:
-        ends = np.cumsum([float(ratios[s]) for s in names])
-        ends[-1] = 1.0  # float sums: the last split takes everything left
+        ends = _hash_ends(ratios, names)
     stats = {
         "shard": shard,
         "shuffle": bool(shuffle),
@@ -204,15 +253,14 @@ def split_shard(
         raise DataError(f"{raw_parquet}: not a readable parquet file ({e})") from None
     if "text" not in source.schema_arrow.names:
         raise DataError(f"{raw_parquet}: no column 'text'; available columns: {source.schema_arrow.names}")
-    moved = None
+    moves = {names.index(s): np.asarray(v, dtype=np.float64) for s, v in (fill or {}).items()}
     if shuffle and fill_splits:  # every split gets documents, however few the corpus holds
         fractions = _fractions(source, seed, limit, offset)
-        hashed = np.searchsorted(ends, fractions, side="right")
-        fixed = minimum_per_split(fractions, ends, [float(ratios[s]) for s in names])
-        if (fixed != hashed).any():
-            moved = fixed
-            stats["n_moved_to_fill_splits"] = int((fixed != hashed).sum())
-    position, row = offset, 0
+        moves = {k: np.asarray(v) for k, v in fill_moves(fractions, ends, [float(ratios[s]) for s in names]).items()}
+    if moves and not shuffle:
+        raise ValueError("split fill moves apply to the hash split only")
+    n_moved = 0
+    position = offset
     with contextlib.ExitStack() as stack:  # every split file is moved into place only if all succeed
         writers = {}
         for s in names:
@@ -226,11 +274,12 @@ def split_shard(
                 stats["n_beyond_max_documents"] += len(texts) - keep
                 texts = texts[:keep]
             if texts:
-                if moved is not None:
-                    labels = moved[row : row + len(texts)]
-                else:
-                    where = hash_fractions(texts, seed) if shuffle else np.arange(position, position + len(texts))
-                    labels = np.searchsorted(ends, where, side="right")
+                where = hash_fractions(texts, seed) if shuffle else np.arange(position, position + len(texts))
+                labels = np.searchsorted(ends, where, side="right")
+                for k, hashes in moves.items():
+                    hit = np.isin(where, hashes) & (labels != k)
+                    labels[hit] = k
+                    n_moved += int(hit.sum())
                 for k, s in enumerate(names):
                     part = [t for t, lab in zip(texts, labels) if lab == k]
                     if part:
@@ -240,8 +289,9 @@ def split_shard(
                         st["n_chars"] += sum(map(len, part))
                         st["n_bytes"] += sum(len(t.encode("utf-8", "surrogatepass")) for t in part)
             position += len(texts)
-            row += len(texts)
             stats["n_documents"] += len(texts)
+    if n_moved:
+        stats["n_moved_to_fill_splits"] = n_moved
     if stats_path:
         write_json(stats, stats_path)
     return stats
@@ -263,12 +313,15 @@ def split_shard_job(
     offset, total = corpus_positions(list(count_stats), shard, max_documents) if count_stats else (0, None)
     if total is not None:
         check_corpus_size(total, ratios)
-    # A corpus of one shard (its own stats are all the counts) is small enough to guarantee every split
-    # documents; across shards the hash alone decides, so the assignment never depends on the sharding.
-    whole = False
+    # A corpus of one shard (its own stats are all the counts) fills every split itself; a small corpus of
+    # many shards gets its moves from the split plan. The moves are hashes: the assignment never depends
+    # on the sharding.
+    whole, fill = False, None
     if len(count_stats) == 1:
         with open(count_stats[0], encoding="utf-8") as f:
-            whole = "shards" not in json.load(f)  # a shard's own stats, not the split plan
+            counts = json.load(f)
+        whole = "shards" not in counts  # a shard's own stats, not the split plan
+        fill = counts.get("fill")
     return split_shard(
         raw_parquet,
         out_files,
@@ -280,5 +333,6 @@ def split_shard_job(
         max_documents=max_documents,
         stats_path=stats_path,
         shard=shard,
-        fill_splits=whole,
+        fill_splits=whole and shuffle and total is not None and needs_fill(total, ratios),
+        fill=fill if shuffle else None,
     )
