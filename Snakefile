@@ -36,6 +36,18 @@ rule all:
         push_targets(),  # hub.push.enabled
 
 
+# One run at a time per results folder, even from another project folder or checkout (Snakemake's own
+# lock covers one project folder only). Hooks run in the main process only, never in cluster jobs.
+onstart:
+    from archbench.errors import ArchbenchError
+    from archbench.io import lock_results
+
+    try:
+        lock_results(R)
+    except ArchbenchError as err:
+        sys.exit(f"archbench: {err}")
+
+
 # The job scripts send their tracebacks to the job's log: print each failed job's cause on the console.
 onerror:
     from archbench.training.failures import print_causes

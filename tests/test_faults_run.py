@@ -176,11 +176,23 @@ def test_path_escaping_grid_value_stops_before_any_job(tmp_path):
 
 def test_sigkill_in_train_resumes_and_a_second_instance_is_refused(killed, tmp_path):
     """Rerun the same command: training resumes from the newest checkpoint. Meanwhile a second
-    Snakemake on the same project (same results folder) is refused before it does anything."""
+    Snakemake on the same project (same results folder) is refused before it does anything, and so is
+    one started from another project folder whose config points at the same results folder."""
     work = copy_project(killed, tmp_path / "p")
     newest = ckpt_step(work / SCRATCH / "last.ckpt")
     first = popen(work, METRICS)
     wait_until(first, lambda: bool(job_pids(work, "train.py")), "train job")
+    other = tmp_path / "other"
+    other.mkdir()
+    write_config(other, results=str(work / "results"))
+    third = snakemake(other, "--cores", "1", configfile=other / "config.yaml", check=False)
+    assert third.returncode == 1 and first.poll() is None
+    assert (
+        f"archbench: results folder '{work}/results' is in use by another run (host {os.uname().nodename}, "
+        f"pid {first.pid}, project {work}, started "
+    ) in third.stderr
+    assert sorted(p.name for p in other.iterdir()) == [".snakemake", "config.yaml"]
+    assert not job_pids(other, "train.py") and not (other / ".snakemake" / "scripts").exists()
     second = snakemake(work, "--cores", "1", METRICS, configfile=work / "config.yaml", check=False)
     assert second.returncode == 1
     assert "Error: Directory cannot be locked." in second.stderr

@@ -165,3 +165,45 @@ def _jsonable(value):
     if hasattr(value, "item"):  # numpy / torch scalars
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+RESULTS_LOCK = ".archbench.lock"
+_HELD: dict[str, object] = {}  # results folder -> its open lock file (closing it would release the lock)
+
+
+def lock_results(results: str | os.PathLike):
+    """Hold an exclusive lock on a results folder for this process's lifetime (the open file it returns).
+
+    Snakemake locks the outputs of one project folder (its ``.snakemake/locks``); two projects, or two
+    checkouts, pointed at one shared ``results`` would not see each other. A POSIX record lock
+    (``lockf``: also honoured over NFSv4) is released by the kernel when the process dies, so a killed
+    run leaves no stale lock. The holder's host, pid and folder are written into the file for the message."""
+    import fcntl
+    import socket
+    import time
+
+    folder = Path(results)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / RESULTS_LOCK
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open until the process ends
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EAGAIN):
+            raise
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        from archbench.errors import ArchbenchError
+
+        raise ArchbenchError(
+            f"results folder '{folder}' is in use by another run ({holder}); wait for it to finish, or give "
+            f"this run its own folder (config key 'results')"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    handle.write(f"host {socket.gethostname()}, pid {os.getpid()}, project {os.getcwd()}, started {started}\n")
+    handle.flush()
+    _HELD[str(folder.resolve())] = handle
+    return handle
