@@ -1,17 +1,19 @@
 """Data stages at scale: C4-shaped corpora through download -> split -> train_tokenizer -> tokenize with the
 real `snakemake`. Prints ONE JSON object.
 
-    python benchmarks/data_scale.py [--sizes-gb 0.1,0.5,2] [--shards 8] [--cores 2] [--compare-gb 0.1]
+    python benchmarks/data_scale.py [--sizes-gb 0.1,0.5,2] [--shards 8 | --shard-mb 64] [--cores 2] [--compare-gb 0.1]
                                     [--workdir /tmp/archbench-data-scale] [--keep]
 
 Corpora: gzip JSON lines in C4's layout (``c4-train.NNNNN-of-01024.json.gz``, records with ``text``,
 ``timestamp``, ``url``; ~2.1 KB documents of English words drawn with the embedded corpus's word
-frequencies), ``--shards`` files per size,
+frequencies), ``--shards`` files per size (or files of ``--shard-mb`` each: the file count grows with the size),
 generated under ``--workdir`` (never in the repository) and deleted afterwards unless ``--keep``.
 
 Measured, all in this run:
-- peak RSS of the largest data job per size (Snakemake ``benchmark:`` files, max_rss), and its ratio
-  largest size / smallest size (target <= 1.3: memory follows the shard, not the corpus);
+- peak RSS of the largest job of every stage before training (download, split plan, split, tokenizer,
+  tokenize, the offline eval tasks; Snakemake ``benchmark:`` files, max_rss) per size, and the ratios
+  largest size / smallest size, overall and per stage (target <= 1.3: memory follows the shard, not the
+  corpus; issue 21 measures 512 MB vs 64 MB with ``--shard-mb 64``);
 - wall seconds per GB of text of the whole data DAG per size; ratio largest / middle size (target <= 1.2);
 - ``--compare-gb``: the same bytes as ONE shard vs ``--shards`` shards with ``--cores`` (target >= 1.6x);
 - tokenize MB/s per core (text bytes / CPU seconds of all tokenize jobs) next to the bare Rust
@@ -37,7 +39,14 @@ import _common
 import numpy as np
 
 SPLITS = ("train", "validation", "test")
-DATA_RULES = ("download", "split", "train_tokenizer", "tokenize")
+DATA_RULES = (
+    "download",
+    "split_plan",
+    "split",
+    "train_tokenizer",
+    "tokenize",
+    "eval_tasks",
+)  # every stage before training
 
 
 def _vocabulary() -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +123,7 @@ def run_pipeline(corpus: Path, work: Path, cores: int, sample_bytes: int, vocab_
             }
         )
     )
-    targets = [str(results / f"tokens/{s}/index.json") for s in SPLITS]
+    targets = [str(results / f"tokens/{s}/index.json") for s in SPLITS] + ["eval_tasks"]
     cmd = [
         sys.executable,
         "-m",
@@ -140,7 +149,8 @@ def run_pipeline(corpus: Path, work: Path, cores: int, sample_bytes: int, vocab_
         raise SystemExit(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     jobs = {}
     for tsv in (results / "benchmarks").rglob("*.tsv"):
-        rule = tsv.relative_to(results / "benchmarks").parts[0].removesuffix(".tsv")
+        parts = tsv.relative_to(results / "benchmarks").parts
+        rule = "eval_tasks" if parts == ("eval", "tasks.tsv") else parts[0].removesuffix(".tsv")
         with open(tsv) as f:
             row = next(csv.DictReader(f, delimiter="\t"))
         jobs.setdefault(rule, []).append(
@@ -200,6 +210,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes-gb", default="0.1,0.5,2", help="comma-separated corpus sizes (GB of text)")
     ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument(
+        "--shard-mb",
+        type=float,
+        default=None,
+        help="files of about this many MB of text (the file count then grows with the size; overrides --shards)",
+    )
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument(
         "--compare-gb",
@@ -229,7 +245,8 @@ def main() -> None:
     for gb in sizes:
         corpus = root / f"c4-{gb}gb" / "en"
         t0 = time.perf_counter()
-        gen = generate_c4(corpus, int(gb * 1e9), args.shards)
+        shards = max(1, round(gb * 1e3 / args.shard_mb)) if args.shard_mb else args.shards
+        gen = generate_c4(corpus, int(gb * 1e9), shards)
         gen["seconds"] = round(time.perf_counter() - t0, 1)
         run = run_pipeline(corpus, root / f"run-{gb}gb", args.cores, sample_bytes, args.vocab_size)
         run["corpus"] = gen
@@ -260,6 +277,13 @@ def main() -> None:
         "peak_rss_largest_over_smallest": _common.check(
             big["largest_job"]["max_rss_mb"] / small["largest_job"]["max_rss_mb"], "<=", 1.3
         ),
+        **{
+            f"peak_rss_{r}_largest_over_smallest": _common.check(
+                big["peak_rss_mb"][r] / small["peak_rss_mb"][r], "<=", 1.3
+            )
+            for r in DATA_RULES
+            if r in big["peak_rss_mb"] and r in small["peak_rss_mb"]
+        },
         "s_per_gb_largest_over_middle": _common.check(big["s_per_gb"] / mid["s_per_gb"], "<=", 1.2),
         "cpu_s_per_gb_largest_over_middle": _common.check(
             big["per_shard_stages_cpu_s_per_gb"] / mid["per_shard_stages_cpu_s_per_gb"], "<=", 1.2

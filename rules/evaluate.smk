@@ -18,6 +18,8 @@ rule eval_tasks:
         jsonl=expand(f"{TASK_DIR}/{{task}}.jsonl", task=OFFLINE_TASKS),
     log:
         L.log("eval", "tasks"),
+    benchmark:
+        L.benchmark("eval", "tasks")
     conda:
         ENV
     params:
