@@ -34,7 +34,7 @@ def test_default_config_is_valid_and_gets_schema_defaults():
     assert cfg["tokenizer"]["min_frequency"] == 2  # filled from the schema
     assert cfg["training"]["early_stopping"]["patience"] == 5
     assert cfg["data"]["hub"]["split"] == "train"
-    assert len(grid_points(cfg)) == 1  # one learning rate (see config/config.yaml)
+    assert [p["learning_rate"] for p in grid_points(cfg)] == [1.0e-3, 3.0e-3]  # a real choice, made on validation
 
 
 def test_minimal_config_is_completed_from_schema_defaults():
@@ -47,7 +47,7 @@ def test_minimal_config_is_completed_from_schema_defaults():
 
 
 def test_grid_entries_search_or_override_fixed_settings():
-    cfg = validate_config(config(grid__layers=[1, 3], grid__max_steps=7))
+    cfg = validate_config(config(grid__learning_rate=[3.0e-3], grid__layers=[1, 3], grid__max_steps=7))
     points = grid_points(cfg)
     assert [p["layers"] for p in points] == [1, 3]
     settings = run_settings(cfg, points[1])
@@ -175,7 +175,12 @@ def test_values_that_become_folder_names_must_be_safe(changes, key, value):
 
 def test_safe_grid_values_of_every_kind_pass():
     cfg = validate_config(
-        config(grid__devices=[1, "auto"], grid__betas=[[0.9, 0.98], [0.9, 0.95]], grid__dropout=[0.0, 0.1])
+        config(
+            grid__learning_rate=[3.0e-3],
+            grid__devices=[1, "auto"],
+            grid__betas=[[0.9, 0.98], [0.9, 0.95]],
+            grid__dropout=[0.0, 0.1],
+        )
     )
     assert len(grid_points(cfg)) == 8
 
