@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 from archbench.models import build_model, count_parameters, facts, flops
+from archbench.models.flop_count import counted_train_flops_per_token as counted_flops_per_token
 from archbench.models.flops import budget_steps, retnet_plan, train_flops_per_token
 from archbench.models.matching import matched
 from archbench.models.registry import ARCHS, get_arch
@@ -19,22 +18,6 @@ SIZES = [
     dict(vocab_size=128, embed_dim=32, ffn_dim=64, heads=2, layers=2),
     dict(vocab_size=256, embed_dim=64, ffn_dim=160, heads=4, layers=3),
 ]
-
-
-def counted_flops_per_token(arch: str, hparams: dict, T: int, batch: int = 1) -> float:
-    """Forward + backward of one training step under FlopCounterMode, per token. SDPA is forced onto its
-    math backend (on CPU the flash kernel is invisible to the counter). torch's formula for a convolution's
-    backward ignores ``groups`` (a depthwise conv's backward is counted x channels), so that one op is
-    replaced by twice the forward convolution (input and weight gradients), what it computes."""
-    torch.manual_seed(0)
-    model = build_model(arch, **hparams).train()
-    x = torch.randint(5, hparams["vocab_size"], (batch, T))
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        logits = model(x).logits
-        torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), x.flatten()).backward()
-    ops = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
-    ops.pop("aten.convolution_backward", None)
-    return (sum(ops.values()) + 2 * ops.get("aten.convolution", 0)) / (batch * T)
 
 
 @pytest.mark.parametrize("arch", BUILTIN)

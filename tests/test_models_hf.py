@@ -219,11 +219,32 @@ def test_state_bytes_reported_and_constant_in_context_for_recurrent_types(arch):
 def test_flops_count_the_attention_term_only_for_attention_layers():
     from archbench.models.hf import flops_per_token
 
-    hp = {"layers": 2, "embed_dim": 32, "seq_len": 63, "heads": 4, "hf": HF}
-    attention = 6 * 32 * 2 * 32  # 6 x T_bar x 2d per attention layer, T_bar = 32
-    assert flops_per_token("hf-mamba", 1000, hp) == 6000  # pure recurrent: 6 N
-    assert flops_per_token("hf-jamba", 1000, hp) == 6000 + attention  # one attention layer of two
-    assert flops_per_token("hf-qwen3", 1000, hp) == 6000 + 2 * attention
+    hp = {"layers": 2, "embed_dim": 32, "seq_len": 63, "heads": 4, "vocab_size": 100, "hf": HF}
+    dense = 6 * 1000 + 6 * 32 * 100  # 6 N + 6 d V: the weights and the output projection
+    attention = 3 * 4 * 63 * 32  # dense scores and weighted sum over T keys, forward + backward, per layer
+    assert flops_per_token("hf-mamba", 1000, hp) == dense  # pure recurrent
+    assert flops_per_token("hf-jamba", 1000, hp) == dense + attention  # one attention layer of two
+    assert flops_per_token("hf-qwen3", 1000, hp) == dense + 2 * attention
+
+
+@pytest.mark.parametrize("arch", ["hf-rwkv", "hf-lfm2", "hf-jamba"])
+def test_flops_formula_is_within_ten_percent_of_the_counter(arch):
+    """The same check as the built-in entries' (tests/test_models_flops.py): torch's FLOP counter on the
+    real model, forward + backward, at the zoo preset's settings for the type."""
+    from archbench.models.flop_count import counted_train_flops_per_token
+    from archbench.models.flops import train_flops_per_token
+
+    hp = {"vocab_size": 512, "embed_dim": 64, "ffn_dim": 128, "heads": 4, "layers": 2, "hf": HF, "max_seq_len": 64}
+    ratio = train_flops_per_token(arch, hp, 64) / counted_train_flops_per_token(arch, hp, 64)
+    assert abs(ratio - 1) <= 0.10, ratio
+
+
+def test_types_with_ssd_scans_get_no_flops_rather_than_a_wrong_number():
+    from archbench.models.flops import train_flops_per_token
+
+    hp = {"vocab_size": 512, "embed_dim": 64, "ffn_dim": 128, "heads": 4, "layers": 2, "hf": HF, "max_seq_len": 64}
+    assert train_flops_per_token("hf-bamba", hp, 64) is None and train_flops_per_token("hf-zamba2", hp, 64) is None
+    assert train_flops_per_token("hf-lfm2", hp, 64) > 0
 
 
 def test_the_report_names_each_entrys_mixer_and_block():

@@ -68,6 +68,10 @@ UNSUPPORTED = {
 # Pure recurrent types: O(1) state per token (latency mode "recurrent"); every other type has attention
 # layers whose cache grows with the context ("kv_cache").
 RECURRENT = ("mamba", "falcon_mamba", "mamba2", "rwkv", "xlstm")
+# Types whose mixers run Mamba-2's SSD scan as matrix products (transformers' chunked torch path): the
+# generic FLOPs formula leaves scans out, which for these is half the count or more (benchmarks/flops.py,
+# counted: bamba 0.41x, zamba2 0.55x). They get no FLOPs (blank columns) rather than a wrong number.
+SSD_SCAN = ("mamba2", "bamba", "zamba2", "granitemoehybrid", "falcon_h1", "nemotron_h")
 DISPLAY = {
     "rwkv": "RWKV-4",
     "recurrent_gemma": "Griffin (RecurrentGemma)",
@@ -190,7 +194,7 @@ def entry(arch: str) -> dict | None:
         "color": COLORS.get(kind) or _hash_color(kind),
         "display": DISPLAY.get(kind) or causal_lm_types()[kind].removesuffix("ForCausalLM"),
         "constraints": f"archbench.models.hf:check[{kind}]",
-        "flops": f"archbench.models.hf:flops[{kind}]",
+        "flops": None if kind in SSD_SCAN else f"archbench.models.hf:flops[{kind}]",
         "describe": f"archbench.models.hf:description[{kind}]",
         "beyond_context": "recurrent" if kind in RECURRENT else "positions",
     }
@@ -445,9 +449,13 @@ def attention_layers(arch: str, settings: dict) -> int:
 
 
 def flops_per_token(arch: str, params_non_embedding: float, settings: dict) -> float:
-    """Training FLOPs per token of an ``hf-`` entry: 6 N, plus the softmax-attention term of
-    report/scaling.py (6 x T_bar x 2 d per attention layer) for the layers that attend; the
-    recurrent / convolutional mixers' own state updates are left out (they are O(d x state) per
-    token, small beside 6 N at these sizes)."""
-    span = (settings["seq_len"] + 1) / 2
-    return 6 * params_non_embedding + 6 * attention_layers(arch, settings) * span * 2 * settings["embed_dim"]
+    """Training FLOPs per token of an ``hf-`` entry, counted as for the built-in entries
+    (:mod:`archbench.models.flops`): ``6 N + 6 d V`` (weights and output projection), plus the dense
+    softmax-attention term ``3 * 4 T d`` for each layer that attends. The recurrent / convolutional mixers'
+    scans are left out: elementwise updates, O(d x state) per token, which torch's FLOP counter does not
+    count either (benchmarks/flops.py compares the two)."""
+    from .flops import dense
+
+    return dense(settings, params_non_embedding) + 3 * 4 * settings["seq_len"] * settings["embed_dim"] * (
+        attention_layers(arch, settings)
+    )
