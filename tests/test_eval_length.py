@@ -97,3 +97,10 @@ def test_too_little_test_data_names_the_cause(tmp_path, one_thread):
     bin_path, _ = _tokens(tmp_path, n=40)
     with pytest.raises(EvalError, match="no window of 129 tokens; lower length.multipliers"):
         run_length(str(model_dir), str(bin_path), None, multipliers=[8], device="cpu")
+    # a small test split: the contexts that fit are measured, the others skipped with the reason
+    out = run_length(str(model_dir), str(bin_path), None, multipliers=[1, 8], device="cpu")
+    assert "mean_loss" in out["entries"][0] and out["entries"][1] == {
+        "multiplier": 8,
+        "context": 128,
+        "skipped": "the test split has 40 tokens in 1 shard(s): no window of 129 tokens",
+    }
