@@ -150,12 +150,14 @@ register_evaluation(
         {"json": "harness.json"},
         help="lm-evaluation-harness scores (harness.json)",
         inputs={"tasks": "tasks", "include": "task_includes"},
-        threads=2,
+        threads=1,
         script="harness.py",
     )
 )
 # latency and throughput are timed: 2 threads (all of the default run's cores) keep Snakemake from
-# scheduling another job beside them.
+# scheduling another job beside them. The untimed ones (harness, generate, length) take 1 thread: two run
+# side by side, overlapping their few seconds of imports (the default run with two learning rates:
+# 10 min 8 s with harness and length on 2 threads).
 register_evaluation(
     Evaluation(
         "latency",
@@ -188,7 +190,7 @@ register_evaluation(
         inputs={"tokens": "tokens"},
         applies=f"{__name__}:length_enabled",
         question=f"{_Q}.length",
-        threads=2,
+        threads=1,
         script="length.py",
     )
 )
