@@ -106,7 +106,14 @@ def test_the_entry_point_registers_the_toy_source_and_its_config_rule(plugin_env
 def test_the_toy_source_plans_one_download_job_per_shard(plugin_env, tmp_path):
     cfg = tiny_config(tmp_path, data={"source": "toy", "options": {"documents": 40}})
     counts = dry_run_counts(tmp_path, str(tmp_path / "results/tokens/train/index.json"), configfile=cfg)
-    assert counts == {"download": 2, "split": 2, "train_tokenizer": 1, "tokenize": 2, "gather_tokens": 1}
+    assert counts == {
+        "download": 2,
+        "split_plan": 1,
+        "split": 2,
+        "train_tokenizer": 1,
+        "tokenize": 2,
+        "gather_tokens": 1,
+    }
 
 
 @pytest.mark.slow

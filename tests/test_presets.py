@@ -3,9 +3,6 @@ exactly as many jobs of every per-run evaluation rule, and the paper grid's DAG 
 
 import itertools
 import re
-import subprocess
-import sys
-import time
 
 import yaml
 
@@ -15,7 +12,6 @@ PRESETS = REPO / "config" / "presets"
 ONCE = {"train_tokenizer": 1, "gather_tokens": 3, "collect": 1, "plots": 1, "summary": 1, "all": 1}
 PER_SHARD = {"download": 1, "split": 1, "tokenize": 3}  # data jobs per corpus shard (tokenize: per split)
 RUN_KEYS = ("arch", "seed")  # wildcards that make a job per-run
-NOMINAL_STARTUP_S = 1.0
 
 
 def expected_runs(preset: dict) -> set[tuple]:
@@ -46,10 +42,9 @@ def parse_dry_run(text: str, grid_keys) -> tuple[dict, dict]:
     return counts, {r: v for r, v in runs.items() if v}
 
 
-def dry_run(tmp_path, *presets: str) -> tuple[str, float]:
-    start = time.perf_counter()
+def dry_run(tmp_path, *presets: str) -> str:
     proc = snakemake(tmp_path, "--configfile", *(str(PRESETS / p) for p in presets), "-n")
-    return proc.stdout + proc.stderr, time.perf_counter() - start
+    return proc.stdout + proc.stderr
 
 
 def load(*presets: str) -> dict:
@@ -77,30 +72,22 @@ def check_counts(text: str, preset: dict, shards: int = 1) -> dict:
     return counts
 
 
-def test_paper_grid_lists_every_run_and_builds_its_dag_in_under_3_s(tmp_path):
+def test_paper_grid_lists_every_run(tmp_path):
+    """Its DAG's build time is a benchmark's target (benchmarks/dag_scale.py), not a timed test's."""
     preset = load("paper-grid.yaml")
     assert len(list(itertools.product(*preset["grid"].values()))) == 72
     assert preset["archs"] == ["retnet", "transformer", "longnet"]
     assert preset["data"]["source"] == "hub" and preset["data"]["hub"]["name"] == "allenai/c4"
     assert preset["training"]["precision"] == "bf16-mixed" and preset["training"]["accelerator"] == "gpu"
-
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "--version"], check=True, capture_output=True)
-    startup = time.perf_counter() - start
-    text, elapsed = dry_run(tmp_path, "paper-grid.yaml")
+    text = dry_run(tmp_path, "paper-grid.yaml")
     counts = check_counts(text, preset, shards=3)  # data.hub.files: 3 of C4's files, listed without the network
     assert counts["train"] == 72 * 3 * len(preset["seeds"]) == 216
+    assert counts["split_plan"] == 1  # max_documents over 3 shards: one plan file
     assert not (tmp_path / "results").exists()  # a dry run writes (and downloads) nothing
-    # `snakemake --version` takes ~0.9 s on an idle 2-core machine; when it takes longer the machine is
-    # loaded (shared CI), and the 3 s budget scales with that slowdown. One retry: the best of two counts.
-    budget = 3.0 * max(1.0, startup / NOMINAL_STARTUP_S)
-    if elapsed - startup >= budget:
-        elapsed = min(elapsed, dry_run(tmp_path, "paper-grid.yaml")[1])
-    assert elapsed - startup < budget, f"dry run {elapsed:.2f} s, snakemake --version {startup:.2f} s"
 
 
 def test_single_gpu_preset_validates_and_lists_every_run(tmp_path):
-    text, _ = dry_run(tmp_path, "single-gpu.yaml")
+    text = dry_run(tmp_path, "single-gpu.yaml")
     assert check_counts(text, load("single-gpu.yaml"))["train"] == 3 * 2 * 3
 
 
