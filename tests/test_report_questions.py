@@ -154,6 +154,19 @@ def _outputs(root):
     return {k: str(root / "report" / v) for k, v in names.items()}
 
 
+def test_recall_names_every_deviation_of_the_mqar_preset_from_zoology():
+    from archbench.report.questions.recall import deviations
+
+    preset = {"power_a": 0.01, "random_fillers": True, "answers_in_input": True, "vocab_size": 128}
+    assert deviations({**preset, "seq_len": 64, "pairs": [2, 4, 8]}) == (
+        "differs from Zoology's MQAR in: random non-query tokens drawn from the value words only (Zoology: any "
+        "word); answers visible in the input after each query (Zoology: only in the targets); a 128-word "
+        "vocabulary (Zoology 8192); training on 2, 4, 8 key-value pairs in 64-token sequences (Zoology: 64-512 "
+        "tokens, 4-64 pairs)"
+    )
+    assert "key-value pairs" not in deviations({**preset, "seq_len": 256, "pairs": [16, 32, 64]})
+
+
 def test_sentences_are_computed_from_the_files(tmp_path):
     out = _outputs(tmp_path)
     result = write_questions(*_tree(tmp_path), out)
@@ -184,7 +197,8 @@ def test_sentences_are_computed_from_the_files(tmp_path):
         "Associative recall at 16 key-value pairs (width and learning rate selected on validation accuracy; "
         "test accuracy reported; chance 0.8%): RetNet 3.8% (d=384, state 4.0 KiB); Transformer 5.6% (d=384, "
         "state 6.0 KiB). Matching knob (model.match_params): RetNet ffn_dim, Transformer ffn_dim. The generator "
-        "differs from Zoology's MQAR in: a 256-word vocabulary (Zoology 8192)."
+        "differs from Zoology's MQAR in: random non-query tokens drawn from the value words only (Zoology: any "
+        "word); a 256-word vocabulary (Zoology 8192)."
     )
     recall_csv = pd.read_csv(out["recall_table"])
     assert set(recall_csv["state_bytes"]) == {4096, 6144} and "validation_accuracy" in recall_csv

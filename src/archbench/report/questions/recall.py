@@ -36,11 +36,17 @@ def deviations(generator: dict | None) -> str:
         out.append(f"power_a = {a} (Zoology 0.01)")
     if generator.get("random_fillers") is False:
         out.append("a constant filler token (Zoology: random tokens)")
+    elif generator.get("random_fillers"):  # archbench.data.mqar draws them from the value half of the words
+        out.append("random non-query tokens drawn from the value words only (Zoology: any word)")
     if generator.get("answers_in_input"):
         out.append("answers visible in the input after each query (Zoology: only in the targets)")
     vocab = generator.get("vocab_size")
     if vocab is not None and vocab != ZOOLOGY["vocab_size"]:
         out.append(f"a {vocab}-word vocabulary (Zoology 8192)")
+    T, pairs = generator.get("seq_len"), generator.get("pairs")
+    if T and pairs and (T < 64 or T > 512 or min(pairs) < 4 or max(pairs) > 64):
+        shown = ", ".join(map(str, pairs))
+        out.append(f"training on {shown} key-value pairs in {T}-token sequences (Zoology: 64-512 tokens, 4-64 pairs)")
     return ("differs from Zoology's MQAR in: " + "; ".join(out)) if out else "matches Zoology's MQAR settings"
 
 
