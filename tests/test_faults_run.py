@@ -180,22 +180,29 @@ def test_sigkill_in_train_resumes_and_a_second_instance_is_refused(killed, tmp_p
     one started from another project folder whose config points at the same results folder."""
     work = copy_project(killed, tmp_path / "p")
     newest = ckpt_step(work / SCRATCH / "last.ckpt")
-    first = popen(work, METRICS)
+    first = popen(work)  # the whole run: training, then its evaluations hold the folder a while longer
     wait_until(first, lambda: bool(job_pids(work, "train.py")), "train job")
     other = tmp_path / "other"
     other.mkdir()
     write_config(other, results=str(work / "results"))
-    third = snakemake(other, "--cores", "1", configfile=other / "config.yaml", check=False)
-    assert third.returncode == 1 and first.poll() is None
+
+    def start(workdir: Path, *targets: str) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--cores", "1", *targets]
+        cmd += ["--configfile", str(workdir / "config.yaml")]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+    # both at once, while the first one runs
+    second, third = start(work, METRICS), start(other)
+    (_, second_err), (_, third_err) = second.communicate(timeout=300), third.communicate(timeout=300)
+    assert first.poll() is None, "the first run ended before the others were refused"
+    assert second.returncode == 1 and "Error: Directory cannot be locked." in second_err
+    assert third.returncode == 1, third_err[-3000:]
     assert (
         f"archbench: results folder '{work}/results' is in use by another run (host {os.uname().nodename}, "
         f"pid {first.pid}, project {work}, started "
-    ) in third.stderr
+    ) in third_err
     assert sorted(p.name for p in other.iterdir()) == [".snakemake", "config.yaml"]
     assert not job_pids(other, "train.py") and not (other / ".snakemake" / "scripts").exists()
-    second = snakemake(work, "--cores", "1", METRICS, configfile=work / "config.yaml", check=False)
-    assert second.returncode == 1
-    assert "Error: Directory cannot be locked." in second.stderr
     out = first.communicate(timeout=600)[0]
     assert first.returncode == 0, out[-3000:]
     metrics = json.loads((work / METRICS).read_text())
