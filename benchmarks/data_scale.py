@@ -47,6 +47,7 @@ DATA_RULES = (
     "tokenize",
     "eval_tasks",
 )  # every stage before training
+PER_SHARD_RULES = ("download", "split", "tokenize")  # one job per shard: their cost follows the corpus
 
 
 def _vocabulary() -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +252,7 @@ def main() -> None:
         run = run_pipeline(corpus, root / f"run-{gb}gb", args.cores, sample_bytes, args.vocab_size)
         run["corpus"] = gen
         run["s_per_gb"] = round(run["wall_s"] / (gen["text_bytes"] / 1e9), 1)
-        per_shard_cpu = sum(v for r, v in run["cpu_s_sum"].items() if r != "train_tokenizer")
+        per_shard_cpu = sum(v for r, v in run["cpu_s_sum"].items() if r in PER_SHARD_RULES)
         run["per_shard_stages_cpu_s_per_gb"] = round(per_shard_cpu / (gen["text_bytes"] / 1e9), 1)
         if gb == sizes[-1]:
             run["encode_floor_mb_per_s_1_thread"] = round(encode_floor(Path(run["results"])), 2)

@@ -334,5 +334,5 @@ def split_shard_job(
         stats_path=stats_path,
         shard=shard,
         fill_splits=whole and shuffle and total is not None and needs_fill(total, ratios),
-        fill=fill if shuffle else None,
+        fill=fill,  # the plan records moves for the hash split only
     )

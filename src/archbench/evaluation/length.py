@@ -46,6 +46,8 @@ from archbench.evaluation.common import (
 from archbench.io import write_json
 from archbench.provenance import now
 
+NO_WINDOW = "no window of"  # a context skipped for too little test data (the job fails if every one is)
+
 
 def token_arrays(tokens) -> list[np.ndarray]:
     """The token shards of a split as a list of 1-D arrays: a path (``.bin``, ``index.json`` or a
@@ -118,7 +120,7 @@ def measure_length(
         total = sum(len(a) for a in shards)
         return {
             "context": context,
-            "skipped": f"the test split has {total} tokens in {len(shards)} shard(s): no window of {context + 1} tokens",
+            "skipped": f"the test split has {total} tokens in {len(shards)} shard(s): {NO_WINDOW} {context + 1} tokens",
         }
     mode, kw = _mode(model, context)
     sums = torch.zeros(context, dtype=torch.float64)
@@ -163,7 +165,7 @@ def run_length(
             entry = {"multiplier": k, **measure_length(model, shards, k * seq_len, max_tokens, batch_size, dev)}
             entries.append(entry)
             logging.getLogger(__name__).info("length k=%s: %s", k, entry.get("mean_loss", entry.get("skipped")))
-    short = [e["skipped"] for e in entries if "no window of" in e.get("skipped", "")]
+    short = [e["skipped"] for e in entries if NO_WINDOW in e.get("skipped", "")]
     if short and not any("mean_loss" in e for e in entries):
         raise EvalError(f"{short[0]}; lower length.multipliers or use more test data")
     result = {
