@@ -120,6 +120,21 @@ def v_no_ffn_subln(model):
         layer.ffn.ffn_layernorm = None
 
 
+def _subln_off():
+    """The proposed fix (docs/transformer-fix.diff): torchscale's DecoderConfig(subln=False), i.e. neither
+    sub-LN's LayerNorms nor its init multiplier (Decoder.__init__ reads args.subln for both)."""
+    from archbench.models.transformer import TransformerConfig
+
+    original = TransformerConfig.to_torchscale
+
+    def to_torchscale(self):
+        args = original(self)
+        args.subln = False
+        return args
+
+    return original, to_torchscale
+
+
 VARIANTS = {
     "base": ({}, None),
     "rotary": ({"position": "rotary"}, None),
@@ -135,6 +150,7 @@ VARIANTS = {
     "swiglu": ({}, v_swiglu),
     "nobias": ({}, v_nobias),
     "embscale": ({}, v_embscale),
+    "subln_off": ({}, None),  # built with args.subln = False (see build)
 }
 
 
@@ -150,7 +166,17 @@ def build(name: str):
         kw, fn = VARIANTS[part]
         extra.update(kw)
         edits.append(fn)
-    model = build_model("transformer", **common, **extra)
+    if "subln_off" in name.split("+"):
+        from archbench.models.transformer import TransformerConfig
+
+        original, patched = _subln_off()
+        TransformerConfig.to_torchscale = patched
+        try:
+            model = build_model("transformer", **common, **extra)
+        finally:
+            TransformerConfig.to_torchscale = original
+    else:
+        model = build_model("transformer", **common, **extra)
     for fn in edits:
         if fn is not None:
             fn(model)

@@ -178,7 +178,10 @@ def test_length_control_verdict(tmp_path, delta, verdict):
     ]
     _, table = answer(tmp_path, runs, preset("length_control")["reproduce"])
     assert table.loc["length_control", "verdict"] == verdict
-    assert f"Transformer++ (Llama) {delta:+.3f} nats at 8x" in table.loc["length_control", "ours"]
+    assert (
+        f"Transformer++ (Llama) {delta / 4:+.3f} nats at 2x, {delta / 2:+.3f} nats at 4x, {delta:+.3f} nats at 8x"
+        in (table.loc["length_control", "ours"])
+    )
 
 
 def _latency(times, states):

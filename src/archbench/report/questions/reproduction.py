@@ -272,7 +272,8 @@ def length_control(files, runs, rule: dict, png: str) -> dict:
         ax.plot([1, *ks], [0.0, *ys], "o-", color=col, label=name)
         if k in ks:
             deltas[arch] = ys[ks.index(k)]
-            parts.append(f"{name} {deltas[arch]:+.3f} nats at {k}x")
+        if ks:  # every multiplier read, so a run without the rule's k still shows its numbers
+            parts.append(f"{name} " + ", ".join(f"{y:+.3f} nats at {m}x" for m, y in zip(ks, ys)))
     ax.axhline(rule["min_effect"], color="k", lw=0.8, ls=":", label=f"rule: +{rule['min_effect']} nats")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k (context = k x training length)")
@@ -295,7 +296,7 @@ def length_control(files, runs, rule: dict, png: str) -> dict:
         "seeds": seeds,
         "verdict": verdict,
         "note": why,
-        "our_setting": f"trained at {'/'.join(map(str, seq))} tokens, read at up to {max(deltas and [k] or [1])}x+",
+        "our_setting": f"trained at {'/'.join(map(str, seq))} tokens, read at k x that length",
     }
 
 
@@ -399,7 +400,7 @@ def _missing(png: str, why: str) -> dict:
 
 def _mqar_setting(table: pd.DataFrame, files, runs) -> str:
     gen = next((d.get("generator") for _, d in load(files, runs) if d.get("generator")), {}) or {}
-    lrs = sorted(table["learning_rate"].dropna().unique())
+    lrs = [float(x) for x in sorted(table["learning_rate"].dropna().unique())]
     widths = sorted(table["embed_dim"].dropna().unique())
     return (
         f"MQAR vocabulary {gen.get('vocab_size')}, seq_len {gen.get('seq_len')}, trained on a mixture of "
