@@ -509,7 +509,7 @@ def _json_record(line: bytes, at: str) -> tuple[object, int]:
             hint = "; the line holds NUL bytes: is the file UTF-16? convert it to UTF-8"
         else:
             hint = ""
-        raise DataError(f"{at}: invalid JSON ({e.msg} at column {e.colno}){hint}") from None
+        raise DataError(f"{at}: invalid JSON at column {e.colno} ({e.msg}){hint}") from None
     except RecursionError:
         raise DataError(f"{at}: invalid JSON (nested deeper than the JSON parser allows)") from None
     except ValueError as e:
@@ -665,17 +665,17 @@ def _parquet_batches(shard: dict, column: str, raw, where: str, limits: Limits) 
         reader = as_dict if rows > 1 and small and _dictionary_encoded(meta, g, column) else pf
         batches = reader.iter_batches(batch_size=rows, columns=[column], row_groups=[g], use_threads=False)
         while True:
-            try:
+            try:  # corrupt pages fail here: in decompression, or as dictionary indices out of range
                 batch = next(batches, None)
+                if batch is None:
+                    break
+                arr = batch.column(0)
+                if pa.types.is_dictionary(arr.type):  # sizes from the dictionary, values decoded by slices
+                    sizes = pc.take(pc.binary_length(arr.dictionary), arr.indices).fill_null(0)
+                else:
+                    sizes = pc.binary_length(arr).fill_null(0)
             except (OSError, pa.ArrowException) as e:
                 raise DataError(f"{where} (row group {g}, row {row}): corrupt parquet data ({_one_line(e)})") from None
-            if batch is None:
-                break
-            arr = batch.column(0)
-            if pa.types.is_dictionary(arr.type):  # sizes from the dictionary, values decoded by slices
-                sizes = pc.take(pc.binary_length(arr.dictionary), arr.indices).fill_null(0)
-            else:
-                sizes = pc.binary_length(arr).fill_null(0)
             for offset, part in _by_bytes(arr, sizes):
                 part_sizes = sizes.slice(offset, len(part))
                 long = pc.greater(part_sizes, limits.max_bytes)
