@@ -235,13 +235,17 @@ def stem(path: str) -> str:
 _PERIODIC = re.compile(r"(.+)\1{19,}$")  # Snakemake refuses a wildcard value ending in 20 repeats
 
 
-def shard_stem(path: str) -> str:
+def _periodic(name: str) -> bool:
+    return name.count(name[-1:]) >= 20 and _PERIODIC.search(name) is not None  # cheap test first
+
+
+def shard_stem(path: str, hashed: bool = False) -> str:
     """The file part of a shard name: :func:`stem` (characters other than ``A-Za-z0-9._-`` become
-    ``_``), unless it is longer than STEM_CHARS or ends in 20 or more repeats of one piece (Snakemake's
-    PeriodicWildcardError): then its first 60 characters, ``-`` and the first 8 hex digits of the
-    sha256 of the file name. Deterministic, and unchanged for every other name."""
+    ``_``), unless it is longer than STEM_CHARS or ``hashed`` (the name would end in 20 or more repeats
+    of one piece: Snakemake's PeriodicWildcardError): then its first 60 characters, ``-`` and the first
+    8 hex digits of the sha256 of the file name. Deterministic, and unchanged for every other name."""
     s = stem(path)
-    if len(s) <= STEM_CHARS and not _PERIODIC.search(s):
+    if len(s) <= STEM_CHARS and not hashed:
         return s
     digest = hashlib.sha256(os.path.basename(path).encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{s[:60]}-{digest}"
@@ -304,6 +308,10 @@ def name_shards(entries: list[tuple], source: str, **extra) -> dict[str, dict]:
         part_width = max(4, len(str(len(parts) - 1)))  # .2000 before .10000, as text too
         for j, rng in enumerate(parts):
             name = f"{i:0{width}d}-{shard_stem(paths[0])}" + (f".{j:0{part_width}d}" if len(parts) > 1 else "")
+            if _periodic(name):
+                name = f"{i:0{width}d}-{shard_stem(paths[0], hashed=True)}" + (
+                    f".{j:0{part_width}d}" if len(parts) > 1 else ""
+                )
             if len(paths) > 1:
                 name += f"-and-{len(paths) - 1}-more"
             shards[name] = {
