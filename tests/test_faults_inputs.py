@@ -1,6 +1,7 @@
 """Hostile and careless input files (issue 32, items 4-7): each is read correctly or stops at one line
 naming the file and the line (or row group and row), with nothing complete-looking left behind."""
 
+import hashlib
 import json
 import os
 import random
@@ -229,32 +230,36 @@ NASTY = [
 ]
 
 
-def test_any_file_name_is_a_safe_shard_name_through_snakemake(tmp_path):
+def test_any_file_name_is_a_safe_shard_name_and_a_bad_file_one_line_through_snakemake(tmp_path):
     corpus = tmp_path / "brack[1]"  # an existing folder: taken literally, not as a glob
     corpus.mkdir()
     for i, stem in enumerate(NASTY):
         (corpus / f"{stem}.jsonl").write_text(json.dumps({"text": f"document {i} " * 20}) + "\n")
+    (corpus / "z-wide.jsonl").write_text(OK * 2, encoding="utf-16")
     shards = plan_shards({"source": "local", "path": str(corpus)})
     long, periodic = NASTY[3], NASTY[2]
     assert list(shards) == [
         "00000-a_shard",
         "00001-br_ace",
-        "00002-" + long[:60] + "-" + __import__("hashlib").sha256(f"{long}.jsonl".encode()).hexdigest()[:8],
-        "00003-" + periodic[:60] + "-" + __import__("hashlib").sha256(f"{periodic}.jsonl".encode()).hexdigest()[:8],
+        "00002-" + long[:60] + "-" + hashlib.sha256(f"{long}.jsonl".encode()).hexdigest()[:8],
+        "00003-" + periodic[:60] + "-" + hashlib.sha256(f"{periodic}.jsonl".encode()).hexdigest()[:8],
+        "00004-z-wide",
     ]
-    assert shards["00001-br_ace"]["untracked"] == {
-        str(corpus / "br{ace}.jsonl"): [
-            os.path.getsize(corpus / "br{ace}.jsonl"),
-            os.stat(corpus / "br{ace}.jsonl").st_mtime_ns,
-        ]
-    }
+    brace = corpus / "br{ace}.jsonl"
+    assert shards["00001-br_ace"]["untracked"] == {str(brace): [brace.stat().st_size, brace.stat().st_mtime_ns]}
     config = tmp_path / "config.yaml"
     config.write_text(
         json.dumps({"results": str(tmp_path / "results"), "data": {"source": "local", "path": str(corpus)}})
     )
-    targets = [str(tmp_path / "results" / "data" / "raw" / f"{name}.parquet") for name in shards]
-    snakemake(tmp_path, "--cores", "1", *targets, configfile=config)
-    texts = [pd.read_parquet(t)["text"].tolist() for t in targets]
+    raw = tmp_path / "results" / "data" / "raw"
+    targets = [str(raw / f"{name}.parquet") for name in shards]
+    proc = snakemake(tmp_path, "--cores", "1", "--keep-going", *targets, configfile=config, check=False)
+    assert proc.returncode != 0  # the UTF-16 file's job failed, with one line; every other shard is read
+    cause = f"{corpus}/z-wide.jsonl: the file is UTF-16 (byte-order mark ff fe), not UTF-8; convert it, e.g. iconv -f UTF-16 -t UTF-8"
+    log = tmp_path / "results" / "logs" / "download" / "00004-z-wide.log"
+    assert f"{log}: archbench.errors.DataError: {cause}" in proc.stderr, proc.stderr[-3000:]
+    assert not (raw / "00004-z-wide.json").exists() and not (raw / "00004-z-wide.parquet").exists()
+    texts = [pd.read_parquet(t)["text"].tolist() for t in targets[:4]]
     assert texts == [[f"document {NASTY.index(s)} " * 20] for s in sorted(NASTY)]
 
 
