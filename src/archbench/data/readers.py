@@ -7,8 +7,11 @@ and read them with :func:`read_file`; split / tokenizer / tokenize read their pa
 
 Reading is linear in the input and bounded in memory: lines are found with ``bytes.find`` in each
 1 MB chunk (never re-splitting a growing buffer), a document longer than ``data.max_document_bytes``
-is skipped and counted (or fails, naming file and line) without being held, and batches are cut by
-count and by bytes, so no Arrow string array nears its 2 GiB limit.
+(UTF-8 bytes of its text) is skipped and counted (or fails, naming file and line), and batches are cut
+by count and by bytes, so no Arrow string array nears its 2 GiB limit. What is held of a long document
+before it is skipped, per format, is in docs/inputs.md. Every reader error is one DataError naming the
+file and the line (byte offset in a slice; row group and row in parquet); invalid UTF-8 is replaced by
+U+FFFD and counted in every format.
 """
 
 from __future__ import annotations
@@ -405,7 +408,7 @@ def decode(raw: bytes) -> tuple[str, int]:
 
 def _escape_saving(piece: bytes) -> int:
     r"""At least what the JSON escapes in ``piece`` save against the text's UTF-8 bytes (``\uXXXX``: 6
-    bytes for at most 3; ``\n``: 2 for 1): an upper bound, so no line whose text fits is dropped."""
+    bytes for 1 to 3; ``\n``: 2 for 1), so no line whose text fits is dropped for its escapes."""
     return 5 * piece.count(b"\\u") + piece.count(b"\\")
 
 
@@ -448,9 +451,12 @@ def lines(stream: _Stream, where: str, start: int, end: int | None, limits: Limi
                 if size > limits.max_bytes:
                     if escapes:
                         saved = sum(map(_escape_saving, parts)) if saved is None else saved + _escape_saving(piece)
-                    if size - (saved or 0) > limits.max_bytes + slack:
+                    # at most 2/3 saved (ensure_ascii's CJK, accents and emoji are 2-3x their UTF-8):
+                    # a line held is never more than 3x the limit, whatever its backslashes
+                    text_max = size - min(saved or 0, size * 2 // 3)
+                    if text_max > limits.max_bytes + slack:
                         at = f"{where}:{lineno + 1}" if not start else f"{where} (byte offset {offset})"
-                        limits.too_long(size - (saved or 0), at)
+                        limits.too_long(text_max, at)
                         dropping, parts = True, []
             if nl < 0:
                 break
