@@ -232,7 +232,7 @@ def test_snakemake_refuses_an_alias_bomb_at_parse_time_in_bounded_memory(tmp_pat
 
 @pytest.mark.faults
 def test_snakemake_refuses_a_huge_grid_before_expanding_it(tmp_path):
-    text = yaml.safe_dump({"results": str(tmp_path / "p" / "results"), "grid": TEN})
+    text = yaml.safe_dump({"results": str(tmp_path / "p" / "results"), "archs": ["retnet", "llama"], "grid": TEN})
     proc, seconds, rss_mb = dry_run(tmp_path / "p", text)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
