@@ -99,6 +99,12 @@ def test_nan_given_on_the_command_line_is_refused_too(tmp_path):
     assert message.startswith("config key 'training.weight_decay': nan is not a finite number")
 
 
+def test_nan_in_a_grid_override_is_refused_after_it_is_read(tmp_path):
+    cfg = config(tmp_path, grid={**DEFAULT["grid"], "dropout": ["0.1", ".nan"]})
+    message = refused(cfg, overrides={"grid": {"dropout": ["0.1", ".nan"]}})
+    assert message.startswith("config key 'grid.dropout[1]': nan is not a finite number")
+
+
 def test_good_devices_pass(tmp_path):
     for devices in (1, 8, "auto", "2", "0,1"):
         assert validate_config(config(tmp_path, training__devices=devices))["training"]["devices"] == devices

@@ -109,8 +109,8 @@ def validate_config(config: dict, schema_path=None, overrides: dict | None = Non
     _schema_validate(config, schema_path)
     _check_results(config)
     _check_archs(config)
-    _check_path_parts(config)  # first: a path-escaping value is named as such whatever else is wrong
     _check_grid_keys(config, schema, (overrides or {}).get("grid") or {})
+    _check_path_parts(config)
     _check_grid_duplicates(config)
     _check_splits(config["splits"])
     check_models(config)
@@ -199,10 +199,13 @@ def _check_grid_keys(config: dict, schema: dict, overridden: dict) -> None:
         if _is_axis(key, values) and not values:
             raise ConfigError(f"config key 'grid.{key}': empty list (give at least one value)")
         for i, value in enumerate(values if _is_axis(key, values) else [values]):
+            where = f"grid.{key}" + (f"[{i}]" if _is_axis(key, values) else "")
+            _check_number(value, sub, ["grid", key, i] if _is_axis(key, values) else ["grid", key])  # after coerce
+            if _is_axis(key, values):  # a path-escaping value is named as such, whatever else is wrong with it
+                _check_path_part(where, value)
             try:
                 jsonschema.validate(value, sub)
             except jsonschema.ValidationError as err:
-                where = f"grid.{key}" + (f"[{i}]" if _is_axis(key, values) else "")
                 raise ConfigError(f"config key '{where}': {err.message}") from None
 
 
@@ -371,11 +374,15 @@ def _check_path_parts(config: dict) -> None:
     for key, values in grid_axes(config).items():
         parts += [(f"grid.{key}[{i}]", value) for i, value in enumerate(values)]
     for key, value in parts:
-        if not SAFE_PATH_PART.match(str(value)):
-            raise ConfigError(
-                f"config key '{key}': {value!r} becomes part of an output folder's name and may only contain "
-                "letters, digits, '.', '_', '+', '-', '[', ']', ',' and spaces (not first: '.')"
-            )
+        _check_path_part(key, value)
+
+
+def _check_path_part(key: str, value) -> None:
+    if not SAFE_PATH_PART.match(str(value)):
+        raise ConfigError(
+            f"config key '{key}': {value!r} becomes part of an output folder's name and may only contain "
+            "letters, digits, '.', '_', '+', '-', '[', ']', ',' and spaces (not first: '.')"
+        )
 
 
 def _check_grid_duplicates(config: dict) -> None:
