@@ -200,11 +200,11 @@ def test_grid_size_is_computed_before_expansion(tmp_path):
 # ---- through Snakemake: its own reading of the file is part of the case (tier faults) ---------------
 
 
-def dry_run(workdir: Path, text: str) -> tuple[subprocess.CompletedProcess, float, int]:
+def dry_run(workdir: Path, text: str, *args: str) -> tuple[subprocess.CompletedProcess, float, int]:
     """`snakemake -n` on a config file of `text`: (process, seconds, peak RSS in MB of the child)."""
     workdir.mkdir(exist_ok=True)
     (workdir / "config.yaml").write_text(text)
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "-n"]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "-n", *args]
     cmd += ["--configfile", str(workdir / "config.yaml")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     with open(workdir / ".out", "w+") as out, open(workdir / ".err", "w+") as err:
@@ -274,3 +274,14 @@ def test_the_onerror_hook_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert "from archbench.causes import print_causes" in SNAKEFILE.read_text()
+
+
+@pytest.mark.faults
+def test_results_at_the_root_from_the_command_line_stops_before_any_job(tmp_path):
+    proc, _, _ = dry_run(tmp_path / "p", "archs: [retnet]\n", "--config", "results=/")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "archbench: invalid config: config key 'results': '/' is the filesystem root; give a folder of its own"
+    )
+    assert not Path("/data/raw").exists() and not Path("/.archbench.lock").exists()
+    only_the_config_is_left(tmp_path / "p")
