@@ -5,7 +5,10 @@
 checked against the registry, the model cross-key rules (archbench.models.constraints, the functions the
 model config classes run) for every architecture at every grid point, and the pipeline's own cross-key
 rules (splits, data source, path parts). Every failure is one `ConfigError` whose message starts with the
-offending key.
+offending key. Before all that, sizes are bounded (the config as its YAML aliases expand, the number of
+runs the grid plans), and afterwards values the schema cannot express are refused: NaN and infinities,
+floats for integer keys, duplicates after normalisation, a `results` folder that is unsafe to write
+(docs/safety.md lists them).
 
 `--config key=value` gives nested values as strings (Snakemake parses them with YAML's BaseLoader:
 `training='{batch_size: 8}'` is `{"batch_size": "8"}`), so before validation every string of those
@@ -214,7 +217,7 @@ def _check_grid_keys(config: dict, schema: dict, overridden: dict) -> None:
 # as JSON before the first job). Real configs have hundreds of values; the largest grids some 10^4.
 MAX_CONFIG_VALUES = 1_000_000
 # Training runs (architectures x grid points x seeds) one config may plan: Snakemake builds every
-# job of the DAG in memory (the 648-run paper grid: ~3,000 jobs), so 10^5 points would exhaust memory
+# job of the DAG in memory (several per run), so 10^5 grid points would exhaust memory
 # long before a job ran. Split a larger search into several configs (their own `results`).
 MAX_RUNS = 10_000
 _GLOB_OR_WILDCARD = "{}*?[]"
