@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archbench.config import MAX_CONFIG_VALUES, MAX_RUNS, check_config_size, check_grid_size, validate_config
+from archbench.config import (
+    MAX_CONFIG_VALUES,
+    MAX_RUNS,
+    check_config_size,
+    check_grid_size,
+    check_plain_yaml,
+    validate_config,
+)
 from archbench.errors import ConfigError
 from workflow_helpers import SNAKEFILE
 
@@ -267,6 +274,27 @@ def test_a_yte_config_is_refused_and_the_docs_say_its_code_ran_first(tmp_path):
     assert marker.exists()  # the expression ran before the Snakefile was read
     assert "before the workflow is read" in (Path(__file__).resolve().parents[1] / "docs/safety.md").read_text()
     assert sorted(p.name for p in (tmp_path / "p").iterdir() if p.name != ".snakemake") == ["config.yaml", "ran"]
+
+
+@pytest.mark.parametrize(
+    ("text", "refuse"),
+    [
+        ("__use_yte__: true\nresults: x\n", True),
+        ("{__use_yte__: true, results: x}\n", True),  # flow style: YTE reads it too
+        ('"__use_yte__": yes\n', True),
+        ("__use_yte__: false\n", False),  # Snakemake drops the key and renders nothing
+        ("# __use_yte__: true\nresults: x\n", False),
+        ("data:\n  options: {__use_yte__: true}\n", False),  # YTE looks at the top level only
+    ],
+)
+def test_yte_is_detected_as_snakemake_reads_it(tmp_path, text, refuse):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    if refuse:
+        with pytest.raises(ConfigError, match=r"^config file '.*c\.yaml': '__use_yte__' makes Snakemake evaluate"):
+            check_plain_yaml([path])
+    else:
+        check_plain_yaml([path])
 
 
 def test_the_onerror_hook_imports_nothing_heavy():

@@ -121,24 +121,26 @@ def validate_config(config: dict, schema_path=None, overrides: dict | None = Non
     return config
 
 
-_YTE_KEY = re.compile(r"^[\"']?__use_yte__[\"']?\s*:", re.MULTILINE)
-
-
 def check_plain_yaml(paths) -> None:
-    """Refuse a config file that asks Snakemake to render it with YTE (a top-level `__use_yte__`
-    key): YTE evaluates the Python expressions in the file. Snakemake renders --configfile files
-    before the workflow is read, so their code has already run when this refuses the run."""
+    """Refuse a config file that asks Snakemake to render it with YTE (a true top-level `__use_yte__`,
+    in block or flow style): YTE evaluates the Python expressions in the file. Snakemake renders
+    --configfile files before the workflow is read, so their code has already run when this refuses."""
     for path in paths:
         try:
             with open(path, encoding="utf-8", errors="replace") as fh:
-                text = fh.read(1 << 20)
+                text = fh.read()
         except OSError:
             continue  # Snakemake itself reports a missing config file
-        if _YTE_KEY.search(text):
-            raise ConfigError(
-                f"config file '{path}': '__use_yte__' makes Snakemake evaluate the Python in it (YTE templates); "
-                "archbench configs are plain YAML: remove the key (see docs/safety.md, What runs code)"
-            )
+        if "__use_yte__" not in text:
+            continue
+        with contextlib.suppress(yaml.YAMLError):
+            doc = yaml.safe_load(text)  # only files that name the key are parsed a second time
+            if not (isinstance(doc, dict) and doc.get("__use_yte__")):
+                continue
+        raise ConfigError(
+            f"config file '{path}': '__use_yte__' makes Snakemake evaluate the Python in it (YTE templates); "
+            "archbench configs are plain YAML: remove the key (see docs/safety.md, What runs code)"
+        )
 
 
 def _types(schema: dict) -> list[str]:
