@@ -49,7 +49,8 @@ onstart:
 
 
 # The job scripts send their tracebacks to the job's log: print each failed job's cause on the console.
+# Stdlib only (archbench.causes): after an out-of-memory failure, importing torch here could fail too.
 onerror:
-    from archbench.training.failures import print_causes
+    from archbench.causes import print_causes
 
     print_causes(log)

@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 from snakemake.utils import Paramspace, min_version
 
-from archbench.config import grid_axes, grid_points, run_settings, validate_config
+from archbench.config import check_plain_yaml, grid_axes, grid_points, run_settings, validate_config
 from archbench.errors import ConfigError
 from archbench.evaluation.tasks import task_yamls
 from archbench.hub import push_settings
@@ -17,6 +17,7 @@ min_version("9.0")
 ENV = "../envs/archbench.yaml"  # for --sdm conda; see envs/archbench.yaml
 
 try:
+    check_plain_yaml(workflow.config_settings.configfiles or [])  # no YTE: a config runs no code
     validate_config(
         config,
         schema_path=workflow.source_path("../config/schema.yaml"),
