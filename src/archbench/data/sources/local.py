@@ -31,7 +31,9 @@ class LocalSource(DataSource):
     def check_config(self, data: dict, settings: list[dict]) -> None:
         self._require_path(data)
         path = data["path"]
-        if not (os.path.exists(path) or GLOB_MAGIC.search(path)):  # a glob is matched (bounded) by plan
+        # A glob is matched (bounded) by plan; here only its literal leading folder must exist (no walk).
+        literal = path if not GLOB_MAGIC.search(path) else os.path.dirname(path[: GLOB_MAGIC.search(path).start()])
+        if not os.path.exists(literal or "."):
             raise ConfigError(
                 f"config key 'data.path': '{path}' does not exist (relative paths are read from {os.getcwd()})"
             )
