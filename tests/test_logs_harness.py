@@ -25,15 +25,18 @@ def job_log(capfd):
 
 def test_a_real_harness_job_log_has_no_progress_bars_or_git_chatter(job_log, tmp_path, monkeypatch):
     from archbench.evaluation.harness import run_harness
-    from archbench.evaluation.tasks import build_tasks
+    from archbench.evaluation.tasks import TASKS, build_tasks
     from test_eval_fixtures import tiny_model_dir, tiny_split
 
     build_tasks(str(tiny_split(tmp_path / "split")), str(tmp_path / "tasks"), context_words=24, choice_words=8)
     model = tiny_model_dir(tmp_path, "transformer")
     job_log()  # the set-up's output is not the job's
     monkeypatch.chdir(tmp_path)  # not a git repository: lm-eval's `git describe` fails here
-    run_harness(str(model), None, ["archbench_cloze"], task_dirs=[str(tmp_path / "tasks")], limit=4, device="cpu")
+    run_harness(str(model), None, list(TASKS), task_dirs=[str(tmp_path / "tasks")], limit=4, device="cpu")
     text = job_log()
-    assert "lm-eval: tasks archbench_cloze, limit 4" in text and "lm-eval: done in " in text
+    assert (
+        "lm-eval: tasks archbench_ppl, archbench_cloze, archbench_lastword, limit 4" in text
+        and "lm-eval: done in " in text
+    )
     assert not re.search(r"\d+%\|| it/s\]|\d+/\d+ \[\d", text), text  # tqdm's bar, rate and counter
     assert "fatal:" not in text and "\r" not in text

@@ -211,9 +211,10 @@ def quiet_harness():
     import transformers.utils.logging as hf_logging
     from tqdm import std
 
-    def silent(*args, **kwargs):
-        kwargs["disable"] = True
-        return std.tqdm(*args, **kwargs)
+    class Silent(std.tqdm):  # a class, so that isinstance and subclassing keep working meanwhile
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
 
     def git_hash():
         try:
@@ -223,10 +224,11 @@ def quiet_harness():
         return done.stdout.strip() or None
 
     patched = []
+    # lm-eval's modules' own `tqdm`, and the package's for its function-level `from tqdm import tqdm`
     for name, module in list(sys.modules.items()):
-        if not name.startswith("lm_eval") or module is None:
+        if not (name.startswith("lm_eval") or name in ("tqdm", "tqdm.auto")) or module is None:
             continue
-        for attr, value in (("tqdm", silent), ("get_git_commit_hash", git_hash)):
+        for attr, value in (("tqdm", Silent), ("get_git_commit_hash", git_hash)):
             old = module.__dict__.get(attr)
             if attr == "tqdm" and not (isinstance(old, type) and issubclass(old, std.tqdm)):
                 continue
