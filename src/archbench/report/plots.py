@@ -133,7 +133,7 @@ def plot_curves(grid: pd.DataFrame, out_dir: str) -> list[str]:
                     color=color(arch),
                     marker=figures.marker(arch),
                     ls=figures.linestyle(arch),
-                    ms=4,
+                    ms=figures.marker_size(arch) - 2,
                     lw=1.4,
                     label=None if arch in labelled else display(arch),
                 )
@@ -211,14 +211,13 @@ def _lines(ax, frame: pd.DataFrame, column: str) -> None:
     mean = frame.groupby(["arch", "mode", "context"], sort=False)[column].mean().reset_index()
     order = {a: i for i, a in enumerate(archs_of(mean))}
     groups = sorted(mean.groupby(["arch", "mode"], sort=False), key=lambda g: order[g[0][0]])
-    for k, ((arch, mode), line) in enumerate(groups):
+    for (arch, mode), line in groups:
         line = line.sort_values("context")
         recompute = mode == "recompute"
         ax.plot(
             line["context"],
             line[column],
             **{**figures.line_kw(arch), "label": f"{display(arch)} ({figures.mode_name(mode)})"},
-            ms=max(8 - 1.5 * k, 3),  # later series smaller: coinciding points stay visible inside earlier ones
             lw=0.9 if recompute else 1.6,
             mfc="none" if recompute else color(arch),
             alpha=0.7 if recompute else 1.0,
