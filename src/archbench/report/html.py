@@ -27,6 +27,8 @@ th { background: #f6f8fa; } td:first-child, th:first-child { text-align: left; }
 code { background: #f6f8fa; padding: 0 0.2em; } figure { margin: 1em 0; } img { max-width: 100%; }
 figcaption { font-size: 0.85em; color: #57606a; }
 """
+# Figures embedded per link at most (a large grid's loss curves would make a page of many MB).
+MAX_FIGURES = 12
 # A relative link in the rendered summary (its figure list: PNG files and the loss-curve folder).
 _LINK = re.compile(r'<a href="([^":#]+)">([^<]*)</a>')
 
@@ -50,7 +52,11 @@ def markdown_html(text: str, base: str = ".") -> str:
         else:
             files = [(path, match.group(2))]
         files = [(f, name) for f, name in files if f.endswith(".png") and os.path.isfile(f)]
-        return "".join(_figure(f, name) for f, name in files) if files else match.group(0)
+        if not files:
+            return match.group(0)
+        more = len(files) - MAX_FIGURES
+        shown = "".join(_figure(f, name) for f, name in files[:MAX_FIGURES])
+        return shown + (f"<p>({more} more in <code>{match.group(1)}</code>)</p>" if more > 0 else "")
 
     return _LINK.sub(embed, body)
 
