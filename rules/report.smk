@@ -116,6 +116,9 @@ rule summary:
         questions=f"{REPORT}/questions.json",
     output:
         md=report(f"{REPORT}/summary.md", caption="../report/summary.rst", category="Summary"),
+        # the same summary and the tables as HTML: the report shows HTML inline, .md / .csv only download
+        html=report(f"{REPORT}/summary.html", caption="../report/summary_page.rst", category="Summary"),
+        tables=report(f"{REPORT}/tables.html", caption="../report/tables.rst", category="Summary"),
     log:
         L.log("report", "summary"),
     conda:

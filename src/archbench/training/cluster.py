@@ -185,10 +185,13 @@ def stderr_to(log_path: str) -> None:
     sys.stderr = fh
 
 
-def run_train_job(args: dict, log_path: str) -> None:
+def run_train_job(args: dict, log_path: str, on_start=None) -> None:
     """The train rule's job: train in this process (Lightning starts the other local ranks), or on
-    several nodes through `srun`, all ranks writing to the rule's log."""
+    several nodes through `srun`, all ranks writing to the rule's log. ``on_start()`` runs once the log
+    is in place (the job's ``start: inputs ...`` line)."""
     stderr_to(log_path)
+    if on_start is not None and os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+        on_start()
     if not is_multinode(args["settings"]):
         from archbench.training import train_run
 

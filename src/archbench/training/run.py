@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from archbench.data.loader import make_dataloader
 from archbench.devices import require_device
 from archbench.io import atomic_dir, write_json
+from archbench.logs import adopt
 from archbench.models import count_parameters
 from archbench.models.flops import budget_steps, train_flops_per_token
 from archbench.models.matching import matched
@@ -191,6 +192,7 @@ def train_run(
     require_device("training.accelerator", settings["accelerator"])
     if threads:
         torch.set_num_threads(threads)
+    adopt("lightning", "lightning.pytorch", "lightning.fabric")  # else its console prints "Seed set" twice
     L.seed_everything(seed, workers=True)
     os.makedirs(run_dir, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)

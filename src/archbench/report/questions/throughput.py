@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from archbench.report.figures import best_points, empty, fmt_bytes, save, style, write_csv
+from archbench.report.figures import best_points, empty, fmt_bytes, line_kw, save, style, write_csv
 from archbench.report.questions.runs import load
 
 EVALUATION = "throughput"
@@ -62,8 +62,9 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         if line.empty:
             continue
         col, name = style(arch)
-        ax1.plot(line["batch_size"], line["tokens_per_s"], "o-", color=col, label=name)
-        ax2.plot(line["batch_size"], line["state_bytes"] / 2**20, "o-", color=col, label=name)
+        kw = line_kw(arch)  # own marker and dashes: Transformer and Llama coincide
+        ax1.plot(line["batch_size"], line["tokens_per_s"], **kw)
+        ax2.plot(line["batch_size"], line["state_bytes"] / 2**20, **kw)
         lo, hi = line.iloc[0], line.iloc[-1]
         facts[arch] = {
             "point": point,
