@@ -23,6 +23,9 @@ if [ "$rc" = 0 ]; then
             rm -f "/etc/netns/$ns/hosts"; rmdir "/etc/netns/$ns" 2>/dev/null
         fi
         if ip netns list | grep -qw "$ns"; then
+            for ((i = 0; i < 100; i++)); do  # relay children end with their connections
+                [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break; sleep 0.1
+            done
             if [ -n "$(ip netns pids "$ns" 2>/dev/null)" ]; then
                 echo "[ci-slurm] ERROR: processes still run in namespace $ns: $(ip netns pids "$ns" | xargs)" >&2
                 rc=1; continue
