@@ -245,13 +245,13 @@ def test_killing_the_rank_on_the_second_node_fails_the_job_naming_it(runs):
     log = runs["killed_log"]
     assert re.search(r"srun exited with status \d+ \(rank 1 on ab-node2: Killed", log), log[-6000:]
     assert "Error in rule train" in log
-    assert runs["left"] == [] or not any(p.endswith(("metrics.json", "config.json")) for p in runs["left"]), runs[
-        "left"
-    ]
+    complete_looking = [p for p in runs["left"] if p.endswith("metrics.json") or "/model" in p]
+    assert not complete_looking, runs["left"]
 
 
 def test_the_rerun_resumes_and_ends_with_the_uninterrupted_numbers(runs):
     m, ref = runs["rerun_metrics"], runs["metrics"]
+    # killed as soon as the step-4 checkpoint appeared: 4 unless the ranks ran 4 more steps meanwhile
     assert m["resumed_from_step"] in (4, 8) and m["world_sizes"] == [2, 2], m
     print(f"\nresumed from step {m['resumed_from_step']}")
     assert m["global_step"] == 12
