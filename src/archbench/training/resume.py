@@ -40,6 +40,7 @@ LAYOUT_KEYS = frozenset(
     {
         "devices",
         "num_nodes",
+        "dist_timeout_s",
         "num_workers",
         "checkpoint_every_n_steps",
         "checkpoint_every_minutes",

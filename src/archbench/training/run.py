@@ -25,7 +25,7 @@ from archbench.models.flops import budget_steps, train_flops_per_token
 from archbench.models.matching import matched
 from archbench.models.sizing import config_fields
 from archbench.provenance import now, provenance_block, token_index_paths
-from archbench.training.cluster import resume_checkpoint, trainer_plugins
+from archbench.training.cluster import resume_checkpoint, trainer_plugins, trainer_strategy
 from archbench.training.emissions import track_emissions
 from archbench.training.failures import RankFailures
 from archbench.training.loggers import trainer_logging
@@ -143,6 +143,7 @@ def build_trainer(settings: dict, run_dir: str, scratch_dir: str, extra_callback
         enable_model_summary=False,
         # Slurm: who launches the processes, requeue on SIGURG; checkpoints written atomically.
         plugins=[*trainer_plugins(settings), AtomicCheckpointIO()],
+        strategy=trainer_strategy(settings),  # DDP with training.dist_timeout_s when several processes
         # Our samplers deal the global order over the ranks themselves (exact resume at any world size).
         use_distributed_sampler=False,
         **trainer_logging(settings, run_dir),  # training.loggers; log lines instead of a bar in job logs
