@@ -3,7 +3,6 @@ t-intervals, paired comparison and winners, plots, summary."""
 
 import json
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,7 @@ import pytest
 from scipy import stats
 
 from archbench.report.collect import collect, harness_columns, run_record
-from archbench.report.compare import compare, mean_ci, seed_summary, write_tables
+from archbench.report.compare import compare, mean_ci, seed_summary, verdict_table, write_tables
 from archbench.report.plots import plot_all, plot_latency, slug
 from archbench.report.summary import write_summary
 from test_report_helpers import GRID, make_tree, point_path, points, provenance_block
@@ -86,7 +85,7 @@ def test_run_identity_comes_from_metrics_json_not_folder_names(tmp_path):
     plot_all(csv["grid"], csv["seeds"], csv["comparison"], str(out / "plots"), str(out / "plots" / "curves"), axes)
     assert len(list((out / "plots" / "curves").glob("*.png"))) == 4
     text = write_summary(csv["grid"], csv["seeds"], csv["comparison"], [], str(out / "summary.md"), axes)
-    assert "| bf16_mixed_x " in text and "**retnet** has the lowest mean test loss at 4 of 4 grid points" in text
+    assert "| bf16_mixed_x " in text and "- RetNet has the lowest mean test loss at 4 of 4 grid points" in text
 
 
 def test_records_of_the_snakefile_match_the_run_layout():
@@ -155,30 +154,77 @@ def test_seed_summary_aggregates_only_completed_runs(tree):
     assert summary.loc[("transformer", p1), "harness/lambada_local/acc_mean"] == 0.25
 
 
+def pooled_interval(groups, n):
+    """Independent reference: the paired differences' variance pooled over the groups (points), the
+    t-interval of a mean of n of them, and its two-sided p."""
+    ss = sum(((np.asarray(g) - np.mean(g)) ** 2).sum() for g in groups)
+    df = sum(len(g) - 1 for g in groups)
+    se = math.sqrt(ss / df / n)
+    return se, df
+
+
 def test_comparison_paired_differences_winners_and_param_ratios(tree):
     _, _, grid = tree
     table = compare(grid, AXES).set_index("point")
     p0, p1 = (point_path(p) for p in points())
+    assert list(table.index) == [p0, p1]  # grid order, not sorted by loss
     row = table.loc[p0]
-    diffs = np.array([4.00, 4.10, 4.05]) - np.array([4.20, 4.25, 4.30])
-    low, high = t_interval(diffs)
+    d0 = np.array([4.00, 4.10, 4.05]) - np.array([4.20, 4.25, 4.30])
+    d1 = np.array([3.90, 3.70, 3.95]) - np.array([3.80, 3.85, 3.75])
+    se, df = pooled_interval([d0, d1], 3)  # seed noise of retnet - transformer pooled over both points
+    half = stats.t.ppf(0.975, df) * se
     assert row["test_loss_retnet"] == pytest.approx(4.05) and row["test_loss_transformer"] == pytest.approx(4.25)
     assert row["diff_retnet_minus_transformer"] == pytest.approx(-0.2)
-    assert row["diff_retnet_minus_transformer_ci_low"] == pytest.approx(low)
-    assert row["diff_retnet_minus_transformer_ci_high"] == pytest.approx(high)
+    assert row["diff_retnet_minus_transformer_ci_low"] == pytest.approx(-0.2 - half)
+    assert row["diff_retnet_minus_transformer_ci_high"] == pytest.approx(-0.2 + half)
     assert row["param_ratio_retnet_transformer"] == pytest.approx(1.2)
     assert row["param_ratio_non_embedding_retnet_transformer"] == pytest.approx(104_000 / 84_000)
+    assert row["flops_ratio_retnet_transformer"] == pytest.approx(104_000 / 84_000)
     assert row["winner"] == "retnet" and row["margin"] == pytest.approx((4.15 + 4.26 + 4.20) / 3 - 4.05)
-    # retnet - longnet at p0: (-0.15, -0.16, -0.15), retnet - transformer: intervals below 0 -> decisive
-    assert row["decisive"] == True  # noqa: E712 (numpy bool)
+    # point 1's large seed noise, pooled, widens point 0's interval: raw p = 0.059, so not decisive
+    p_raw = 2 * stats.t.sf(0.2 / se, df)
+    assert p_raw == pytest.approx(0.0589, abs=1e-3) and row["decisive"] == False  # noqa: E712 (numpy bool)
+    assert row["diff_retnet_minus_transformer_p_holm"] >= p_raw
     other = table.loc[p1]
     assert other["winner"] == "transformer" and other["test_loss_transformer"] == pytest.approx(3.8)
-    # transformer - retnet = (-0.1, +0.15, -0.2): the interval contains 0 -> not decisive
-    assert other["decisive"] == False  # noqa: E712
+    # transformer's pair with longnet has 2 seeds (no interval): undecided
+    assert other["decisive"] is None or math.isnan(other["decisive"])
     # every architecture against the baseline (retnet) only; longnet's missing seed 2 is left out of the pairs
     assert other["diff_retnet_minus_longnet_n"] == 2 and math.isnan(other["diff_retnet_minus_longnet_ci_low"])
     assert other["diff_retnet_minus_longnet"] == pytest.approx((3.90 - 3.95 + 3.70 - 4.00) / 2)
     assert "diff_longnet_minus_transformer" not in other
+
+
+def test_a_consistent_difference_is_decisive_after_correction_and_headline_is_best_vs_best(tmp_path):
+    """Per point, retnet is 0.1 lower than transformer at every seed (± 0.01); the best-vs-best
+    difference is between each one's validation-selected point, not the mean over points."""
+    noise = {0: 0.0, 1: 0.01, 2: -0.01}
+    losses = {}
+    for s, e in noise.items():
+        losses[("retnet", 0, s)] = 3.0 + e  # retnet's selected point (lowest validation loss)
+        losses[("retnet", 1, s)] = 4.0 + e  # a bad learning rate
+        losses[("transformer", 0, s)] = 3.1 + e / 2
+        losses[("transformer", 1, s)] = 3.05 + e / 2  # transformer's selected point
+    grid = collect(make_tree(tmp_path, losses, eval_files=False))
+    table = compare(grid, AXES)
+    assert list(table["decisive"]) == [True, True]
+    v = verdict_table(grid)
+    (h,) = v["headline"]
+    assert (h["a"], h["b"]) == ("retnet", "transformer")
+    assert (h["point_a"], h["point_b"]) == (point_path(points()[0]), point_path(points()[1]))
+    assert h["mean"] == pytest.approx(3.0 - 3.05) and h["n"] == 3 and h["decisive"] is True
+    d = [np.array([noise[s] - noise[s] / 2 for s in range(3)]) + c for c in (-0.1, 0.95)]
+    se, df = pooled_interval(d, 3)
+    assert h["pooled_df"] == df == 4
+    assert (h["low"], h["high"]) == pytest.approx(
+        (-0.05 - stats.t.ppf(0.975, 4) * se, -0.05 + stats.t.ppf(0.975, 4) * se)
+    )
+    # 3 comparisons; the headline's p is the largest of them: Holm's last step keeps it (x 1)
+    assert (
+        v["m"] == 3
+        and h["p_holm"] == pytest.approx(h["p"])
+        and h["p"] > table["diff_retnet_minus_transformer_p_holm"].max() / 3
+    )
 
 
 def test_undecided_when_fewer_than_three_seeds(tmp_path):
@@ -249,13 +295,31 @@ def test_summary_states_the_verdict_and_links_the_plots(written):
     assert "## Best grid point per architecture (selected on validation loss; test loss reported)" in text
     assert "Commit abc1234, archbench 0.1.0; hardware cpu: Test CPU; data fingerprint cafe" in text
     assert "Warning" not in text
-    # 2 pairs x 2 points with intervals (longnet has 2 seeds at point 1: no interval there) = 3
-    assert "- The 3 per-point 95% intervals are not corrected for multiplicity" in text
-    assert "**retnet** has the lowest mean test loss at 1 of 2 grid points (1 decisively)" in text
-    assert "**transformer** has the lowest mean test loss at 1 of 2 grid points (0 decisively)" in text
+    # the answer first: best vs best (each at its validation-selected point; here both lr 0.0005)
+    first = text.split("\n\n")[1]
+    assert first == (
+        "**Transformer has the lowest test loss at the grid points selected on validation loss: 3.8000 nats/token, "
+        "0.0500 below RetNet** (95% interval [-0.2621, +0.1621], 3 seeds; not decisive (Holm p = 1)). It has ×0.833 "
+        "the parameters and ×0.808 the training FLOPs per token of RetNet."
+    )
+    assert first.count(". ") + 1 <= 3
+    # 3 pairs x 2 points + 3 best-vs-best, less those without an interval (longnet: 2 seeds at point 1)
+    assert "(5 comparisons: every pair at every grid point and the best-against-best pairs)" in text
+    assert (
+        "- RetNet − LongNet: -0.1750 nats/token (no interval: 2 shared seed(s), needs ≥ 3); RetNet at learning_rate=0.0005"
+        in text
+    )
+    assert "Parameters RetNet/Transformer ×1.2, training FLOPs per token ×1.24. Compares: " in text
+    assert "- RetNet has the lowest mean test loss at 1 of 2 grid points (0 decisive)." in text
+    assert "- Transformer has the lowest mean test loss at 1 of 2 grid points (0 decisive)." in text
+    assert "multiplicity" not in text and "decisively" not in text
     assert "17 of 18 runs complete" in text and "Missing runs (1)" in text
     assert "(plots/loss_vs_params.png)" in text and "(plots/curves)" in text
-    assert re.search(r"retnet − transformer test loss: mean -0\.0750 nats/token.*Compares: ", text)  # (-0.2 + 0.05) / 2
+    assert "retnet" not in text and "longnet" not in text  # one (display) name per architecture
+    # the per-point table in grid order (learning rate 0.001 first, as in the grid), not by loss
+    table = text.split("## Per grid point")[1]
+    assert table.index("| 0.001 ") < table.index("| 0.0005 ")
+    assert text.count("Columns: ") == 2
 
 
 def test_extra_json_files_are_flattened_generically(tmp_path):
@@ -277,10 +341,14 @@ def _summary(tmp_path, runs):
 def test_one_seed_says_no_interval_instead_of_zero_counts(tmp_path):
     losses = {(a, i, 0): v + i for a, v in (("retnet", 1.0), ("transformer", 2.0)) for i in (0, 1)}
     text, _ = _summary(tmp_path, make_tree(tmp_path, losses, eval_files=False))
-    assert "**retnet** has the lowest mean test loss at 2 of 2 grid points (no interval (needs ≥ 3 seeds))." in text
-    assert "retnet − transformer test loss: mean -1.0000 nats/token over 2 grid points" in text
-    assert "no interval (needs ≥ 3 seeds). Parameter ratio" in text
-    assert "decisively" not in text and "interval below 0" not in text and "multiplicity" not in text
+    assert "- RetNet has the lowest mean test loss at 2 of 2 grid points (no interval (needs ≥ 3 seeds))." in text
+    assert text.split("\n\n")[1] == (
+        "**RetNet has the lowest test loss at the grid points selected on validation loss: 1.0000 nats/token, "
+        "1.0000 below Transformer** (no interval: 1 shared seed(s), needs ≥ 3). It has ×1.2 the parameters and "
+        "×1.24 the training FLOPs per token of Transformer."
+    )
+    assert "- RetNet − Transformer: -1.0000 nats/token (no interval: 1 shared seed(s), needs ≥ 3)" in text
+    assert "(0 decisive)" not in text and "not decisive" not in text and "(0 comparisons" in text
 
 
 def test_best_point_is_selected_on_validation_when_validation_and_test_disagree(tmp_path):
@@ -296,7 +364,12 @@ def test_best_point_is_selected_on_validation_when_validation_and_test_disagree(
         [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")
     ]
     (row,) = [dict(zip(header, r)) for r in rows]
-    assert (row["arch"], row["learning_rate"], row["val loss"], row["test loss"]) == ("retnet", "0.0005", "2.5", "2")
+    assert (row["architecture"], row["learning_rate"], row["val loss"], row["test loss"]) == (
+        "RetNet",
+        "0.0005",
+        "2.5",
+        "2",
+    )
     from archbench.report.figures import best_points
 
     seeds = pd.read_csv(csv["seeds"])
