@@ -403,3 +403,70 @@ def test_grid_results_carry_provenance_and_the_summary_warns_once_when_runs_diff
         "fingerprint (cafe, unknown).**"
     ]
     assert "Commit 3 values, archbench 2 values" in text
+
+
+def _synthetic(tmp_path, losses: dict, flags: dict | None = None):
+    """grid_results / seed_summary / comparison CSVs of a made-up table (no run tree) and its summary."""
+    from archbench.report.collect import write_csv
+
+    params = {"llama": 1_508_224, "retnet": 1_507_968, "transformer": 1_509_000}
+    flops = {"llama": 6.29e6, "retnet": 6.43e6, "transformer": 6.26e6}
+    rows = []
+    for (arch, lr, seed), loss in losses.items():
+        rows.append(
+            {
+                "arch": arch,
+                "point": f"learning_rate~{lr}",
+                "seed": seed,
+                "learning_rate": lr,
+                "status": "ok",
+                "test_loss": loss,
+                "val_loss": loss + (0.2 if lr == 0.001 else 0.0),  # lr 0.003 is selected on validation
+                "params_total": params[arch],
+                "params_non_embedding": params[arch] - 131_072,
+                "train_flops_per_token": flops[arch],
+                "tokens_per_s": 1000.0 + 100 * seed,
+                "timing_flag": (flags or {}).get((arch, lr, seed), ""),
+            }
+        )
+    csv = {k: str(tmp_path / f"{k}.csv") for k in ("grid", "comparison", "seeds")}
+    write_csv(pd.DataFrame(rows), csv["grid"])
+    grid = pd.read_csv(csv["grid"])
+    write_csv(seed_summary(grid, ["learning_rate"]), csv["seeds"])
+    write_csv(compare(grid, ["learning_rate"]), csv["comparison"])
+    return write_summary(
+        csv["grid"], csv["seeds"], csv["comparison"], [], str(tmp_path / "summary.md"), ["learning_rate"]
+    )
+
+
+def test_summary_first_paragraph_names_the_best_states_retnet_vs_transformer_and_skips_flagged_timings(tmp_path):
+    noise = (0.0, 0.004, -0.003)
+    base = {"llama": 3.40, "retnet": 3.46, "transformer": 3.43}
+    scale = {"llama": 1.0, "retnet": -0.5, "transformer": 0.25}  # seed noise that differs per architecture
+    losses = {
+        (a, lr, s): b + (0.1 if lr == 0.001 else 0.0) + e * scale[a] + 0.002 * (a == "retnet") * (lr == 0.001)
+        for a, b in base.items()
+        for lr in (0.003, 0.001)
+        for s, e in enumerate(noise)
+    }
+    flags = {("llama", 0.003, 2): "noisy", ("retnet", 0.003, 1): "under load", ("retnet", 0.003, 2): "noisy"}
+    text = _synthetic(tmp_path, losses, flags)
+    first = text.split("\n\n")[1]
+    print("\n" + first)
+    assert first == (
+        "**Transformer++ (Llama) has the lowest test loss at the grid points selected on validation loss: 3.4003 "
+        "nats/token, 0.0298 below Transformer** (95% interval [-0.0340, -0.0255], 3 seeds; decisive (Holm p = "
+        "0.00028)). It has ×0.9995 the parameters and ×1.0048 the training FLOPs per token of Transformer. "
+        "RetNet vs Transformer: RetNet's test loss is 0.0297 nats/token higher (95% interval [+0.0255, +0.0340], "
+        "3 seeds; decisive (Holm p = 0.00028); parameters ×0.9993, training FLOPs/token ×1.03)."
+    )
+    table = text.split("## Best grid point per architecture")[1].split("##")[0]
+    header, _, *rows = [
+        [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")
+    ]
+    speed = {r[0]: r[header.index("training tokens/s")] for r in rows}
+    params = {r[0]: r[header.index("params")] for r in rows}
+    # flagged timings left out: Llama (1000 + 1100) / 2; RetNet only seed 0; Transformer all three
+    assert speed == {"Transformer++ (Llama)": "1050", "RetNet": "1000", "Transformer": "1100"}
+    assert params["RetNet"] == "1.51M"
+    assert "(timings flagged noisy or under load left out)" in text
