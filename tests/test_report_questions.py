@@ -179,10 +179,15 @@ def test_sentences_are_computed_from_the_files(tmp_path):
     fits = result["scaling"]["fits"]["params"]["fits"]
     for arch, (_e, _a, alpha) in TRUTH.items():
         assert fits[arch]["alpha"] == pytest.approx(alpha, rel=0.05)
-        iv = fits[arch]["interval"]["alpha"]
+        assert fits[arch]["interval"] == {}  # 1 seed: no exponent interval
         assert (
             f"{'RetNet' if arch == 'retnet' else 'Transformer'} α = {fits[arch]['alpha']:.3f} "
-            f"[{iv[0]:.3f}, {iv[1]:.3f}] (5 sizes, 1 seed(s))" in result["scaling"]["sentence"]
+            "(no interval: needs ≥ 3 seeds) (5 sizes, 1 seed(s))" in result["scaling"]["sentence"]
+        )
+        h = fits[arch]["heldout"]
+        assert (
+            f"{'RetNet' if arch == 'retnet' else 'Transformer'} predicted {h['predicted']:.3f} vs measured "
+            f"{h['measured']:.3f} at 3.24M (no interval: 1 seed(s), needs ≥ 3)" in result["scaling"]["sentence"]
         )
     sentence = result["scaling"]["sentence"]
     assert sentence.startswith(
