@@ -88,6 +88,29 @@ def _tree(root, seeds=(0,), lrs=ONE_LR):
                                 if k > 1
                                 else []
                             ),
+                            # the same targets at kx and 1x: retnet gains from the context, the
+                            # transformer's windows scatter around 0 (no effect); controls read 0
+                            **(
+                                {
+                                    "same_targets": {
+                                        "n_windows": 4,
+                                        "aligned": True,
+                                        "targets": 128,
+                                        "far": [
+                                            3.0 + x + ev
+                                            for x in (
+                                                [-0.05, -0.04, -0.06, -0.05]
+                                                if arch == "retnet"
+                                                else [0.02, -0.03, 0.01, -0.01]
+                                            )
+                                        ],
+                                        "near": [3.0 + ev] * 4,
+                                        "control": {"unigram": [0.0] * 4, "bigram": [0.0] * 4},
+                                    }
+                                }
+                                if k > 1
+                                else {}
+                            ),
                         }
                         for i, k in enumerate([1, 2, 4])
                     ]
@@ -170,11 +193,13 @@ def test_recall_names_every_deviation_of_the_mqar_preset_from_zoology():
 def test_sentences_are_computed_from_the_files(tmp_path):
     out = _outputs(tmp_path)
     result = write_questions(*_tree(tmp_path), out)
-    # the tail (positions >= 128) at 4x vs the last half of the training length at 1x, not the diluted mean
+    # the same targets read at 4x and at 1x, bootstrapped over windows, beside the position-free control
     assert result["length"]["sentence"] == (
-        "Length extrapolation (test loss on the positions beyond the training length at k x vs the last half of "
-        "the training length at 1x; grid point selected on validation loss): RetNet 3.200 vs 3.000 nats (+0.200) "
-        "at 4x; Transformer 4.000 vs 3.000 nats (+1.000) at 4x."
+        "Length extrapolation (the same target tokens, the last training-length of windows inside one document, "
+        "read with k x the training length of context minus with 1x; nats/token, 95% bootstrap interval over "
+        "windows; position-free control on the same windows: unigram +0.000, bigram +0.000; grid point selected "
+        "on validation loss): RetNet -0.050 [-0.057, -0.042] nats at 4x (4 windows, 1 seed(s)); Transformer: no "
+        "effect detectable at 4x (-0.002 [-0.020, +0.015] nats; 4 windows, 1 seed(s))."
     )
     fits = result["scaling"]["fits"]["params"]["fits"]
     for arch, (_e, _a, alpha) in TRUTH.items():
@@ -229,7 +254,10 @@ TWO_LRS = {0.002: (0.0, 0.5, 0.01), 0.001: (0.3, -0.5, 0.0)}
 
 
 def test_every_question_reports_the_point_selected_on_validation(tmp_path):
-    result = write_questions(*_tree(tmp_path, lrs=TWO_LRS), _outputs(tmp_path))
+    result = write_questions(*_tree(tmp_path, lrs=TWO_LRS), _outputs(tmp_path), headline_multiplier=2)
+    # the sentence and the figure at the configured multiplier (measured here), not a hard-coded 4x
+    assert result["length"]["archs"]["retnet"]["headline"]["multiplier"] == 2
+    assert " at 2x (" in result["length"]["sentence"] and " at 4x" not in result["length"]["sentence"]
     for question in ("length", "throughput", "recall"):
         for arch in TRUTH:
             assert result[question]["archs"][arch]["point"] == "embed_dim=384, learning_rate=0.002", question
@@ -346,4 +374,6 @@ def test_runs_without_provenance_or_flops_still_get_every_answer(tmp_path):
         result["scaling"]["fits"]["flops"]["fits"] == {}
         and "alpha" in result["scaling"]["fits"]["params"]["fits"]["retnet"]
     )
-    assert result["length"]["sentence"].endswith("Transformer 4.000 vs 3.000 nats (+1.000) at 4x.")
+    assert result["length"]["sentence"].endswith(
+        "Transformer: no effect detectable at 4x (-0.002 [-0.020, +0.015] nats; 4 windows, 1 seed(s))."
+    )

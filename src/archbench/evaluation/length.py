@@ -14,13 +14,27 @@ parallel mode. Softmax-attention models run their one full-attention mode. A mod
 with *learned* absolute positions has no embedding past ``max_seq_len``: those multipliers are
 recorded as ``{"skipped": reason}``, decided from the config before any forward (no error is swallowed).
 
+The headline is the **same-target** comparison (it cannot be position bias): for k > 1, windows of
+``k * seq_len + 1`` tokens lying inside one document (split on EOS; windows that cross documents only
+when no document is long enough, and then ``aligned`` is false) have their LAST ``seq_len`` targets
+scored twice: with the full ``k * seq_len`` context ("far") and with the context cut to the
+``seq_len`` tokens before them ("near", the 1x reading). The per-window difference far - near is
+stored; the report bootstraps it over windows. Position-free controls (a unigram and a bigram model
+of the test split, scored through the same function on the same windows) are stored beside it: they
+read the same target tokens with the same previous token, so their difference is 0 by construction,
+where the earlier "beyond vs tail" buckets gave -0.027 / -0.011 nats for them at 4x.
+
 Schema of ``length.json``::
 
     {"arch", "seq_len", "params", "device", "n_shards",
      "entries": [{"multiplier", "context", "mode", "n_windows", "n_tokens",
                   "mean_loss",          # over every position of every window
                   "tail_loss",          # positions [context/2, context): the last doubling
-                  "buckets": [{"start", "end", "loss", "n"}, ...]}       # n = scored positions
+                  "buckets": [{"start", "end", "loss", "n"}, ...],       # n = scored positions
+                  "same_targets": {"n_windows", "aligned", "targets",   # k > 1 only
+                                   "far", "near": [per-window mean loss],
+                                   "control": {"unigram": [far - near per window], "bigram": [...]}}
+                                  | {"skipped": reason}}
                  | {"multiplier", "context", "skipped"}],
      "provenance": {...}}  # archbench.provenance.provenance_block: versions, hardware, hashes
 """
@@ -73,6 +87,84 @@ def windows(shards: list[np.ndarray], context: int, max_windows: int | None) -> 
         if left <= 0:
             break
     return np.concatenate(out) if out else np.zeros((0, context + 1), np.int64)
+
+
+def document_windows(shards: list[np.ndarray], context: int, eos: int | None, max_windows: int) -> tuple:
+    """([n, context + 1] int64 windows lying inside one document each (documents split on ``eos``;
+    non-overlapping, from the document's start), True); when no document is long enough, the
+    consecutive windows of :func:`windows` and False."""
+    out = []
+    for arr in shards:
+        if eos is None or len(out) >= max_windows:
+            break
+        ends = np.flatnonzero(np.asarray(arr) == eos)
+        starts = np.concatenate([[0], ends + 1])
+        stops = np.concatenate([ends, [len(arr)]])
+        for a, b in zip(starts, stops):
+            for i in range(int(a), int(b) - context, context):
+                if len(out) >= max_windows:
+                    break
+                out.append(np.asarray(arr[i : i + context + 1], dtype=np.int64))
+    if out:
+        return np.stack(out), True
+    return windows(shards, context, max_windows), False
+
+
+class NgramLM(torch.nn.Module):
+    """A position-free control: unigram (``order`` 1) or bigram (2) log-probabilities of the test split,
+    add-one smoothed, called like a causal LM (``model(x).logits``)."""
+
+    def __init__(self, shards: list[np.ndarray], vocab: int, order: int):
+        super().__init__()
+        counts = torch.ones(vocab if order == 2 else 1, vocab, dtype=torch.float64)
+        for arr in shards:
+            ids = torch.from_numpy(np.asarray(arr, dtype=np.int64))
+            if order == 1:
+                counts[0].index_add_(0, ids, torch.ones(len(ids), dtype=torch.float64))
+            else:
+                counts.view(-1).index_add_(0, ids[:-1] * vocab + ids[1:], torch.ones(len(ids) - 1, dtype=torch.float64))
+        self.order = order
+        self.table = torch.log(counts / counts.sum(-1, keepdim=True)).float()
+
+    def forward(self, x, **_):
+        logits = self.table[0].expand(*x.shape, -1) if self.order == 1 else self.table[x]
+        return type("Out", (), {"logits": logits})()
+
+
+def same_target_losses(model, data: np.ndarray, seq_len: int, batch_size: int, device, **far_kw) -> tuple:
+    """(far, near): per-window mean loss of the last ``seq_len`` targets of ``data`` [n, k*seq_len + 1],
+    read with the whole window as context (far) and with only the ``seq_len`` tokens before them (near)."""
+    far, near = [], []
+    for i in range(0, len(data), batch_size):
+        batch = torch.from_numpy(data[i : i + batch_size]).to(device)
+        far.append(position_losses(model, batch, **far_kw)[:, -seq_len:].double().mean(1).cpu())
+        near.append(position_losses(model, batch[:, -(seq_len + 1) :]).double().mean(1).cpu())
+    return torch.cat(far).tolist(), torch.cat(near).tolist()
+
+
+def measure_same_targets(model, shards, seq_len: int, k: int, eos, max_tokens: int, batch_size: int, device) -> dict:
+    """The ``same_targets`` entry for multiplier ``k`` (schema above)."""
+    context = k * seq_len
+    data, aligned = document_windows(shards, context, eos, max(1, max_tokens // context))
+    if not len(data):
+        return {"skipped": f"{NO_WINDOW} {context + 1} tokens"}
+    mode, kw = _mode(model, context)
+    far, near = same_target_losses(model, data, seq_len, batch_size, device, **kw)
+    vocab = int(max(int(np.asarray(a).max()) for a in shards if len(a)) + 1)
+    vocab = max(vocab, int(getattr(model.config, "vocab_size", vocab)))
+    control = {}
+    for name, order in (("unigram", 1), ("bigram", 2)):
+        f, n = same_target_losses(NgramLM(shards, vocab, order), data, seq_len, batch_size, torch.device("cpu"))
+        control[name] = [a - b for a, b in zip(f, n)]
+    return {
+        "n_windows": int(len(data)),
+        "aligned": aligned,
+        "targets": seq_len,
+        "mode": mode,
+        "far": far,
+        "near": near,
+        "control": control,
+    }
 
 
 def geometric_buckets(context: int) -> list[tuple[int, int]]:
@@ -156,13 +248,18 @@ def run_length(
 ) -> dict:
     """Loss per position bucket at k x the training length for every k (schema above)."""
     settings, started = eval_settings("length", locals()), now()
-    model, _, dev = load_model(model_dir, device, dtype)
+    model, tokenizer, dev = load_model(model_dir, device, dtype)
+    eos = getattr(tokenizer, "eos_token_id", None)
     shards = token_arrays(tokens)
     seq_len = max_context(model)
     entries = []
     with torch_threads(threads):
         for k in sorted(set(multipliers)):
             entry = {"multiplier": k, **measure_length(model, shards, k * seq_len, max_tokens, batch_size, dev)}
+            if k > 1 and "mean_loss" in entry:
+                entry["same_targets"] = measure_same_targets(
+                    model, shards, seq_len, k, eos, max_tokens, batch_size, dev
+                )
             entries.append(entry)
             logging.getLogger(__name__).info("length k=%s: %s", k, entry.get("mean_loss", entry.get("skipped")))
     short = [e["skipped"] for e in entries if NO_WINDOW in e.get("skipped", "")]
