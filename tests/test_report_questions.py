@@ -142,6 +142,8 @@ def _tree(root, seeds=(0,), lrs=ONE_LR):
                                     "random_fillers": True,
                                     "answers_in_input": False,
                                     "vocab_size": 256,
+                                    "pairs": [4, 8],
+                                    "seq_len": 128,
                                 },
                                 "validation": {str(p): acc / p - val_off for p in (4, 8, 16)},
                                 "entries": [
@@ -224,7 +226,8 @@ def test_sentences_are_computed_from_the_files(tmp_path):
     flops = result["scaling"]["fits"]["flops"]["fits"]["retnet"]["sizes"]
     assert flops == pytest.approx([(6.0 * n + 1000.0) * 2 * n for n in sorted(SIZES.values())])
     assert result["recall"]["sentence"] == (
-        "Associative recall at 16 key-value pairs (width and learning rate selected on validation accuracy; "
+        "Associative recall at 16 key-value pairs (training saw 4, 8 pairs (16 is a count it never saw); searched "
+        "learning rate 0.002, width d = 384, seed 0; one setting, nothing selected; "
         "test accuracy reported; chance 0.8%): RetNet 3.8% (d=384, state 4.0 KiB); Transformer 5.6% (d=384, "
         "state 6.0 KiB). Matching knob (model.match_params): RetNet ffn_dim, Transformer ffn_dim. The generator "
         "differs from Zoology's MQAR in: random non-query tokens drawn from the value words only (Zoology: any "
@@ -300,13 +303,17 @@ def test_three_seeds_give_paired_intervals_and_no_unsupported_crossover(tmp_path
 
 def test_missing_questions_say_what_to_run(tmp_path):
     metrics = _tree(tmp_path)[0][:2]  # two sizes of one architecture, nothing else
-    result = write_questions(metrics, {}, _outputs(tmp_path))
+    out = _outputs(tmp_path)
+    result = write_questions(metrics, {}, out)
     assert result["length"]["sentence"] == "Length extrapolation was not measured (length.enabled is false)."
     assert result["scaling"]["sentence"].startswith(
         "Scaling: no fit — it needs >= 3 model sizes per architecture, this run has RetNet 2"
     )
     assert "config/presets/mqar.yaml" in result["recall"]["sentence"]
     assert "latency.batch_sweep" in result["throughput"]["sentence"]
+    # summary.md links no placeholder figure of a question that was not measured
+    lines = summary_section(out["json"], str(tmp_path / "report"))
+    assert len([ln for ln in lines if ln.startswith("- ")]) == 4 and "[plot]" not in "\n".join(lines)
 
 
 def test_dry_run_lists_the_question_rules_per_run(tmp_path):

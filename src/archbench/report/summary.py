@@ -17,6 +17,7 @@ import os
 import pandas as pd
 
 from archbench.io import atomic_file
+from archbench.report import questions
 from archbench.report.collect import PROVENANCE_COLUMNS, UNKNOWN
 from archbench.report.compare import ALPHA, CORRECTION, MIN_SEEDS_FOR_CI, archs_of, pairs, verdict_table
 from archbench.report.figures import SELECTION, display, fmt_n
@@ -227,23 +228,6 @@ def clean_timing(grid: pd.DataFrame, column: str = "tokens_per_s") -> pd.DataFra
     return out
 
 
-def _questions(questions_json: str | None, base: str) -> list[str]:
-    """The questions' sentences; a plot link only for a question that was measured (an unmeasured one's
-    sentence says what would measure it)."""
-    if not questions_json:
-        return []
-    import json
-
-    with open(questions_json, encoding="utf-8") as fh:
-        data = json.load(fh)
-    lines = ["## The architecture questions", ""]
-    for q, path in data["plots"].items():
-        measured = data[q].get("measured", "was not measured" not in data[q]["sentence"])
-        link = f" ([plot]({os.path.relpath(path, base)}))" if measured else ""
-        lines.append(f"- {data[q]['sentence']}{link}")
-    return lines + [""]
-
-
 def write_summary(
     grid_csv: str,
     seeds_csv: str,
@@ -350,7 +334,7 @@ def write_summary(
         "",
     ]
     base = os.path.dirname(out_md)
-    parts += _questions(questions_json, base)  # one sentence per architecture question
+    parts += questions.summary_section(questions_json, base)  # one sentence per architecture question
     parts += (
         ["## Plots", ""]
         + [f"- [{os.path.splitext(os.path.basename(p))[0]}]({os.path.relpath(p, base)})" for p in plots]

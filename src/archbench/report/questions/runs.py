@@ -29,6 +29,7 @@ COLUMNS = [
     "tokens",
     "flops",
     "embed_dim",
+    "learning_rate",
 ]
 
 
@@ -85,6 +86,7 @@ def runs_frame(metrics_paths) -> pd.DataFrame:
                 if m.get("train_flops_per_token") and m.get("tokens_seen")
                 else None,
                 "embed_dim": hp.get("embed_dim"),
+                "learning_rate": hp.get("learning_rate"),
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
