@@ -40,6 +40,8 @@ def test_identical_architectures_rarely_give_a_decisive_claim_and_a_real_differe
     trials = 1000
     null = verdict_arrays(*simulate(trials), PAIRS)
     false_rate = float(claims(null).mean())
+    # stricter: any single comparison of the family significant after Holm (a claim needs more)
+    any_rejection = float(((null["point_adj"] < 0.05).any((-1, -2)) | (null["head_adj"] < 0.05).any(-1)).mean())
     found = verdict_arrays(*simulate(trials, gaps=(-0.05, 0.0, 0.0), rng_seed=1), PAIRS)
     # found: both best-vs-best pairs of the better architecture are decisive, its way
     hit = found["head_decisive"][:, :2].all(-1) & (found["head_mean"][:, :2] < 0).all(-1)
@@ -51,11 +53,12 @@ def test_identical_architectures_rarely_give_a_decisive_claim_and_a_real_differe
     print(
         f"\npaper grid ({POINTS} points x {len(ARCHS)} archs, {SEEDS} seeds, sigma {SIGMA}), {trials} reports each: "
         f"family of {int(null['m'][0])} comparisons (Holm); decisive claim with identical architectures "
-        f"{false_rate:.1%} (uncorrected: {uncorrected:.1%}); true 0.05-nat difference found {power:.1%}; "
+        f"{false_rate:.1%} (any comparison significant after Holm: {any_rejection:.1%}; some comparison at "
+        f"uncorrected p < 0.05: {uncorrected:.1%}); true 0.05-nat difference found {power:.1%}; "
         f"decisive between the two identical ones {wrong:.1%}; {elapsed:.1f} s"
     )
     assert int(null["m"][0]) == 3 * POINTS + 3
-    assert false_rate <= 0.05
+    assert false_rate <= any_rejection and false_rate <= 0.05
     assert power >= 0.80
     assert wrong <= 0.05
     assert uncorrected > 0.5  # the correction is what keeps the null rate down
