@@ -30,8 +30,8 @@ FOUNDING = ("retnet", "transformer")  # the project's founding question: always 
 MAX_ROWS = 30  # a paper grid has 72 points: the full table is comparison.csv
 
 
-def _fmt(value, digits: int = 4) -> str:
-    """Readable numbers: 1.51M rather than 1.508e+06, 4 significant digits otherwise."""
+def _fmt(value, digits: int = 5) -> str:
+    """Readable numbers: 1.51M rather than 1.508e+06, 5 significant digits otherwise (1.0002, not 1)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, bool):
