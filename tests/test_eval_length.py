@@ -140,3 +140,15 @@ def test_same_targets_are_scored_at_1x_and_kx_inside_documents_and_the_controls_
         assert st["near"][i] == pytest.approx(float(near), rel=1e-4)
     for name in ("unigram", "bigram"):
         assert st["control"][name] == pytest.approx([0.0] * 3, abs=1e-6)
+
+
+def test_ngram_controls_are_add_one_smoothed_counts():
+    from archbench.evaluation.length import Ngram
+
+    arr = np.array([1, 2, 1, 2, 3])
+    batch = torch.tensor([[1, 2, 3, 0]])
+    bigram = Ngram([arr], vocab=4, order=2).losses(batch)[0].tolist()
+    # (1,2) seen 2 of 2 times after 1; (2,3) 1 of 2 after 2; (3,0) never, 3 never a previous token
+    assert bigram == pytest.approx([-np.log(3 / 6), -np.log(2 / 6), -np.log(1 / 4)])
+    unigram = Ngram([arr], vocab=4, order=1).losses(batch)[0].tolist()
+    assert unigram == pytest.approx([-np.log(3 / 9), -np.log(2 / 9), -np.log(1 / 9)])

@@ -110,35 +110,43 @@ def document_windows(shards: list[np.ndarray], context: int, eos: int | None, ma
     return windows(shards, context, max_windows), False
 
 
-class NgramLM(torch.nn.Module):
-    """A position-free control: unigram (``order`` 1) or bigram (2) log-probabilities of the test split,
-    add-one smoothed, called like a causal LM (``model(x).logits``)."""
+class Ngram:
+    """A position-free control: unigram (``order`` 1) or bigram (2) model of the test split, add-one
+    smoothed. ``losses(batch)`` gives next-token losses [B, T] of windows [B, T + 1] like
+    :func:`position_losses` (bigram counts are kept sparse: a dense V x V table would not fit)."""
 
     def __init__(self, shards: list[np.ndarray], vocab: int, order: int):
-        super().__init__()
-        counts = torch.ones(vocab if order == 2 else 1, vocab, dtype=torch.float64)
-        for arr in shards:
-            ids = torch.from_numpy(np.asarray(arr, dtype=np.int64))
-            if order == 1:
-                counts[0].index_add_(0, ids, torch.ones(len(ids), dtype=torch.float64))
-            else:
-                counts.view(-1).index_add_(0, ids[:-1] * vocab + ids[1:], torch.ones(len(ids) - 1, dtype=torch.float64))
-        self.order = order
-        self.table = torch.log(counts / counts.sum(-1, keepdim=True)).float()
+        self.order, self.vocab = order, vocab
+        arrays = [np.asarray(a, dtype=np.int64) for a in shards if len(a)]
+        ids = np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
+        counts = np.bincount(ids, minlength=vocab).astype(np.float64)
+        self.unigram = -np.log((counts + 1) / (counts.sum() + vocab))
+        if order == 2:
+            codes = np.concatenate([a[:-1] * vocab + a[1:] for a in arrays]) if arrays else ids
+            self.codes, pair_counts = np.unique(codes, return_counts=True)
+            self.pair_counts = pair_counts.astype(np.float64)
+            self.prev = np.bincount(np.concatenate([a[:-1] for a in arrays]) if arrays else ids, minlength=vocab)
 
-    def forward(self, x, **_):
-        logits = self.table[0].expand(*x.shape, -1) if self.order == 1 else self.table[x]
-        return type("Out", (), {"logits": logits})()
+    def losses(self, batch: torch.Tensor) -> torch.Tensor:
+        x, y = batch[:, :-1].cpu().numpy(), batch[:, 1:].cpu().numpy()
+        if self.order == 1:
+            return torch.from_numpy(self.unigram[y])
+        code = x * self.vocab + y
+        i = np.minimum(np.searchsorted(self.codes, code), max(len(self.codes) - 1, 0))
+        hit = (self.codes[i] == code) if len(self.codes) else np.zeros(code.shape, bool)
+        c = np.where(hit, self.pair_counts[i] if len(self.codes) else 0.0, 0.0)
+        return torch.from_numpy(-np.log((c + 1) / (self.prev[x] + self.vocab)))
 
 
-def same_target_losses(model, data: np.ndarray, seq_len: int, batch_size: int, device, **far_kw) -> tuple:
+def same_target_losses(score, data: np.ndarray, seq_len: int, batch_size: int, device, **far_kw) -> tuple:
     """(far, near): per-window mean loss of the last ``seq_len`` targets of ``data`` [n, k*seq_len + 1],
-    read with the whole window as context (far) and with only the ``seq_len`` tokens before them (near)."""
+    read with the whole window as context (far) and with only the ``seq_len`` tokens before them (near).
+    ``score(batch, **kw)``: next-token losses [B, T] of windows [B, T + 1]."""
     far, near = [], []
     for i in range(0, len(data), batch_size):
         batch = torch.from_numpy(data[i : i + batch_size]).to(device)
-        far.append(position_losses(model, batch, **far_kw)[:, -seq_len:].double().mean(1).cpu())
-        near.append(position_losses(model, batch[:, -(seq_len + 1) :]).double().mean(1).cpu())
+        far.append(score(batch, **far_kw)[:, -seq_len:].double().mean(1).cpu())
+        near.append(score(batch[:, -(seq_len + 1) :]).double().mean(1).cpu())
     return torch.cat(far).tolist(), torch.cat(near).tolist()
 
 
@@ -149,12 +157,13 @@ def measure_same_targets(model, shards, seq_len: int, k: int, eos, max_tokens: i
     if not len(data):
         return {"skipped": f"{NO_WINDOW} {context + 1} tokens"}
     mode, kw = _mode(model, context)
-    far, near = same_target_losses(model, data, seq_len, batch_size, device, **kw)
-    vocab = int(max(int(np.asarray(a).max()) for a in shards if len(a)) + 1)
-    vocab = max(vocab, int(getattr(model.config, "vocab_size", vocab)))
+    far, near = same_target_losses(
+        lambda b, **f: position_losses(model, b, **f), data, seq_len, batch_size, device, **kw
+    )
+    vocab = max(int(max(int(np.asarray(a).max()) for a in shards if len(a)) + 1), int(model.config.vocab_size))
     control = {}
     for name, order in (("unigram", 1), ("bigram", 2)):
-        f, n = same_target_losses(NgramLM(shards, vocab, order), data, seq_len, batch_size, torch.device("cpu"))
+        f, n = same_target_losses(Ngram(shards, vocab, order).losses, data, seq_len, len(data), "cpu")
         control[name] = [a - b for a, b in zip(f, n)]
     return {
         "n_windows": int(len(data)),
