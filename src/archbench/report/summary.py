@@ -252,14 +252,19 @@ def write_summary(
         lead(grid, v),
         "",
         f"{int(ok.sum())} of {len(grid)} runs complete ({', '.join(display(a) for a in archs)}; "
-        f"{len(comparison)} grid points; seeds {', '.join(map(str, seeds_used))}). Loss is test cross-entropy "
-        f"in nats/token (lower is better); each architecture is represented by its best grid point. Every best grid point "
-        f"is {SELECTION}. "
-        f"Differences are paired by seed (a seed fixes the batch order of both runs); their 95% t-intervals "
-        f"need ≥ {MIN_SEEDS_FOR_CI} seeds and use the seed noise of the pair pooled over every grid point both "
-        f"ran (degrees of freedom: {', '.join(map(str, df)) or '–'}; assumes the noise is alike across points). "
-        f'"Decisive" = {DECISIVE} ({v["m"]} comparisons: every pair at every grid point and the best-against-best '
-        "pairs).",
+        f"{len(comparison)} grid point{'s' if len(comparison) != 1 else ''}; seeds {', '.join(map(str, seeds_used))}). "
+        "Loss is test cross-entropy in nats/token (lower is better); each architecture is represented by its best "
+        f"grid point. Every best grid point is {SELECTION}. Differences are paired by seed (a seed fixes the batch "
+        "order of both runs). "
+        + (
+            f"Their 95% t-intervals need ≥ {MIN_SEEDS_FOR_CI} seeds and use the seed noise of the pair pooled over "
+            f"every grid point both ran (degrees of freedom: {', '.join(map(str, df))}; assumes the noise is alike "
+            f'across points). "Decisive" = {DECISIVE} ({v["m"]} comparisons: every pair at every grid point and the '
+            "best-against-best pairs)."
+            if v["m"]
+            else f"No difference has an interval and none is called decisive: intervals need ≥ {MIN_SEEDS_FOR_CI} "
+            "seeds per run (config/presets/three-seeds.yaml adds them)."
+        ),
         "",
         "## Best against best",
         "",
