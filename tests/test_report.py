@@ -175,6 +175,7 @@ def test_comparison_paired_differences_winners_and_param_ratios(tree):
     half = stats.t.ppf(0.975, df) * se
     assert row["test_loss_retnet"] == pytest.approx(4.05) and row["test_loss_transformer"] == pytest.approx(4.25)
     assert row["diff_retnet_minus_transformer"] == pytest.approx(-0.2)
+    assert row["diff_retnet_minus_transformer_std"] == pytest.approx(d0.std(ddof=1))  # this point's own seeds
     assert row["diff_retnet_minus_transformer_ci_low"] == pytest.approx(-0.2 - half)
     assert row["diff_retnet_minus_transformer_ci_high"] == pytest.approx(-0.2 + half)
     assert row["param_ratio_retnet_transformer"] == pytest.approx(1.2)

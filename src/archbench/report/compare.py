@@ -241,6 +241,7 @@ def verdict_arrays(test, val, pair_index: list[tuple[int, int]], alpha: float = 
         "head_decisive": head_adj < alpha,
         "point_n": n,
         "point_mean": mean,
+        "point_std": np.sqrt(np.where(n > 1, ss, np.nan) / np.maximum(n - 1, 1)),  # own seeds, not pooled
         "point_low": point["low"],
         "point_high": point["high"],
         "point_p": point["p"],
@@ -341,6 +342,7 @@ def compare(grid: pd.DataFrame, axes: list[str], baseline: str = "retnet", metri
             row.update(
                 {
                     name: arrays["point_mean"][q, k],
+                    f"{name}_std": arrays["point_std"][q, k],
                     f"{name}_ci_low": arrays["point_low"][q, k],
                     f"{name}_ci_high": arrays["point_high"][q, k],
                     f"{name}_n": int(arrays["point_n"][q, k]),
