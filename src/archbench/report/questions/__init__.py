@@ -63,5 +63,8 @@ def summary_section(questions_json: str | None, base: str) -> list[str]:
     with open(questions_json, encoding="utf-8") as fh:
         data = json.load(fh)
     lines = ["## The architecture questions", ""]
-    lines += [f"- {data[q]['sentence']} ([plot]({os.path.relpath(path, base)}))" for q, path in data["plots"].items()]
+    for q, path in data["plots"].items():
+        # no link to a placeholder figure: an unmeasured question's sentence says what would measure it
+        measured = data[q].get("measured", "was not measured" not in data[q]["sentence"])
+        lines.append(f"- {data[q]['sentence']}" + (f" ([plot]({os.path.relpath(path, base)}))" if measured else ""))
     return lines + [""]
