@@ -203,7 +203,8 @@ def test_sentences_are_computed_from_the_files(tmp_path):
     recall_csv = pd.read_csv(out["recall_table"])
     assert set(recall_csv["state_bytes"]) == {4096, 6144} and "validation_accuracy" in recall_csv
     assert result["throughput"]["sentence"] == (
-        "Decode throughput from batch 1 to 64 at context 256: RetNet 100 → 4,222 tokens/s (×42.2), state 1.00 MiB → "
+        "Decode throughput from batch 1 to 64 at context 256 (median per-token time over every timed step): "
+        "RetNet 100 → 4,222 tokens/s (×42.2), state 1.00 MiB → "
         "64.00 MiB; Transformer 100 → 800 tokens/s (×8.0), state 4.00 MiB → 256.00 MiB."
     )
     for key in ("length", "scaling", "recall", "throughput"):
@@ -342,3 +343,30 @@ def test_runs_without_provenance_or_flops_still_get_every_answer(tmp_path):
         and "alpha" in result["scaling"]["fits"]["params"]["fits"]["retnet"]
     )
     assert result["length"]["sentence"].endswith("Transformer 4.000 vs 3.000 nats (+1.000) at 4x.")
+
+
+def test_throughput_sentence_uses_clean_measurements_only_and_says_what_was_dropped(tmp_path):
+    metrics, files = _tree(tmp_path)
+    for path in files["throughput"]:
+        data = json.loads(open(path).read())
+        if data["arch"] == "transformer":  # batch 64 taken on a busy machine, batch 16 spread p10 1 ms .. p90 9 ms
+            data["rows"][-1]["timing_flag"] = "under load"
+            data["rows"][-2]["timing_flag"] = "noisy"
+            open(path, "w").write(json.dumps(data))
+    from archbench.report.questions import runs_frame, throughput
+
+    out = _outputs(tmp_path)
+    result = {
+        "throughput": throughput.answer(
+            files["throughput"], runs_frame(metrics), out["throughput"], out["throughput_table"]
+        )
+    }
+    sentence = result["throughput"]["sentence"]
+    assert "Transformer 100 → 200 tokens/s (batch 1–4) (×2.0)" in sentence
+    assert "RetNet 100 → 4,222 tokens/s (×42.2)" in sentence
+    assert sentence.endswith(
+        "Left out as noisy (p90/p10 > 1.5) or taken under load: 2 measurements (Transformer batch 16 (noisy), "
+        "Transformer batch 64 (under load))."
+    )
+    table = pd.read_csv(out["throughput_table"], keep_default_na=False)
+    assert sorted(table.loc[table["arch"] == "transformer", "timing_flag"]) == ["", "", "noisy", "under load"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import time
 
 import lightning as L
 import pandas as pd
@@ -23,7 +22,7 @@ from archbench.models import count_parameters
 from archbench.models.flops import budget_steps, train_flops_per_token
 from archbench.models.matching import matched
 from archbench.models.sizing import config_fields
-from archbench.provenance import now, provenance_block, token_index_paths
+from archbench.provenance import machine_load, now, provenance_block, timing_flag, token_index_paths
 from archbench.training.cluster import resume_checkpoint, trainer_plugins
 from archbench.training.emissions import track_emissions
 from archbench.training.failures import RankFailures
@@ -31,6 +30,7 @@ from archbench.training.loggers import trainer_logging
 from archbench.training.modelcard import finish_model_dir
 from archbench.training.module import CausalLMModule
 from archbench.training.resume import AtomicCheckpointIO, ResumeState, claim_scratch, run_identity
+from archbench.training.timing import FinalValidation, StepTimer
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,8 @@ def build_trainer(settings: dict, run_dir: str, scratch_dir: str, extra_callback
         accumulate_grad_batches=settings["accumulate_grad_batches"],
         log_every_n_steps=settings["log_every_n_steps"],
         num_sanity_val_steps=0,
-        callbacks=[best, periodic, *([early] if early else []), *extra_callbacks],
+        # FinalValidation: validate (and so checkpoint) at the last step too, not only at multiples of the interval
+        callbacks=[best, periodic, *([early] if early else []), FinalValidation(), *extra_callbacks],
         enable_model_summary=False,
         # Slurm: who launches the processes, requeue on SIGURG; checkpoints written atomically.
         plugins=[*trainer_plugins(settings), AtomicCheckpointIO()],
@@ -152,14 +153,17 @@ def build_trainer(settings: dict, run_dir: str, scratch_dir: str, extra_callback
 
 def evaluate_best(
     trainer: L.Trainer, module: CausalLMModule, best: ModelCheckpoint, loaders: dict
-) -> tuple[float, float]:
+) -> tuple[float, float, int]:
     """Validation and test loss of the best checkpoint by val_loss (the final weights if no validation
-    ran), so the numbers describe exactly the model that is exported."""
+    ran), so the numbers describe exactly the model that is exported, and that checkpoint's step."""
+    step = trainer.global_step
     if best.best_model_path and os.path.exists(best.best_model_path):  # a resumed, finished run may name a replaced one
-        module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
+        ckpt = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(ckpt["state_dict"])
+        step = int(ckpt["global_step"])
     val_loss = trainer.validate(module, loaders["validation"], verbose=False)[0]["val_loss"]
     test_loss = trainer.test(module, loaders["test"], verbose=False)[0]["test_loss"]
-    return val_loss, test_loss
+    return val_loss, test_loss, step
 
 
 def keep_log_history(csv_log: str, history: pd.DataFrame | None, resumed_from: int) -> None:
@@ -212,7 +216,8 @@ def train_run(
         log.warning("resuming %s from %s", run_dir, last)
         history = pd.read_csv(csv_log) if os.path.exists(csv_log) else None
     resume, failures = ResumeState(loaders["train"].sampler, identity), RankFailures(scratch_dir)
-    trainer, watch = build_trainer(settings, run_dir, scratch_dir, [resume, failures, *(callbacks or [])])
+    timer = StepTimer()
+    trainer, watch = build_trainer(settings, run_dir, scratch_dir, [resume, failures, timer, *(callbacks or [])])
 
     # 3. fit, evaluate; a failing rank's traceback reaches the log whole, labelled with its rank
     em = emissions or {}
@@ -220,10 +225,9 @@ def train_run(
         failures.first_failure(trainer),
         track_emissions(run_dir, em.get("enabled", True), em.get("country_iso_code", "USA")) as carbon,
     ):
-        start = time.perf_counter()
         trainer.fit(module, loaders["train"], loaders["validation"], ckpt_path=last)
-        session_time = time.perf_counter() - start
-        val_loss, test_loss = evaluate_best(trainer, module, watch["best"], loaders)
+        load = machine_load()  # as training ended: the 1-minute average covers its last minute
+        val_loss, test_loss, exported_step = evaluate_best(trainer, module, watch["best"], loaders)
     if not trainer.is_global_zero:  # several processes (DDP): one writes, or their renames collide
         return {}
 
@@ -247,9 +251,11 @@ def train_run(
         )
 
     world, seq_len = trainer.world_size, settings["seq_len"]
-    steps_here = trainer.global_step - resumed_from
     tokens_per_step = settings["batch_size"] * settings["accumulate_grad_batches"] * seq_len * world
     early, best = watch["early_stopping"], watch["best"]
+    flops_per_token = train_flops_per_token(arch, kwargs, seq_len, trainer.strategy.root_device.type)
+    speed = timer.summary(settings["batch_size"] * seq_len * world)  # per batch: one micro-batch on every rank
+    threads = torch.get_num_threads()
     metrics = {
         "arch": arch,
         "seed": seed,
@@ -257,13 +263,21 @@ def train_run(
         "model_config": kwargs,
         "params_total": count_parameters(module.model, include_embeddings=True),
         "params_non_embedding": count_parameters(module.model, include_embeddings=False),
-        "global_step": trainer.global_step,
+        # Counts of the exported checkpoint (the best by val_loss; FinalValidation puts the last step among
+        # the candidates); trained_steps is how far training went (later steps did not improve val_loss).
+        "global_step": exported_step,
+        "trained_steps": trainer.global_step,
         "resumed_from_step": resumed_from,
         "epochs_completed": trainer.current_epoch,
         "early_stopped": early is not None and early.stopping_reason != EarlyStoppingReason.NOT_STOPPED,
-        "tokens_seen": trainer.global_step * tokens_per_step,  # at the current world size
+        "tokens_seen": exported_step * tokens_per_step,  # at the current world size
+        "train_flops": exported_step * tokens_per_step * flops_per_token if flops_per_token else None,
         "train_time_s": resume.train_time(),  # summed over restarts
-        "tokens_per_s": steps_here * tokens_per_step / session_time if session_time > 0 else None,
+        # training steps of this session only (StepTimer): not validation, checkpoint writes, carbon tracking
+        **speed,
+        "timing_flag": timing_flag(
+            (load["load_avg"] or [None])[0], threads, speed["train_step_ms_p10"], speed["train_step_ms_p90"]
+        ),
         "val_loss": val_loss,
         "val_ppl": float(torch.tensor(val_loss).exp()),
         "best_val_loss": float(best.best_model_score) if best.best_model_score is not None else val_loss,
@@ -274,8 +288,8 @@ def train_run(
         "device": str(trainer.strategy.root_device),
         "world_size": world,
         "world_sizes": resume.world_sizes,  # at the first start, then at every resume
-        "threads": torch.get_num_threads(),
-        "train_flops_per_token": train_flops_per_token(arch, kwargs, seq_len, trainer.strategy.root_device.type),
+        "threads": threads,
+        "train_flops_per_token": flops_per_token,
         **carbon,
         "provenance": provenance_block(
             settings=settings,
@@ -284,6 +298,7 @@ def train_run(
             device=trainer.strategy.root_device,
             precision=str(settings["precision"]),
             started=started,
+            load=load,
         ),
     }
     write_json(metrics, os.path.join(run_dir, "metrics.json"))
