@@ -148,6 +148,8 @@ def _outputs(root):
         "recall_table": "recall.csv",
         "throughput": "plots/tp.png",
         "throughput_table": "tp.csv",
+        "compute": "plots/compute.png",
+        "compute_table": "compute.csv",
         "json": "questions.json",
     }
     (root / "report" / "plots").mkdir(parents=True)
@@ -207,7 +209,7 @@ def test_sentences_are_computed_from_the_files(tmp_path):
         "RetNet 100 → 4,222 tokens/s (×42.2), state 1.00 MiB → "
         "64.00 MiB; Transformer 100 → 800 tokens/s (×8.0), state 4.00 MiB → 256.00 MiB."
     )
-    for key in ("length", "scaling", "recall", "throughput"):
+    for key in ("length", "scaling", "recall", "throughput", "compute"):
         with open(out[key], "rb") as fh:
             assert fh.read(4) == b"\x89PNG"
         assert "<svg" in open(out[key].removesuffix(".png") + ".svg").read()[:500]
@@ -216,7 +218,7 @@ def test_sentences_are_computed_from_the_files(tmp_path):
     assert row["ratio_to_1x"].item() == pytest.approx(3.25 / 3) and row["beyond_loss"].item() == pytest.approx(4.0)
     assert set(pd.read_csv(out["throughput_table"])["batch_size"]) == {1, 4, 16, 64}
     lines = summary_section(out["json"], str(tmp_path / "report"))
-    assert lines[0] == "## The architecture questions" and len([ln for ln in lines if ln.startswith("- ")]) == 4
+    assert lines[0] == "## The architecture questions" and len([ln for ln in lines if ln.startswith("- ")]) == 5
     assert "([plot](plots/scaling.png))" in "\n".join(lines)
 
 
@@ -279,7 +281,8 @@ def test_missing_questions_say_what_to_run(tmp_path):
 
 def test_dry_run_lists_the_question_rules_per_run(tmp_path):
     counts = dry_run_counts(tmp_path, configfile=tiny_config(tmp_path))
-    assert counts["length"] == counts["throughput"] == counts["train"] == 4 and counts["questions"] == 1
+    assert counts["length"] == counts["train"] == 4 and counts["questions"] == 1
+    assert counts["throughput"] == 2  # timed once per architecture x shape, not per learning rate
     assert "recall" not in counts
     off = tiny_config(tmp_path, length={"enabled": False}, latency={"contexts": [16], "batch_sweep": []})
     counts = dry_run_counts(tmp_path, configfile=off)

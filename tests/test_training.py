@@ -78,6 +78,11 @@ def test_metrics_json_describes_the_exported_model(tmp_path, tiny_tokens):
     assert on_disk["timed_batches"] == 12 and on_disk["tokens_per_s"] > 0
     assert on_disk["train_step_ms_p10"] <= on_disk["train_step_ms_median"] <= on_disk["train_step_ms_p90"]
     assert on_disk["timing_flag"] in ("", "noisy", "under load")
+    # bits per byte beside nats per token: the validation text's UTF-8 bytes per token (shard metadata)
+    assert 1.5 < on_disk["val_bytes_per_token"] < 8
+    assert on_disk["val_bits_per_byte"] == pytest.approx(
+        on_disk["val_loss"] / math.log(2) / on_disk["val_bytes_per_token"]
+    )
     load = on_disk["provenance"]["load"]
     assert len(load["load_avg"]) == 3 and load["cpu_count"] >= 1
     assert on_disk["val_ppl"] == pytest.approx(math.exp(on_disk["val_loss"]), rel=1e-5)

@@ -39,7 +39,8 @@ def test_grid_archs_and_seeds_multiply_train_jobs(tmp_path):
         },
     )
     counts = dry_run_counts(tmp_path, configfile=cfg)
-    assert counts["train"] == counts["harness"] == counts["latency"] == counts["generate"] == 3 * 2 * 3 * 2
+    assert counts["train"] == counts["harness"] == counts["generate"] == 3 * 2 * 3 * 2
+    assert counts["latency"] == 3 * 2  # once per architecture x shape (embed_dim), not per learning rate or seed
     assert counts["tokenize"] == 3 and counts["collect"] == counts["summary"] == 1
 
 

@@ -6,7 +6,9 @@ directory's newest checkpoint); evaluate the best checkpoint; export with `save_
 from __future__ import annotations
 
 import datetime
+import json
 import logging
+import math
 import os
 
 import lightning as L
@@ -42,7 +44,8 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     Transformers, the SSM state size for Mamba-2) is sized to the parameter count of `match_to`
     (default retnet) built from the same settings, so the comparison is at matched size (the grid's
     `ffn_dim` is the reference's); `match_by: layers` matches the layer count instead (registry
-    `blocks_per_layer`: two Mamba-2 blocks per layer).
+    `blocks_per_layer`: two Mamba-2 blocks per layer). `match: flops` turns the width knob to the
+    reference's training FLOPs per token instead (models/matching.py).
     """
 
     def known(name: str) -> dict:
@@ -52,8 +55,12 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
 
     kwargs = known(arch)
     reference = settings.get("match_to") or "retnet"
-    if settings.get("match_params") and arch != reference:
-        kwargs = matched(arch, kwargs, reference, known(reference), settings.get("match_by") or "width")
+    quantity = settings.get("match") or "params"  # model.match: flops matches compute, and turns matching on
+    if (settings.get("match_params") or quantity == "flops") and arch != reference:
+        accelerator = str(settings.get("accelerator") or "cpu")
+        gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+        by = settings.get("match_by") or "width"
+        kwargs = matched(arch, kwargs, reference, known(reference), by, quantity, "cuda" if gpu else "cpu")
     return kwargs
 
 
@@ -166,6 +173,29 @@ def evaluate_best(
     return val_loss, test_loss, step
 
 
+def bytes_per_token(tokens) -> float | None:
+    """UTF-8 bytes of text per token of a split (its shards' tokenize metadata beside ``index.json``):
+    turns nats per token into bits per byte. None when the split has no such metadata (a bare .bin)."""
+    path = os.fspath(tokens)
+    index = path if path.endswith("index.json") else os.path.join(path, "index.json")
+    try:
+        with open(index, encoding="utf-8") as fh:
+            shards = json.load(fh)["shards"]
+        metas = []
+        for shard in shards:
+            with open(os.path.join(os.path.dirname(index), f"{shard['name']}.json"), encoding="utf-8") as fh:
+                metas.append(json.load(fh))
+        n_bytes, n_tokens = sum(m["n_bytes"] for m in metas), sum(m["n_tokens"] for m in metas)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return n_bytes / n_tokens if n_tokens and n_bytes else None
+
+
+def bits_per_byte(nats_per_token: float, per_token: float | None) -> float | None:
+    """Bits per byte of text (the end-of-document token's loss included): tokenizer-independent quality."""
+    return nats_per_token / math.log(2) / per_token if per_token else None
+
+
 def keep_log_history(csv_log: str, history: pd.DataFrame | None, resumed_from: int) -> None:
     """Lightning's CSVLogger deletes an existing metrics.csv: put back the rows logged before the kill."""
     if history is not None and os.path.exists(csv_log):
@@ -256,6 +286,7 @@ def train_run(
     flops_per_token = train_flops_per_token(arch, kwargs, seq_len, trainer.strategy.root_device.type)
     speed = timer.summary(settings["batch_size"] * seq_len * world)  # per batch: one micro-batch on every rank
     threads = torch.get_num_threads()
+    val_bytes = bytes_per_token(tokens["validation"])
     metrics = {
         "arch": arch,
         "seed": seed,
@@ -283,6 +314,9 @@ def train_run(
         "best_val_loss": float(best.best_model_score) if best.best_model_score is not None else val_loss,
         "test_loss": test_loss,
         "test_ppl": float(torch.tensor(test_loss).exp()),
+        "val_bytes_per_token": val_bytes,
+        "val_bits_per_byte": bits_per_byte(val_loss, val_bytes),
+        "test_bits_per_byte": bits_per_byte(test_loss, bytes_per_token(tokens["test"])),
         "uniform_loss": float(torch.tensor(float(len(tokenizer))).log()),
         "best_checkpoint": best.best_model_path or None,
         "device": str(trainer.strategy.root_device),
