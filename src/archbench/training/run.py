@@ -306,8 +306,12 @@ def train_run(
         "train_time_s": resume.train_time(),  # summed over restarts
         # training steps of this session only (StepTimer): not validation, checkpoint writes, carbon tracking
         **speed,
+        # the job's threads: every process of this node (DDP) runs `threads` of them
         "timing_flag": timing_flag(
-            (load["load_avg"] or [None])[0], threads, speed["train_step_ms_p10"], speed["train_step_ms_p90"]
+            (load["load_avg"] or [None])[0],
+            threads * max(1, trainer.num_devices),
+            speed["train_step_ms_p10"],
+            speed["train_step_ms_p90"],
         ),
         "val_loss": val_loss,
         "val_ppl": float(torch.tensor(val_loss).exp()),
