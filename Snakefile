@@ -32,7 +32,8 @@ rule all:
     input:
         rules.summary.output,
         # every evaluation that applies to this config (archbench.evaluation.registry), for every run
-        [run_dirs(L.eval_file(run_name(), e.files[0])) for e in EVALUATIONS],
+        # (a timed one, latency / throughput: once per architecture x shape, see run_dirs)
+        [run_dirs(L.eval_file(run_name(), e.files[0]), e.timed) for e in EVALUATIONS],
         push_targets(),  # hub.push.enabled
 
 

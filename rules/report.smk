@@ -5,6 +5,7 @@ REPORT = L.report_dir()
 PLOTS = L.plots_dir()
 EVAL_RUN = L.eval_dir(run_name())  # a pattern over {arch}, {point}, {seed}: run_dirs() / reported() fill it
 RUNS = run_records(
+    timed=("latency",),  # every run of a shape reports the one timing of it
     metrics=L.metrics(run_name()),
     harness=f"{EVAL_RUN}/harness.json",
     latency=f"{EVAL_RUN}/latency.json",
@@ -20,7 +21,7 @@ rule collect:
     input:
         metrics=reported(L.metrics(run_name())),
         harness=reported(f"{EVAL_RUN}/harness.json"),
-        latency=reported(f"{EVAL_RUN}/latency.json"),
+        latency=reported(f"{EVAL_RUN}/latency.json", timed=True),
     output:
         grid=report(
             f"{REPORT}/grid_results.csv",
@@ -135,7 +136,7 @@ rule summary:
 # evaluation that does not apply to this config (length.enabled, latency.batch_sweep, MQAR data for
 # recall) passes no files.
 QUESTION_INPUTS = {
-    e.name: [L.eval_file(run_name(), file) for file in e.files] if e in EVALUATIONS else None
+    e.name: ([L.eval_file(run_name(), file) for file in e.files], e.timed) if e in EVALUATIONS else None
     for e in EVALUATION_ENTRIES.values()
     if e.question
 }
@@ -150,7 +151,7 @@ PLUGIN_QUESTIONS = {
 rule questions:
     input:
         **{
-            name: [f for p in patterns for f in reported(p)] if patterns else []
+            name: [f for p in patterns[0] for f in reported(p, patterns[1])] if patterns else []
             for name, patterns in QUESTION_INPUTS.items()
         },
         metrics=rules.collect.input.metrics,
@@ -201,6 +202,18 @@ rule questions:
             caption="../report/throughput_vs_batch.rst",
             category="Questions",
             subcategory="Throughput vs batch",
+        ),
+        compute=report(
+            f"{PLOTS}/compute.png",
+            caption="../report/compute.rst",
+            category="Questions",
+            subcategory="Compute",
+        ),
+        compute_table=report(
+            f"{REPORT}/compute.csv",
+            caption="../report/compute.rst",
+            category="Questions",
+            subcategory="Compute",
         ),
         json=f"{REPORT}/questions.json",
         # a plugin evaluation's question: its figure and table beside the built-in ones

@@ -173,6 +173,8 @@ def _outputs(root):
         "recall_table": "recall.csv",
         "throughput": "plots/tp.png",
         "throughput_table": "tp.csv",
+        "compute": "plots/compute.png",
+        "compute_table": "compute.csv",
         "json": "questions.json",
     }
     (root / "report" / "plots").mkdir(parents=True)
@@ -236,10 +238,11 @@ def test_sentences_are_computed_from_the_files(tmp_path):
     recall_csv = pd.read_csv(out["recall_table"])
     assert set(recall_csv["state_bytes"]) == {4096, 6144} and "validation_accuracy" in recall_csv
     assert result["throughput"]["sentence"] == (
-        "Decode throughput from batch 1 to 64 at context 256: RetNet 100 → 4,222 tokens/s (×42.2), state 1.00 MiB → "
+        "Decode throughput from batch 1 to 64 at context 256 (median per-token time over every timed step): "
+        "RetNet 100 → 4,222 tokens/s (×42.2), state 1.00 MiB → "
         "64.00 MiB; Transformer 100 → 800 tokens/s (×8.0), state 4.00 MiB → 256.00 MiB."
     )
-    for key in ("length", "scaling", "recall", "throughput"):
+    for key in ("length", "scaling", "recall", "throughput", "compute"):
         with open(out[key], "rb") as fh:
             assert fh.read(4) == b"\x89PNG"
         assert "<svg" in open(out[key].removesuffix(".png") + ".svg").read()[:500]
@@ -248,7 +251,7 @@ def test_sentences_are_computed_from_the_files(tmp_path):
     assert row["ratio_to_1x"].item() == pytest.approx(3.25 / 3) and row["beyond_loss"].item() == pytest.approx(4.0)
     assert set(pd.read_csv(out["throughput_table"])["batch_size"]) == {1, 4, 16, 64}
     lines = summary_section(out["json"], str(tmp_path / "report"))
-    assert lines[0] == "## The architecture questions" and len([ln for ln in lines if ln.startswith("- ")]) == 4
+    assert lines[0] == "## The architecture questions" and len([ln for ln in lines if ln.startswith("- ")]) == 5
     assert "([plot](plots/scaling.png))" in "\n".join(lines)
 
 
@@ -318,7 +321,8 @@ def test_missing_questions_say_what_to_run(tmp_path):
 
 def test_dry_run_lists_the_question_rules_per_run(tmp_path):
     counts = dry_run_counts(tmp_path, configfile=tiny_config(tmp_path))
-    assert counts["length"] == counts["throughput"] == counts["train"] == 4 and counts["questions"] == 1
+    assert counts["length"] == counts["train"] == 4 and counts["questions"] == 1
+    assert counts["throughput"] == 2  # timed once per architecture x shape, not per learning rate
     assert "recall" not in counts
     off = tiny_config(tmp_path, length={"enabled": False}, latency={"contexts": [16], "batch_sweep": []})
     counts = dry_run_counts(tmp_path, configfile=off)
@@ -384,3 +388,30 @@ def test_runs_without_provenance_or_flops_still_get_every_answer(tmp_path):
     assert result["length"]["sentence"].endswith(
         "Transformer: no effect detectable at 4x (-0.002 [-0.020, +0.015] nats; 4 windows, 1 seed(s))."
     )
+
+
+def test_throughput_sentence_uses_clean_measurements_only_and_says_what_was_dropped(tmp_path):
+    metrics, files = _tree(tmp_path)
+    for path in files["throughput"]:
+        data = json.loads(open(path).read())
+        if data["arch"] == "transformer":  # batch 64 taken on a busy machine, batch 16 spread p10 1 ms .. p90 9 ms
+            data["rows"][-1]["timing_flag"] = "under load"
+            data["rows"][-2]["timing_flag"] = "noisy"
+            open(path, "w").write(json.dumps(data))
+    from archbench.report.questions import runs_frame, throughput
+
+    out = _outputs(tmp_path)
+    result = {
+        "throughput": throughput.answer(
+            files["throughput"], runs_frame(metrics), out["throughput"], out["throughput_table"]
+        )
+    }
+    sentence = result["throughput"]["sentence"]
+    assert "Transformer 100 → 200 tokens/s (batch 1–4) (×2.0)" in sentence
+    assert "RetNet 100 → 4,222 tokens/s (×42.2)" in sentence
+    assert sentence.endswith(
+        "Left out as noisy (p90/p10 > 1.5) or taken under load: 2 measurements (Transformer batch 16 (noisy), "
+        "Transformer batch 64 (under load))."
+    )
+    table = pd.read_csv(out["throughput_table"], keep_default_na=False)
+    assert sorted(table.loc[table["arch"] == "transformer", "timing_flag"]) == ["", "", "noisy", "under load"]

@@ -451,6 +451,13 @@ def check_models(config: dict) -> None:
     from archbench.models.registry import get_arch
 
     checks = [(arch, get_arch(arch).check()) for arch in config["archs"]]
+    model = config["model"]
+    if model.get("match") == "flops":  # compute matching turns the width knob against the registry's formulas
+        if model.get("match_by") == "layers":
+            raise ConfigError("config key 'model.match': flops turns the width knob; model.match_by must be width")
+        lacking = [a for a in dict.fromkeys([*config["archs"], model["match_to"]]) if not get_arch(a).flops]
+        if lacking:
+            raise ConfigError(f"config key 'model.match': flops needs a FLOPs formula; {', '.join(lacking)} has none")
     for point in grid_points(config):
         settings = run_settings(config, point)
         settings["max_seq_len"] = settings["seq_len"]  # what training passes to the model config

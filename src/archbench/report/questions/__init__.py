@@ -1,4 +1,4 @@
-"""The architecture questions: length extrapolation, scaling, recall, decode throughput vs batch.
+"""The architecture questions: length extrapolation, scaling, recall, decode throughput vs batch, compute.
 
 One module per question (``QUESTIONS``: name -> module). Each module has ``EVALUATION`` (the name of
 the evaluation whose per-run files it reads, or None) and ``answer(files, runs, png, csv, **settings)``
@@ -16,10 +16,10 @@ import json
 import os
 
 from archbench.io import write_json
-from archbench.report.questions import length, recall, scaling, throughput
+from archbench.report.questions import compute, length, recall, scaling, throughput
 from archbench.report.questions.runs import runs_frame
 
-QUESTIONS = {"length": length, "scaling": scaling, "recall": recall, "throughput": throughput}
+QUESTIONS = {"length": length, "scaling": scaling, "recall": recall, "throughput": throughput, "compute": compute}
 
 __all__ = ["QUESTIONS", "runs_frame", "summary_section", "write_questions"]
 
