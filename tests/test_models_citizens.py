@@ -67,11 +67,28 @@ def test_backbone_under_head(arch, tmp_path):
 
 
 @pytest.mark.parametrize("arch", OWN)
-def test_hidden_states_and_attentions(arch):
+def test_hidden_states_and_attentions(arch, monkeypatch):
+    """layers + 1 hidden states (the embeddings first, the final-normed output last) and one weight matrix per
+    layer: applied to the layer's values they give what the layer computed."""
     model, x = _model(arch), _ids()
     B, T, H, L = *x.shape, SMALL["heads"], SMALL["layers"]
+    layer = model.decoder.layers[0]
+    mixer = layer.retention if arch == "retnet" else layer.self_attn
+    seen = {}  # what the first layer's mixer combined: before the group norm (RetNet) / the sub-LN
+    if arch == "retnet":  # GateNorm gets o * sqrt(s) with eps * s (retention.py): o is what the weights give
+        from archbench.models.retention import GateNorm
+
+        apply = GateNorm.apply
+
+        def spy(o, eps, g):
+            seen.setdefault("o", o / (torch.as_tensor(eps) / mixer.group_norm.eps).sqrt())
+            return apply(o, eps, g)
+
+        monkeypatch.setattr(GateNorm, "apply", spy)
+    else:
+        mixer.inner_attn_ln.register_forward_pre_hook(lambda m, args: seen.setdefault("o", args[0]))
     with torch.no_grad():
-        out = model(input_ids=x, output_hidden_states=True, output_attentions=True)
+        out = model(input_ids=x, output_hidden_states=True, output_attentions=True, retention_mode="parallel")
     assert len(out.hidden_states) == L + 1 and all(h.shape == (B, T, 32) for h in out.hidden_states)
     dec = model.decoder
     assert torch.equal(out.hidden_states[0], dec.embed_scale * dec.embed_tokens(x))  # no dropout in eval
@@ -84,14 +101,17 @@ def test_hidden_states_and_attentions(arch):
             assert torch.allclose(a.sum(-1), torch.ones(B, H, T), atol=1e-5)
     if arch == "longnet":  # no branch reaches across its 8-token segments
         assert out.attentions[0][:, :, 8:, :8].abs().max() == 0
-    if arch == "retnet":  # c(0) = 1 and D = 1 on the diagonal of position 0: the weight is q~ . k~
-        q = model.decoder.layers[0].retention
-        assert out.attentions[0][:, :, 0, 0].abs().min() > 0
-        assert q is not None
-    with torch.no_grad():  # asked for nothing: nothing extra returned
+    norm = layer.retention_layer_norm if arch == "retnet" else layer.self_attn_layer_norm
+    with torch.no_grad():
+        v = mixer.v_proj(norm(out.hidden_states[0])).view(B, T, H, -1)
+        o = torch.einsum("bhts,bshd->bhtd", out.attentions[0], v.float())
+    if arch != "retnet":
+        o = o.transpose(1, 2).reshape(B, T, -1)
+    assert (o - seen["o"]).abs().max() <= 1e-5
+    with torch.no_grad():  # asked for nothing: nothing extra returned; the same function either way
         plain = model(input_ids=x)
     assert plain.hidden_states is None and plain.attentions is None
-    assert torch.equal(plain.logits, out.logits)
+    assert (plain.logits - out.logits).abs().max() <= 1e-5  # (with weights, the output is computed through them)
 
 
 @pytest.mark.parametrize("arch", OWN)

@@ -147,15 +147,19 @@ class Retention(MultiScaleRetention):
         if valid is not None:  # padded keys contribute nothing (masked_fill: no 0 * inf)
             kr = kr.masked_fill(~valid[:, None, :, None], 0.0)
         S = state.get("S") if state is not None else None
-        out, S, s = retention(qr, kr, v, tables, mode, S, need_state=state is not None)
-        if state is not None:
-            state["S"] = S
+        if weights is not None:  # the parallel form through the matrix it returns (on the autograd graph)
+            weights = (qr.float() @ kr.float().transpose(-1, -2)) * weights
+            out, s = (weights @ v.float()).to(v.dtype), 1.0
+        if weights is None or state is not None:
+            out_r, S, s_r = retention(qr, kr, v, tables, mode, S, need_state=state is not None)
+            if state is not None:
+                state["S"] = S
+            if weights is None:
+                out, s = out_r, s_r
         eps = self.group_norm.eps * s  # = GroupNorm_eps(out / sqrt(s)), see retention.py
         # gate_fn: torchscale's swish = silu. Recomputed in backward: o and g are all it keeps
         y = _recompute(lambda o, g: self.out_proj(GateNorm.apply(o, eps, g)), out, g)
-        if weights is None:
-            return y
-        return y, (qr.float() @ kr.float().transpose(-1, -2)) * weights
+        return y if weights is None else (y, weights)
 
 
 class RelPos(ts_retnet.RetNetRelPos):

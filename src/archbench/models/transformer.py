@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchscale.architecture import decoder as ts_decoder
 from torchscale.architecture.config import DecoderConfig
@@ -187,16 +188,19 @@ class Attention(MultiheadAttention):
             if ctx.prior:  # otherwise the keys are this call's own: the same result with or without a cache
                 k, v = k_all, v_all
         p = self.dropout_module.p if self.training else 0.0
-        out = self.attend(q, k, v, ctx, p).reshape(B, T, D)
+        weights = None
+        if output_attentions:  # attend() is linear in v: one-hot values give the weights of its pattern
+            S = k.shape[1]
+            eye = torch.eye(S, dtype=q.dtype, device=q.device)[None, :, None, :].expand(B, S, H, S)
+            weights = self.attend(q, k, eye, ctx, 0.0).permute(0, 2, 1, 3)  # [B, H, T, S]
+            # the output through them (on the autograd graph, as an eager attention)
+            out = torch.einsum("bhts,bshd->bthd", F.dropout(weights, p, self.training), v).reshape(B, T, D)
+        else:
+            out = self.attend(q, k, v, ctx, p).reshape(B, T, D)
         if self.inner_attn_ln is not None:
             out = self.inner_attn_ln(out)
         out = self.out_proj(out)
-        if not output_attentions:
-            return out
-        # attend() is linear in v: one-hot values give the weights of whatever pattern it applies
-        S = k.shape[1]
-        eye = torch.eye(S, dtype=q.dtype, device=q.device)[None, :, None, :].expand(B, S, self.num_heads, S)
-        return out, self.attend(q, k, eye, ctx, 0.0).permute(0, 2, 1, 3)
+        return out if weights is None else (out, weights)
 
     def attend(self, q, k, v, ctx: AttnContext, dropout_p: float):
         """Dense causal attention. q [B, T, H, d], k/v [B, S, H, d] -> [B, T, H, d]."""
