@@ -1,7 +1,9 @@
 """Hugging Face plumbing shared by archbench's own architectures (RetNet, Transformer, LongNet).
 
-Everything here is architecture-agnostic: the config base class, the decoding cache, the
-``forward`` contract (left padding, labels loss, ``logits_to_keep``) and the attention kernels.
+Everything here is architecture-agnostic: the config base class, the decoding cache, the backbone /
+head pair (``ArchbenchModel`` -> ``BaseModelOutputWithPast``, ``ArchbenchForCausalLM`` with ``lm_head``)
+and their ``forward`` contract (left padding, hidden states, attention weights, ``inputs_embeds``, labels
+loss, ``logits_to_keep``), the initialisation rules, and the attention kernels.
 This module must only use relative imports inside ``models/`` so that ``save_pretrained`` can copy
 it next to the weights for ``trust_remote_code=True`` loading.
 """
@@ -479,10 +481,13 @@ class ArchbenchForCausalLM(ArchbenchPreTrainedModel):
         return_dict: bool | None = True,
         logits_to_keep: int = 0,
         past_key_values: DecodeCache | None = None,
+        shift_labels: torch.LongTensor | None = None,
         **kwargs,
     ):
         """Causal LM forward: the backbone's arguments (:meth:`ArchbenchModel.forward`) and
         labels: [B, T]; the HF-shifted next-token cross-entropy ignoring -100;
+        shift_labels: [B, T] targets already aligned with the logits (transformers' name; sequence
+        parallelism shifts before splitting): the loss is taken against them, unshifted;
         logits_to_keep: if > 0, only the last ``logits_to_keep`` positions get logits.
         Returns ``CausalLMOutputWithPast`` with logits [B, T or logits_to_keep, V] in float32."""
         out = self.model(
@@ -497,11 +502,13 @@ class ArchbenchForCausalLM(ArchbenchPreTrainedModel):
             **kwargs,
         )
         hidden = out.last_hidden_state
-        if logits_to_keep and labels is None:
+        if logits_to_keep and labels is None and shift_labels is None:
             hidden = hidden[:, -logits_to_keep:]
         logits = self.lm_head(hidden).float()
         loss = None
-        if labels is not None:
+        if shift_labels is not None:
+            loss = lm_loss(logits, shift_labels)
+        elif labels is not None:
             loss = lm_loss(logits[:, :-1], labels[:, 1:])
         result = CausalLMOutputWithPast(
             loss=loss, logits=logits, cache=out.cache, hidden_states=out.hidden_states, attentions=out.attentions

@@ -191,8 +191,9 @@ class Attention(MultiheadAttention):
         weights = None
         if output_attentions:  # attend() is linear in v: one-hot values give the weights of its pattern
             S = k.shape[1]
-            eye = torch.eye(S, dtype=q.dtype, device=q.device)[None, :, None, :].expand(B, S, H, S)
-            weights = self.attend(q, k, eye, ctx, 0.0).permute(0, 2, 1, 3)  # [B, H, T, S]
+            eye = torch.eye(S, device=q.device)[None, :, None, :].expand(B, S, H, S)
+            # float32: the math kernels (flash-attn needs v's width = q's, and fp16 / bf16)
+            weights = self.attend(q.float(), k.float(), eye, ctx, 0.0).permute(0, 2, 1, 3).to(v.dtype)  # [B, H, T, S]
             # the output through them (on the autograd graph, as an eager attention)
             out = torch.einsum("bhts,bshd->bthd", F.dropout(weights, p, self.training), v).reshape(B, T, D)
         else:
