@@ -46,6 +46,7 @@ LAYOUT_KEYS = frozenset(
         "checkpoint_every_minutes",
         "log_every_n_steps",
         "loggers",  # adding a tracker records the same training elsewhere too
+        "gradient_checkpointing",  # recomputes activations: the same gradients
     }
 )
 RUN_RECORD = "run.json"

@@ -79,6 +79,7 @@ def build_module(arch: str, settings: dict, tokenizer) -> tuple[CausalLMModule, 
         betas=settings["betas"],
         warmup_steps=settings["warmup_steps"],
         answer_keys=settings.get("answer_keys"),
+        gradient_checkpointing=settings.get("gradient_checkpointing", False),
     )
     return module, kwargs
 
