@@ -32,7 +32,8 @@ rule all:
     input:
         rules.summary.output,
         # every evaluation that applies to this config (archbench.evaluation.registry), for every run
-        [run_dirs(L.eval_file(run_name(), e.files[0])) for e in EVALUATIONS],
+        # (a timed one, latency / throughput: once per architecture x shape, see run_dirs)
+        [run_dirs(L.eval_file(run_name(), e.files[0]), e.timed) for e in EVALUATIONS],
         push_targets(),  # hub.push.enabled
 
 
@@ -49,7 +50,8 @@ onstart:
 
 
 # The job scripts send their tracebacks to the job's log: print each failed job's cause on the console.
+# Stdlib only (archbench.causes): after an out-of-memory failure, importing torch here could fail too.
 onerror:
-    from archbench.training.failures import print_causes
+    from archbench.causes import print_causes
 
     print_causes(log)

@@ -5,8 +5,9 @@ import sys
 import pandas as pd
 from snakemake.utils import Paramspace, min_version
 
-from archbench.config import grid_axes, grid_points, run_settings, validate_config
+from archbench.config import check_plain_yaml, grid_axes, grid_points, run_settings, validate_config
 from archbench.errors import ConfigError
+from archbench.evaluation.registry import timing_point
 from archbench.evaluation.tasks import task_yamls
 from archbench.hub import push_settings
 from archbench.layout import SPLITS, Layout, run_name
@@ -17,6 +18,7 @@ min_version("9.0")
 ENV = "../envs/archbench.yaml"  # for --sdm conda; see envs/archbench.yaml
 
 try:
+    check_plain_yaml(workflow.config_settings.configfiles or [])  # no YTE: a config runs no code
     validate_config(
         config,
         schema_path=workflow.source_path("../config/schema.yaml"),
@@ -43,8 +45,11 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def run_dirs(pattern):
-    """Every architecture x grid point x seed instance of a run path pattern."""
+def run_dirs(pattern, timed=False):
+    """Every architecture x grid point x seed instance of a run path pattern; `timed`: only the runs a
+    timed evaluation measures (one per architecture x shape, first seed: TIMED_POINT)."""
+    if timed:
+        return expand(pattern, arch=ARCHS, point=list(dict.fromkeys(TIMED_POINT.values())), seed=SEEDS[:1])
     return expand(
         pattern,
         arch=ARCHS,
@@ -53,25 +58,29 @@ def run_dirs(pattern):
     )
 
 
-def run_records(**patterns):
+def run_records(timed=(), **patterns):
     """Every expected run as the report reads it: arch, seed, grid point label and values (from the
-    config, never parsed back from folder names) and its files, one `name=pattern` each."""
+    config, never parsed back from folder names) and its files, one `name=pattern` each (the names in
+    `timed`: the file of the run that was timed for this run's shape)."""
     from archbench.report.collect import run_record
 
+    def path(name, pattern, arch, point, seed):
+        if name in timed:
+            point, seed = TIMED_POINT[point], SEEDS[0]
+        return pattern.format(arch=arch, point=point, seed=seed)
+
     return [
-        run_record(
-            arch, seed, point, values, **{n: p.format(arch=arch, point=point, seed=seed) for n, p in patterns.items()}
-        )
+        run_record(arch, seed, point, values, **{n: path(n, p, arch, point, seed) for n, p in patterns.items()})
         for arch in ARCHS
         for point, values in _POINTS.items()
         for seed in SEEDS
     ]
 
 
-def reported(pattern):
+def reported(pattern, timed=False):
     """Every run's file; with report.partial only those that exist, so that after a `--keep-going` run
     in which some grid points failed the report can still be built (the missing runs are marked)."""
-    paths = run_dirs(pattern)
+    paths = run_dirs(pattern, timed)
     return [p for p in paths if os.path.exists(p)] if config["report"]["partial"] else paths
 
 
@@ -83,6 +92,10 @@ def scratch_dir(wildcards):
 # Grid point of each instance path, built once: paramspace.instance() per job costs ~3 ms, which
 # adds up to seconds of DAG building on the 648-run paper grid.
 _POINTS = dict(zip(paramspace.instance_patterns, grid_points(config)))
+# Timed evaluations (latency, throughput) measure one run per architecture x shape: each point's timed
+# point has the same model axes and the first value of every training axis (evaluation.registry).
+_BY_VALUES = {repr(sorted(v.items())): p for p, v in _POINTS.items()}
+TIMED_POINT = {p: _BY_VALUES[repr(sorted(timing_point(config, v).items()))] for p, v in _POINTS.items()}
 
 
 def settings(wildcards):

@@ -7,6 +7,7 @@ REPORT = L.report_dir()
 PLOTS = L.plots_dir()
 EVAL_RUN = L.eval_dir(run_name())  # a pattern over {arch}, {point}, {seed}: run_dirs() / reported() fill it
 RUNS = run_records(
+    timed=("latency",),  # every run of a shape reports the one timing of it
     metrics=L.metrics(run_name()),
     harness=f"{EVAL_RUN}/harness.json",
     latency=f"{EVAL_RUN}/latency.json",
@@ -22,7 +23,7 @@ rule collect:
     input:
         metrics=reported(L.metrics(run_name())),
         harness=reported(f"{EVAL_RUN}/harness.json"),
-        latency=reported(f"{EVAL_RUN}/latency.json"),
+        latency=reported(f"{EVAL_RUN}/latency.json", timed=True),
     output:
         grid=report(
             f"{REPORT}/grid_results.csv",
@@ -118,6 +119,9 @@ rule summary:
         questions=f"{REPORT}/questions.json",
     output:
         md=report(f"{REPORT}/summary.md", caption="../report/summary.rst", category="Summary"),
+        # the same summary and the tables as HTML: the report shows HTML inline, .md / .csv only download
+        html=report(f"{REPORT}/summary.html", caption="../report/summary_page.rst", category="Summary"),
+        tables=report(f"{REPORT}/tables.html", caption="../report/tables.rst", category="Summary"),
     log:
         L.log("report", "summary"),
     conda:
@@ -134,7 +138,7 @@ rule summary:
 # evaluation that does not apply to this config (length.enabled, latency.batch_sweep, MQAR data for
 # recall) passes no files.
 QUESTION_INPUTS = {
-    e.name: [L.eval_file(run_name(), file) for file in e.files] if e in EVALUATIONS else None
+    e.name: ([L.eval_file(run_name(), file) for file in e.files], e.timed) if e in EVALUATIONS else None
     for e in EVALUATION_ENTRIES.values()
     if e.question
 }
@@ -152,7 +156,7 @@ REPRODUCTION_CLAIMS = list(CLAIMS)  # archbench.report.claims
 rule questions:
     input:
         **{
-            name: [f for p in patterns for f in reported(p)] if patterns else []
+            name: [f for p in patterns[0] for f in reported(p, patterns[1])] if patterns else []
             for name, patterns in QUESTION_INPUTS.items()
         },
         latency=rules.collect.input.latency,  # the reproduction question's RetNet-cost claim
@@ -204,6 +208,18 @@ rule questions:
             caption="../report/throughput_vs_batch.rst",
             category="Questions",
             subcategory="Throughput vs batch",
+        ),
+        compute=report(
+            f"{PLOTS}/compute.png",
+            caption="../report/compute.rst",
+            category="Questions",
+            subcategory="Compute",
+        ),
+        compute_table=report(
+            f"{REPORT}/compute.csv",
+            caption="../report/compute.rst",
+            category="Questions",
+            subcategory="Compute",
         ),
         reproduction=report(
             f"{PLOTS}/reproduction.png",

@@ -16,10 +16,15 @@ def _env():
     return yaml.safe_load((REPO / "envs/archbench.yaml").read_text())
 
 
-def test_conda_env_mirrors_pyproject_dependencies():
+def test_conda_env_mirrors_pyproject_dependencies_pinned_like_pip():
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     pip = next(d["pip"] for d in _env()["dependencies"] if isinstance(d, dict) and "pip" in d)
-    assert sorted(pip) == sorted(deps)  # same names AND the same version pins
+    assert sorted(map(_name, pip)) == sorted(map(_name, deps))  # the same packages
+    pins = dict(
+        (_name(m.group(1)), m.group(2))
+        for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", (REPO / "constraints.txt").read_text(), re.M)
+    )
+    assert {_name(p): p.split("==", 1)[1] for p in pip} == {_name(d): pins[_name(d)] for d in deps}
 
 
 def test_conda_env_python_satisfies_requires_python():

@@ -22,6 +22,9 @@ KEYS = {
     "state_bytes",
     "peak_rss_bytes",
     "peak_cuda_bytes",
+    "threads",
+    "load_1m",
+    "timing_flag",
 }
 
 
@@ -62,6 +65,8 @@ def test_every_context_and_batch_is_measured(results, arch, mode):
         assert e["prefill_ms"] > 0 and e["tokens_per_s"] > 0 and e["peak_rss_bytes"] > 0
         assert e["peak_cuda_bytes"] is None and e["beyond_trained_length"] == (e["context"] > 64)
         assert (e["state_bytes"] is None) == (e["mode"] == "recompute")
+        assert e["threads"] == 1 and e["timing_flag"] in ("", "noisy", "under load")
+        assert (e["timing_flag"] == "under load") == (e["load_1m"] > 1.5)  # the job's one thread + 0.5
 
 
 def test_retnet_state_is_the_same_size_at_every_context(results):

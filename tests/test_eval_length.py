@@ -104,3 +104,51 @@ def test_too_little_test_data_names_the_cause(tmp_path, one_thread):
         "context": 128,
         "skipped": "the test split has 40 tokens in 1 shard(s): no window of 129 tokens",
     }
+
+
+def test_same_targets_are_scored_at_1x_and_kx_inside_documents_and_the_controls_read_zero(tmp_path, one_thread):
+    """The headline's far / near losses are the last SEQ targets of a window inside one document, read
+    with the whole window (4x) and with the SEQ tokens before them (1x); unigram / bigram controls on the
+    same windows differ by 0 (they read the same target with the same previous token)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import archbench  # noqa: F401
+
+    model_dir = tiny_model_dir(tmp_path, "transformer", max_seq_len=SEQ)
+    eos = AutoTokenizer.from_pretrained(model_dir).eos_token_id
+    rng = np.random.default_rng(3)
+    # documents of 30, 70, 140 and 50 tokens: only the 70- and 140-token ones hold a 4x window (65 tokens)
+    docs = [rng.integers(4, 250, n) for n in (30, 70, 140, 50)]
+    arr = np.concatenate([np.append(d, eos) for d in docs]).astype("<u2")
+    bin_path = tmp_path / "docs.bin"
+    arr.tofile(bin_path)
+    (tmp_path / "docs.json").write_text(json.dumps({"dtype": "uint16", "n_tokens": len(arr)}))
+    result = run_length(str(model_dir), str(bin_path), None, multipliers=[1, 4], max_tokens=1024, device="cpu")
+    one, four = result["entries"]
+    assert "same_targets" not in one
+    st = four["same_targets"]
+    starts = [31, 31 + 71, 31 + 71 + 64]  # doc 2 from its start; doc 3 twice (140 // 64 = 2 windows)
+    assert st["aligned"] is True and st["n_windows"] == 3 and st["targets"] == SEQ
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    for i, s in enumerate(starts):
+        w = torch.from_numpy(arr[s : s + 4 * SEQ + 1].astype(np.int64))[None]
+        assert eos not in w[0].tolist()
+        with torch.no_grad():
+            far = F.cross_entropy(model(w[:, :-1]).logits[0, -SEQ:], w[0, -SEQ:])
+            near = F.cross_entropy(model(w[:, -SEQ - 1 : -1]).logits[0], w[0, -SEQ:])
+        assert st["far"][i] == pytest.approx(float(far), rel=1e-4)
+        assert st["near"][i] == pytest.approx(float(near), rel=1e-4)
+    for name in ("unigram", "bigram"):
+        assert st["control"][name] == pytest.approx([0.0] * 3, abs=1e-6)
+
+
+def test_ngram_controls_are_add_one_smoothed_counts():
+    from archbench.evaluation.length import Ngram
+
+    arr = np.array([1, 2, 1, 2, 3])
+    batch = torch.tensor([[1, 2, 3, 0]])
+    bigram = Ngram([arr], vocab=4, order=2).losses(batch)[0].tolist()
+    # (1,2) seen 2 of 2 times after 1; (2,3) 1 of 2 after 2; (3,0) never, 3 never a previous token
+    assert bigram == pytest.approx([-np.log(3 / 6), -np.log(2 / 6), -np.log(1 / 4)])
+    unigram = Ngram([arr], vocab=4, order=1).losses(batch)[0].tolist()
+    assert unigram == pytest.approx([-np.log(3 / 9), -np.log(2 / 9), -np.log(1 / 9)])

@@ -102,7 +102,7 @@ def test_parallel_matches_torchscale_retnet():
     torch.manual_seed(7)
     model = build_model("retnet", **SMALL).eval()
     ts = RetNetDecoder(model.config.to_torchscale(), embed_tokens=TextEmbedding(50, 32, 0)).eval()
-    ts.load_state_dict(model.decoder.state_dict())
+    ts.load_state_dict({**model.decoder.state_dict(), "output_projection.weight": model.lm_head.weight})
     x = torch.randint(0, 50, (2, 23))
     with torch.no_grad():
         diff = (ts(x)[0] - _logits(model, x, "parallel")).abs().max().item()
@@ -255,7 +255,7 @@ def test_equals_torchscale_recurrent_formulation_at_trained_magnitudes(qk_scale)
             layer.retention.q_proj.weight.mul_(qk_scale)
             layer.retention.k_proj.weight.mul_(qk_scale)
     ts = RetNetDecoder(model.config.to_torchscale(), embed_tokens=TextEmbedding(50, 32, 0)).eval()
-    ts.load_state_dict(model.decoder.state_dict())
+    ts.load_state_dict({**model.decoder.state_dict(), "output_projection.weight": model.lm_head.weight})
     x = torch.randint(0, 50, (2, 23))
     logp = lambda z: z.double().log_softmax(-1)
     with torch.no_grad():

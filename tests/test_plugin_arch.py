@@ -91,4 +91,4 @@ def test_toy_architecture_runs_through_the_tiny_pipeline(plugin_env, tmp_path):
     run = next((work / "results" / "eval" / "toy").glob("*/seed~0"))
     latency = json.loads((run / "latency.json").read_text())
     assert {e["mode"] for e in latency["entries"]} >= {"kv_cache"} and latency["summary"]["arch"] == "toy"
-    assert "**toy** has the lowest mean test loss" in (report / "summary.md").read_text()
+    assert "- Toy has the lowest mean test loss" in (report / "summary.md").read_text()  # registry display name

@@ -3,7 +3,6 @@ t-intervals, paired comparison and winners, plots, summary."""
 
 import json
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,7 @@ import pytest
 from scipy import stats
 
 from archbench.report.collect import collect, harness_columns, run_record
-from archbench.report.compare import compare, mean_ci, seed_summary, write_tables
+from archbench.report.compare import compare, mean_ci, seed_summary, verdict_table, write_tables
 from archbench.report.plots import plot_all, plot_latency, slug
 from archbench.report.summary import write_summary
 from test_report_helpers import GRID, make_tree, point_path, points, provenance_block
@@ -86,7 +85,7 @@ def test_run_identity_comes_from_metrics_json_not_folder_names(tmp_path):
     plot_all(csv["grid"], csv["seeds"], csv["comparison"], str(out / "plots"), str(out / "plots" / "curves"), axes)
     assert len(list((out / "plots" / "curves").glob("*.png"))) == 4
     text = write_summary(csv["grid"], csv["seeds"], csv["comparison"], [], str(out / "summary.md"), axes)
-    assert "| bf16_mixed_x " in text and "**retnet** has the lowest mean test loss at 4 of 4 grid points" in text
+    assert "| bf16_mixed_x " in text and "- RetNet has the lowest mean test loss at 4 of 4 grid points" in text
 
 
 def test_records_of_the_snakefile_match_the_run_layout():
@@ -155,30 +154,78 @@ def test_seed_summary_aggregates_only_completed_runs(tree):
     assert summary.loc[("transformer", p1), "harness/lambada_local/acc_mean"] == 0.25
 
 
+def pooled_interval(groups, n):
+    """Independent reference: the paired differences' variance pooled over the groups (points), the
+    t-interval of a mean of n of them, and its two-sided p."""
+    ss = sum(((np.asarray(g) - np.mean(g)) ** 2).sum() for g in groups)
+    df = sum(len(g) - 1 for g in groups)
+    se = math.sqrt(ss / df / n)
+    return se, df
+
+
 def test_comparison_paired_differences_winners_and_param_ratios(tree):
     _, _, grid = tree
     table = compare(grid, AXES).set_index("point")
     p0, p1 = (point_path(p) for p in points())
+    assert list(table.index) == [p0, p1]  # grid order, not sorted by loss
     row = table.loc[p0]
-    diffs = np.array([4.00, 4.10, 4.05]) - np.array([4.20, 4.25, 4.30])
-    low, high = t_interval(diffs)
+    d0 = np.array([4.00, 4.10, 4.05]) - np.array([4.20, 4.25, 4.30])
+    d1 = np.array([3.90, 3.70, 3.95]) - np.array([3.80, 3.85, 3.75])
+    se, df = pooled_interval([d0, d1], 3)  # seed noise of retnet - transformer pooled over both points
+    half = stats.t.ppf(0.975, df) * se
     assert row["test_loss_retnet"] == pytest.approx(4.05) and row["test_loss_transformer"] == pytest.approx(4.25)
     assert row["diff_retnet_minus_transformer"] == pytest.approx(-0.2)
-    assert row["diff_retnet_minus_transformer_ci_low"] == pytest.approx(low)
-    assert row["diff_retnet_minus_transformer_ci_high"] == pytest.approx(high)
+    assert row["diff_retnet_minus_transformer_std"] == pytest.approx(d0.std(ddof=1))  # this point's own seeds
+    assert row["diff_retnet_minus_transformer_ci_low"] == pytest.approx(-0.2 - half)
+    assert row["diff_retnet_minus_transformer_ci_high"] == pytest.approx(-0.2 + half)
     assert row["param_ratio_retnet_transformer"] == pytest.approx(1.2)
     assert row["param_ratio_non_embedding_retnet_transformer"] == pytest.approx(104_000 / 84_000)
+    assert row["flops_ratio_retnet_transformer"] == pytest.approx(104_000 / 84_000)
     assert row["winner"] == "retnet" and row["margin"] == pytest.approx((4.15 + 4.26 + 4.20) / 3 - 4.05)
-    # retnet - longnet at p0: (-0.15, -0.16, -0.15), retnet - transformer: intervals below 0 -> decisive
-    assert row["decisive"] == True  # noqa: E712 (numpy bool)
+    # point 1's large seed noise, pooled, widens point 0's interval: raw p = 0.059, so not decisive
+    p_raw = 2 * stats.t.sf(0.2 / se, df)
+    assert p_raw == pytest.approx(0.0589, abs=1e-3) and row["decisive"] == False  # noqa: E712 (numpy bool)
+    assert row["diff_retnet_minus_transformer_p_holm"] >= p_raw
     other = table.loc[p1]
     assert other["winner"] == "transformer" and other["test_loss_transformer"] == pytest.approx(3.8)
-    # transformer - retnet = (-0.1, +0.15, -0.2): the interval contains 0 -> not decisive
-    assert other["decisive"] == False  # noqa: E712
+    # transformer's pair with longnet has 2 seeds (no interval): undecided
+    assert other["decisive"] is None or math.isnan(other["decisive"])
     # every architecture against the baseline (retnet) only; longnet's missing seed 2 is left out of the pairs
     assert other["diff_retnet_minus_longnet_n"] == 2 and math.isnan(other["diff_retnet_minus_longnet_ci_low"])
     assert other["diff_retnet_minus_longnet"] == pytest.approx((3.90 - 3.95 + 3.70 - 4.00) / 2)
     assert "diff_longnet_minus_transformer" not in other
+
+
+def test_a_consistent_difference_is_decisive_after_correction_and_headline_is_best_vs_best(tmp_path):
+    """Per point, retnet is 0.1 lower than transformer at every seed (± 0.01); the best-vs-best
+    difference is between each one's validation-selected point, not the mean over points."""
+    noise = {0: 0.0, 1: 0.01, 2: -0.01}
+    losses = {}
+    for s, e in noise.items():
+        losses[("retnet", 0, s)] = 3.0 + e  # retnet's selected point (lowest validation loss)
+        losses[("retnet", 1, s)] = 4.0 + e  # a bad learning rate
+        losses[("transformer", 0, s)] = 3.1 + e / 2
+        losses[("transformer", 1, s)] = 3.05 + e / 2  # transformer's selected point
+    grid = collect(make_tree(tmp_path, losses, eval_files=False))
+    table = compare(grid, AXES)
+    assert list(table["decisive"]) == [True, True]
+    v = verdict_table(grid)
+    (h,) = v["headline"]
+    assert (h["a"], h["b"]) == ("retnet", "transformer")
+    assert (h["point_a"], h["point_b"]) == (point_path(points()[0]), point_path(points()[1]))
+    assert h["mean"] == pytest.approx(3.0 - 3.05) and h["n"] == 3 and h["decisive"] is True
+    d = [np.array([noise[s] - noise[s] / 2 for s in range(3)]) + c for c in (-0.1, 0.95)]
+    se, df = pooled_interval(d, 3)
+    assert h["pooled_df"] == df == 4
+    assert (h["low"], h["high"]) == pytest.approx(
+        (-0.05 - stats.t.ppf(0.975, 4) * se, -0.05 + stats.t.ppf(0.975, 4) * se)
+    )
+    # 3 comparisons; the headline's p is the largest of them: Holm's last step keeps it (x 1)
+    assert (
+        v["m"] == 3
+        and h["p_holm"] == pytest.approx(h["p"])
+        and h["p"] > table["diff_retnet_minus_transformer_p_holm"].max() / 3
+    )
 
 
 def test_undecided_when_fewer_than_three_seeds(tmp_path):
@@ -249,13 +296,31 @@ def test_summary_states_the_verdict_and_links_the_plots(written):
     assert "## Best grid point per architecture (selected on validation loss; test loss reported)" in text
     assert "Commit abc1234, archbench 0.1.0; hardware cpu: Test CPU; data fingerprint cafe" in text
     assert "Warning" not in text
-    # 2 pairs x 2 points with intervals (longnet has 2 seeds at point 1: no interval there) = 3
-    assert "- The 3 per-point 95% intervals are not corrected for multiplicity" in text
-    assert "**retnet** has the lowest mean test loss at 1 of 2 grid points (1 decisively)" in text
-    assert "**transformer** has the lowest mean test loss at 1 of 2 grid points (0 decisively)" in text
+    # the answer first: best vs best (each at its validation-selected point; here both lr 0.0005)
+    first = text.split("\n\n")[1]
+    assert first == (
+        "**Transformer has the lowest test loss at the grid points selected on validation loss: 3.8000 nats/token, "
+        "0.0500 below RetNet** (95% interval [-0.2621, +0.1621], 3 seeds; not decisive (Holm p = 1)). It has ×0.833 "
+        "the parameters and ×0.808 the training FLOPs per token of RetNet."
+    )
+    assert first.count(". ") + 1 <= 3
+    # 3 pairs x 2 points + 3 best-vs-best, less those without an interval (longnet: 2 seeds at point 1)
+    assert "(5 comparisons: every pair at every grid point and the best-against-best pairs)" in text
+    assert (
+        "- RetNet − LongNet: -0.1750 nats/token (no interval: 2 shared seed(s), needs ≥ 3); RetNet at learning_rate=0.0005"
+        in text
+    )
+    assert "Parameters RetNet/Transformer ×1.2, training FLOPs per token ×1.24. Compares: " in text
+    assert "- RetNet has the lowest mean test loss at 1 of 2 grid points (0 decisive)." in text
+    assert "- Transformer has the lowest mean test loss at 1 of 2 grid points (0 decisive)." in text
+    assert "multiplicity" not in text and "decisively" not in text
     assert "17 of 18 runs complete" in text and "Missing runs (1)" in text
     assert "(plots/loss_vs_params.png)" in text and "(plots/curves)" in text
-    assert re.search(r"retnet − transformer test loss: mean -0\.0750 nats/token.*Compares: ", text)  # (-0.2 + 0.05) / 2
+    assert "retnet" not in text and "longnet" not in text  # one (display) name per architecture
+    # the per-point table in grid order (learning rate 0.001 first, as in the grid), not by loss
+    table = text.split("## Per grid point")[1]
+    assert table.index("| 0.001 ") < table.index("| 0.0005 ")
+    assert text.count("Columns: ") == 2
 
 
 def test_extra_json_files_are_flattened_generically(tmp_path):
@@ -277,10 +342,15 @@ def _summary(tmp_path, runs):
 def test_one_seed_says_no_interval_instead_of_zero_counts(tmp_path):
     losses = {(a, i, 0): v + i for a, v in (("retnet", 1.0), ("transformer", 2.0)) for i in (0, 1)}
     text, _ = _summary(tmp_path, make_tree(tmp_path, losses, eval_files=False))
-    assert "**retnet** has the lowest mean test loss at 2 of 2 grid points (no interval (needs ≥ 3 seeds))." in text
-    assert "retnet − transformer test loss: mean -1.0000 nats/token over 2 grid points" in text
-    assert "no interval (needs ≥ 3 seeds). Parameter ratio" in text
-    assert "decisively" not in text and "interval below 0" not in text and "multiplicity" not in text
+    assert "- RetNet has the lowest mean test loss at 2 of 2 grid points (no interval (needs ≥ 3 seeds))." in text
+    assert text.split("\n\n")[1] == (
+        "**RetNet has the lowest test loss at the grid points selected on validation loss: 1.0000 nats/token, "
+        "1.0000 below Transformer** (no interval: 1 shared seed(s), needs ≥ 3). It has ×1.2 the parameters and "
+        "×1.24 the training FLOPs per token of Transformer."
+    )
+    assert "- RetNet − Transformer: -1.0000 nats/token (no interval: 1 shared seed(s), needs ≥ 3)" in text
+    assert "(0 decisive)" not in text and "not decisive" not in text
+    assert "No difference has an interval and none is called decisive: intervals need ≥ 3 seeds per run" in text
 
 
 def test_best_point_is_selected_on_validation_when_validation_and_test_disagree(tmp_path):
@@ -296,7 +366,12 @@ def test_best_point_is_selected_on_validation_when_validation_and_test_disagree(
         [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")
     ]
     (row,) = [dict(zip(header, r)) for r in rows]
-    assert (row["arch"], row["learning_rate"], row["val loss"], row["test loss"]) == ("retnet", "0.0005", "2.5", "2")
+    assert (row["architecture"], row["learning_rate"], row["val loss"], row["test loss"]) == (
+        "RetNet",
+        "0.0005",
+        "2.5",
+        "2",
+    )
     from archbench.report.figures import best_points
 
     seeds = pd.read_csv(csv["seeds"])
@@ -330,3 +405,70 @@ def test_grid_results_carry_provenance_and_the_summary_warns_once_when_runs_diff
         "fingerprint (cafe, unknown).**"
     ]
     assert "Commit 3 values, archbench 2 values" in text
+
+
+def _synthetic(tmp_path, losses: dict, flags: dict | None = None):
+    """grid_results / seed_summary / comparison CSVs of a made-up table (no run tree) and its summary."""
+    from archbench.report.collect import write_csv
+
+    params = {"llama": 1_508_224, "retnet": 1_507_968, "transformer": 1_509_000}
+    flops = {"llama": 6.29e6, "retnet": 6.43e6, "transformer": 6.26e6}
+    rows = []
+    for (arch, lr, seed), loss in losses.items():
+        rows.append(
+            {
+                "arch": arch,
+                "point": f"learning_rate~{lr}",
+                "seed": seed,
+                "learning_rate": lr,
+                "status": "ok",
+                "test_loss": loss,
+                "val_loss": loss + (0.2 if lr == 0.001 else 0.0),  # lr 0.003 is selected on validation
+                "params_total": params[arch],
+                "params_non_embedding": params[arch] - 131_072,
+                "train_flops_per_token": flops[arch],
+                "tokens_per_s": 1000.0 + 100 * seed,
+                "timing_flag": (flags or {}).get((arch, lr, seed), ""),
+            }
+        )
+    csv = {k: str(tmp_path / f"{k}.csv") for k in ("grid", "comparison", "seeds")}
+    write_csv(pd.DataFrame(rows), csv["grid"])
+    grid = pd.read_csv(csv["grid"])
+    write_csv(seed_summary(grid, ["learning_rate"]), csv["seeds"])
+    write_csv(compare(grid, ["learning_rate"]), csv["comparison"])
+    return write_summary(
+        csv["grid"], csv["seeds"], csv["comparison"], [], str(tmp_path / "summary.md"), ["learning_rate"]
+    )
+
+
+def test_summary_first_paragraph_names_the_best_states_retnet_vs_transformer_and_skips_flagged_timings(tmp_path):
+    noise = (0.0, 0.004, -0.003)
+    base = {"llama": 3.40, "retnet": 3.46, "transformer": 3.43}
+    scale = {"llama": 1.0, "retnet": -0.5, "transformer": 0.25}  # seed noise that differs per architecture
+    losses = {
+        (a, lr, s): b + (0.1 if lr == 0.001 else 0.0) + e * scale[a] + 0.002 * (a == "retnet") * (lr == 0.001)
+        for a, b in base.items()
+        for lr in (0.003, 0.001)
+        for s, e in enumerate(noise)
+    }
+    flags = {("llama", 0.003, 2): "noisy", ("retnet", 0.003, 1): "under load", ("retnet", 0.003, 2): "noisy"}
+    text = _synthetic(tmp_path, losses, flags)
+    first = text.split("\n\n")[1]
+    print("\n" + first)
+    assert first == (
+        "**Transformer++ (Llama) has the lowest test loss at the grid points selected on validation loss: 3.4003 "
+        "nats/token, 0.0298 below Transformer** (95% interval [-0.0340, -0.0255], 3 seeds; decisive (Holm p = "
+        "0.00028)). It has ×0.9995 the parameters and ×1.0048 the training FLOPs per token of Transformer. "
+        "RetNet vs Transformer: RetNet's test loss is 0.0297 nats/token higher (95% interval [+0.0255, +0.0340], "
+        "3 seeds; decisive (Holm p = 0.00028); parameters ×0.9993, training FLOPs/token ×1.03)."
+    )
+    table = text.split("## Best grid point per architecture")[1].split("##")[0]
+    header, _, *rows = [
+        [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")
+    ]
+    speed = {r[0]: r[header.index("training tokens/s")] for r in rows}
+    params = {r[0]: r[header.index("params")] for r in rows}
+    # flagged timings left out: Llama (1000 + 1100) / 2; RetNet only seed 0; Transformer all three
+    assert speed == {"Transformer++ (Llama)": "1050", "RetNet": "1000", "Transformer": "1100"}
+    assert params["RetNet"] == "1.51M"
+    assert "(timings flagged noisy or under load left out)" in text

@@ -2,6 +2,7 @@
 paired per-size intervals support it (simulated false-claim rate and power); selection per size on
 validation loss; token budgets proportional to parameters."""
 
+import math
 import time
 
 import numpy as np
@@ -88,7 +89,12 @@ def test_one_seed_fits_without_supported_crossover_and_too_few_sizes_say_so():
     out = scaling_fits(_runs(truth, [0], rng))
     (row,) = out["crossovers"]
     assert row["supported"] is False and row["crossover"] is None and row["paired"][0]["low"] is None
-    assert row["fit_crossover"] is not None and row["fit_crossover_extrapolated"] is False  # listed, never claimed
+    # one seed: no fitted crossing (two identical curves got one in 88% of trials), no exponent interval
+    assert row["fit_crossover"] is None and row["fit_crossover_extrapolated"] is None
+    fit = out["fits"]["retnet"]
+    assert fit["interval"] == {} and fit["interval_method"] == "none: 1 seed(s), needs >= 3"
+    h = fit["heldout"]  # fit on 4 sizes, predict the 5th: no interval at 1 seed
+    assert h["size"] == SIZES[-1] and h["predicted_interval"] is None and h["measured_interval"] is None
     short = scaling_fits(
         _runs({"retnet": (1.5, 60.0, 0.3)}, [0], rng)
         + [
@@ -105,6 +111,32 @@ def test_one_seed_fits_without_supported_crossover_and_too_few_sizes_say_so():
         ]
     )
     assert short["fits"]["transformer"]["error"] == "1 size(s); a fit needs >= 3"
+
+
+def test_sizes_are_joined_by_size_key_and_dropped_sizes_are_named():
+    """One failed Transformer run (its smallest size): the pairs are matched by size key, never by
+    position, and the missing size is listed as dropped."""
+    truth = {"retnet": (1.5, 60.0, 0.3), "transformer": (2.0, 30.0, 0.3)}
+    runs = [
+        r
+        for r in _runs(truth, [0, 1, 2], np.random.default_rng(2))
+        if (r["arch"], r["size_key"]) != ("transformer", SIZES[0])
+    ]
+    for r in runs:  # matched parameters are ~0.1% apart: the key is the shape, not the count
+        r["size_key"] = f"embed_dim={r['size_key']:g}"
+        r["params"] *= 1.001 if r["arch"] == "transformer" else 1.0
+    out = scaling_fits(runs)
+    (row,) = out["crossovers"]
+    assert row["size_keys"] == [f"embed_dim={n:g}" for n in SIZES[1:]]
+    assert row["sizes"] == pytest.approx([n * math.sqrt(1.001) for n in SIZES[1:]])
+    assert row["dropped"] == {"retnet": [SIZES[0]]}
+    truth_diff = [power_law(n, 1.5, 60.0, 0.3) - power_law(n, 2.0, 30.0, 0.3) for n in SIZES[1:]]
+    assert [p["mean"] for p in row["paired"]] == pytest.approx(truth_diff, abs=0.01)
+    # 3 seeds: the held-out check has intervals, and the prediction of the largest size is close
+    h = out["fits"]["retnet"]["heldout"]
+    lo, hi = h["predicted_interval"]
+    assert lo < h["predicted"] < hi and h["measured_interval"] is not None
+    assert h["predicted"] == pytest.approx(power_law(SIZES[-1], 1.5, 60.0, 0.3), abs=0.02)
 
 
 def test_each_size_uses_the_point_with_the_lowest_validation_loss_not_test_loss():

@@ -36,7 +36,8 @@ def test_report_rules_and_html_report_on_a_hand_made_tree(tmp_path):
         assert (report / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert len(list((report / "plots" / "curves").glob("*.png"))) == len(points())
     text = summary.read_text()
-    assert "**retnet** has the lowest mean test loss at 2 of 2 grid points (2 decisively)" in text
+    assert "- RetNet has the lowest mean test loss at 2 of 2 grid points (2 decisive)." in text
+    assert "**RetNet has the lowest test loss at the grid points selected on validation loss: 3.9200" in text
     assert "(plots/decode_latency.png)" in text
 
     html = tmp_path / "report.html"

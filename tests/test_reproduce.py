@@ -11,7 +11,7 @@ import yaml
 from archbench.config import validate_config
 from archbench.errors import ConfigError
 from archbench.report.claims import CLAIMS, RULE_KEYS
-from archbench.report.questions import reproduction, runs_frame, write_questions
+from archbench.report.questions import QUESTIONS, reproduction, runs_frame, write_questions
 from archbench.report.questions.reproduction import claim_png
 from workflow_helpers import REPO
 
@@ -62,9 +62,10 @@ def answer(tmp_path, runs, reproduce, via_report=False):
             files.setdefault(name, []).append(path)
     png, csv = str(tmp_path / "plots" / "reproduction.png"), str(tmp_path / "reproduction.csv")
     if via_report:
-        out = {"reproduction": png, "reproduction_table": csv, "json": str(tmp_path / "q.json")}
-        for name in ("length", "scaling", "recall", "throughput"):
+        out = {"json": str(tmp_path / "q.json")}
+        for name in QUESTIONS:  # every question's outputs (reproduction's own are set above)
             out[name], out[f"{name}_table"] = str(tmp_path / "plots" / f"{name}.png"), str(tmp_path / f"{name}.csv")
+        out.update(reproduction=png, reproduction_table=csv)
         result = write_questions(metrics, files, out, reproduce=reproduce)["reproduction"]
     else:
         given = {e: files.get(e) for e in reproduction.EVALUATIONS}

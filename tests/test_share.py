@@ -9,6 +9,7 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -87,15 +88,26 @@ def test_push_uploads_the_model_folder(tmp_path, monkeypatch):
     class Info:
         commit_url = "https://huggingface.co/me/tiny/commit/abc"
 
-    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **k: calls.append(("upload", k)) or Info())
+    def upload(**k):  # what the folder holds at upload time (a staging folder, gone afterwards)
+        folder = Path(k["folder_path"])
+        files = {p.name: p.read_text() for p in folder.iterdir()}
+        return calls.append(("upload", k, files)) or Info()
+
+    monkeypatch.setattr(huggingface_hub, "upload_folder", upload)
     run = fake_run(tmp_path)
+    local = hub.load_section(f"{run}/model", remote_code=True)
+    (run / "model" / "README.md").write_text(f"---\nlicense: mit\n---\n# card\n\n## How to load\n\n{local}\n")
     assert hub.push_run(str(run), "me/tiny") == Info.commit_url
     assert calls[0] == (
         "create",
         ("me/tiny",),
         {"private": True, "exist_ok": True, "token": None, "repo_type": "model"},
     )
-    assert calls[1][1]["folder_path"] == str(run / "model") and calls[1][1]["repo_id"] == "me/tiny"
+    assert calls[1][1]["repo_id"] == "me/tiny" and calls[1][2]["config.json"] == "{}"
+    card = calls[1][2]["README.md"]  # the uploaded card loads from the Hub, the one on disk stays local
+    assert 'from_pretrained("me/tiny", trust_remote_code=True)' in card and str(run) not in card
+    assert "pip install transformers torchscale==0.3.0 einops" in card
+    assert str(run) in (run / "model" / "README.md").read_text()
 
 
 def test_push_repo_ids_and_config_check():
@@ -183,6 +195,8 @@ def test_model_card_of_a_tiny_model(tmp_path):
     assert json.loads((model_dir / "config.json").read_text())["bos_token_id"] == 2  # </s>, as the tokenizer
     assert json.loads((model_dir / "tokenizer_config.json").read_text())["bos_token"] == "</s>"
     assert "| `bos_token_id` | `2` |" in card.text
+    assert f'from_pretrained("{model_dir}", trust_remote_code=True)' not in card.text  # no run_dir: <run>
+    assert 'from_pretrained("<run>/model", trust_remote_code=True)' in card.text and "torchscale" in card.text
     got = [(r.dataset_type, r.dataset_split, r.metric_type, r.metric_value) for r in card.data.eval_results]
     assert got == [
         ("archbench-corpus", "validation", "loss", 2.0),

@@ -213,8 +213,14 @@ def test_job_logs_are_timestamped_with_progress_and_no_carriage_returns(run):
         assert "\r" not in text, name
         assert any(stamp.match(line) for line in text.splitlines()), name
     train = next(t for n, t in logs.items() if n.startswith("train/"))
-    assert re.search(r"INFO train\[retnet/.*step 29/30 \(97%\) lr=.* train_loss=", train)
+    assert re.search(r"INFO train\[arch=retnet .*seed=0\] .*step 29/30 \(97%\) lr=.* train_loss=.*, ETA ", train)
+    assert re.search(r"INFO train\[.*\] archbench.job.train: start: inputs \d+ files", train)
     assert "end: " in train and "metrics.json" in train
+    for name, text in logs.items():  # no progress bars, none of the noise archbench.logs filters
+        assert not re.search(r"\d+%\|| it/s\]", text), name
+        for noise in ("torch.jit", "litlogger", "Multiple instances of codecarbon", "fatal: not a git"):
+            assert noise not in text, (name, noise)
+        assert text.count("Seed set to 0") <= 1, name
     tokenize = logs["tokenize/train/00000-kjv.log"]
     assert re.search(r"INFO tokenize\[.*\] .*start: inputs 2 files", tokenize)
     assert re.search(r"tokenize \S+: \d+/\d+ doc \(100%\).*done in", tokenize)

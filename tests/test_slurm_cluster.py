@@ -74,3 +74,22 @@ def test_resume_checkpoint_takes_the_newest_of_last_and_hpc(tmp_path):
     torch.save({"global_step": 2}, hpc)
     os.utime(hpc, (time.time() + 5, time.time() + 5))
     assert cluster.resume_checkpoint(str(tmp_path)) == str(hpc)
+
+
+def test_several_processes_get_ddp_with_the_process_group_timeout():
+    from datetime import timedelta
+
+    from lightning.pytorch.strategies import DDPStrategy
+
+    assert cluster.trainer_strategy({"devices": 1, "num_nodes": 1}) == "auto"
+    for layout in ({"devices": 1, "num_nodes": 2}, {"devices": 2, "num_nodes": 1}):
+        strategy = cluster.trainer_strategy({**layout, "dist_timeout_s": 42})
+        assert type(strategy) is DDPStrategy and strategy._timeout == timedelta(seconds=42)
+    assert cluster.trainer_strategy({"devices": 2})._timeout == timedelta(seconds=1800)
+
+
+def test_srun_reports_of_dead_tasks_are_passed_on_and_named(tmp_path, capsys):
+    script = "echo 'rank output' >&2; echo 'srun: error: ab-node2: task 1: Killed' >&2; exit 137"
+    rc, dead = cluster.run_srun(["sh", "-c", script])
+    assert rc == 137 and dead == [{"node": "ab-node2", "tasks": "1", "cause": "Killed"}]
+    assert capsys.readouterr().err == "rank output\nsrun: error: ab-node2: task 1: Killed\n"

@@ -71,8 +71,20 @@ def test_metrics_json_describes_the_exported_model(tmp_path, tiny_tokens):
     metrics = run(tmp_path, tiny_tokens, "a", arch="transformer")
     on_disk = json.loads((tmp_path / "a/run/metrics.json").read_text())
     assert on_disk["test_loss"] == pytest.approx(metrics["test_loss"])
-    assert on_disk["global_step"] == 12 and on_disk["resumed_from_step"] == 0
+    # validated at the last step too (12 is no multiple of the interval 5): the exported model is step 12's
+    assert on_disk["global_step"] == on_disk["trained_steps"] == 12 and on_disk["resumed_from_step"] == 0
     assert on_disk["tokens_seen"] == 12 * 4 * 32
+    assert on_disk["train_flops"] == 12 * 4 * 32 * on_disk["train_flops_per_token"]
+    assert on_disk["timed_batches"] == 12 and on_disk["tokens_per_s"] > 0
+    assert on_disk["train_step_ms_p10"] <= on_disk["train_step_ms_median"] <= on_disk["train_step_ms_p90"]
+    assert on_disk["timing_flag"] in ("", "noisy", "under load")
+    # bits per byte beside nats per token: the validation text's UTF-8 bytes per token (shard metadata)
+    assert 1.5 < on_disk["val_bytes_per_token"] < 8
+    assert on_disk["val_bits_per_byte"] == pytest.approx(
+        on_disk["val_loss"] / math.log(2) / on_disk["val_bytes_per_token"]
+    )
+    load = on_disk["provenance"]["load"]
+    assert len(load["load_avg"]) == 3 and load["cpu_count"] >= 1
     assert on_disk["val_ppl"] == pytest.approx(math.exp(on_disk["val_loss"]), rel=1e-5)
     assert on_disk["val_loss"] < math.log(384)
     assert on_disk["params_total"] == sum(t.numel() for t in weights(tmp_path / "a/run").values())
@@ -107,3 +119,17 @@ def test_early_stopping_is_read_from_the_callback_without_max_steps(tmp_path, ti
     )
     assert metrics["early_stopped"] is True and metrics["global_step"] == 10
     assert metrics["world_sizes"] == [1] and metrics["world_size"] == 1
+
+
+def test_the_exported_checkpoint_is_the_last_step_when_max_steps_is_no_multiple_of_the_interval(tmp_path, tiny_tokens):
+    # 13 steps, validation every 5: Lightning alone validates at 5 and 10 and the export was step 10's
+    # model counted as 13 steps of tokens; now step 13 is validated and checkpointed as well.
+    metrics = run(tmp_path, tiny_tokens, "odd", max_steps=13, learning_rate=5.0e-3)
+    best = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert best["global_step"] == metrics["global_step"] == metrics["trained_steps"] == 13
+    assert metrics["tokens_seen"] == 13 * 4 * 32
+    import pandas as pd
+
+    val_steps = pd.read_csv(tmp_path / "odd/run/logs/csv/metrics.csv").dropna(subset=["val_loss"]).step
+    # Lightning logs a validation inside fit at global_step - 1 (4, 9 and now 12); the export's evaluation at 13
+    assert sorted(val_steps) == [4, 9, 12, 13]

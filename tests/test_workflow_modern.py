@@ -48,14 +48,16 @@ def test_a_report_row_and_a_comparison_for_every_arch(five):
             assert comparison[f"diff_retnet_minus_{arch}"].notna().all(), arch
     summary = (five / "report/summary.md").read_text()
     # model.block: retnet gives transformer and longnet RetNet's block: only the mixer differs
-    lines = {line.split(" test loss")[0]: line for line in summary.splitlines() if " test loss: mean" in line}
-    assert lines["- retnet − transformer"].endswith(
+    lines = {
+        line.split(":")[0]: line for line in summary.splitlines() if line.startswith("- ") and "Compares: " in line
+    }
+    assert lines["- RetNet − Transformer"].endswith(
         "Compares: same block (RetNet block (GLU FFN, RMSNorm, no biases)), different token mixer: "
         "multi-scale retention vs softmax attention."
     )
-    assert "Compares: same block" in lines["- retnet − longnet"]
-    assert "Compares: different block and mixer" in lines["- retnet − llama"]
-    assert "Compares: different block and mixer" in lines["- retnet − mamba2"]
+    assert "Compares: same block" in lines["- RetNet − LongNet"]
+    assert "Compares: different block and mixer" in lines["- RetNet − Transformer++ (Llama)"]
+    assert "Compares: different block and mixer" in lines["- RetNet − Mamba-2"]
 
 
 def test_each_model_decodes_with_its_own_state(five):

@@ -9,7 +9,9 @@ import os
 import runpy
 
 from archbench.evaluation.registry import GENERIC_SCRIPT, get_evaluation
+from archbench.locks import one_writer
 
+one_writer(snakemake)  # noqa: F821 - before the log is opened: one job per evaluation output
 evaluation = get_evaluation(snakemake.rule)
 if evaluation.script != GENERIC_SCRIPT:
     runpy.run_path(os.path.join(os.path.dirname(__file__), evaluation.script), init_globals={"snakemake": snakemake})

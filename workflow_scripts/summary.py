@@ -1,4 +1,5 @@
-"""rule summary: the tables and plots -> summary.md (verdict, key tables, links)."""
+"""rule summary: the tables and plots -> summary.md (verdict, key tables, links), and summary.md and the
+tables as HTML pages for the HTML report."""
 
 from archbench.logs import job_logging
 
@@ -15,4 +16,16 @@ write_summary(
     axes=snakemake.params.axes,
     baseline=snakemake.params.baseline,
     questions_json=snakemake.input.get("questions"),
+)
+
+from archbench.report.html import write_markdown_page, write_tables_page  # noqa: E402
+
+write_markdown_page(snakemake.output.md, snakemake.output.html)
+write_tables_page(
+    {
+        "Per-point comparison": snakemake.input.comparison,
+        "Mean over seeds per architecture and grid point": snakemake.input.seeds,
+        "Every run": snakemake.input.grid,
+    },
+    snakemake.output.tables,
 )

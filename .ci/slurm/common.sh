@@ -2,6 +2,11 @@
 # A record is "<pid> <exe>"; a daemon counts as ours only while that pid still runs that exe.
 STATE=${ARCHBENCH_SLURM_DIR:-/tmp/archbench-slurm}
 MARKER="# written by archbench .ci/slurm/start.sh (state in $STATE)"
+# The emulated nodes: each slurmd in its own network + UTS namespace (hostname ab-node<i>, address
+# $NET.1<i> on a bridge inside the controller's namespace); slurmctld in a third one (ab-ctl, $NET.1).
+NODES=${ARCHBENCH_SLURM_NODES:-2}
+NET=${ARCHBENCH_SLURM_NET:-10.213.0}
+NS=archbench-slurm  # namespace names: $NS-ctl, $NS-node<i>
 export PATH=$PATH:/usr/sbin:/sbin
 say() { echo "[ci-slurm] $*"; }
 die() { echo "[ci-slurm] ERROR: $*" >&2; exit 1; }

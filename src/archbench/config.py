@@ -5,7 +5,10 @@
 checked against the registry, the model cross-key rules (archbench.models.constraints, the functions the
 model config classes run) for every architecture at every grid point, and the pipeline's own cross-key
 rules (splits, data source, path parts). Every failure is one `ConfigError` whose message starts with the
-offending key.
+offending key. Before all that, sizes are bounded (the config as its YAML aliases expand, the number of
+runs the grid plans), and afterwards values the schema cannot express are refused: NaN and infinities,
+floats for integer keys, duplicates after normalisation, a `results` folder that is unsafe to write
+(docs/safety.md lists them).
 
 `--config key=value` gives nested values as strings (Snakemake parses them with YAML's BaseLoader:
 `training='{batch_size: 8}'` is `{"batch_size": "8"}`), so before validation every string of those
@@ -97,20 +100,47 @@ def _schema_validate(instance: dict, schema_path) -> None:
 
 def validate_config(config: dict, schema_path=None, overrides: dict | None = None) -> dict:
     """Fill defaults and check `config` in place; raise ConfigError naming the key on any problem.
-    `overrides`: the `--config` values (Snakemake's `workflow.config_settings.config`), read by type."""
+    `overrides`: the `--config` values (Snakemake's `workflow.config_settings.config`), read by type.
+    Sizes first (the expanded YAML, the grid), before anything walks, copies or expands the config."""
     schema_path = schema_path or SCHEMA_PATH
     schema = load_schema(schema_path)
+    check_config_size(config)
+    check_grid_size(config)
     if overrides:
         config.update(coerce(config, schema, only=overrides))
+    check_numbers(config, schema)
     _schema_validate(config, schema_path)
-    _check_results(config["results"])
+    _check_results(config)
     _check_archs(config)
     _check_grid_keys(config, schema, (overrides or {}).get("grid") or {})
     _check_path_parts(config)
+    _check_grid_duplicates(config)
     _check_splits(config["splits"])
     check_models(config)
     _check_data(config)
     return config
+
+
+def check_plain_yaml(paths) -> None:
+    """Refuse a config file that asks Snakemake to render it with YTE (a true top-level `__use_yte__`,
+    in block or flow style): YTE evaluates the Python expressions in the file. Snakemake renders
+    --configfile files before the workflow is read, so their code has already run when this refuses."""
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            continue  # Snakemake itself reports a missing config file
+        if "__use_yte__" not in text:
+            continue
+        with contextlib.suppress(yaml.YAMLError):
+            doc = yaml.safe_load(text)  # only files that name the key are parsed a second time
+            if not (isinstance(doc, dict) and doc.get("__use_yte__")):
+                continue
+        raise ConfigError(
+            f"config file '{path}': '__use_yte__' makes Snakemake evaluate the Python in it (YTE templates); "
+            "archbench configs are plain YAML: remove the key (see docs/safety.md, What runs code)"
+        )
 
 
 def _types(schema: dict) -> list[str]:
@@ -174,17 +204,172 @@ def _check_grid_keys(config: dict, schema: dict, overridden: dict) -> None:
         if _is_axis(key, values) and not values:
             raise ConfigError(f"config key 'grid.{key}': empty list (give at least one value)")
         for i, value in enumerate(values if _is_axis(key, values) else [values]):
+            where = f"grid.{key}" + (f"[{i}]" if _is_axis(key, values) else "")
+            _check_number(value, sub, ["grid", key, i] if _is_axis(key, values) else ["grid", key])  # after coerce
+            if _is_axis(key, values):  # a path-escaping value is named as such, whatever else is wrong with it
+                _check_path_part(where, value)
             try:
                 jsonschema.validate(value, sub)
             except jsonschema.ValidationError as err:
-                where = f"grid.{key}" + (f"[{i}]" if _is_axis(key, values) else "")
                 raise ConfigError(f"config key '{where}': {err.message}") from None
 
 
-def _check_results(results: str) -> None:
+# A YAML alias is a reference: a 1 KB file of nested aliases ("billion laughs") loads as a small object
+# that expands to 10^9 values as soon as anything copies, walks or prints it (Snakemake dumps the config
+# as JSON before the first job). Real configs have hundreds of values; the largest grids some 10^4.
+MAX_CONFIG_VALUES = 1_000_000
+# Training runs (architectures x grid points x seeds) one config may plan: Snakemake builds every
+# job of the DAG in memory (several per run), so 10^5 grid points would exhaust memory
+# long before a job ran. Split a larger search into several configs (their own `results`).
+MAX_RUNS = 10_000
+_GLOB_OR_WILDCARD = "{}*?[]"
+
+
+def check_config_size(config: dict) -> int:
+    """The number of values in `config` as if every YAML alias were copied, counted once per distinct
+    object (so in time proportional to the file, not to the expansion); refused above
+    MAX_CONFIG_VALUES, and when an alias refers to itself (a config that never ends)."""
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def count(value, path) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        ident = id(value)
+        if ident in sizes:
+            return sizes[ident]
+        if ident in busy:
+            raise ConfigError(f"config key '{_key(path)}': contains itself (a YAML alias inside its own anchor)")
+        busy.add(ident)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        total = 1
+        for k, v in items:
+            total += count(v, [*path, k])
+            if total > MAX_CONFIG_VALUES:
+                break
+        busy.discard(ident)
+        sizes[ident] = total = min(total, MAX_CONFIG_VALUES + 1)
+        return total
+
+    total = count(config, [])
+    if total > MAX_CONFIG_VALUES:
+        raise ConfigError(
+            f"config: more than {MAX_CONFIG_VALUES:,} values once its YAML aliases (*name) are expanded "
+            "(archbench.config.MAX_CONFIG_VALUES); a config this large is refused before it is copied"
+        )
+    return total
+
+
+def check_grid_size(config: dict) -> int:
+    """Training runs the config plans (architectures x grid points x seeds), from the lengths of its
+    lists, before the grid is expanded; refused above MAX_RUNS with the count."""
+    grid = config.get("grid")
+    archs, seeds = config.get("archs", [None]), config.get("seeds", [None])
+    if not isinstance(grid, dict):
+        return 0
+    axes = [len(v) for k, v in grid.items() if _is_axis(k, v)]
+    points = math.prod(axes)
+    n_archs, n_seeds = (len(v) if isinstance(v, list) else 1 for v in (archs, seeds))
+    runs = points * n_archs * n_seeds
+    if runs > MAX_RUNS:
+        shape = " x ".join(map(str, axes)) or "1"
+        raise ConfigError(
+            f"config key 'grid': {points:,} grid points ({shape}) x {n_archs} architecture(s) x "
+            f"{n_seeds} seed(s) = {runs:,} training runs, above the limit of {MAX_RUNS:,} "
+            "(archbench.config.MAX_RUNS): split the search into several configs"
+        )
+    return runs
+
+
+def _subschema(schema: dict, key) -> dict:
+    if isinstance(key, int):
+        items = schema.get("items")
+        return items if isinstance(items, dict) else {}
+    props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+    return props.get(key, extra if isinstance(extra, dict) else {})
+
+
+def _check_number(value, schema: dict, path) -> None:
+    if isinstance(value, float):
+        key = _key(path)
+        if not math.isfinite(value):
+            raise ConfigError(f"config key '{key}': {value} is not a finite number (NaN and infinities are refused)")
+        types = _types(schema)
+        if "integer" in types and "number" not in types:
+            hint = f" (write {int(value)})" if value.is_integer() else ""
+            raise ConfigError(f"config key '{key}': {value!r} is not an integer{hint}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_number(v, _subschema(schema, k), [*path, k])
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_number(v, _subschema(schema, i), [*path, i])
+
+
+def check_numbers(config: dict, schema: dict) -> None:
+    """NaN and infinities anywhere (JSON schema's minimum / maximum let NaN through: every comparison
+    with it is false), and floats where the schema wants an integer (JSON schema accepts 32.0)."""
+    grid = config.get("grid")
+    _check_number({k: v for k, v in config.items() if k != "grid"}, schema, [])
+    if not isinstance(grid, dict):
+        return
+    props = schema["properties"]
+    for key, values in grid.items():
+        if key in CORE_GRID_KEYS:
+            sub = props["grid"]["properties"][key].get("items", {})
+        else:
+            section = next((s for s in GRID_SECTIONS if key in props[s]["properties"]), None)
+            sub = props[section]["properties"][key] if section else {}
+        if _is_axis(key, values):
+            for i, v in enumerate(values):
+                _check_number(v, sub, ["grid", key, i])
+        else:
+            _check_number(values, sub, ["grid", key])
+
+
+def _check_results(config: dict) -> None:
+    """`results` names a folder of its own: not the filesystem root, no Snakemake wildcards or glob
+    characters, not a file, writable, and apart from the corpus (`data.path`)."""
+    results = config["results"]
     if not results.strip():
         raise ConfigError(
             "config key 'results': empty (outputs would be written at the filesystem root); give a folder"
+        )
+    if bad := sorted(set(results) & set(_GLOB_OR_WILDCARD)):
+        raise ConfigError(
+            f"config key 'results': {results!r} contains {' '.join(bad)} (Snakemake reads braces as wildcards, "
+            "the others are glob patterns); give a plain folder name"
+        )
+    folder = Path(os.path.abspath(results))
+    if folder == Path(folder.anchor):
+        raise ConfigError(f"config key 'results': {results!r} is the filesystem root; give a folder of its own")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"config key 'results': {results!r} is a file, not a folder")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == folder else f" (its nearest existing folder, '{existing}', is not writable)"
+        raise ConfigError(f"config key 'results': {results!r} cannot be written{where}")
+    corpus = (config.get("data") or {}).get("path")
+    if corpus:
+        _check_apart(folder, results, corpus)
+
+
+def _check_apart(folder: Path, results: str, corpus: str) -> None:
+    """The corpus (its folder, up to the first glob part) and `results` may not contain each other:
+    the pipeline would read its own outputs as documents, or write into the corpus."""
+    parts = Path(os.path.abspath(corpus)).parts
+    plain = next((i for i, p in enumerate(parts) if set(p) & set("*?[")), len(parts))
+    root = Path(*parts[:plain]).resolve()
+    out = folder.resolve()
+    if out == root or out.is_relative_to(root):
+        raise ConfigError(
+            f"config key 'results': {results!r} is inside data.path {corpus!r}: the corpus would include "
+            "the pipeline's own outputs; put results outside the corpus folder"
+        )
+    if root.is_relative_to(out):
+        raise ConfigError(
+            f"config key 'data.path': {corpus!r} is inside results {results!r}: the pipeline would read its "
+            "own outputs as documents; keep the corpus outside the results folder"
         )
 
 
@@ -194,11 +379,36 @@ def _check_path_parts(config: dict) -> None:
     for key, values in grid_axes(config).items():
         parts += [(f"grid.{key}[{i}]", value) for i, value in enumerate(values)]
     for key, value in parts:
-        if not SAFE_PATH_PART.match(str(value)):
-            raise ConfigError(
-                f"config key '{key}': {value!r} becomes part of an output folder's name and may only contain "
-                "letters, digits, '.', '_', '+', '-', '[', ']', ',' and spaces (not first: '.')"
-            )
+        _check_path_part(key, value)
+
+
+def _check_path_part(key: str, value) -> None:
+    if not SAFE_PATH_PART.match(str(value)):
+        raise ConfigError(
+            f"config key '{key}': {value!r} becomes part of an output folder's name and may only contain "
+            "letters, digits, '.', '_', '+', '-', '[', ']', ',' and spaces (not first: '.')"
+        )
+
+
+def _check_grid_duplicates(config: dict) -> None:
+    """Two values of one axis that name the same run folder (1 and '1': devices~1) or are equal
+    (0 and 0.0) would be two runs of one setting."""
+    for key, values in grid_axes(config).items():
+        seen: list = []
+        for i, value in enumerate(values):
+            j = next((j for j, v in enumerate(seen) if str(v) == str(value) or _same(v, value)), None)
+            if j is not None:
+                raise ConfigError(
+                    f"config key 'grid.{key}[{i}]': {value!r} is the same value as grid.{key}[{j}] ({seen[j]!r}); "
+                    "give each value once"
+                )
+            seen.append(value)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
 
 
 def _check_splits(splits: dict) -> None:
@@ -214,7 +424,14 @@ def _check_archs(config: dict) -> None:
 
     known = arch_names()
     hint = "or hf-<model_type> for a causal LM of transformers"
+    given = list(config["archs"])
     config["archs"] = [normalise(a) for a in config["archs"]]  # hf:<type> -> hf-<type>, the path-safe spelling
+    for i, arch in enumerate(config["archs"]):
+        if (j := config["archs"].index(arch)) < i:
+            raise ConfigError(
+                f"config key 'archs[{i}]': {given[i]!r} is the same architecture as archs[{j}] ({given[j]!r}); "
+                "give each once"
+            )
     for i, arch in enumerate(config["archs"]):
         if arch not in ARCHS:  # resolves (and registers) hf-<type> names
             raise ConfigError(
@@ -234,6 +451,13 @@ def check_models(config: dict) -> None:
     from archbench.models.registry import get_arch
 
     checks = [(arch, get_arch(arch).check()) for arch in config["archs"]]
+    model = config["model"]
+    if model.get("match") == "flops":  # compute matching turns the width knob against the registry's formulas
+        if model.get("match_by") == "layers":
+            raise ConfigError("config key 'model.match': flops turns the width knob; model.match_by must be width")
+        lacking = [a for a in dict.fromkeys([*config["archs"], model["match_to"]]) if not get_arch(a).flops]
+        if lacking:
+            raise ConfigError(f"config key 'model.match': flops needs a FLOPs formula; {', '.join(lacking)} has none")
     for point in grid_points(config):
         settings = run_settings(config, point)
         settings["max_seq_len"] = settings["seq_len"]  # what training passes to the model config

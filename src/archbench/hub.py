@@ -2,6 +2,38 @@
 
 from __future__ import annotations
 
+# The model card's "How to load" section sits between these markers, so that a push can name the Hub
+# repository in it (the card on disk names the local folder).
+LOAD_START, LOAD_END = "<!-- archbench:load -->", "<!-- /archbench:load -->"
+TORCHSCALE = "torchscale==0.3.0 einops"  # what archbench's own architectures' remote code imports
+
+
+def load_section(source: str, remote_code: bool) -> str:
+    """The model card's loading snippet for ``source`` (a local folder or a Hub repository id), between
+    :data:`LOAD_START` and :data:`LOAD_END`."""
+    kwargs = ", trust_remote_code=True" if remote_code else ""
+    needs = (
+        "Its modeling code ships beside the weights (`trust_remote_code=True`) and imports torchscale: "
+        f"`pip install transformers {TORCHSCALE}` (archbench itself is not needed)."
+        if remote_code
+        else "A stock transformers architecture: `pip install transformers` is all it needs."
+    )
+    return (
+        f"{LOAD_START}\n```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        f'model = AutoModelForCausalLM.from_pretrained("{source}"{kwargs})\n'
+        f'tokenizer = AutoTokenizer.from_pretrained("{source}"{kwargs})\n```\n\n{needs}\n{LOAD_END}'
+    )
+
+
+def card_for_repo(card: str, repo_id: str) -> str:
+    """A model card's text with its loading section pointing at the Hub repository ``repo_id`` (cards
+    without the section come back unchanged)."""
+    start, end = card.find(LOAD_START), card.find(LOAD_END)
+    if start < 0 or end < start:
+        return card
+    remote = "trust_remote_code=True" in card[start:end]
+    return card[:start] + load_section(repo_id, remote) + card[end + len(LOAD_END) :]
+
 
 def offline() -> bool:
     """Offline mode as the Hugging Face libraries read it: HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE)
@@ -22,9 +54,11 @@ def push_run(
     commit_message: str | None = None,
 ) -> str:
     """Upload a run's ``model/`` folder (weights, config, modeling code, tokenizer, model card
-    ``README.md``) to the Hub model repository ``repo_id`` (created if missing) through
-    ``huggingface_hub.upload_folder``; return the commit's URL. Checks everything first: offline, or a
+    ``README.md``, its loading section naming ``repo_id``) to the Hub model repository ``repo_id``
+    (created if missing) through ``huggingface_hub.upload_folder``; return the commit's URL. Checks everything first: offline, or a
     folder that is not a finished run, fails with one line before anything is uploaded."""
+    import os
+    import tempfile
     from pathlib import Path
 
     from archbench.errors import ArchbenchError
@@ -46,13 +80,19 @@ def push_run(
     from huggingface_hub import create_repo, upload_folder
 
     create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
-    info = upload_folder(
-        repo_id=repo_id,
-        folder_path=str(model_dir),
-        revision=revision,
-        token=token,
-        commit_message=commit_message or f"archbench run {run_dir}",
-    )
+    card = (model_dir / "README.md").read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as stage:  # the folder as linked files, its card naming repo_id
+        for item in model_dir.iterdir():
+            if item.name != "README.md":
+                os.symlink(item.resolve(), os.path.join(stage, item.name))
+        Path(stage, "README.md").write_text(card_for_repo(card, repo_id), encoding="utf-8")
+        info = upload_folder(
+            repo_id=repo_id,
+            folder_path=stage,
+            revision=revision,
+            token=token,
+            commit_message=commit_message or f"archbench run {run_dir}",
+        )
     return str(getattr(info, "commit_url", info))
 
 

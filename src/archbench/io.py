@@ -4,8 +4,9 @@ Outputs are written under a hidden temporary name in the same directory (so the 
 stays on one filesystem) and moved into place with ``os.replace`` only on success. The data is
 fsynced before the rename and the folder after it: without that, a node crash can leave the new
 name pointing at a truncated file. A directory output is swapped without a moment with no output
-(old one renamed aside, new one renamed in, old one removed). Temporaries of a killed earlier
-attempt at the same output are removed when the output is written again.
+(old one renamed aside, new one renamed in, old one removed). Temporaries are per writer: their
+names carry the writer's pid and host, and a write removes only those of a writer that is gone (a
+dead pid on this host, or untouched for a day), never a live one's (archbench.locks: one writer per run).
 
 Permissions follow the umask, as a plain ``open()`` would: ``tempfile`` creates its files 0600
 and directories 0700, and so does safetensors' ``save_file`` (what ``save_pretrained`` writes the
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,12 +99,38 @@ def _follow_umask(root: Path) -> None:
         _fsync(root)
 
 
+STALE_AFTER_S = 24 * 3600  # a temporary lives for one write; untouched this long, its writer is gone
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _prefix(final: Path) -> str:
+    """Hidden, and naming its writer (pid, host hash): ``.metrics.json.w123-0a1b2c3d.`` + mkstemp's part."""
+    return f".{final.name}.w{os.getpid()}-{_HOST}."
+
+
+def _writer_gone(entry: os.DirEntry, pid: str | None, host: str | None) -> bool:
+    if pid is None:  # a name without its writer (written before names carried one)
+        return True
+    with contextlib.suppress(OSError):
+        if time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S:
+            return True
+    if host != _HOST:
+        return False  # another machine's writer: its pid says nothing here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _remove_stale_temporaries(final: Path) -> None:
-    """Temporaries that a killed earlier write of ``final`` left (only one job writes an output)."""
-    pattern = re.compile(rf"^\.{re.escape(final.name)}\.[a-z0-9_]{{8}}\.(tmp|old)$")
+    """Temporaries of ``final`` that a killed earlier writer left; a live writer's are left alone."""
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(?:w(\d+)-([0-9a-f]{{8}})\.)?[a-z0-9_]{{8}}\.(tmp|old)$")
     with contextlib.suppress(FileNotFoundError):
         for entry in os.scandir(final.parent):
-            if pattern.match(entry.name):
+            if (m := pattern.match(entry.name)) and _writer_gone(entry, m.group(1), m.group(2)):
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, ignore_errors=True)
                 else:
@@ -116,7 +146,7 @@ def atomic_file(final: str | os.PathLike, keep_previous: str | os.PathLike | Non
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(final)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(final), suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -138,14 +168,14 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(final), suffix=".tmp", dir=final.parent))
     old = None
     try:
         with _naming_full_disk(final):
             yield tmp
             _follow_umask(tmp)
         if final.exists():  # rename() cannot replace a non-empty directory: move the old one aside first
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+            old = Path(tempfile.mkdtemp(prefix=_prefix(final), suffix=".old", dir=final.parent))
             os.replace(final, old)  # onto the empty placeholder
         os.replace(tmp, final)
         _fsync(final.parent)
@@ -179,8 +209,6 @@ def lock_results(results: str | os.PathLike):
     (``lockf``: also honoured over NFSv4) is released by the kernel when the process dies, so a killed
     run leaves no stale lock. The holder's host, pid and folder are written into the file for the message."""
     import fcntl
-    import socket
-    import time
 
     folder = Path(results)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,27 +1,67 @@
 """Readable job logs: logging configured once per job, and progress that suits a log file.
 
 Every workflow script starts with ``job_logging(snakemake)``: the job's stderr goes to the rule's log
-file, and every record reads ``2026-01-01 12:00:00 INFO train[retnet/.../seed~0] archbench.x: ...``
-(timestamp, rule and wildcards, level). Python warnings are logged too.
+file, and every record reads ``2026-01-01 12:00:00 INFO train[arch=retnet learning_rate=0.001 ...
+seed=0] archbench.x: ...`` (timestamp, rule and named wildcards, level). Python warnings are logged too.
 
 :func:`progress` is tqdm on a terminal and, in a log file (stderr not a terminal), one log line at most
-every ``every_s`` seconds plus one at the end: a progress bar's carriage returns would fill the log.
+every ``every_s`` seconds (with elapsed time and ETA) plus one at the end: a progress bar's carriage
+returns would fill the log. lm-eval's bars are off in a log (:func:`quiet_harness`).
+
+Third-party messages that tell a reader of a job log nothing are dropped in one place: :data:`NOISE`
+(warnings) and :data:`NOISE_RECORDS` / :data:`ONCE_RECORDS` (log records), applied by :func:`configure`.
 Stdlib-only at import time (the data jobs import it without torch).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s {job} %(name)s: %(message)s"
 DATEFMT = "%Y-%m-%d %H:%M:%S"
 log = logging.getLogger("archbench")
+
+# Warnings without information for a job log: (category, regex at the message's start).
+NOISE = [
+    # torchscale's modules call torch.jit.script_method at import: dozens of identical lines per job
+    (FutureWarning, r"`torch\.jit\.\w+` is (deprecated|not supported)"),
+]
+# Log records without information: message starts. Lightning's advertisement for its cloud logger;
+# CodeCarbon's note that parallel trackers are allowed (archbench allows them on purpose: parallel jobs).
+NOISE_RECORDS = (
+    "💡 Tip: For seamless cloud logging",
+    "Multiple instances of codecarbon are allowed",
+)
+# Records that say the same thing each time they repeat in one job: kept once.
+ONCE_RECORDS = ("Seed set to",)
+# (lm-eval's `git describe` outside a repository, "fatal: not a git repository", and its progress bars
+# are kept out by quiet_harness.)
+
+
+class _Noise(logging.Filter):
+    """Drops :data:`NOISE_RECORDS` and repeats of :data:`ONCE_RECORDS`."""
+
+    def __init__(self):
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(NOISE_RECORDS):
+            return False
+        if message.startswith(ONCE_RECORDS):
+            if message in self._seen:
+                return False
+            self._seen.add(message)
+        return True
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -86,12 +126,14 @@ def quiet_progress_bars(every_s: int = 10) -> None:
     """For a job log: no Hugging Face progress bars (transformers' shard writing, hub transfers), and
     other tqdm bars redrawn at most every ``every_s`` seconds. Those libraries read it when imported."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # datasets' "Generating test split"
     os.environ.setdefault("TQDM_MININTERVAL", str(every_s))
 
 
 def job_name(rule: str, wildcards: dict | None = None) -> str:
-    """``rule[w1/w2/...]``: the rule and its wildcard values, as in the log's file name."""
-    values = "/".join(str(v) for v in (wildcards or {}).values())
+    """``rule[name=value ...]``: the rule and its named wildcards (``train[arch=retnet learning_rate=0.001
+    ... seed=0]``), so a line read alone says which run it is."""
+    values = " ".join(f"{k}={v}" for k, v in (wildcards or {}).items())
     return f"{rule}[{values}]" if values else rule
 
 
@@ -102,8 +144,11 @@ def configure(job: str = "archbench", level: int | str = "INFO") -> None:
         root.removeHandler(handler)
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(FORMAT.format(job=job.replace("%", "%%")), DATEFMT))
+    handler.addFilter(_Noise())
     root.addHandler(handler)
     root.setLevel(level)
+    for category, message in NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category)
     logging.captureWarnings(True)
 
 
@@ -123,7 +168,7 @@ def job_logging(smk, stderr: bool = True) -> logging.Logger:
     configure(job)
     logger = logging.getLogger(f"archbench.job.{smk.rule}")
     if stderr:
-        logger.info("start: inputs %s", files_summary(smk.input))
+        log_start(smk)
     start, failed = time.perf_counter(), []
     previous_hook = sys.excepthook
 
@@ -140,6 +185,72 @@ def job_logging(smk, stderr: bool = True) -> logging.Logger:
     sys.excepthook = hook
     atexit.register(end)
     return logger
+
+
+def log_start(smk) -> None:
+    """The job's ``start: inputs N files, SIZE (...)`` line (a job that points stderr at its log itself,
+    the train job, calls it once it has)."""
+    logging.getLogger(f"archbench.job.{smk.rule}").info("start: inputs %s", files_summary(smk.input))
+
+
+@contextlib.contextmanager
+def quiet_harness():
+    """lm-eval inside a job whose stderr is a log: its tqdm bars off (it passes ``disable=`` itself, so
+    TQDM_DISABLE cannot), so are transformers' and datasets' (loading weights, preparing the task data)
+    even when imported before :func:`quiet_progress_bars`, and its `git describe` (run for the results'
+    git_hash, printing "fatal: not a git repository" outside one) silent. On a terminal, all is left as
+    it is."""
+    if sys.stderr.isatty():
+        yield
+        return
+    import subprocess
+
+    import datasets.utils
+    import lm_eval.evaluator  # noqa: F401  (loaded now, so that their names below can be replaced)
+    import lm_eval.models.huggingface  # noqa: F401
+    import transformers.utils.logging as hf_logging
+    from tqdm import std
+
+    class Silent(std.tqdm):  # a class, so that isinstance and subclassing keep working meanwhile
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    def git_hash():
+        try:
+            done = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() or None
+
+    patched = []
+    # lm-eval's modules' own `tqdm`, and the package's for its function-level `from tqdm import tqdm`
+    for name, module in list(sys.modules.items()):
+        if not (name.startswith("lm_eval") or name in ("tqdm", "tqdm.auto")) or module is None:
+            continue
+        for attr, value in (("tqdm", Silent), ("get_git_commit_hash", git_hash)):
+            old = module.__dict__.get(attr)
+            if attr == "tqdm" and not (isinstance(old, type) and issubclass(old, std.tqdm)):
+                continue
+            if attr == "get_git_commit_hash" and not callable(old):
+                continue
+            patched.append((module, attr, old))
+            setattr(module, attr, value)
+    bars = [
+        (hf_logging.is_progress_bar_enabled(), hf_logging.disable_progress_bar, hf_logging.enable_progress_bar),
+        (datasets.utils.is_progress_bar_enabled(), datasets.disable_progress_bars, datasets.enable_progress_bars),
+    ]
+    for was_on, off, _ in bars:
+        if was_on:
+            off()
+    try:
+        yield
+    finally:
+        for module, attr, old in patched:
+            setattr(module, attr, old)
+        for was_on, _, on in bars:
+            if was_on:
+                on()
 
 
 def files_summary(paths) -> str:
@@ -195,7 +306,8 @@ def progress(
         of = f"/{total:g}" if total else ""
         pct = f" ({100 * done / total:.0f}%)" if total else ""
         rate = f", {done / elapsed:.4g} {unit}/s" if elapsed > 0 else ""
-        logger.info("%s: %g%s %s%s%s%s", desc, done, of, unit, pct, rate, f", done in {elapsed:.1f} s" if final else "")
+        when = f", done in {elapsed:.1f} s" if final else f", {timing(done, total, elapsed)}"
+        logger.info("%s: %g%s %s%s%s%s", desc, done, of, unit, pct, rate, when)
 
     for item in iterable:
         yield item
@@ -205,3 +317,21 @@ def progress(
             last = now
             line(False)
     line(True)
+
+
+def duration(seconds: float) -> str:
+    """45 s, 3 min 05 s, 2 h 10 min."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def timing(done: float, total: float | None, elapsed: float) -> str:
+    """``elapsed 1 min 05 s, ETA 2 min 10 s`` for a progress line (no ETA without a total or a rate)."""
+    text = f"elapsed {duration(elapsed)}"
+    if total and done > 0 and elapsed > 0:
+        text += f", ETA {duration((total - done) * elapsed / done)}"
+    return text

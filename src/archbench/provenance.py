@@ -149,6 +149,42 @@ def gpu_info(device=None) -> dict | None:
     return {"name": torch.cuda.get_device_name(idx), "driver": driver, "cuda": torch.version.cuda}
 
 
+# Timing honesty (issues 29 / 34): a timing is flagged "under load" when the 1-minute load average,
+# which counts the job's own threads too, exceeds them by more than UNDER_LOAD_MARGIN (the scheduler and
+# sampling noise stay below it; one more busy core does not), and "noisy" when its p90 / p10 spread is
+# above NOISY_SPREAD (steady decode steps on an idle machine stay well below; the loaded default run
+# showed 25x). Under load wins: it names the cause.
+UNDER_LOAD_MARGIN = 0.5
+NOISY_SPREAD = 1.5
+TIMING_FLAGS = ("", "noisy", "under load")
+
+
+def machine_load() -> dict:
+    """The machine's load average over 1, 5 and 15 minutes (None where the OS has none) and its CPU count:
+    what a timing's reader needs to tell a busy machine from a slow model."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
+    return {"load_avg": load, "cpu_count": os.cpu_count()}
+
+
+def timing_flag(load_1m: float | None, threads: int | None, p10: float | None = None, p90: float | None = None) -> str:
+    """ "under load", "noisy" or "" (clean) for a timing taken with ``threads`` threads while the 1-minute
+    load average was ``load_1m``, whose repeated measurements spread from ``p10`` to ``p90``."""
+    if load_1m is not None and threads and load_1m > threads + UNDER_LOAD_MARGIN:
+        return "under load"
+    if p10 and p90 and p90 / p10 > NOISY_SPREAD:
+        return "noisy"
+    return ""
+
+
+def worst_flag(flags) -> str:
+    """The most severe of several timing flags ("under load" > "noisy" > ""); None / NaN count as ""."""
+    seen = {f for f in flags if isinstance(f, str)}
+    return next((f for f in reversed(TIMING_FLAGS) if f in seen), "")
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -161,8 +197,10 @@ def provenance_block(
     device=None,
     precision: str | None = None,
     started: str | None = None,
+    load: dict | None = None,
 ) -> dict:
-    """The one provenance block of a result file (metrics.json and every evaluation output)."""
+    """The one provenance block of a result file (metrics.json and every evaluation output). ``load``:
+    :func:`machine_load` taken when the timed part ended (default: now, as the block is written)."""
     from archbench import __version__
 
     return {
@@ -180,6 +218,7 @@ def provenance_block(
         "data_fingerprint": data_fingerprint(*token_indexes),
         "started": started,
         "finished": now(),
+        "load": load or machine_load(),
     }
 
 

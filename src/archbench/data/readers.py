@@ -7,14 +7,18 @@ and read them with :func:`read_file`; split / tokenizer / tokenize read their pa
 
 Reading is linear in the input and bounded in memory: lines are found with ``bytes.find`` in each
 1 MB chunk (never re-splitting a growing buffer), a document longer than ``data.max_document_bytes``
-is skipped and counted (or fails, naming file and line) without being held, and batches are cut by
-count and by bytes, so no Arrow string array nears its 2 GiB limit.
+(UTF-8 bytes of its text) is skipped and counted (or fails, naming file and line), and batches are cut
+by count and by bytes, so no Arrow string array nears its 2 GiB limit. What is held of a long document
+before it is skipped, per format, is in docs/inputs.md. Every reader error is one DataError naming the
+file and the line (byte offset in a slice; row group and row in parquet); invalid UTF-8 is replaced by
+U+FFFD and counted in every format.
 """
 
 from __future__ import annotations
 
 import errno
-import glob
+import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -34,6 +38,13 @@ BATCH_DOCS = 4096  # documents per record batch (~8 MB of C4 text)
 BATCH_BYTES = 64 << 20  # ... and at most this much text per batch (Arrow strings: < 2 GiB per array)
 DEFAULT_MAX_DOCUMENT_BYTES = 64 << 20  # config/schema.yaml's data.max_document_bytes default
 _READ_BYTES = 1 << 20
+# A JSON line is dropped unparsed once its bytes, less what its escapes can save, pass the limit by this
+# much (other fields of the record); below that it is parsed and its text's UTF-8 bytes are compared.
+LINE_SLACK = 64 << 10
+PARQUET_BATCH_BYTES = 16 << 20  # parquet batches sized by the row groups' bytes per row (footer)
+STEM_CHARS = 100  # a longer file stem is cut and given a hash (file names stay < 255 bytes)
+GLOB_MAGIC = re.compile(r"[*?[]")
+_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 GROUP_ABOVE_FILES = 1024  # data.min_shard_mb groups files only in corpora of more files than C4's
 
 
@@ -84,36 +95,43 @@ def accepted(path: str) -> bool:
         return False
 
 
-def _walk(root: str) -> list[str]:
-    """Every file under ``root``, following symlinked folders; a folder reached again through a link
-    into one of its own parents (a loop) is one DataError naming both paths."""
-    files, on_path = [], {}
+def _scan(folder: str) -> list[os.DirEntry]:
+    try:
+        return sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(f"data.path: symlink loop at {folder} ({e.strerror})") from None
+        raise DataError(f"data.path: cannot list {folder} ({e.strerror})") from None
 
-    def visit(folder: str) -> None:
+
+def _folders(root: str, hidden: bool = True) -> Iterator[str]:
+    """``root`` and every folder below it, following symlinked folders but entering each real folder
+    once: a link back to a parent (a loop) or a second way into a folder is not walked again, so the
+    walk ends and each real file is reached once. ``hidden=False``: not through dot-folders (as a glob's
+    ``**``)."""
+    seen, stack = set(), [root]
+    while stack:
+        folder = stack.pop()
         real = os.path.realpath(folder)
-        if real in on_path:
-            raise DataError(
-                f"data.path: symlink loop: {folder} leads back to {on_path[real]} (real path {real}); "
-                "remove the link or point data.path below it"
-            )
-        on_path[real] = folder
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise DataError(f"data.path: symlink loop at {folder} ({e.strerror})") from None
-            raise
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=True):
-                visit(entry.path)
-            elif entry.is_file(follow_symlinks=True):
-                files.append(entry.path)
-            elif entry.is_symlink() and not os.path.exists(entry.path):
-                _check_link(entry.path)
-        del on_path[real]
+        if real in seen:
+            continue
+        seen.add(real)
+        yield folder
+        subs = [e.path for e in _scan(folder) if e.is_dir(follow_symlinks=True) and (hidden or e.name[:1] != ".")]
+        stack.extend(reversed(subs))
 
-    visit(root)
-    return files
+
+def _files_in(folder: str) -> Iterator[str]:
+    for entry in _scan(folder):
+        if entry.is_file(follow_symlinks=True):
+            yield entry.path
+        elif entry.is_symlink() and not os.path.exists(entry.path):
+            _check_link(entry.path)
+
+
+def _walk(root: str) -> list[str]:
+    """Every file under ``root``, each real folder walked once (see :func:`_folders`)."""
+    return [f for folder in _folders(root) for f in _files_in(folder)]
 
 
 def _check_link(path: str) -> None:
@@ -124,43 +142,70 @@ def _check_link(path: str) -> None:
             raise DataError(f"data.path: symlink loop at {path} ({e.strerror})") from None
 
 
-def _loop_in(path: str) -> None:
-    """A DataError when ``path`` passes through a symlink to one of its own parent folders (as a ``**``
-    glob through ``sub/up -> ..`` does: one file reached under ever longer names)."""
-    parts = Path(path).parts
-    for i in range(1, len(parts)):
-        link = os.path.join(*parts[: i + 1])
-        if os.path.islink(link):
-            target, parent = os.path.realpath(link), os.path.realpath(os.path.dirname(link))
-            if parent == target or parent.startswith(target.rstrip(os.sep) + os.sep):
-                raise DataError(
-                    f"data.path: symlink loop: {link} points to {target}, a folder above it; "
-                    "remove the link or point data.path below it"
-                )
+def glob_files(pattern: str) -> list[str]:
+    """The files a glob names, as ``glob.glob(pattern, recursive=True)`` would (``*`` / ``?`` / ``[...]``
+    within a name, ``**`` for any folders, dot-names only when the pattern spells the dot) but bounded:
+    each ``**`` walks each real folder once, so links to a parent neither loop nor repeat files."""
+    parts = pattern.split(os.sep)
+    i = next((k for k, p in enumerate(parts) if GLOB_MAGIC.search(p)), len(parts))
+    base = os.sep.join(parts[:i]) or (os.sep if pattern.startswith(os.sep) else "")
+    out: list[str] = []
+
+    def join(folder: str, name: str) -> str:
+        return os.path.join(folder, name) if folder else name
+
+    def match(folder: str, rest: list[str]) -> None:
+        comp, last = rest[0], len(rest) == 1
+        if comp == "**":
+            for sub in _folders(folder or ".", hidden=False):
+                if not folder:  # a relative pattern gives relative names, as glob does
+                    sub = "" if sub == "." else sub[2:]
+                if last:
+                    out.extend(f for f in _files_in(sub or ".") if os.path.basename(f)[:1] != ".")
+                else:
+                    match(sub, rest[1:])
+            return
+        if not GLOB_MAGIC.search(comp):
+            path = join(folder, comp)
+            if last and os.path.isfile(path):
+                out.append(path)
+            elif not last and os.path.isdir(path):
+                match(path, rest[1:])
+            return
+        if not os.path.isdir(folder or "."):
+            return
+        for entry in _scan(folder or "."):
+            if not fnmatch.fnmatchcase(entry.name, comp) or (entry.name[:1] == "." and comp[:1] != "."):
+                continue
+            path = join(folder, entry.name)
+            if last and entry.is_file(follow_symlinks=True):
+                out.append(path)
+            elif not last and entry.is_dir(follow_symlinks=True):
+                match(path, rest[1:])
+
+    if i == len(parts):
+        return [pattern] if os.path.isfile(pattern) else []
+    match(base, parts[i:])
+    return out
 
 
 def resolve_files(path: str) -> list[str]:
     """A file, a directory (searched recursively for accepted files) or a glob -> sorted file list.
 
-    Files reached twice (through symlinks, or a glob through a linked folder) are kept once, under the
-    first path in sorted order: a duplicate could otherwise straddle train and test."""
+    An existing path is taken literally (a folder ``brack[1]`` is that folder, not a glob). Files
+    reached twice (through symlinks, or a glob through a linked folder) are kept once, under the first
+    path in sorted order: a duplicate could otherwise straddle train and test."""
     path = str(path)
-    if any(c in path for c in "*?["):
-        _check_link(path.split("*")[0].rstrip("/") or ".")
-        files = []
-        for p in glob.glob(path, recursive=True):
-            _check_link(p)
-            _loop_in(p)
-            if os.path.isfile(p):
-                files.append(p)
-        if not files:
-            raise DataError(f"data.path glob matched no files: {path}")
-    elif os.path.isdir(path):
+    if os.path.isdir(path):
         files = [p for p in _walk(path) if accepted(p)]
         if not files:
             raise DataError(f"data.path directory {path} holds no {ACCEPTED} files")
     elif os.path.exists(path):
         files = [path]
+    elif GLOB_MAGIC.search(path):
+        files = glob_files(path)
+        if not files:
+            raise DataError(f"data.path glob matched no files: {path}")
     else:
         _check_link(path)
         raise DataError(f"data.path does not exist: {path}")
@@ -170,7 +215,16 @@ def resolve_files(path: str) -> list[str]:
     files = sorted(unique.values())
     for f in files:
         file_format(f)  # one clear error for the first unsupported file
+        if COMPRESSION.get(os.path.splitext(f)[1].lower()) and os.path.getsize(f) == 0:
+            raise DataError(empty_compressed(f))
     return files
+
+
+def empty_compressed(where: str) -> str:
+    return (
+        f"{where}: empty file (0 bytes), not a valid compressed stream (an interrupted copy?); "
+        "copy it again or remove it"
+    )
 
 
 def stem(path: str) -> str:
@@ -181,6 +235,25 @@ def stem(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "part"
 
 
+_PERIODIC = re.compile(r"(.+)\1{19,}$")  # Snakemake refuses a wildcard value ending in 20 repeats
+
+
+def _periodic(name: str) -> bool:
+    return name.count(name[-1:]) >= 20 and _PERIODIC.search(name) is not None  # cheap test first
+
+
+def shard_stem(path: str, hashed: bool = False) -> str:
+    """The file part of a shard name: :func:`stem` (characters other than ``A-Za-z0-9._-`` become
+    ``_``), unless it is longer than STEM_CHARS or ``hashed`` (the name would end in 20 or more repeats
+    of one piece: Snakemake's PeriodicWildcardError): then its first 60 characters, ``-`` and the first
+    8 hex digits of the sha256 of the file name. Deterministic, and unchanged for every other name."""
+    s = stem(path)
+    if len(s) <= STEM_CHARS and not hashed:
+        return s
+    digest = hashlib.sha256(os.path.basename(path).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{s[:60]}-{digest}"
+
+
 def slices(path: str, fmt: str, compression, shard_bytes: int | None) -> list[list[int] | None]:
     """Byte ranges (jsonl) or row-group ranges (parquet) of a file; [None] = the whole file."""
     if not shard_bytes or compression or fmt == "txt":
@@ -189,7 +262,7 @@ def slices(path: str, fmt: str, compression, shard_bytes: int | None) -> list[li
         size = os.path.getsize(path)
         n = max(1, -(-size // shard_bytes))
         return [None] if n == 1 else [[i * size // n, (i + 1) * size // n] for i in range(n)]
-    meta = pq.ParquetFile(path).metadata  # footer only
+    meta = parquet_footer(path)
     ranges, start, acc = [], 0, 0
     for g in range(meta.num_row_groups):
         acc += meta.row_group(g).total_byte_size
@@ -227,15 +300,21 @@ def group_small(files: list[tuple[str, list]], min_bytes: int | None) -> list[tu
 
 
 def name_shards(entries: list[tuple], source: str, **extra) -> dict[str, dict]:
-    """Shard specs ``NNNNN-<file stem>[.SSSS]`` for ``(file or [files], slices)`` entries in corpus order;
+    """Shard specs ``NNNNN-<file stem>[.SSSS]`` (:func:`shard_stem`; as many digits as the largest
+    number needs, so sorted names == corpus order) for ``(file or [files], slices)`` entries in corpus order;
     a shard of several files is named by its first and lists them all under ``files``."""
     width = max(5, len(str(len(entries) - 1)))
     shards = {}
     for i, (paths, parts) in enumerate(entries):
         paths = [paths] if isinstance(paths, str) else list(paths)
         fmt, compression = file_format(paths[0])
+        part_width = max(4, len(str(len(parts) - 1)))  # .2000 before .10000, as text too
         for j, rng in enumerate(parts):
-            name = f"{i:0{width}d}-{stem(paths[0])}" + (f".{j:04d}" if len(parts) > 1 else "")
+            name = f"{i:0{width}d}-{shard_stem(paths[0])}" + (f".{j:0{part_width}d}" if len(parts) > 1 else "")
+            if _periodic(name):
+                name = f"{i:0{width}d}-{shard_stem(paths[0], hashed=True)}" + (
+                    f".{j:0{part_width}d}" if len(parts) > 1 else ""
+                )
             if len(paths) > 1:
                 name += f"-and-{len(paths) - 1}-more"
             shards[name] = {
@@ -259,8 +338,65 @@ def shard_files(shard: dict) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- input files
-def _stream(raw, compression):
-    return pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), compression) if compression else raw
+class _Counted:
+    """A file object that counts the bytes read from it (a decompressor's input): none at all at the
+    end of the stream means a zero-byte file, which pyarrow's decompressors read as empty."""
+
+    def __init__(self, raw):
+        self.raw, self.n = raw, 0
+
+    def read(self, n=-1):
+        data = self.raw.read(n)
+        self.n += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+class _Stream:
+    """The (decompressed) bytes of one input file, read in chunks; every failure one DataError naming
+    the file and where reading stopped."""
+
+    def __init__(self, raw, compression, where: str, start: int = 0):
+        self.where, self.first = where, start == 0
+        self.counted = _Counted(raw) if compression else None
+        self.stream = (
+            pa.CompressedInputStream(pa.PythonFile(self.counted, mode="r"), compression) if compression else raw
+        )
+
+    def read(self, lineno: int, offset: int) -> bytes:
+        try:
+            chunk = self.stream.read(_READ_BYTES)
+        except Exception as e:  # zlib / zstd / I/O errors surface here, whatever the library
+            raise DataError(
+                f"{self.where}: corrupt or truncated data after line {lineno} (uncompressed byte offset "
+                f"{offset}): {_one_line(e)}"
+            ) from None
+        if self.first:
+            self.first = False
+            chunk = _check_encoding(chunk, self.where)
+            if not chunk and self.counted is not None and self.counted.n == 0:
+                raise DataError(empty_compressed(self.where))
+        return chunk
+
+
+def _one_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _check_encoding(head: bytes, where: str) -> bytes:
+    """The file's first chunk without a UTF-8 byte-order mark; a UTF-16 / UTF-32 file (by its mark) is
+    one DataError: read as UTF-8 it would be all replacement characters."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        return head[3:]
+    for bom, name in _BOMS.items():
+        if head.startswith(bom):
+            raise DataError(
+                f"{where}: the file is {name} (byte-order mark {bom.hex(' ')}), not UTF-8; convert it, "
+                f"e.g. iconv -f {name} -t UTF-8"
+            )
+    return head
 
 
 def decode(raw: bytes) -> tuple[str, int]:
@@ -270,23 +406,22 @@ def decode(raw: bytes) -> tuple[str, int]:
         return raw.decode("utf-8", errors="replace"), 1
 
 
-def _read(stream, where: str, lineno: int, offset: int) -> bytes:
-    try:
-        return stream.read(_READ_BYTES)
-    except Exception as e:  # zlib / zstd / I/O errors surface here, whatever the library
-        raise DataError(
-            f"{where}: corrupt or truncated data after line {lineno} (uncompressed byte offset {offset}): {e}"
-        ) from None
+def _escape_saving(piece: bytes) -> int:
+    r"""At least what the JSON escapes in ``piece`` save against the text's UTF-8 bytes (``\uXXXX``: 6
+    bytes for 1 to 3; ``\n``: 2 for 1), so no line whose text fits is dropped for its escapes."""
+    return 5 * piece.count(b"\\u") + piece.count(b"\\")
 
 
-def lines(stream, where: str, start: int, end: int | None, limits: Limits):
+def lines(stream: _Stream, where: str, start: int, end: int | None, limits: Limits, escapes: bool = False):
     """(line number, byte offset, raw line) of every line starting in [start, end) of the (decompressed)
     stream, which is positioned at ``max(start - 1, 0)``. Linear in the input: each chunk is scanned
-    once; a line longer than the limit is dropped as it streams by (counted, or a DataError). A corrupt
-    or truncated stream is one DataError naming the file, the last good line and offset."""
+    once; a line longer than the limit (``escapes``: than the limit plus what its JSON escapes save and
+    LINE_SLACK) is dropped as it streams by (counted, or a DataError). A corrupt or truncated stream is
+    one DataError naming the file, the last good line and offset."""
     lineno, offset = 0, max(start - 1, 0)
-    parts, size, dropping = [], 0, False  # the line in progress
+    parts, size, saved, dropping = [], 0, None, False  # the line in progress
     skip_first = start > 0  # the line in progress at `start` belongs to the previous slice
+    slack = LINE_SLACK if escapes else 0
 
     def done(line_parts, line_size, dropped):
         nonlocal lineno, offset, skip_first
@@ -303,7 +438,7 @@ def lines(stream, where: str, start: int, end: int | None, limits: Limits):
         return lineno, line_offset, b"".join(line_parts)
 
     while True:
-        chunk = _read(stream, where, lineno, offset)
+        chunk = stream.read(lineno, offset)
         if not chunk:
             break
         pos = 0
@@ -312,11 +447,17 @@ def lines(stream, where: str, start: int, end: int | None, limits: Limits):
             piece = chunk[pos:] if nl < 0 else chunk[pos:nl]
             size += len(piece)
             if not dropping and not skip_first:
+                parts.append(piece)
                 if size > limits.max_bytes:
-                    limits.too_long(size, f"{where}:{lineno + 1}" if not start else f"{where} (byte offset {offset})")
-                    dropping, parts = True, []
-                else:
-                    parts.append(piece)
+                    if escapes:
+                        saved = sum(map(_escape_saving, parts)) if saved is None else saved + _escape_saving(piece)
+                    # at most 2/3 saved (ensure_ascii's CJK, accents and emoji are 2-3x their UTF-8):
+                    # a line held is never more than 3x the limit, whatever its backslashes
+                    text_max = size - min(saved or 0, size * 2 // 3)
+                    if text_max > limits.max_bytes + slack:
+                        at = f"{where}:{lineno + 1}" if not start else f"{where} (byte offset {offset})"
+                        limits.too_long(text_max, at)
+                        dropping, parts = True, []
             if nl < 0:
                 break
             out = done(parts, size, dropping)
@@ -324,7 +465,7 @@ def lines(stream, where: str, start: int, end: int | None, limits: Limits):
                 return
             if out is not None:
                 yield out
-            parts, size, dropping, pos = [], 0, False, nl + 1
+            parts, size, saved, dropping, pos = [], 0, None, False, nl + 1
     if (parts or dropping) and size:
         out = done(parts, size, dropping)
         if out is not None and out is not StopIteration:
@@ -348,27 +489,58 @@ class _Batcher:
         return out
 
 
+class _BigInt(str):
+    """A JSON integer of more digits than Python's int() accepts (4,300): kept as its digits, so such a
+    value in another field does not stop reading (as the text field it is refused as not text)."""
+
+
+def _parse_int(digits: str):
+    return int(digits) if len(digits) <= 4000 else _BigInt(digits)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_size(text: str) -> tuple[str, int, int]:
+    r"""(text, its UTF-8 bytes, 1 when lone surrogates (JSON ``"\ud83d"``) were replaced by U+FFFD)."""
+    if text.isascii():
+        return text, len(text), 0
+    try:
+        return text, len(text.encode("utf-8")), 0
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("\ufffd", text)
+        return text, len(text.encode("utf-8")), 1
+
+
+def _json_record(line: bytes, at: str) -> tuple[object, int]:
+    text, replaced = decode(line)
+    try:
+        return json.loads(text, parse_int=_parse_int), replaced
+    except json.JSONDecodeError as e:
+        if line.lstrip()[:1] == b"[":
+            hint = "; .json / .jsonl files must be JSON lines (one object per line)"
+        elif b"\x00" in line:
+            hint = "; the line holds NUL bytes: is the file UTF-16? convert it to UTF-8"
+        else:
+            hint = ""
+        raise DataError(f"{at}: invalid JSON at column {e.colno} ({e.msg}){hint}") from None
+    except RecursionError:
+        raise DataError(f"{at}: invalid JSON (nested deeper than the JSON parser allows)") from None
+    except ValueError as e:
+        raise DataError(f"{at}: invalid JSON ({_one_line(e)})") from None
+
+
 def _jsonl_batches(shard: dict, column: str, raw, where: str, limits: Limits) -> Iterator[tuple[list, int]]:
     start, end = shard["range"] or [0, None]
     if start:
         raw.seek(start - 1)
-    stream = _stream(raw, shard["compression"])
+    stream = _Stream(raw, shard["compression"], where, start)
     batch = _Batcher()
-    for lineno, offset, line in lines(stream, where, start, end, limits):
+    for lineno, offset, line in lines(stream, where, start, end, limits, escapes=True):
         if not line.strip():
             continue
         at = f"{where}:{lineno}" if not start else f"{where} (byte offset {offset})"
-        try:
-            record = json.loads(line)
-        except UnicodeDecodeError:
-            text, _ = decode(line)
-            record = json.loads(text)
-            batch.replaced += 1
-        except json.JSONDecodeError as e:
-            hint = (
-                "; .json / .jsonl files must be JSON lines (one object per line)" if line.lstrip()[:1] == b"[" else ""
-            )
-            raise DataError(f"{at}: invalid JSON ({e.msg}){hint}") from None
+        record, replaced = _json_record(line, at)
         if not isinstance(record, dict):
             raise DataError(
                 f"{at}: a JSON {type(record).__name__}, not an object; .json / .jsonl files must be "
@@ -377,9 +549,14 @@ def _jsonl_batches(shard: dict, column: str, raw, where: str, limits: Limits) ->
         if column not in record:
             raise DataError(f"{at}: no field {column!r} (data.text_column); available: {sorted(record)}")
         value = record[column]
-        if value is not None and not isinstance(value, str):
-            raise DataError(f"{at}: field {column!r} is {type(value).__name__}, not text")
-        if batch.add(value or "", len(line)):
+        if value is not None and type(value) is not str:
+            kind = "int" if isinstance(value, (_BigInt, int)) else type(value).__name__
+            raise DataError(f"{at}: field {column!r} is {kind}, not text")
+        value, size, surrogates = utf8_size(value or "")
+        if limits.too_long(size, at):  # the text's own UTF-8 bytes, not the escaped line's
+            continue
+        batch.replaced += replaced or surrogates
+        if batch.add(value, size):
             yield batch.take()
     if batch.docs or batch.replaced:
         yield batch.take()
@@ -387,15 +564,15 @@ def _jsonl_batches(shard: dict, column: str, raw, where: str, limits: Limits) ->
 
 def _txt_batches(shard: dict, raw, where: str, limits: Limits) -> Iterator[tuple[list, int]]:
     """A ``.txt`` file is one document, streamed in chunks; over the limit it is dropped unread-whole."""
-    stream, parts, size = _stream(raw, shard["compression"]), [], 0
+    stream, parts, size = _Stream(raw, shard["compression"], where), [], 0
     while True:
-        chunk = _read(stream, where, 0, size)
+        chunk = stream.read(0, size)
         if not chunk:
             break
         size += len(chunk)
         if size > limits.max_bytes:
             limits.too_long(size, where)
-            while _read(stream, where, 0, size):  # drain: a truncated tail is still reported
+            while stream.read(0, size):  # drain: a truncated tail is still reported
                 pass
             return
         parts.append(chunk)
@@ -403,48 +580,135 @@ def _txt_batches(shard: dict, raw, where: str, limits: Limits) -> Iterator[tuple
     yield [text], replaced
 
 
-def open_parquet(source) -> pq.ParquetFile:
+def open_parquet(source, **kw) -> pq.ParquetFile:
     """A parquet file to stream. pyarrow's default pre-buffering keeps every row group a reader has
     read until it is closed, so streaming a 250 MB shard held all of it (peak RSS 314 vs 178 MB)."""
-    return pq.ParquetFile(source, pre_buffer=False)
+    return pq.ParquetFile(source, pre_buffer=False, **kw)
+
+
+def parquet_footer(path: str):
+    """The footer (metadata) of an input parquet file; a truncated or non-parquet file (an HTML error
+    page saved as ``.parquet``) is one DataError naming it."""
+    try:
+        return pq.ParquetFile(path).metadata
+    except Exception as e:
+        raise DataError(f"{path}: not a readable parquet file ({_one_line(e)})") from None
+
+
+_TEXT_TYPES = ("is_string", "is_large_string", "is_string_view", "is_binary", "is_large_binary", "is_binary_view")
+
+
+def _is_text_type(typ) -> bool:
+    return any(getattr(pa.types, t, lambda _: False)(typ) for t in _TEXT_TYPES)
+
+
+def _column_bytes(meta, g: int, column: str) -> int:
+    rg = meta.row_group(g)
+    for j in range(rg.num_columns):
+        if rg.column(j).path_in_schema == column:
+            return rg.column(j).total_uncompressed_size
+    return rg.total_byte_size
+
+
+def _texts(arr: pa.Array, binary: bool) -> tuple[list[str], int]:
+    """Python strings of a text array; invalid UTF-8 (in a binary column, or a string column written
+    without validation) replaced by U+FFFD and counted."""
+    if not binary:
+        try:
+            arr.validate(full=True)  # UTF-8 checked in C++; the common case converts directly
+            return [t or "" for t in arr.to_pylist()], 0
+        except pa.ArrowInvalid:
+            arr = arr.cast(pa.large_binary())
+    texts, replaced = [], 0
+    for value in arr.to_pylist():
+        text, bad = decode(value) if value is not None else ("", 0)
+        texts.append(text)
+        replaced += bad
+    return texts, replaced
+
+
+def _dictionary_encoded(meta, g: int, column: str) -> bool:
+    rg = meta.row_group(g)
+    for j in range(rg.num_columns):
+        if rg.column(j).path_in_schema == column:
+            return rg.column(j).has_dictionary_page
+    return False
+
+
+def _by_bytes(arr: pa.Array, sizes: pa.Array) -> Iterator[tuple[int, pa.Array]]:
+    """(offset, slice) of ``arr`` of at most PARQUET_BATCH_BYTES each (one row at least)."""
+    start, acc = 0, 0
+    for i, size in enumerate(sizes.to_pylist()):
+        if acc and acc + size > PARQUET_BATCH_BYTES:
+            yield start, arr.slice(start, i - start)
+            start, acc = i, 0
+        acc += size
+    if start < len(arr):
+        yield start, arr.slice(start)
 
 
 def _parquet_batches(shard: dict, column: str, raw, where: str, limits: Limits) -> Iterator[tuple[list, int]]:
+    """Rows of one parquet file (or row-group range) in batches of at most PARQUET_BATCH_BYTES of text:
+    sized by the footer's bytes per row, and a dictionary-encoded column chunk (one 128 KB value in
+    4,096 rows is a 67 KB file) read as a dictionary and decoded in slices of that many bytes. A
+    document over the limit is dropped as an Arrow value, never made a Python string; pyarrow still
+    decompresses the page holding it."""
     try:
         pf = open_parquet(raw)
+        schema, meta = pf.schema_arrow, pf.metadata
+        as_dict = open_parquet(raw, read_dictionary=[column]) if column in schema.names else None
     except Exception as e:
-        raise DataError(f"{where}: not a readable parquet file ({e})") from None
-    names = pf.schema_arrow.names
+        raise DataError(f"{where}: not a readable parquet file ({_one_line(e)})") from None
+    names = schema.names
     if column not in names:
         raise DataError(f"{where}: no column {column!r} (data.text_column); available columns: {names}")
-    typ = pf.schema_arrow.field(column).type
-    binary = pa.types.is_binary(typ) or pa.types.is_large_binary(typ)
-    if not (binary or pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+    typ = schema.field(column).type
+    value_type = typ.value_type if pa.types.is_dictionary(typ) else typ  # pandas category: dictionary
+    if not _is_text_type(value_type):
         raise DataError(f"{where}: column {column!r} has type {typ}, not text")
-    groups = range(*shard["range"]) if shard["range"] else None
-    row = 0
-    try:
-        for batch in pf.iter_batches(batch_size=BATCH_DOCS, columns=[column], row_groups=groups):
-            sizes = pc.binary_length(batch.column(0)).fill_null(0).to_pylist()
-            values = batch.column(0).to_pylist()
-            kept, replaced = [], 0
-            for i, (value, size) in enumerate(zip(values, sizes)):
-                if limits.too_long(size, f"{where} (row {row + i})"):
-                    continue
-                text, bad = decode(value) if binary and value is not None else (value or "", 0)
-                kept.append(text)
-                replaced += bad
-            row += len(values)
-            yield kept, replaced
-    except OSError as e:
-        raise DataError(f"{where}: corrupt parquet data ({e})") from None
+    binary = not (pa.types.is_string(value_type) or pa.types.is_large_string(value_type))
+    groups = range(*shard["range"]) if shard["range"] else range(meta.num_row_groups)
+    row = sum(meta.row_group(g).num_rows for g in range(groups.start))
+    for g in groups:
+        per_row = _column_bytes(meta, g, column) / max(meta.row_group(g).num_rows, 1)
+        rows = int(min(BATCH_DOCS, max(1, PARQUET_BATCH_BYTES // max(per_row, 1))))
+        # The footer undercounts a dictionary chunk of repeated values (4,096 rows of one 128 KB text:
+        # 131 KB): read a small one as a dictionary, decoded by slices of bytes. A big chunk's bytes are
+        # mostly its rows' own (the estimate holds), and pyarrow re-hashes a big dictionary (slow).
+        small = _column_bytes(meta, g, column) <= 4 * PARQUET_BATCH_BYTES
+        reader = as_dict if rows > 1 and small and _dictionary_encoded(meta, g, column) else pf
+        batches = reader.iter_batches(batch_size=rows, columns=[column], row_groups=[g], use_threads=False)
+        while True:
+            try:  # corrupt pages fail here: in decompression, or as dictionary indices out of range
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                arr = batch.column(0)
+                if pa.types.is_dictionary(arr.type):  # sizes from the dictionary, values decoded by slices
+                    sizes = pc.take(pc.binary_length(arr.dictionary), arr.indices).fill_null(0)
+                else:
+                    sizes = pc.binary_length(arr).fill_null(0)
+            except (OSError, pa.ArrowException) as e:
+                raise DataError(f"{where} (row group {g}, row {row}): corrupt parquet data ({_one_line(e)})") from None
+            for offset, part in _by_bytes(arr, sizes):
+                part_sizes = sizes.slice(offset, len(part))
+                long = pc.greater(part_sizes, limits.max_bytes)
+                if pc.any(long).as_py():
+                    for i in pc.indices_nonzero(long).to_pylist():
+                        limits.too_long(part_sizes[i].as_py(), f"{where} (row group {g}, row {row + offset + i})")
+                    part = part.filter(pc.invert(long))
+                if pa.types.is_dictionary(part.type):
+                    part = part.dictionary_decode()
+                yield _texts(part, binary)
+            row += batch.num_rows
 
 
 def read_file(shard: dict, raw, where: str, column: str = "text", limits: Limits | None = None):
     """Stream one file shard (``raw``: a binary file object) as batches ``(documents, number with
     invalid UTF-8 replaced)``. JSON lines: one document per line (field ``column``); parquet: one per
     row; ``.txt``: the whole file is one document (splitting paragraphs would break books). Empty
-    documents are kept (as ""): the caller drops and counts them."""
+    documents are kept (as ""): the caller drops and counts them. Every error is a DataError naming
+    the file and the line (byte offset in a slice; row group and row in parquet)."""
     limits = limits or Limits()
     if shard["format"] == "txt":
         yield from _txt_batches(shard, raw, where, limits)

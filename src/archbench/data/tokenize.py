@@ -2,7 +2,8 @@
 :func:`write_token_index` gathers a split's shards into ``tokens/{split}/index.json``.
 
 Layout of ``{shard}.bin``: raw little-endian token ids (uint16 when the vocabulary fits, else
-uint32), each document's ids followed by ``</s>``; no header, so ``np.memmap`` reads it directly.
+uint32), each document's ids followed by ``</s>`` (the only special id in the file: text spelling a
+special token is encoded as ordinary characters); no header, so ``np.memmap`` reads it directly.
 The sibling ``{shard}.json`` holds dtype and counts and is written last: it marks a complete output.
 The index lists every shard of the split in name (= corpus) order with its token count.
 """
@@ -135,6 +136,9 @@ def tokenize_split(
     if not os.path.exists(split_dir):
         raise DataError(f"split directory does not exist: {split_dir}")
     tokenizer = Tokenizer.from_file(str(tok_file))
+    # "</s>" / "<s>" / "<pad>" written in a document are text: split like any other characters, so a
+    # corpus cannot forge document boundaries; only encode_documents appends EOS_ID
+    tokenizer.encode_special_tokens = True
     vocab_size = tokenizer.get_vocab_size()
     if tokenizer.id_to_token(EOS_ID) != "</s>":
         raise DataError(f"{tok_file}: id {EOS_ID} is {tokenizer.id_to_token(EOS_ID)!r}, expected '</s>'")

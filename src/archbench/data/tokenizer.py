@@ -3,7 +3,9 @@ of it (``tokenizer.sample_bytes``) drawn evenly from every train shard: the trai
 counts in memory, and a few hundred MB of text already give a stable vocabulary.
 
 Byte-level BPE never needs ``<unk>`` (every byte is in the base alphabet), but the id is
-reserved so all special ids are fixed: ``<pad>``=0, ``<s>``=1, ``</s>``=2, ``<unk>``=3.
+reserved so all special ids are fixed: ``<pad>``=0, ``<s>``=1, ``</s>``=2, ``<unk>``=3. Text never
+produces them: ``</s>`` written in a document is split as ordinary text (``split_special_tokens``; the
+tokenize stage sets the same on the raw tokenizer); only the pipeline inserts separators.
 The result is saved as a Hugging Face fast tokenizer so ``AutoTokenizer.from_pretrained``
 (lm-eval, generation) and the raw ``tokenizers.Tokenizer`` (``tokenize`` stage) read the same file.
 """
@@ -133,8 +135,15 @@ def train_tokenizer(
             f"pairs occurring >= {min_frequency} times; use a larger corpus or a smaller vocab_size",
             stacklevel=2,
         )
+    # split_special_tokens (kept in tokenizer_config.json): "</s>" written in a text (a document, an eval
+    # task, a prompt) is encoded as the characters it is; only code inserts the special ids
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        split_special_tokens=True,
     )
     save_tokenizer(hf, Path(out_dir))
     return {

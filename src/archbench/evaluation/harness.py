@@ -24,6 +24,7 @@ import difflib
 import functools
 import hashlib
 import json
+import logging
 import math
 import os
 import sys
@@ -41,6 +42,7 @@ from archbench.evaluation.common import (
     torch_threads,
 )
 from archbench.io import atomic_file, write_json
+from archbench.logs import duration, quiet_harness
 from archbench.provenance import now
 
 LOCAL_DATASETS = {"json", "csv", "parquet", "text", "arrow", "pandas"}  # loaders of local files
@@ -205,7 +207,7 @@ def run_harness(
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    with torch_threads(threads):
+    with torch_threads(threads), quiet_harness():  # no progress bars in a log, from the model load on
         model, tokenizer, dev = load_model(model_dir, device, dtype)
         max_length = max_context(model)  # score within the trained context
         # Training packs documents as "ids </s> ids </s>": </s> is the start-of-document token the
@@ -217,6 +219,7 @@ def run_harness(
             max_length=max_length,
             prefix_token_id=tokenizer.eos_token_id,
         )
+        logging.getLogger(__name__).info("lm-eval: tasks %s, limit %s", ", ".join(tasks), limit)
         try:  # lm-eval print()s progress notes: keep stdout for results (CLI), notes go to the log
             with contextlib.redirect_stdout(sys.stderr):
                 out = lm_eval.simple_evaluate(
@@ -261,6 +264,9 @@ def run_harness(
         },
         "provenance": eval_provenance(settings, model_dir, model, dev, started),
     }
+    logging.getLogger(__name__).info(
+        "lm-eval: done in %s (%s)", duration(result["config"]["elapsed_s"]), result["config"]["n_samples"]
+    )
     if out_json:
         write_json(result, out_json)
     return result

@@ -19,6 +19,8 @@ Schema of ``latency.json``::
                                                          # (null for recompute: nothing is carried)
                   "peak_rss_bytes",                      # peak process RSS during this entry
                   "peak_cuda_bytes",                     # peak CUDA allocation (null on CPU)
+                  "threads", "load_1m",                  # torch threads; 1-minute load average after it
+                  "timing_flag",                         # "", "noisy" or "under load" (provenance.timing_flag)
                   "beyond_trained_length",               # context > the model's max_seq_len
                   "skipped"}, ...],                      # reason when the model refused (else absent)
      "summary": {arch, device, threads, params, max_seq_len, batch_size, new_tokens, trials,
@@ -27,6 +29,11 @@ Schema of ``latency.json``::
                  "decode_growth": {mode: ms at largest context / ms at smallest},
                  "state_growth": {mode: bytes at largest context / bytes at smallest},
                  "recompute_speedup": {context: recompute ms / cached ms}}}
+
+The statistic is the median over every decode step of every trial (``trials`` x ``new_tokens`` steps),
+with its p10 and p90: a step whose spread p90 / p10 exceeds ``provenance.NOISY_SPREAD`` is flagged
+"noisy", one taken while the 1-minute load average exceeded the job's threads "under load"; the report's
+speed sentences leave flagged ones out.
 
 Contexts beyond the trained ``max_seq_len`` are measured as they are (speed does not depend on
 what the weights learned): RetNet's decay and xPos / rotary positions extend to any length; a
@@ -49,7 +56,7 @@ from archbench.io import write_json
 from archbench.models.cache import cache_nbytes
 from archbench.models.constraints import ContextTooLong
 from archbench.models.hf import cache_keyword, decode_cache
-from archbench.provenance import now
+from archbench.provenance import machine_load, now, timing_flag
 
 MODES = ("recurrent", "kv_cache", "recompute")
 
@@ -152,16 +159,21 @@ def measure(
         return {**entry, "skipped": str(err)}
     steps_ms = [s * 1e3 for _, steps, _ in runs for s in steps]
     median = statistics.median(steps_ms)
+    p10, p90 = _quantile(steps_ms, 0.1), _quantile(steps_ms, 0.9)
+    threads, load = torch.get_num_threads(), (machine_load()["load_avg"] or [None])[0]
     return {
         **entry,
         "prefill_ms": statistics.median(p * 1e3 for p, _, _ in runs),
         "decode_ms_median": median,
-        "decode_ms_p10": _quantile(steps_ms, 0.1),
-        "decode_ms_p90": _quantile(steps_ms, 0.9),
+        "decode_ms_p10": p10,
+        "decode_ms_p90": p90,
         "tokens_per_s": batch_size * 1e3 / median,
         "state_bytes": runs[0][2],
         "peak_rss_bytes": peak_rss(),
         "peak_cuda_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+        "threads": threads,
+        "load_1m": load,
+        "timing_flag": timing_flag(load, threads, p10, p90),
     }
 
 

@@ -14,13 +14,27 @@ parallel mode. Softmax-attention models run their one full-attention mode. A mod
 with *learned* absolute positions has no embedding past ``max_seq_len``: those multipliers are
 recorded as ``{"skipped": reason}``, decided from the config before any forward (no error is swallowed).
 
+The headline is the **same-target** comparison (it cannot be position bias): for k > 1, windows of
+``k * seq_len + 1`` tokens lying inside one document (split on EOS; windows that cross documents only
+when no document is long enough, and then ``aligned`` is false) have their LAST ``seq_len`` targets
+scored twice: with the full ``k * seq_len`` context ("far") and with the context cut to the
+``seq_len`` tokens before them ("near", the 1x reading). The per-window difference far - near is
+stored; the report bootstraps it over windows. Position-free controls (a unigram and a bigram model
+of the test split, scored through the same function on the same windows) are stored beside it: they
+read the same target tokens with the same previous token, so their difference is 0 by construction,
+where the earlier "beyond vs tail" buckets gave -0.027 / -0.011 nats for them at 4x.
+
 Schema of ``length.json``::
 
     {"arch", "seq_len", "params", "device", "n_shards",
      "entries": [{"multiplier", "context", "mode", "n_windows", "n_tokens",
                   "mean_loss",          # over every position of every window
                   "tail_loss",          # positions [context/2, context): the last doubling
-                  "buckets": [{"start", "end", "loss", "n"}, ...]}       # n = scored positions
+                  "buckets": [{"start", "end", "loss", "n"}, ...],       # n = scored positions
+                  "same_targets": {"n_windows", "aligned", "targets",   # k > 1 only
+                                   "far", "near": [per-window mean loss],
+                                   "control": {"unigram": [far - near per window], "bigram": [...]}}
+                                  | {"skipped": reason}}
                  | {"multiplier", "context", "skipped"}],
      "provenance": {...}}  # archbench.provenance.provenance_block: versions, hardware, hashes
 """
@@ -73,6 +87,93 @@ def windows(shards: list[np.ndarray], context: int, max_windows: int | None) -> 
         if left <= 0:
             break
     return np.concatenate(out) if out else np.zeros((0, context + 1), np.int64)
+
+
+def document_windows(shards: list[np.ndarray], context: int, eos: int | None, max_windows: int) -> tuple:
+    """([n, context + 1] int64 windows lying inside one document each (documents split on ``eos``;
+    non-overlapping, from the document's start), True); when no document is long enough, the
+    consecutive windows of :func:`windows` and False."""
+    out = []
+    for arr in shards:
+        if eos is None or len(out) >= max_windows:
+            break
+        ends = np.flatnonzero(np.asarray(arr) == eos)
+        starts = np.concatenate([[0], ends + 1])
+        stops = np.concatenate([ends, [len(arr)]])
+        for a, b in zip(starts, stops):
+            for i in range(int(a), int(b) - context, context):
+                if len(out) >= max_windows:
+                    break
+                out.append(np.asarray(arr[i : i + context + 1], dtype=np.int64))
+    if out:
+        return np.stack(out), True
+    return windows(shards, context, max_windows), False
+
+
+class Ngram:
+    """A position-free control: unigram (``order`` 1) or bigram (2) model of the test split, add-one
+    smoothed. ``losses(batch)`` gives next-token losses [B, T] of windows [B, T + 1] like
+    :func:`position_losses` (bigram counts are kept sparse: a dense V x V table would not fit)."""
+
+    def __init__(self, shards: list[np.ndarray], vocab: int, order: int):
+        self.order, self.vocab = order, vocab
+        arrays = [np.asarray(a, dtype=np.int64) for a in shards if len(a)]
+        ids = np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
+        counts = np.bincount(ids, minlength=vocab).astype(np.float64)
+        self.unigram = -np.log((counts + 1) / (counts.sum() + vocab))
+        if order == 2:
+            codes = np.concatenate([a[:-1] * vocab + a[1:] for a in arrays]) if arrays else ids
+            self.codes, pair_counts = np.unique(codes, return_counts=True)
+            self.pair_counts = pair_counts.astype(np.float64)
+            self.prev = np.bincount(np.concatenate([a[:-1] for a in arrays]) if arrays else ids, minlength=vocab)
+
+    def losses(self, batch: torch.Tensor) -> torch.Tensor:
+        x, y = batch[:, :-1].cpu().numpy(), batch[:, 1:].cpu().numpy()
+        if self.order == 1:
+            return torch.from_numpy(self.unigram[y])
+        code = x * self.vocab + y
+        i = np.minimum(np.searchsorted(self.codes, code), max(len(self.codes) - 1, 0))
+        hit = (self.codes[i] == code) if len(self.codes) else np.zeros(code.shape, bool)
+        c = np.where(hit, self.pair_counts[i] if len(self.codes) else 0.0, 0.0)
+        return torch.from_numpy(-np.log((c + 1) / (self.prev[x] + self.vocab)))
+
+
+def same_target_losses(score, data: np.ndarray, seq_len: int, batch_size: int, device, **far_kw) -> tuple:
+    """(far, near): per-window mean loss of the last ``seq_len`` targets of ``data`` [n, k*seq_len + 1],
+    read with the whole window as context (far) and with only the ``seq_len`` tokens before them (near).
+    ``score(batch, **kw)``: next-token losses [B, T] of windows [B, T + 1]."""
+    far, near = [], []
+    for i in range(0, len(data), batch_size):
+        batch = torch.from_numpy(data[i : i + batch_size]).to(device)
+        far.append(score(batch, **far_kw)[:, -seq_len:].double().mean(1).cpu())
+        near.append(score(batch[:, -(seq_len + 1) :]).double().mean(1).cpu())
+    return torch.cat(far).tolist(), torch.cat(near).tolist()
+
+
+def measure_same_targets(model, shards, seq_len: int, k: int, eos, max_tokens: int, batch_size: int, device) -> dict:
+    """The ``same_targets`` entry for multiplier ``k`` (schema above)."""
+    context = k * seq_len
+    data, aligned = document_windows(shards, context, eos, max(1, max_tokens // context))
+    if not len(data):
+        return {"skipped": f"{NO_WINDOW} {context + 1} tokens"}
+    mode, kw = _mode(model, context)
+    far, near = same_target_losses(
+        lambda b, **f: position_losses(model, b, **f), data, seq_len, batch_size, device, **kw
+    )
+    vocab = max(int(max(int(np.asarray(a).max()) for a in shards if len(a)) + 1), int(model.config.vocab_size))
+    control = {}
+    for name, order in (("unigram", 1), ("bigram", 2)):
+        f, n = same_target_losses(Ngram(shards, vocab, order).losses, data, seq_len, len(data), "cpu")
+        control[name] = [a - b for a, b in zip(f, n)]
+    return {
+        "n_windows": int(len(data)),
+        "aligned": aligned,
+        "targets": seq_len,
+        "mode": mode,
+        "far": far,
+        "near": near,
+        "control": control,
+    }
 
 
 def geometric_buckets(context: int) -> list[tuple[int, int]]:
@@ -156,13 +257,18 @@ def run_length(
 ) -> dict:
     """Loss per position bucket at k x the training length for every k (schema above)."""
     settings, started = eval_settings("length", locals()), now()
-    model, _, dev = load_model(model_dir, device, dtype)
+    model, tokenizer, dev = load_model(model_dir, device, dtype)
+    eos = getattr(tokenizer, "eos_token_id", None)
     shards = token_arrays(tokens)
     seq_len = max_context(model)
     entries = []
     with torch_threads(threads):
         for k in sorted(set(multipliers)):
             entry = {"multiplier": k, **measure_length(model, shards, k * seq_len, max_tokens, batch_size, dev)}
+            if k > 1 and "mean_loss" in entry:
+                entry["same_targets"] = measure_same_targets(
+                    model, shards, seq_len, k, eos, max_tokens, batch_size, dev
+                )
             entries.append(entry)
             logging.getLogger(__name__).info("length k=%s: %s", k, entry.get("mean_loss", entry.get("skipped")))
     short = [e["skipped"] for e in entries if NO_WINDOW in e.get("skipped", "")]

@@ -47,7 +47,9 @@ class Evaluation:
     ``question`` is the report module whose ``write_question`` reads the files (None: no question page).
     ``threads`` are CPU threads (on a GPU node: CPUs per GPU); ``model=True`` means it runs the model,
     so it gets the GPU when ``eval.device`` is cuda. ``script`` is the Snakemake adapter below
-    workflow_scripts/ (plugins use the generic one)."""
+    workflow_scripts/ (plugins use the generic one). ``timed``: it measures speed, which depends on the
+    architecture and shape but not on the training settings or seed, so it runs once per architecture x
+    shape (:func:`timing_point`), on the first seed, and every run of that shape reports its file."""
 
     name: str
     function: str
@@ -60,6 +62,7 @@ class Evaluation:
     threads: int = 1
     model: bool = True
     script: str = GENERIC_SCRIPT
+    timed: bool = False
 
     def __post_init__(self):
         unknown = set(self.inputs.values()) - set(INPUTS)
@@ -125,6 +128,17 @@ def eval_gpus(config: dict) -> int:
     return int(device == "cuda" or (device == "auto" and gpus_per_node(config["training"]) > 0))
 
 
+def timing_point(config: dict, point: dict) -> dict:
+    """The grid point whose run a timed evaluation measures for ``point``: the same shape (every model
+    axis as in ``point``), every training axis (learning rate, weight decay, ...: what is trained, not
+    what is built) at its first grid value. One timing per architecture x shape, not per learning rate."""
+    from archbench.config import grid_axes
+
+    training = {"learning_rate", *config.get("training", {})}
+    axes = grid_axes(config)
+    return {k: (axes[k][0] if k in training and k in axes else v) for k, v in point.items()}
+
+
 # ---- when an evaluation applies (config -> bool)
 def length_enabled(config: dict) -> bool:
     return bool(config["length"]["enabled"])
@@ -166,6 +180,7 @@ register_evaluation(
         {"json": "latency.json"},
         help="prefill / per-token decode time and memory vs context (latency.json)",
         threads=2,
+        timed=True,
         script="latency.py",
     )
 )
@@ -204,6 +219,7 @@ register_evaluation(
         applies=f"{__name__}:batch_sweep",
         question=f"{_Q}.throughput",
         threads=2,
+        timed=True,
         script="throughput.py",
     )
 )

@@ -3,9 +3,10 @@
 Importing this package is cheap: it imports neither torch nor transformers. The names below
 (``RetNetForCausalLM``, ``build_model``, ...) are loaded on first access (PEP 562), and
 :func:`register` — called by every code path that builds or loads a model — registers each entry of
-:mod:`archbench.models.registry` with ``AutoConfig`` / ``AutoModelForCausalLM`` and marks it for
-``register_for_auto_class``, so ``save_pretrained`` also copies the modeling code
-(``trust_remote_code=True`` loading works without archbench installed).
+:mod:`archbench.models.registry` with ``AutoConfig`` / ``AutoModelForCausalLM`` (and its backbone, the
+head's ``backbone_class``, with ``AutoModel``) and marks them for ``register_for_auto_class``, so
+``save_pretrained`` also copies the modeling code (``trust_remote_code=True`` loading works without
+archbench installed).
 """
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ import importlib
 _LAZY = {
     "ArchbenchConfig": "common",
     "ArchbenchPreTrainedModel": "common",
+    "ArchbenchModel": "common",
+    "ArchbenchForCausalLM": "common",
     "DecodeCache": "common",
     "lm_loss": "common",
     "LongNetConfig": "longnet",
     "LongNetForCausalLM": "longnet",
+    "LongNetModel": "longnet",
     "LongNetModelHF": "longnet",
     "RetNetConfig": "retnet",
     "RetNetForCausalLM": "retnet",
+    "RetNetModel": "retnet",
     "RetNetModelHF": "retnet",
     "TransformerConfig": "transformer",
     "TransformerForCausalLM": "transformer",
+    "TransformerModel": "transformer",
     "TransformerModelHF": "transformer",
     "analytic_parameters": "sizing",
     "build_model": "sizing",
@@ -47,7 +53,7 @@ def register() -> None:
     Idempotent and cheap after the first call; architectures added to the registry later (a plugin
     module, a test's toy architecture) are registered by the next call.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     from .registry import ARCHS
 
@@ -62,6 +68,10 @@ def register() -> None:
         AutoModelForCausalLM.register(cfg, model, exist_ok=True)
         cfg.register_for_auto_class()
         model.register_for_auto_class("AutoModelForCausalLM")
+        backbone = getattr(model, "backbone_class", None)
+        if backbone is not None:  # archbench's own architectures: the backbone under the head
+            AutoModel.register(cfg, backbone, exist_ok=True)
+            backbone.register_for_auto_class("AutoModel")
         _registered.add(name)
 
 

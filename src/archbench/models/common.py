@@ -1,7 +1,9 @@
 """Hugging Face plumbing shared by archbench's own architectures (RetNet, Transformer, LongNet).
 
-Everything here is architecture-agnostic: the config base class, the decoding cache, the
-``forward`` contract (left padding, labels loss, ``logits_to_keep``) and the attention kernels.
+Everything here is architecture-agnostic: the config base class, the decoding cache, the backbone /
+head pair (``ArchbenchModel`` -> ``BaseModelOutputWithPast``, ``ArchbenchForCausalLM`` with ``lm_head``)
+and their ``forward`` contract (left padding, hidden states, attention weights, ``inputs_embeds``, labels
+loss, ``logits_to_keep``), the initialisation rules, and the attention kernels.
 This module must only use relative imports inside ``models/`` so that ``save_pretrained`` can copy
 it next to the weights for ``trust_remote_code=True`` loading.
 """
@@ -9,12 +11,16 @@ it next to the weights for ``trust_remote_code=True`` loading.
 from __future__ import annotations
 
 import functools
+import math
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torchscale.component.feedforward_network import FeedForwardNetwork
+from torchscale.component.gate_linear_unit import GLU
 from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from .constraints import common as check_common  # `from .x import` form: save_pretrained copies .x
 
@@ -120,30 +126,162 @@ def pack_left(attention_mask: torch.Tensor):
     return perm, valid.sum(1)
 
 
-class ArchbenchPreTrainedModel(PreTrainedModel):
-    """Base class: ``forward`` contract, labels loss, generation hooks. Concrete classes list
-    ``GenerationMixin`` in their own bases (transformers only sees it there).
+# ----------------------------------------------------------------------------- initialisation
 
-    Subclasses build ``self.decoder`` (a torchscale decoder subclass) and implement
-    ``_backbone(input_ids [B, T], n_valid [B] | None, cache | None, **kw) -> hidden [B, T, D]``
-    (final-normed features, padding packed at the end of each row); ``kw`` are the ``forward``
-    keywords the subclass names in ``backbone_kwargs`` (its own options; others are ignored, as
-    ``generate`` passes keywords meant for other models).
+
+def _fresh(t) -> bool:
+    """A tensor ``_init_weights`` may write: not one from_pretrained loaded (HF flags those)."""
+    return t is not None and not getattr(t, "_is_hf_initialized", False)
+
+
+def _scaled(t, fn, scale: float = 1.0) -> None:
+    if _fresh(t):
+        fn(t)
+        if scale != 1.0:
+            t.mul_(scale)
+
+
+def init_linear(linear: nn.Linear, scale: float = 1.0) -> None:
+    """``nn.Linear``'s own initialisation (what torchscale's FFN / GLU keep), times ``scale``."""
+    _scaled(linear.weight, lambda w: nn.init.kaiming_uniform_(w, a=math.sqrt(5)), scale)
+    bound = 1 / math.sqrt(linear.weight.shape[1])
+    _scaled(linear.bias, lambda b: nn.init.uniform_(b, -bound, bound), scale)
+
+
+def init_xavier(linear: nn.Linear, gain: float = 1.0, scale: float = 1.0, bias: str = "linear") -> None:
+    """torchscale's xavier-uniform projections; ``bias``: "linear" (nn.Linear's, untouched by torchscale's
+    reset) or "zero"."""
+    _scaled(linear.weight, lambda w: nn.init.xavier_uniform_(w, gain=gain), scale)
+    if bias == "zero":
+        _scaled(linear.bias, nn.init.zeros_)
+    else:
+        bound = 1 / math.sqrt(linear.weight.shape[1])
+        _scaled(linear.bias, lambda b: nn.init.uniform_(b, -bound, bound), scale)
+
+
+def init_norm(module) -> None:
+    _scaled(getattr(module, "weight", None), nn.init.ones_)
+    _scaled(getattr(module, "bias", None), nn.init.zeros_)
+
+
+def init_embedding(embedding: nn.Embedding) -> None:
+    """torchscale's TextEmbedding (and our learned positions): N(0, dim^-1/2), the padding row zero."""
+    w = embedding.weight
+    if _fresh(w):
+        nn.init.normal_(w, mean=0.0, std=w.shape[1] ** -0.5)
+        if embedding.padding_idx is not None:
+            w[embedding.padding_idx].zero_()
+
+
+# ----------------------------------------------------------------------------- models
+
+
+class ArchbenchPreTrainedModel(PreTrainedModel):
+    """Base of every backbone (``RetNetModel``, ...) and head (``RetNetForCausalLM``, ...).
+
+    Initialisation: the constructor initialises every tensor as torchscale does, in torchscale's RNG
+    order (the default run's numbers depend on it), so ``post_init`` does not draw again. ``_init_weights``
+    reproduces the same scheme per module (same distributions, buffers bit-identical) for what the
+    constructor did not initialise: ``from_pretrained``'s missing keys, ``init_weights()`` on a model
+    built on the meta device. Modules define ``archbench_linear_rules(scale)`` (their Linear children's
+    rules) or ``archbench_init()`` (their own tensors).
     """
 
-    backbone_kwargs: ClassVar[tuple] = ()
-
-    base_model_prefix = "archbench"
+    base_model_prefix = "model"
     main_input_name = "input_ids"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     _is_stateful = True  # our caches cannot be cropped: refuse assisted decoding
+    _skip_init = False
+    # torchscale's Decoder (sub-LN) multiplies fc1 / fc2 / v_proj / out_proj by sqrt(log(2 * layers)) after
+    # building them; its RetNetDecoder does not
+    subln_scaled = False
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
         return False  # we bring our own cache (DecodeCache)
 
+    def post_init(self):
+        self._skip_init = True  # the constructor already initialised everything (see the class doc)
+        try:
+            super().post_init()
+        finally:
+            self._skip_init = False
+
+    def _init_scale(self) -> float:
+        return math.sqrt(math.log(2 * self.config.layers)) if self.subln_scaled else 1.0
+
+    def initialize_weights(self):
+        for module in self.modules():  # module ids may have changed since the last call
+            module.__dict__.pop("_linear_rules", None)
+        super().initialize_weights()
+
+    def _linear_rule(self, linear: nn.Linear):
+        """How the constructor initialised ``linear``: its parent decides (transformers skips modules without
+        parameters of their own, e.g. an attention block, so each Linear is initialised itself)."""
+        rules = self.__dict__.get("_linear_rules")
+        if rules is None:
+            rules, scale = {}, self._init_scale()
+            for parent in self.modules():
+                own = getattr(parent, "archbench_linear_rules", None)
+                if own is not None:
+                    rules.update({id(child): rule for child, rule in own(scale)})
+                elif isinstance(parent, (GLU, FeedForwardNetwork)):
+                    rules[id(parent.fc1)] = functools.partial(init_linear, scale=scale)
+                    rules[id(parent.fc2)] = functools.partial(init_linear, scale=scale)
+                    if isinstance(parent, GLU):
+                        rules[id(parent.gate)] = init_linear
+            head = getattr(self, "lm_head", None)
+            if head is not None and not self.config.tie_word_embeddings:
+                rules[id(head)] = lambda m: _scaled(m.weight, lambda w: nn.init.normal_(w, std=w.shape[1] ** -0.5))
+            self.__dict__["_linear_rules"] = rules
+        return rules.get(id(linear))
+
     def _init_weights(self, module):
-        """Keep torchscale's initialisation; HF's default N(0, 0.02) would overwrite it."""
+        if self._skip_init:
+            return
+        if isinstance(module, nn.Linear):
+            rule = self._linear_rule(module)
+            if rule is not None:
+                rule(module)
+        elif hasattr(module, "archbench_init"):  # e.g. RetNet's position buffers
+            module.archbench_init()
+        elif isinstance(module, nn.Embedding):
+            init_embedding(module)
+        elif "LayerNorm" in type(module).__name__ or "RMSNorm" in type(module).__name__:
+            init_norm(module)
+
+    def get_params(self) -> dict:
+        """Flat dict of the hyperparameters that define this model (pipeline names)."""
+        return {"arch": self.arch, **{k: getattr(self.config, k) for k in self.config.hparam_names}}
+
+
+def output_projection(args, embed: nn.Embedding) -> nn.Linear:
+    """torchscale's ``build_output_projection`` (same RNG draws): the LM head."""
+    proj = nn.Linear(embed.weight.shape[1], embed.weight.shape[0], bias=False)
+    if args.share_decoder_input_output_embed:
+        proj.weight = embed.weight
+    else:
+        nn.init.normal_(proj.weight, mean=0, std=args.decoder_embed_dim**-0.5)
+    return proj
+
+
+class ArchbenchModel(ArchbenchPreTrainedModel):
+    """Backbone: ``forward`` returns the final-normed hidden states (``BaseModelOutputWithPast``).
+
+    Subclasses build ``self.decoder`` (a torchscale decoder without its output projection, which the
+    constructor hands to ``_head``: drawn where torchscale draws it, so initialisation is unchanged) and
+    implement ``_backbone(x [B, T, D] token embeddings, n_valid [B] | None, cache | None, hiddens: list |
+    None, attns: list | None, **kw) -> hidden [B, T, D]`` (padding packed at the end of each row; it appends
+    each layer's input to ``hiddens`` and each layer's weights [B, H, T, S] to ``attns``); ``kw`` are the
+    ``forward`` keywords named in ``backbone_kwargs`` (others are ignored: ``generate`` passes keywords
+    meant for other models).
+    """
+
+    backbone_kwargs: ClassVar[tuple] = ()
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.gradient_checkpointing = False
 
     def get_input_embeddings(self):
         return self.decoder.embed_tokens
@@ -151,77 +289,231 @@ class ArchbenchPreTrainedModel(PreTrainedModel):
     def set_input_embeddings(self, value):
         self.decoder.embed_tokens = value
 
-    def get_output_embeddings(self):
-        return self.decoder.output_projection
-
-    def set_output_embeddings(self, value):
-        self.decoder.output_projection = value
-
-    def get_params(self) -> dict:
-        """Flat dict of the hyperparameters that define this model (pipeline names)."""
-        return {"arch": self.arch, **{k: getattr(self.config, k) for k in self.config.hparam_names}}
+    def get_decoder(self):
+        return self
 
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
         cache: DecodeCache | None = None,
         use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = True,
-        logits_to_keep: int = 0,
         past_key_values: DecodeCache | None = None,
         **kwargs,
     ):
-        """Causal LM forward.
-
-        Args:
-            input_ids: [B, T] token ids (only the new tokens when ``cache`` holds a prefix).
-            attention_mask: [B, T] (or [B, past + T] during generation) 1 = real token. Only the
-                first (prefill) call reads it; rows are packed so left padding is exact.
-            labels: [B, T]; the HF-shifted next-token cross-entropy ignoring -100.
-            cache / past_key_values: a ``DecodeCache`` from a previous call.
-            use_cache: return a cache (created when none was given). Default: only when a
-                cache was passed in, so training / scoring calls (``model(x).logits``) skip the
-                state computation; ``generate`` always passes it.
-            logits_to_keep: if > 0, only the last ``logits_to_keep`` positions get logits.
-            **kwargs: the architecture's own options (``backbone_kwargs``) go to ``_backbone``.
-        Returns:
-            ``CausalLMOutputWithPast`` with logits [B, T or logits_to_keep, V] in float32.
+        """Args:
+        input_ids: [B, T] token ids (only the new tokens when ``cache`` holds a prefix); or
+        inputs_embeds: [B, T, D] what the token embedding returns for them (soft prompts).
+        attention_mask: [B, T] (or [B, past + T] during generation) 1 = real token. Only the
+            first (prefill) call reads it; rows are packed so left padding is exact.
+        cache / past_key_values: a ``DecodeCache`` from a previous call.
+        use_cache: return a cache (created when none was given); default ``config.use_cache``. A
+            model in training mode creates none (its state would keep the autograd graph). The
+            outputs do not depend on it: the pipeline's training passes ``use_cache=False`` so no
+            state is computed; scoring calls get bit-identical logits either way.
+        output_hidden_states: ``hidden_states`` = the embeddings and each layer's output, the last
+            one final-normed (``layers + 1`` tensors [B, T, D]).
+        output_attentions: ``attentions`` = one [B, H, T, S] tensor per layer: softmax weights
+            (Transformer: dense; LongNet: its dilated branches mixed as the output mixes them) or
+            RetNet's parallel retention matrix ``(q~ k~^T * D) / sqrt(c)`` over the new tokens
+            (a prefix in the cache is compressed into the state). Computed without dropout.
         """
-        if input_ids is None:
-            raise ValueError("input_ids is required (inputs_embeds is not supported)")
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        config = self.config
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
         cache = cache if cache is not None else past_key_values
-        if use_cache is None:  # unlike HF's config default: plain scoring calls build no cache
-            use_cache = cache is not None
+        use_cache = config.use_cache if use_cache is None else use_cache
         if use_cache and cache is None and not self.training:
-            cache = DecodeCache(self.config.layers)
+            cache = DecodeCache(config.layers)
         elif not use_cache:
             cache = None
         options = {name: kwargs[name] for name in self.backbone_kwargs if name in kwargs}
 
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+        T = inputs_embeds.shape[1]
         perm = n_valid = None
-        prefill = cache is None or cache.seq_length == 0
-        if attention_mask is not None and prefill:
-            mask = attention_mask[:, -input_ids.shape[1] :]
+        if attention_mask is not None and (cache is None or cache.seq_length == 0):
+            mask = attention_mask[:, -T:]
             if not bool(mask.all()):
                 perm, n_valid = pack_left(mask)
-                input_ids = input_ids.gather(1, perm)
+                inputs_embeds = inputs_embeds.gather(1, perm.unsqueeze(-1).expand_as(inputs_embeds))
 
-        hidden = self._backbone(input_ids, n_valid, cache, **options)  # [B, T, D]
+        hiddens = [] if output_hidden_states else None
+        attns = [] if output_attentions else None
+        hidden = self._backbone(inputs_embeds, n_valid, cache, hiddens, attns, **options)  # [B, T, D]
+        if hiddens is not None:
+            hiddens.append(hidden)
+        if n_valid is not None:  # a pad's features: its row's last real token's, however many pads follow
+            hidden = _fill_pads(hidden, n_valid)
+            hiddens = hiddens and [_fill_pads(h, n_valid) for h in hiddens]
         if perm is not None:  # unpack: row order as given
-            hidden = torch.empty_like(hidden).scatter_(1, perm.unsqueeze(-1).expand_as(hidden), hidden)
+            hidden = _unpack(hidden, perm, 1)
+            hiddens = hiddens and [_unpack(h, perm, 1) for h in hiddens]
+            attns = attns and [_unpack(_unpack(a, perm, 2), perm, 3) for a in attns]
         if cache is not None:
-            cache.seq_length += input_ids.shape[1]
-        if logits_to_keep and labels is None:
-            hidden = hidden[:, -logits_to_keep:]
-        logits = self.decoder.output_projection(hidden).float()
-
-        loss = None
-        if labels is not None:
-            loss = lm_loss(logits[:, :-1], labels[:, 1:])
-        out = CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache)
+            cache.seq_length += T
+        out = BaseModelOutputWithPast(
+            last_hidden_state=hidden,
+            cache=cache,
+            hidden_states=tuple(hiddens) if hiddens is not None else None,
+            attentions=tuple(attns) if attns is not None else None,
+        )
         return out if return_dict is not False else out.to_tuple()
+
+    def _layer(self, layer, x, attns, **kw):
+        """One block; ``attns`` collects its weights when not None."""
+        if attns is None:
+            return layer(x, **kw)
+        x, weights = layer(x, output_attentions=True, **kw)
+        attns.append(weights)
+        return x
+
+
+def _fill_pads(h: torch.Tensor, n_valid: torch.Tensor) -> torch.Tensor:
+    """h [B, T, D] packed (row b real up to n_valid[b]): the pad positions take the last real position's
+    values, so what a pad reads does not depend on the number of pads (nor on their positions)."""
+    B, T = h.shape[:2]
+    last = h[torch.arange(B, device=h.device), (n_valid - 1).clamp_min(0)]  # [B, D]
+    valid = torch.arange(T, device=h.device)[None] < n_valid[:, None]
+    return torch.where(valid.unsqueeze(-1), h, last.unsqueeze(1))
+
+
+def _unpack(t: torch.Tensor, perm: torch.Tensor, dim: int) -> torch.Tensor:
+    """Undo :func:`pack_left` along ``dim`` of ``t`` ([B, ...], perm [B, T])."""
+    shape = [1] * t.dim()
+    shape[0], shape[dim] = perm.shape
+    index = perm.view(shape).expand_as(t)
+    return torch.empty_like(t).scatter_(dim, index, t)
+
+
+def _rename_legacy_keys(state_dict, prefix, *args):
+    """``load_state_dict`` hook: the layout before the backbone / head split (archbench <= 2026-12-07:
+    ``decoder.*`` at the top, the LM head inside it as ``decoder.output_projection``), e.g. a Lightning
+    checkpoint written by older code."""
+    for key in list(state_dict):
+        rest = key[len(prefix) :] if key.startswith(prefix) else None
+        if rest is None or not rest.startswith("decoder."):
+            continue
+        new = rest.replace("decoder.output_projection.", "lm_head.", 1)
+        new = new if new != rest else "model." + rest
+        state_dict[prefix + new] = state_dict.pop(key)
+
+
+class ArchbenchForCausalLM(ArchbenchPreTrainedModel):
+    """Head: the backbone (``self.model``, ``base_model_prefix``) and the LM head ``lm_head``. Concrete
+    classes name ``backbone_class`` and list ``GenerationMixin`` in their own bases (transformers only sees
+    it there)."""
+
+    backbone_class: ClassVar[type] = ArchbenchModel
+    _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+    # from_pretrained of a directory saved before the backbone / head split (regexes on checkpoint keys)
+    legacy_key_mapping: ClassVar[dict] = {r"^decoder\.output_projection\.": "lm_head.", r"^decoder\.": "model.decoder."}
+
+    def __init__(self, config):
+        super().__init__(config)
+        # lm_head is registered first: the optimiser's parameter groups (and the clipped gradient norm's
+        # summation order) keep the order of the layout before the split, where the head came right after
+        # the token embedding, so the default run's numbers stay bit-identical
+        self.register_module("lm_head", None)
+        head = []
+        self.model = self.backbone_class(config, _head=head)
+        self.lm_head = head[0]
+        self._register_load_state_dict_pre_hook(_rename_legacy_keys)
+        self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        kwargs.setdefault("key_mapping", cls.legacy_key_mapping)
+        loaded = super().from_pretrained(*args, **kwargs)
+        # transformers would save a model back in the layout its key mapping came from: keep today's
+        (loaded[0] if isinstance(loaded, tuple) else loaded)._weight_conversions = None
+        return loaded
+
+    def save_pretrained(self, *args, **kwargs):
+        if self._auto_class is not None:  # remote code: AutoModel loads the backbone of this checkpoint
+            backbone = type(self.model)
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map["AutoModel"] = f"{backbone.__module__.split('.')[-1]}.{backbone.__name__}"
+            self.config.auto_map = auto_map
+        return super().save_pretrained(*args, **kwargs)
+
+    @property
+    def decoder(self):
+        """The torchscale decoder (embeddings, layers, final norm) inside the backbone."""
+        return self.model.decoder
+
+    @property
+    def backbone_kwargs(self) -> tuple:
+        return self.model.backbone_kwargs
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    def get_decoder(self):
+        return self.model
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        cache: DecodeCache | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = True,
+        logits_to_keep: int = 0,
+        past_key_values: DecodeCache | None = None,
+        shift_labels: torch.LongTensor | None = None,
+        **kwargs,
+    ):
+        """Causal LM forward: the backbone's arguments (:meth:`ArchbenchModel.forward`) and
+        labels: [B, T]; the HF-shifted next-token cross-entropy ignoring -100;
+        shift_labels: [B, T] targets already aligned with the logits (transformers' name; sequence
+        parallelism shifts before splitting): the loss is taken against them, unshifted;
+        logits_to_keep: if > 0, only the last ``logits_to_keep`` positions get logits.
+        Returns ``CausalLMOutputWithPast`` with logits [B, T or logits_to_keep, V] in float32."""
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            cache=cache if cache is not None else past_key_values,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+            **kwargs,
+        )
+        hidden = out.last_hidden_state
+        if logits_to_keep and labels is None and shift_labels is None:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self.lm_head(hidden).float()
+        loss = None
+        if shift_labels is not None:
+            loss = lm_loss(logits, shift_labels)
+        elif labels is not None:
+            loss = lm_loss(logits[:, :-1], labels[:, 1:])
+        result = CausalLMOutputWithPast(
+            loss=loss, logits=logits, cache=out.cache, hidden_states=out.hidden_states, attentions=out.attentions
+        )
+        return result if return_dict is not False else result.to_tuple()
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

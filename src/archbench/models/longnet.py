@@ -25,6 +25,7 @@ from .transformer import (
     TransformerConfig,
     TransformerForCausalLM,
     TransformerLayer,
+    TransformerModel,
 )
 
 
@@ -81,11 +82,14 @@ class DilatedAttention(Attention):
         idx = (torch.arange(n_seg, device=q.device)[:, None] * w + torch.arange(m, device=q.device)[None] * r).reshape(
             -1, 1
         ) + offset  # [n_seg*m, H]
+        dv = v.shape[-1]  # = d, except for the one-hot values that read the weights out
         gidx = idx[None, :, :, None].expand(B, -1, -1, d)
-        sub = [t.gather(1, gidx).reshape(B * n_seg, m, H, d) for t in (q, k, v)]
+        vidx = idx[None, :, :, None].expand(B, -1, -1, dv)
+        sub = [t.gather(1, gidx).reshape(B * n_seg, m, H, d) for t in (q, k)]
+        sub.append(v.gather(1, vidx).reshape(B * n_seg, m, H, dv))
         # padding sits after every real token of the last segment: causality hides it
         out, lse = attention_lse(*sub, causal=True, dropout_p=dropout_p)
-        out_full = torch.zeros_like(q).scatter_(1, gidx, out.reshape(B, n_seg * m, H, d))
+        out_full = q.new_zeros(B, Tp, H, dv).scatter_(1, vidx, out.reshape(B, n_seg * m, H, dv))
         lse_full = lse.new_full((B, Tp, H), float("-inf")).scatter_(
             1, idx[None].expand(B, -1, -1), lse.reshape(B, n_seg * m, H)
         )
@@ -123,12 +127,21 @@ class LongNetBackbone(TransformerBackbone):
     layer_class = LongNetLayer
 
 
-class LongNetForCausalLM(TransformerForCausalLM, GenerationMixin):
-    """LongNet causal LM: the Transformer with dilated attention (same cache, positions)."""
+class LongNetModel(TransformerModel):
+    """LongNet backbone: the Transformer's with dilated attention (same cache, positions)."""
 
     config_class = LongNetConfig
     arch = "longnet"
-    backbone_class = LongNetBackbone
+    decoder_class = LongNetBackbone
+    _no_split_modules = ["LongNetLayer"]
+
+
+class LongNetForCausalLM(TransformerForCausalLM, GenerationMixin):
+    """LongNet causal LM: :class:`LongNetModel` and the LM head."""
+
+    config_class = LongNetConfig
+    arch = "longnet"
+    backbone_class = LongNetModel
     _no_split_modules = ["LongNetLayer"]
 
 

@@ -10,23 +10,56 @@ form; the count must only grow with the knob.
 
 ``model.match_by: layers`` matches by layer count instead (:func:`match_layers`): the registry's
 ``blocks_per_layer`` blocks per reference layer, widths as given.
+
+``model.match: flops`` turns the same knob to the reference's training FLOPs per token instead
+(forward + backward at the training length, the registry's formulas in :mod:`.flops`): matched
+parameters are not matched compute (Mamba-2 matched to the default RetNet by parameters costs 4.0x its
+FLOPs per token). The FLOPs of RetNet depend on its chunk length, measured per device type: a run is
+matched on the device type it trains on.
 """
 
 from __future__ import annotations
 
 from archbench.errors import ConfigError
 
+from .flops import train_flops_per_token
 from .registry import get_arch
 from .sizing import count
 
 _MAX_WIDTH = 1 << 24
 MATCH_BY = ("width", "layers")
-TOLERANCE = 0.02  # of the reference's non-embedding parameters
+MATCH = ("params", "flops")  # model.match: what the width knob is turned to
+TOLERANCE = 0.02  # of the reference's non-embedding parameters (or training FLOPs per token)
+_WHAT = {"params": "non-embedding parameters", "flops": "training FLOPs per token"}
 
 
-def match_width(arch: str, hparams: dict, reference: str, reference_hparams: dict) -> int:
-    """Value of ``arch``'s width knob whose non-embedding parameter count is nearest to that of
-    ``reference`` built from ``reference_hparams``.
+def measure(quantity: str, device_type: str = "cpu"):
+    """``(arch, hparams) -> number`` of the matched quantity: non-embedding parameters or training
+    FLOPs per token (forward + backward at ``max_seq_len``)."""
+    if quantity == "params":
+        return lambda arch, hp: count(arch, hp, include_embeddings=False)
+    if quantity == "flops":
+
+        def flops(arch, hp):
+            value = train_flops_per_token(arch, hp, device_type=device_type)
+            if value is None:
+                raise ConfigError(f"model.match: flops: {arch} has no FLOPs formula in the registry")
+            return value
+
+        return flops
+    raise ConfigError(f"model.match: must be one of {MATCH}, got {quantity!r}")
+
+
+def match_width(
+    arch: str,
+    hparams: dict,
+    reference: str,
+    reference_hparams: dict,
+    quantity: str = "params",
+    device_type: str = "cpu",
+) -> int:
+    """Value of ``arch``'s width knob whose non-embedding parameter count (``quantity="flops"``: training
+    FLOPs per token) is nearest to that of ``reference`` built from ``reference_hparams``.
 
     Raises ConfigError when ``arch`` has no knob, or is larger than the reference even at knob 1.
     """
@@ -35,22 +68,23 @@ def match_width(arch: str, hparams: dict, reference: str, reference_hparams: dic
         raise ConfigError(
             f"model.match_params: {arch} has no width knob in the registry; it cannot be matched to {reference}"
         )
-    target = count(reference, reference_hparams, include_embeddings=False)
+    of, what = measure(quantity, device_type), _WHAT[quantity]
+    target = of(reference, reference_hparams)
 
-    def size(width: int) -> int:
-        return count(arch, {**hparams, knob: width}, include_embeddings=False)
+    def size(width: int) -> float:
+        return of(arch, {**hparams, knob: width})
 
     if size(1) > target:
         raise ConfigError(
-            f"model.match_to: {arch} has {size(1)} non-embedding parameters even with "
-            f"{knob}=1, more than {reference}'s {target}; shrink {arch} (layers, widths)"
+            f"model.match_to: {arch} has {size(1):.6g} {what} even with "
+            f"{knob}=1, more than {reference}'s {target:.6g}; shrink {arch} (layers, widths)"
         )
     lo, hi = 1, max(2, int(hparams.get(knob) or 2))
     while size(hi) < target:  # grow the bracket: size(lo) <= target <= size(hi)
         lo, hi = hi, hi * 2
         if hi > _MAX_WIDTH:
             raise ConfigError(
-                f"model.match_to: {arch} cannot reach {reference}'s {target} non-embedding parameters by turning {knob}"
+                f"model.match_to: {arch} cannot reach {reference}'s {target:.6g} {what} by turning {knob}"
             )
     while hi - lo > 1:  # smallest width with size >= target lies in (lo, hi]
         mid = (lo + hi) // 2
@@ -58,8 +92,8 @@ def match_width(arch: str, hparams: dict, reference: str, reference_hparams: dic
     best = lo if target - size(lo) < size(hi) - target else hi
     if abs(size(best) - target) > TOLERANCE * target:  # the knob moves in steps too coarse (or not at all)
         raise ConfigError(
-            f"model.match_to: {arch} cannot match {reference}'s {target} non-embedding parameters within "
-            f"{TOLERANCE:.0%} by turning {knob}: nearest sizes {size(lo)} ({knob}={lo}) and {size(hi)} ({knob}={hi})"
+            f"model.match_to: {arch} cannot match {reference}'s {target:.6g} {what} within "
+            f"{TOLERANCE:.0%} by turning {knob}: nearest {size(lo):.6g} ({knob}={lo}) and {size(hi):.6g} ({knob}={hi})"
         )
     return best
 
@@ -72,13 +106,23 @@ def match_layers(arch: str, hparams: dict, reference: str, reference_hparams: di
     return max(1, round(per * reference_hparams["layers"]))
 
 
-def matched(arch: str, hparams: dict, reference: str, reference_hparams: dict, by: str = "width") -> dict:
+def matched(
+    arch: str,
+    hparams: dict,
+    reference: str,
+    reference_hparams: dict,
+    by: str = "width",
+    quantity: str = "params",
+    device_type: str = "cpu",
+) -> dict:
     """``hparams`` with ``arch`` sized against ``reference``: ``by="width"`` turns the width knob to
-    the reference's non-embedding parameter count (:func:`match_width`); ``by="layers"`` sets the
-    layer count (:func:`match_layers`)."""
+    the reference's non-embedding parameter count, or with ``quantity="flops"`` its training FLOPs per
+    token (:func:`match_width`); ``by="layers"`` sets the layer count (:func:`match_layers`)."""
     if by == "width":
         knob = get_arch(arch).width_knob
-        return {**hparams, knob: match_width(arch, hparams, reference, reference_hparams)}
+        return {**hparams, knob: match_width(arch, hparams, reference, reference_hparams, quantity, device_type)}
+    if quantity != "params":
+        raise ConfigError("model.match: flops turns the width knob; it cannot be combined with model.match_by: layers")
     if by == "layers":
         return {**hparams, "layers": match_layers(arch, hparams, reference, reference_hparams)}
     raise ConfigError(f"model.match_by: must be one of {MATCH_BY}, got {by!r}")

@@ -202,16 +202,16 @@ def chunked(q, k, v, S, t: ChunkTables, need_state: bool):
         S_out = None
         if t.A is not None:
             U = ((kc * t.kd).float().transpose(-1, -2) @ vc.float()).view(B, H, N, dk * dv)
-            A = t.A if need_state else t.A[:, :, :N]
-            if S is None:
-                states = A[..., 1:] @ U
-            else:
-                states = A @ torch.cat([(S * t.s0).view(B, H, 1, dk * dv), U], 2)
-            states = states.view(B, H, -1, dk, dv)
+            if S is not None:
+                U = torch.cat([(S * t.s0).view(B, H, 1, dk * dv), U], 2)
+            cols = slice(1, None) if S is None else slice(None)
+            # the states the queries read, then (separately, so they are the same numbers whether or not
+            # a state is wanted) the outgoing one
+            states = (t.A[:, :, :N, cols] @ U).view(B, H, N, dk, dv)
             # qd is one factor per query row: scale the product, not q (nothing new to keep for backward)
-            o = o + ((qc.float() @ states[:, :, :N]) * t.qd).to(o.dtype)
+            o = o + ((qc.float() @ states) * t.qd).to(o.dtype)
             if need_state:
-                S_out = states[:, :, N] * t.s_out
+                S_out = (t.A[:, :, N:, cols] @ U).view(B, H, dk, dv) * t.s_out
     return o.view(B, H, N * C, dv)[:, :, :T], S_out
 
 

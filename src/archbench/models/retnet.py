@@ -22,6 +22,7 @@ to 4.6e-6 at initialisation, 1.3e-4 to 5.4e-4 in log-probabilities with q/k weig
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import torch
@@ -32,11 +33,20 @@ from torchscale.component.embedding import TextEmbedding
 from torchscale.component.gate_linear_unit import GLU
 from torchscale.component.multiscale_retention import MultiScaleRetention
 from transformers import GenerationMixin
+from transformers.modeling_layers import GradientCheckpointingLayer
 
-from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel
+from .common import (
+    HPARAMS,
+    ArchbenchConfig,
+    ArchbenchForCausalLM,
+    ArchbenchModel,
+    _scaled,
+    init_xavier,
+    output_projection,
+)
 from .constraints import retnet as check_retnet
 from .constraints import value_embed_dim as default_value_embed_dim
-from .retention import MODES, GateNorm, TableCache, decay_tables, retention, rotate
+from .retention import MODES, GateNorm, TableCache, _norm_sum, decay_tables, retention, rotate
 
 
 class RetNetConfig(ArchbenchConfig):
@@ -112,10 +122,20 @@ class Retention(MultiScaleRetention):
     ``S = sum_m g^(p_last - p_m) k~_m v_m^T`` (torchscale's layout for ``prev_key_value``).
     """
 
-    def forward(self, x, rot, valid, tables, mode="parallel", state=None):
+    def archbench_linear_rules(self, scale: float = 1.0):
+        """torchscale's ``reset_parameters`` (no sub-LN scaling in its RetNetDecoder)."""
+        qkvg = functools.partial(init_xavier, gain=2**-2.5)
+        return [
+            *((getattr(self, n), qkvg) for n in ("q_proj", "k_proj", "v_proj", "g_proj")),
+            (self.out_proj, init_xavier),
+        ]
+
+    def forward(self, x, rot, valid, tables, mode="parallel", state=None, weights=None):
         """x: [B, T, D]; rot: [B|1, T, 1, dk/2] complex64 rotation; valid: [B, T] bool or None;
         tables: :func:`decay_tables` for ``mode``; state: None or this layer's cache dict
-        (its "S" is read and updated in place). Returns [B, T, D]."""
+        (its "S" is read and updated in place); weights: None, or the decay matrix [B|1, H, T, T]
+        (:meth:`RelPos.retention_matrix`) to also return the retention matrix. Returns [B, T, D]
+        (and the [B, H, T, T] matrix when ``weights`` is given)."""
         bsz, T, _ = x.shape
         H, _dk, dv = self.num_heads, self.key_dim, self.head_dim
         v = self.v_proj(x)
@@ -127,12 +147,19 @@ class Retention(MultiScaleRetention):
         if valid is not None:  # padded keys contribute nothing (masked_fill: no 0 * inf)
             kr = kr.masked_fill(~valid[:, None, :, None], 0.0)
         S = state.get("S") if state is not None else None
-        out, S, s = retention(qr, kr, v, tables, mode, S, need_state=state is not None)
-        if state is not None:
-            state["S"] = S
+        if weights is not None:  # the parallel form through the matrix it returns (on the autograd graph)
+            weights = (qr.float() @ kr.float().transpose(-1, -2)) * weights
+            out, s = (weights @ v.float()).to(v.dtype), 1.0
+        if weights is None or state is not None:
+            out_r, S, s_r = retention(qr, kr, v, tables, mode, S, need_state=state is not None)
+            if state is not None:
+                state["S"] = S
+            if weights is None:
+                out, s = out_r, s_r
         eps = self.group_norm.eps * s  # = GroupNorm_eps(out / sqrt(s)), see retention.py
         # gate_fn: torchscale's swish = silu. Recomputed in backward: o and g are all it keeps
-        return _recompute(lambda o, g: self.out_proj(GateNorm.apply(o, eps, g)), out, g)
+        y = _recompute(lambda o, g: self.out_proj(GateNorm.apply(o, eps, g)), out, g)
+        return y if weights is None else (y, weights)
 
 
 class RelPos(ts_retnet.RetNetRelPos):
@@ -158,13 +185,34 @@ class RelPos(ts_retnet.RetNetRelPos):
     def _restore_fp32(self):
         """Recompute the tables (torchscale's formulas) if a cast or a bf16 default dtype at
         construction made them lower precision; a no-op on the meta device."""
-        dev = self.angle.device
-        if self.angle.dtype != torch.float32 and dev.type != "meta":
-            key_dim, heads = self._dims
-            f32 = dict(dtype=torch.float32, device=dev)
-            angle = 1.0 / (10000 ** torch.linspace(0, 1, key_dim // 2, **f32))
-            self.angle = angle.unsqueeze(-1).repeat(1, 2).flatten()
-            self.decay = torch.log(1 - 2 ** (-5 - torch.arange(heads, **f32)))
+        if self.angle.dtype != torch.float32 and self.angle.device.type != "meta":
+            self.angle, self.decay = self._tables_fp32()
+
+    def _tables_fp32(self):
+        """torchscale's angle / decay formulas in float32."""
+        key_dim, heads = self._dims
+        f32 = dict(dtype=torch.float32, device=self.angle.device)
+        angle = 1.0 / (10000 ** torch.linspace(0, 1, key_dim // 2, **f32))
+        return angle.unsqueeze(-1).repeat(1, 2).flatten(), torch.log(1 - 2 ** (-5 - torch.arange(heads, **f32)))
+
+    def archbench_init(self):
+        """The buffers as the constructor makes them (bit-identical)."""
+        angle, decay = self._tables_fp32()
+        _scaled(self.angle, lambda t: t.copy_(angle))
+        _scaled(self.decay, lambda t: t.copy_(decay))
+        self._cache.clear()
+
+    def retention_matrix(self, pos: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """[B|1, H, T, T]: g^(p_n - p_m) / sqrt(c(p_n)) for keys m <= n (valid ones), else 0: times
+        q~_n . k~_m it is the weight of v_m in o_n (the parallel form's matrix)."""
+        T = pos.shape[1]
+        d = self.decay.view(1, -1, 1, 1)
+        P = pos[:, None, :, None].float()
+        keep = torch.ones(T, T, dtype=torch.bool, device=pos.device).tril()
+        if valid is not None:
+            keep = keep & valid[:, None, None, :]
+        D = torch.exp(d * (P - P.transpose(-1, -2))).masked_fill(~keep, 0.0)
+        return D * _norm_sum(self.decay, pos.float()).clamp_min(1.0).rsqrt()
 
     def rotation(self, pos: torch.Tensor) -> torch.Tensor:
         """pos [B|1, T] -> e^(i p theta) [B|1, T, 1, dk/2] complex64 (torchscale's angles come in
@@ -220,17 +268,21 @@ class LeanGLU(GLU):
         return self.dropout_module(self.fc2(h).view(x_shape))
 
 
-class RetNetLayer(ts_retnet.DecoderLayer):
+class RetNetLayer(GradientCheckpointingLayer, ts_retnet.DecoderLayer):
     def build_retention(self, embed_dim, args):
         return Retention(args, embed_dim, args.decoder_value_embed_dim, args.decoder_retention_heads)
 
     def build_ffn(self, embed_dim, args):
         return LeanGLU(embed_dim, self.ffn_dim, args.activation_fn, args.dropout, args.activation_dropout)
 
-    def forward(self, x, **retention_kw):
-        """Pre-norm block: x [B, T, D] -> [B, T, D]."""
-        x = x + self.dropout_module(self.retention(_recompute(self.retention_layer_norm, x), **retention_kw))
-        return x + self.ffn(_recompute(self.final_layer_norm, x))
+    def forward(self, x, output_attentions=False, **retention_kw):
+        """Pre-norm block: x [B, T, D] -> [B, T, D] (and the retention matrix with ``output_attentions``,
+        which needs ``weights`` among ``retention_kw``)."""
+        y = self.retention(_recompute(self.retention_layer_norm, x), **retention_kw)
+        y, weights = y if output_attentions else (y, None)
+        x = x + self.dropout_module(y)
+        x = x + self.ffn(_recompute(self.final_layer_norm, x))
+        return (x, weights) if output_attentions else x
 
 
 class RetNetBackbone(ts_retnet.RetNetDecoder):
@@ -244,29 +296,32 @@ class RetNetBackbone(ts_retnet.RetNetDecoder):
         return RetNetLayer(args, depth, is_moe_layer=is_moe_layer)
 
 
-class RetNetForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
-    """RetNet causal LM. ``forward(..., retention_mode=...)`` forces a mode; by default
-    :func:`retention_plan` picks parallel or chunkwise (``config.chunkwise_above`` /
-    ``chunk_size``, automatic when None), and the recurrent step for single-token decoding with
-    a cache (O(1) state per layer)."""
+class RetNetModel(ArchbenchModel):
+    """RetNet backbone (embeddings, layers, final norm). ``forward(..., retention_mode=...)`` forces a mode;
+    by default :func:`retention_plan` picks parallel or chunkwise (``config.chunkwise_above`` /
+    ``chunk_size``, automatic when None), and the recurrent step for single-token decoding with a cache
+    (O(1) state per layer)."""
 
     config_class = RetNetConfig
     arch = "retnet"
     _no_split_modules = ["RetNetLayer"]
     backbone_kwargs: ClassVar[tuple] = ("retention_mode",)
-    _tied_weights_keys = {"decoder.output_projection.weight": "decoder.embed_tokens.weight"}
 
-    def __init__(self, config: RetNetConfig):
+    def __init__(self, config: RetNetConfig, _head: list | None = None):
         super().__init__(config)
         args = config.to_torchscale()
+        args.no_output_layer = True  # the head owns it (drawn here, where torchscale draws it)
         embed = TextEmbedding(config.vocab_size, config.embed_dim, config.pad_token_id)
+        head = output_projection(args, embed)
+        if _head is not None:
+            _head.append(head)
         self.decoder = RetNetBackbone(args, embed_tokens=embed)
         self.post_init()
 
-    def _backbone(self, input_ids, n_valid, cache, retention_mode=None):
-        bsz, T = input_ids.shape
+    def _backbone(self, x, n_valid, cache, hiddens=None, attns=None, retention_mode=None):
+        bsz, T, _ = x.shape
         dec = self.decoder
-        x = dec.dropout_module(dec.embed_scale * dec.embed_tokens(input_ids))
+        x = dec.dropout_module(dec.embed_scale * x)
         idx = torch.arange(T, device=x.device)
         has_state = cache is not None and cache.lengths is not None
         valid = None
@@ -283,15 +338,30 @@ class RetNetForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
         rot, tables = dec.retnet_rel_pos.tables(
             pos, p_start, mode, chunk, need_state=cache is not None, plain=n_valid is None and not has_state
         )
+        weights = dec.retnet_rel_pos.retention_matrix(pos, valid) if attns is not None else None
         for i, layer in enumerate(dec.layers):
-            x = layer(
-                x, rot=rot, valid=valid, tables=tables, mode=mode, state=cache.layers[i] if cache is not None else None
+            if hiddens is not None:
+                hiddens.append(x)
+            kw = dict(
+                rot=rot, valid=valid, tables=tables, mode=mode, state=cache.layers[i] if cache is not None else None
             )
+            if weights is not None:
+                kw["weights"] = weights
+            x = self._layer(layer, x, attns, **kw)
         if cache is not None:
             added = n_valid if n_valid is not None else torch.full((bsz,), T, device=x.device)
             cache.lengths = cache.lengths + added if has_state else added
             cache.max_length = int(cache.lengths.max()) if n_valid is not None else cache.max_length + T
         return _recompute(dec.layer_norm, x)
+
+
+class RetNetForCausalLM(ArchbenchForCausalLM, GenerationMixin):
+    """RetNet causal LM: :class:`RetNetModel` and the LM head (``retention_mode`` as the backbone)."""
+
+    config_class = RetNetConfig
+    arch = "retnet"
+    backbone_class = RetNetModel
+    _no_split_modules = ["RetNetLayer"]
 
 
 RetNetModelHF = RetNetForCausalLM

@@ -10,10 +10,12 @@ a preallocated cache indexed by position. LongNet (longnet.py) reuses all of thi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchscale.architecture import decoder as ts_decoder
 from torchscale.architecture.config import DecoderConfig
@@ -22,12 +24,23 @@ from torchscale.component.gate_linear_unit import GLU
 from torchscale.component.multihead_attention import MultiheadAttention
 from torchscale.component.rms_norm import RMSNorm
 from transformers import GenerationMixin
+from transformers.modeling_layers import GradientCheckpointingLayer
 
-from .common import HPARAMS, ArchbenchConfig, ArchbenchPreTrainedModel, attention
+from .common import (
+    HPARAMS,
+    ArchbenchConfig,
+    ArchbenchForCausalLM,
+    ArchbenchModel,
+    attention,
+    init_linear,
+    init_xavier,
+    output_projection,
+)
 from .constraints import ContextTooLong
 from .constraints import transformer as check_transformer
 
 BLOCKS = ("transformer", "retnet")
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
 class TransformerConfig(ArchbenchConfig):
@@ -149,8 +162,19 @@ def kv_write(state: dict, k, v, ctx: AttnContext):
 class Attention(MultiheadAttention):
     """torchscale's projections and sub-LN with our positions, cache and kernels."""
 
-    def forward(self, x, ctx: AttnContext, state: dict | None = None):
-        """x: [B, T, D] -> [B, T, D]; ``state`` is this layer's cache dict (updated)."""
+    def archbench_linear_rules(self, scale: float = 1.0):
+        """As built: torchscale's MultiheadAttention keeps nn.Linear's initialisation (it never calls its
+        ``reset_parameters``), the "retnet" block's bias-free projections are xavier (TransformerLayer); then
+        the Decoder's sub-LN scaling of v_proj and out_proj."""
+        if getattr(self.args, "block", "transformer") == "retnet":
+            rule = lambda name, s: functools.partial(init_xavier, gain=1.0 if name == "out_proj" else 2**-0.5, scale=s)
+        else:
+            rule = lambda name, s: functools.partial(init_linear, scale=s)
+        return [(getattr(self, n), rule(n, scale if n in ("v_proj", "out_proj") else 1.0)) for n in PROJECTIONS]
+
+    def forward(self, x, ctx: AttnContext, state: dict | None = None, output_attentions: bool = False):
+        """x: [B, T, D] -> [B, T, D]; ``state`` is this layer's cache dict (updated). With
+        ``output_attentions`` also the attention weights [B, H, T, S] (without dropout)."""
         B, T, D = x.shape
         H, d = self.num_heads, self.head_dim
         q = (self.q_proj(x) * self.scaling).view(B, T, H, d)
@@ -160,12 +184,24 @@ class Attention(MultiheadAttention):
             q = XPos.rotate(q, ctx.rope, key=False).to(v.dtype)
             k = XPos.rotate(k, ctx.rope, key=True).to(v.dtype)
         if state is not None:
-            k, v = kv_write(state, k, v, ctx)
+            k_all, v_all = kv_write(state, k, v, ctx)
+            if ctx.prior:  # otherwise the keys are this call's own: the same result with or without a cache
+                k, v = k_all, v_all
         p = self.dropout_module.p if self.training else 0.0
-        out = self.attend(q, k, v, ctx, p).reshape(B, T, D)
+        weights = None
+        if output_attentions:  # attend() is linear in v: one-hot values give the weights of its pattern
+            S = k.shape[1]
+            eye = torch.eye(S, device=q.device)[None, :, None, :].expand(B, S, H, S)
+            # float32: the math kernels (flash-attn needs v's width = q's, and fp16 / bf16)
+            weights = self.attend(q.float(), k.float(), eye, ctx, 0.0).permute(0, 2, 1, 3).to(v.dtype)  # [B, H, T, S]
+            # the output through them (on the autograd graph, as an eager attention)
+            out = torch.einsum("bhts,bshd->bthd", F.dropout(weights, p, self.training), v).reshape(B, T, D)
+        else:
+            out = self.attend(q, k, v, ctx, p).reshape(B, T, D)
         if self.inner_attn_ln is not None:
             out = self.inner_attn_ln(out)
-        return self.out_proj(out)
+        out = self.out_proj(out)
+        return out if weights is None else (out, weights)
 
     def attend(self, q, k, v, ctx: AttnContext, dropout_p: float):
         """Dense causal attention. q [B, T, H, d], k/v [B, S, H, d] -> [B, T, H, d]."""
@@ -179,7 +215,7 @@ class Attention(MultiheadAttention):
         return attention(q, k, v, mask=mask, dropout_p=dropout_p)
 
 
-class TransformerLayer(ts_decoder.DecoderLayer):
+class TransformerLayer(GradientCheckpointingLayer, ts_decoder.DecoderLayer):
     attention_class = Attention
 
     def __init__(self, args, depth, **kwargs):
@@ -195,7 +231,7 @@ class TransformerLayer(ts_decoder.DecoderLayer):
         self.final_layer_norm = RMSNorm(D, eps=args.layernorm_eps)
         self.ffn = GLU(D, args.decoder_ffn_embed_dim, args.activation_fn, args.dropout, args.activation_dropout)
         attn = self.self_attn
-        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        for name in PROJECTIONS:
             linear = nn.Linear(D, D, bias=False)
             nn.init.xavier_uniform_(linear.weight, gain=1.0 if name == "out_proj" else 2**-0.5)
             setattr(attn, name, linear)
@@ -211,10 +247,14 @@ class TransformerLayer(ts_decoder.DecoderLayer):
             subln=args.subln,
         )
 
-    def forward(self, x, ctx: AttnContext, state: dict | None = None):
-        """Pre-norm block (torchscale's default): x [B, T, D] -> [B, T, D]."""
-        x = x + self.dropout_module(self.self_attn(self.self_attn_layer_norm(x), ctx, state))
-        return x + self.ffn(self.final_layer_norm(x))
+    def forward(self, x, ctx: AttnContext, state: dict | None = None, output_attentions: bool = False):
+        """Pre-norm block (torchscale's default): x [B, T, D] -> [B, T, D] (and the attention weights
+        with ``output_attentions``)."""
+        y = self.self_attn(self.self_attn_layer_norm(x), ctx, state, output_attentions)
+        y, weights = y if output_attentions else (y, None)
+        x = x + self.dropout_module(y)
+        x = x + self.ffn(self.final_layer_norm(x))
+        return (x, weights) if output_attentions else x
 
 
 class TransformerBackbone(ts_decoder.Decoder):
@@ -229,25 +269,29 @@ class TransformerBackbone(ts_decoder.Decoder):
         return self.layer_class(args, depth, is_moe_layer=is_moe_layer)
 
 
-class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
-    """Decoder-only Transformer with xPos / rotary / learned positions and a preallocated,
-    position-indexed KV cache."""
+class TransformerModel(ArchbenchModel):
+    """Transformer backbone with xPos / rotary / learned positions and a preallocated, position-indexed
+    KV cache."""
 
     config_class = TransformerConfig
     arch = "transformer"
-    backbone_class = TransformerBackbone
+    decoder_class = TransformerBackbone
+    subln_scaled = True
     _no_split_modules = ["TransformerLayer"]
-    _tied_weights_keys = {"decoder.output_projection.weight": "decoder.embed_tokens.weight"}
 
-    def __init__(self, config: TransformerConfig):
+    def __init__(self, config: TransformerConfig, _head: list | None = None):
         super().__init__(config)
         args = config.to_torchscale()
+        args.no_output_layer = True  # the head owns it (drawn here, where torchscale draws it)
         embed = TextEmbedding(config.vocab_size, config.embed_dim, config.pad_token_id)
         positions = None
         if config.position == "learned":
             positions = nn.Embedding(config.max_seq_len, config.embed_dim)
             nn.init.normal_(positions.weight, std=config.embed_dim**-0.5)
-        self.decoder = self.backbone_class(args, embed_tokens=embed, embed_positions=positions)
+        head = output_projection(args, embed)
+        if _head is not None:
+            _head.append(head)
+        self.decoder = self.decoder_class(args, embed_tokens=embed, embed_positions=positions)
         head_dim = config.embed_dim // config.heads
         self.rope = None
         if config.position in ("xpos", "rotary"):
@@ -256,13 +300,13 @@ class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
             )
         self.post_init()
 
-    def _backbone(self, input_ids, n_valid, cache):
-        B, T = input_ids.shape
+    def _backbone(self, x, n_valid, cache, hiddens=None, attns=None):
+        B, T, _ = x.shape
         dec = self.decoder
         prior = cache is not None and cache.lengths is not None
-        idx = torch.arange(T, device=input_ids.device)
+        idx = torch.arange(T, device=x.device)
         qpos = idx[None] + cache.lengths[:, None] if prior else idx[None]  # [B|1, T]
-        x = dec.embed_scale * dec.embed_tokens(input_ids)
+        x = dec.embed_scale * x
         if dec.embed_positions is not None:
             if (cache.max_length if prior else 0) + T > self.config.max_seq_len:
                 raise ContextTooLong(f"learned positions stop at max_seq_len={self.config.max_seq_len}")
@@ -278,7 +322,9 @@ class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
             total=(cache.max_length if prior else 0) + T,
         )
         for i, layer in enumerate(dec.layers):
-            x = layer(x, ctx, cache.layers[i] if cache is not None else None)
+            if hiddens is not None:
+                hiddens.append(x)
+            x = self._layer(layer, x, attns, ctx=ctx, state=cache.layers[i] if cache is not None else None)
         if cache is not None:
             if prior:
                 cache.lengths = cache.lengths + T
@@ -288,6 +334,16 @@ class TransformerForCausalLM(ArchbenchPreTrainedModel, GenerationMixin):
                 cache.max_length = T if n_valid is None else int(n_valid.max())
                 cache.uniform = n_valid is None or bool((n_valid == n_valid[0]).all())
         return dec.layer_norm(x)
+
+
+class TransformerForCausalLM(ArchbenchForCausalLM, GenerationMixin):
+    """Decoder-only Transformer causal LM: :class:`TransformerModel` and the LM head."""
+
+    config_class = TransformerConfig
+    arch = "transformer"
+    backbone_class = TransformerModel
+    subln_scaled = True
+    _no_split_modules = ["TransformerLayer"]
 
 
 TransformerModelHF = TransformerForCausalLM

@@ -15,6 +15,7 @@ import os
 import pandas as pd
 
 from archbench.io import atomic_file
+from archbench.provenance import worst_flag
 
 # Leading columns, in the order a reader scans them (the original study's first); every metric follows.
 KEY_COLUMNS = ["arch", "point", "seed", "learning_rate", "embed_dim", "ffn_dim", "heads", "seq_len", "layers", "status"]
@@ -117,6 +118,7 @@ def latency_columns(data) -> dict:
                 and not isinstance(value, bool)
             ):
                 out[f"latency/{mode}{name}@{entry['context']}"] = value
+    out["latency/timing_flag"] = worst_flag(e.get("timing_flag") for e in entries)
     return out
 
 
@@ -154,6 +156,9 @@ def collect(runs: list[dict]) -> pd.DataFrame:
             row[f"{name}_status"] = "ok" if data is not None else "missing"
             if data is not None:
                 row.update(FLATTEN[name](data) if name in FLATTEN else scalar_columns(name, data))
+        # one flag per run for every timing it carries (training tokens/s, latency): the summary drops flagged ones
+        row["train_timing_flag"] = row.get("timing_flag", "")
+        row["timing_flag"] = worst_flag([row["train_timing_flag"], row.get("latency/timing_flag")])
         row["run_dir"] = os.path.dirname(run["files"]["metrics"])
         rows.append(row)
     frame = pd.DataFrame(rows)

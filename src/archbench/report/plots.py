@@ -1,7 +1,7 @@
 """Report figures (matplotlib, Agg backend), each written as `<name>.png` and `<name>.svg`.
 
-From the tables (results/report/*.csv): test loss vs parameters, the test-loss difference heat map,
-training throughput, emissions. From the runs: validation curves (Lightning's CSVLogger file) and,
+From the tables (results/report/*.csv): test loss per architecture and grid point, the test-loss
+difference heat map, training throughput, emissions. From the runs: validation curves (Lightning's CSVLogger file) and,
 when the evaluation stage measured them, decode latency and state memory vs context length.
 """
 
@@ -13,7 +13,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import EngFormatter, MaxNLocator
+from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from archbench.report import figures
 from archbench.report.collect import _read_json, latency_entries
@@ -25,29 +25,62 @@ TABLE_PLOTS = ["loss_vs_params", "diff_heatmap", "throughput", "emissions"]
 LATENCY_PLOTS = ["decode_latency", "state_memory"]
 # Below this max/min ratio a log axis has no readable ticks: parameters go on a linear axis instead.
 LOG_AXIS_MIN_RATIO = 10.0
-# Below this relative spread (matched sizes) the axis shows the offset from the smallest count, in %.
-OFFSET_AXIS_MAX_SPREAD = 0.01
+# Below this relative spread the sizes are matched: the x axis names the architectures (with their
+# size) instead of stretching a 0.02% matching jitter across the plot.
+MATCHED_MAX_SPREAD = 0.01
+# How grid keys are shortened in point labels.
+SHORT = {"learning_rate": "lr"}
 
 
 def params_axis(ax, params: pd.Series, label: str = "parameters (total)"):
-    """Set up a legible x axis for parameter counts and return the function mapping counts onto it:
-    log scale over a wide range, linear with engineering ticks (1.2M) over a narrow one, and, when
-    the sizes are matched (spread < 1%), the offset from the smallest count in percent."""
+    """Set up a legible x axis for parameter counts over a wide range and return the function mapping
+    counts onto it: log scale over >= 10x, else linear with engineering ticks (1.2M)."""
     values = pd.to_numeric(params, errors="coerce").dropna()
     low, high = (float(values.min()), float(values.max())) if len(values) else (1.0, 1.0)
     if low > 0 and high / low >= LOG_AXIS_MIN_RATIO:
         ax.set(xscale="log", xlabel=f"{label}, log scale")
         return lambda x: x
-    if low > 0 and (high - low) / low < OFFSET_AXIS_MAX_SPREAD:
-        ax.set(xlabel=f"{label}: % above {low:,.0f}")
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
-        if high == low:
-            ax.set_xlim(-0.01, 0.01)
-        return lambda x: (pd.to_numeric(x, errors="coerce") / low - 1) * 100
     ax.set(xlabel=label)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     return lambda x: x
+
+
+def matched(params: pd.Series) -> bool:
+    """Whether the parameter counts are matched (spread < 1%): then architecture goes on the x axis."""
+    values = pd.to_numeric(params, errors="coerce").dropna()
+    return bool(len(values)) and values.min() > 0 and (values.max() - values.min()) / values.min() < MATCHED_MAX_SPREAD
+
+
+def by_arch(ax, seeds: pd.DataFrame, column: str, err: pd.Series | None, axes: list[str]) -> None:
+    """One marker per architecture x grid point of ``column``, each labelled with the grid values that
+    vary (lr 0.003), bars only where there is a spread (``err``). At matched size the x axis is the
+    architecture (tick: name and size), the points side by side; otherwise total parameters."""
+    archs = archs_of(seeds)
+    varying = [k for k in axes if k in seeds and seeds[k].nunique() > 1]
+    same_size = matched(seeds["params_total_mean"])
+    x_of = None if same_size else params_axis(ax, seeds["params_total_mean"])
+    for i, arch in enumerate(archs):
+        mine = seeds[seeds["arch"] == arch].reset_index(drop=True)
+        n = len(mine)
+        if same_size:
+            x = pd.Series([i + (j - (n - 1) / 2) * min(0.5 / max(n - 1, 1), 0.18) for j in range(n)])
+        else:
+            x = pd.Series(x_of(mine["params_total_mean"])).reset_index(drop=True)
+        y = mine[column]
+        ax.plot(x, y, ls="none", color=color(arch), marker=figures.marker(arch), ms=7, label=display(arch))
+        spread = err[seeds["arch"] == arch].reset_index(drop=True) if err is not None else None
+        if spread is not None and (spread.fillna(0) > 0).any():
+            ax.errorbar(x, y, yerr=spread.fillna(0), fmt="none", ecolor=color(arch), capsize=3, lw=1)
+        if varying:
+            for xi, yi, row in zip(x, y, mine.itertuples(index=False)):
+                text = ", ".join(f"{SHORT.get(k, k.replace('_', ' '))} {getattr(row, k)}" for k in varying)
+                ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=7, color="0.25")
+    if same_size:
+        sizes = seeds.groupby("arch", sort=False)["params_total_mean"].mean()
+        ax.set_xticks(range(len(archs)), [f"{display(a)}\n{figures.fmt_n(sizes[a])} params" for a in archs])
+        ax.set_xlim(-0.6, len(archs) - 0.4)
+        ax.set_xlabel("architecture (matched size: total parameters within 1%)")
 
 
 def save(fig, out_dir: str, name: str) -> None:
@@ -73,9 +106,10 @@ def read_curve(run_dir: str) -> pd.DataFrame | None:
 
 
 def plot_curves(grid: pd.DataFrame, out_dir: str) -> list[str]:
-    """One figure per grid point: validation loss (solid, markers) and training loss (faint) against
-    the step, one line per architecture x seed (the runs of grid_results.csv, by their `run_dir`).
-    Returns the names written."""
+    """One figure per grid point: validation loss (markers, the architecture's dash pattern) and
+    training loss (faint) against the step, one line per architecture x seed (the runs of
+    grid_results.csv, by their `run_dir`), titled with the grid point in words. Returns the names
+    written."""
     by_point: dict[str, list] = {}
     order = {a: i for i, a in enumerate(archs_of(grid))} if len(grid) else {}
     for run in grid.itertuples(index=False):
@@ -85,38 +119,53 @@ def plot_curves(grid: pd.DataFrame, out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     for point, runs in by_point.items():
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        labelled = set()
+        labelled, has_train = set(), False
         for arch, _seed, curve in sorted(runs, key=lambda r: (order.get(r[0], len(order)), r[1])):
             if "train_loss" in curve:
                 train = curve.dropna(subset=["train_loss"])
-                ax.plot(train["step"], train["train_loss"], color=color(arch), alpha=0.25, lw=0.8)
+                has_train |= len(train) > 0
+                ax.plot(train["step"], train["train_loss"], color=color(arch), alpha=0.3, lw=0.8)
             if "val_loss" in curve:
-                val = curve.dropna(subset=["val_loss"])
+                val = validation_points(curve)
                 ax.plot(
                     val["step"],
                     val["val_loss"],
                     color=color(arch),
-                    marker="o",
-                    ms=3,
+                    marker=figures.marker(arch),
+                    ls=figures.linestyle(arch),
+                    ms=figures.marker_size(arch) - 2,
                     lw=1.4,
-                    label=None if arch in labelled else f"{display(arch)} (validation)",
+                    label=None if arch in labelled else display(arch),
                 )
                 labelled.add(arch)
-        ax.set(xlabel="step", ylabel="loss (nats/token)", title=point.replace("/", "  "))
-        ax.title.set_fontsize(8)
+        ax.set(xlabel="training step", ylabel="loss (nats/token)")
+        ax.set_title(f"Validation loss during training\n{figures.point_words(point)}", fontsize=9)
         ax.grid(alpha=0.3)
         if labelled:
-            ax.legend(fontsize=8)
+            handles, names = ax.get_legend_handles_labels()
+            if has_train:  # one key for every faint line: the colour says whose
+                handles.append(plt.Line2D([], [], color="0.5", alpha=0.4, lw=0.8))
+                names.append("training loss (faint)")
+            ax.legend(handles, names, fontsize=8)
         save(fig, out_dir, slug(point))
     return [slug(p) for p in by_point]
 
 
+def validation_points(curve: pd.DataFrame) -> pd.DataFrame:
+    """A run's validation rows, one per evaluation: the final validation Lightning logs right after the
+    last in-loop one (steps 199 and 200) is the same model, so only the later of two adjacent steps stays."""
+    val = curve.dropna(subset=["val_loss"]).sort_values("step")
+    later = val["step"].shift(-1)
+    return val[~(later - val["step"] <= 1)]
+
+
 def plot_latency(runs: list[dict], out_dir: str, seeds_csv: str | None = None) -> None:
-    """Per-token decode latency and state / KV-cache memory vs context length: one labelled series per
-    architecture and decoding mode, at the architecture's best grid point (lowest mean validation loss in
-    `seeds_csv`; without it, its first grid point), mean over seeds, at the smallest batch size measured.
-    The original study's full-recompute decoding, where measured, is dashed. `runs`: run records
-    (archbench.report.collect.run_record) with a `latency` file."""
+    """Per-token decode latency and state / KV-cache memory (MiB) vs context length: one labelled series
+    per architecture and decoding mode, at the architecture's best grid point (lowest mean validation
+    loss in `seeds_csv`; without it, its first grid point), mean over seeds, at the smallest batch size
+    measured. Each architecture has its own marker and dash pattern (Transformer and Llama coincide);
+    the original study's full-recompute decoding, where measured, is drawn thin with open markers.
+    `runs`: run records (archbench.report.collect.run_record) with a `latency` file."""
     seeds = pd.read_csv(seeds_csv) if seeds_csv and os.path.exists(seeds_csv) else None
     best = figures.best_points(seeds, "val_loss_mean")
     rows = []
@@ -136,39 +185,42 @@ def plot_latency(runs: list[dict], out_dir: str, seeds_csv: str | None = None) -
         first = frame.drop_duplicates("arch").set_index("arch")["point"].to_dict()
         chosen = {a: best.get(a, first[a]) for a in first}
         frame = frame[[chosen[a] == p for a, p in zip(frame["arch"], frame["point"])]]
-    for name, column, label in (
-        ("decode_latency", "decode_ms_median", "decode time per token (ms, median)"),
-        ("state_memory", "state_bytes", "recurrent state / KV cache (bytes)"),
+    where = "each at its grid point with the lowest validation loss" if best else "each at its first grid point"
+    for name, column, label, title in (
+        ("decode_latency", "decode_ms_median", "decode time per token (ms, median)", "Decode time per token"),
+        ("state_memory", "state_bytes", "recurrent state / KV cache (MiB)", "Decoding state memory"),
     ):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         values = pd.to_numeric(frame[column], errors="coerce") if column in frame else pd.Series(dtype=float)
+        if column == "state_bytes":
+            values = figures.mib(values)
         if values.dropna().empty:
             _note(ax, f"no {column} measurements in latency.json")
         else:
             _lines(ax, frame.assign(**{column: values}).dropna(subset=[column]), column)
             ax.set(xlabel="context length (tokens)", ylabel=label, xscale="log", yscale="log")
-            ax.set_title(
-                "each architecture at its grid point with the lowest validation loss"
-                if best
-                else "each architecture at its first grid point",
-                fontsize=8,
-            )
+            for axis in (ax.xaxis, ax.yaxis):  # plain numbers (0.06, 1024), not 6x10^-2
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                axis.set_minor_formatter(NullFormatter())
+            ax.set_title(f"{title} vs context length\n({where})", fontsize=9)
         save(fig, out_dir, name)
 
 
 def _lines(ax, frame: pd.DataFrame, column: str) -> None:
     mean = frame.groupby(["arch", "mode", "context"], sort=False)[column].mean().reset_index()
     order = {a: i for i, a in enumerate(archs_of(mean))}
-    for (arch, mode), line in sorted(mean.groupby(["arch", "mode"], sort=False), key=lambda g: order[g[0][0]]):
+    groups = sorted(mean.groupby(["arch", "mode"], sort=False), key=lambda g: order[g[0][0]])
+    for (arch, mode), line in groups:
         line = line.sort_values("context")
+        recompute = mode == "recompute"
         ax.plot(
             line["context"],
             line[column],
-            color=color(arch),
-            marker="o",
-            ms=3,
-            ls="--" if mode == "recompute" else "-",
-            label=f"{display(arch)} ({mode})",
+            **{**figures.line_kw(arch), "label": f"{display(arch)} ({figures.mode_name(mode)})"},
+            lw=0.9 if recompute else 1.6,
+            mfc="none" if recompute else color(arch),
+            alpha=0.7 if recompute else 1.0,
         )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
@@ -177,25 +229,15 @@ def _lines(ax, frame: pd.DataFrame, column: str) -> None:
 # --- from the tables -----------------------------------------------------------------------------
 
 
-def plot_loss_vs_params(seeds: pd.DataFrame, out_dir: str) -> None:
-    """Mean test loss against total parameters, one marker per architecture x grid point; bars are the
-    95% interval over seeds where there are >= 3, else the standard deviation (none with one seed)."""
+def plot_loss_vs_params(seeds: pd.DataFrame, out_dir: str, axes: list[str] | None = None) -> None:
+    """Mean test loss of every architecture x grid point, labelled with its grid values (lr 0.003);
+    bars are the 95% interval over seeds where there are >= 3, else the standard deviation (none with
+    one seed). x: the architecture at matched size, else total parameters."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    x = params_axis(ax, seeds["params_total_mean"])
-    for arch in archs_of(seeds):
-        mine = seeds[seeds["arch"] == arch]
-        ci = (mine["test_loss_ci_high"] - mine["test_loss_mean"]).fillna(mine["test_loss_std"])
-        ax.errorbar(
-            x(mine["params_total_mean"]),
-            mine["test_loss_mean"],
-            yerr=ci.fillna(0),
-            fmt="o",
-            color=color(arch),
-            label=display(arch),
-            capsize=2,
-            ms=4,
-        )
+    ci = (seeds["test_loss_ci_high"] - seeds["test_loss_mean"]).fillna(seeds["test_loss_std"])
+    by_arch(ax, seeds, "test_loss_mean", ci, list(axes or []))
     ax.set(ylabel="test loss (nats/token)")
+    ax.set_title("Test loss of each architecture at every grid point", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     save(fig, out_dir, "loss_vs_params")
@@ -263,40 +305,31 @@ def plot_diff_heatmap(
     save(fig, out_dir, "diff_heatmap")
 
 
-def plot_throughput(seeds: pd.DataFrame, out_dir: str) -> None:
-    """Training throughput (tokens/s, mean over seeds) against total parameters."""
+def plot_throughput(seeds: pd.DataFrame, out_dir: str, axes: list[str] | None = None) -> None:
+    """Training throughput (tokens/s, mean over seeds; bars: standard deviation) of every architecture
+    x grid point, labelled with its grid values. x as in loss_vs_params."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     if "tokens_per_s_mean" not in seeds or seeds["tokens_per_s_mean"].dropna().empty:
         _note(ax, "no throughput recorded")
     else:
-        x = params_axis(ax, seeds["params_total_mean"])
-        for arch in archs_of(seeds):
-            mine = seeds[seeds["arch"] == arch]
-            ax.errorbar(
-                x(mine["params_total_mean"]),
-                mine["tokens_per_s_mean"],
-                yerr=mine["tokens_per_s_std"].fillna(0),
-                fmt="o",
-                color=color(arch),
-                label=display(arch),
-                capsize=2,
-                ms=4,
-            )
-        ax.set(ylabel="training tokens / s")
+        by_arch(ax, seeds, "tokens_per_s_mean", seeds.get("tokens_per_s_std"), list(axes or []))
+        ax.set(ylabel="training throughput (tokens/s)")
+        ax.set_title("Training throughput of each architecture at every grid point", fontsize=10)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     save(fig, out_dir, "throughput")
 
 
 def plot_emissions(grid: pd.DataFrame, out_dir: str) -> None:
-    """CO2-equivalent emissions and energy of every training run (one dot each), per architecture."""
+    """CO2-equivalent emissions (g) and energy (Wh) of every training run (one dot each), per
+    architecture, with each architecture's total under its name."""
     runs = grid[grid["status"] == "ok"] if "status" in grid else grid
-    fig, panels = plt.subplots(1, 2, figsize=(8, 3.8))
-    for ax, column, label in (
-        (panels[0], "emissions_kg", "emissions (kg CO₂eq)"),
-        (panels[1], "energy_kwh", "energy (kWh)"),
+    fig, panels = plt.subplots(1, 2, figsize=(max(8, 3.2 * len(archs_of(runs))), 3.8))
+    for ax, column, label, scale in (
+        (panels[0], "emissions_kg", "emissions per run (g CO₂eq)", 1e3),
+        (panels[1], "energy_kwh", "energy per run (Wh)", 1e3),
     ):
-        values = pd.to_numeric(runs.get(column, pd.Series(dtype=float)), errors="coerce")
+        values = pd.to_numeric(runs.get(column, pd.Series(dtype=float)), errors="coerce") * scale
         if values.dropna().empty:
             _note(ax, f"no {column}: emissions tracking was off or failed")
             continue
@@ -304,12 +337,18 @@ def plot_emissions(grid: pd.DataFrame, out_dir: str) -> None:
         rng = np.random.default_rng(0)  # fixed jitter: identical figures for identical tables
         for i, arch in enumerate(archs):
             mine = values[runs["arch"] == arch].dropna()
-            ax.scatter(i + rng.uniform(-0.15, 0.15, len(mine)), mine, color=color(arch), s=14)
+            ax.scatter(
+                i + rng.uniform(-0.15, 0.15, len(mine)), mine, color=color(arch), marker=figures.marker(arch), s=16
+            )
+        unit = label.rsplit("(", 1)[1].rstrip(")")
         ax.set_xticks(
-            range(len(archs)), [f"{display(a)}\nΣ {values[runs['arch'] == a].sum():.3g}" for a in archs], fontsize=8
+            range(len(archs)),
+            [f"{display(a)}\n{values[runs['arch'] == a].sum():.3g} {unit} in all" for a in archs],
+            fontsize=7,
         )
         ax.set(ylabel=label)
         ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("Carbon emissions and energy of the training runs (CodeCarbon)", fontsize=10)
     save(fig, out_dir, "emissions")
 
 
@@ -325,8 +364,8 @@ def plot_all(
     """Every figure of the report except latency (which needs the evaluation stage). `axes`: the grid's
     searched keys; `baseline`: the architecture the others are compared against."""
     grid, seeds, comparison = pd.read_csv(grid_csv), pd.read_csv(seeds_csv), pd.read_csv(comparison_csv)
-    plot_loss_vs_params(seeds, out_dir)
+    plot_loss_vs_params(seeds, out_dir, axes)
     plot_diff_heatmap(comparison, out_dir, axes, archs_of(grid), baseline)
-    plot_throughput(seeds, out_dir)
+    plot_throughput(seeds, out_dir, axes)
     plot_emissions(grid, out_dir)
     plot_curves(grid, curves_dir)

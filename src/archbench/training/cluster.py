@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 
 REQUEUE_SIGNAL = signal.SIGURG
+DEFAULT_DIST_TIMEOUT_S = 1800  # config/schema.yaml's training.dist_timeout_s
+# srun's line for a task that ended badly, e.g. "srun: error: ab-node2: task 1: Killed"
+SRUN_TASK_ERROR = re.compile(r"srun: error: (?P<node>\S+): tasks? (?P<tasks>[0-9,-]+): (?P<cause>.+)")
 
 
 def _devices(training: dict) -> int:
@@ -68,6 +72,22 @@ def train_resources(training: dict) -> dict:
 def srun_flags(training: dict) -> str:
     """Task layout of the multi-node `srun`: one task (one Lightning rank) per device."""
     return f"--nodes={int(training.get('num_nodes', 1))} --ntasks-per-node={_devices(training)}"
+
+
+def dist_timeout_s(settings: dict) -> int:
+    return int(settings.get("dist_timeout_s") or DEFAULT_DIST_TIMEOUT_S)
+
+
+def trainer_strategy(settings: dict):
+    """ "auto" for one process; with several (devices x num_nodes > 1), Lightning's DDP with the process
+    group timeout `training.dist_timeout_s`: a rank that never arrives ends the run after that long."""
+    if _devices(settings) * int(settings.get("num_nodes", 1)) == 1:
+        return "auto"
+    import datetime
+
+    from lightning.pytorch.strategies import DDPStrategy
+
+    return DDPStrategy(timeout=datetime.timedelta(seconds=dist_timeout_s(settings)))
 
 
 def trainer_plugins(settings: dict) -> list:
@@ -185,18 +205,34 @@ def stderr_to(log_path: str) -> None:
     sys.stderr = fh
 
 
-def run_train_job(args: dict, log_path: str) -> None:
+def run_train_job(args: dict, log_path: str, on_start=None) -> None:
     """The train rule's job: train in this process (Lightning starts the other local ranks), or on
-    several nodes through `srun`, all ranks writing to the rule's log."""
+    several nodes through `srun`, all ranks writing to the rule's log. ``on_start()`` runs once the log
+    is in place (the job's ``start: inputs ...`` line)."""
     stderr_to(log_path)
+    if on_start is not None and os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+        on_start()
     if not is_multinode(args["settings"]):
         from archbench.training import train_run
 
         train_run(**args)
         return
-    rc = subprocess.run(launch_command(args)).returncode
+    rc, dead = run_srun(launch_command(args))
     if rc:
-        sys.exit(f"srun exited with status {rc}; each failing rank's traceback is above in {log_path}")
+        causes = "; ".join(f"rank {m['tasks']} on {m['node']}: {m['cause']}" for m in dead) or "no task error reported"
+        sys.exit(f"srun exited with status {rc} ({causes}); each failing rank's traceback is above in {log_path}")
+
+
+def run_srun(command: list[str]) -> tuple[int, list[dict]]:
+    """Run `srun`, its output passed on to our stderr (the rule's log) line by line; its status and
+    srun's reports of tasks that ended badly (a SIGKILLed rank prints nothing itself: this is its cause)."""
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace")
+    dead = []
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        if m := SRUN_TASK_ERROR.search(line):
+            dead.append(m.groupdict())
+    return proc.wait(), dead
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -206,7 +242,29 @@ def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     if len(args) != 1:
         sys.exit("usage: python -m archbench.training.cluster '<train_run keyword arguments as JSON>'")
-    train_run(**json.loads(args[0]))
+    job = json.loads(args[0])
+    try:
+        train_run(**job)
+    except Exception as err:
+        if not is_rendezvous_timeout(err):
+            raise
+        rank, world = os.environ.get("SLURM_PROCID", "?"), os.environ.get("SLURM_NTASKS", "?")
+        where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+        sys.exit(
+            f"rank {rank} of {world}: the other ranks did not join the process group at {where} within "
+            f"training.dist_timeout_s = {dist_timeout_s(job['settings'])} s (a node that never came up, or "
+            f"one that cannot reach {where}): {type(err).__name__}: {err}"
+        )
+
+
+def is_rendezvous_timeout(err: BaseException) -> bool:
+    """A failure to form the process group in time (torch's store timeout), also as another's cause."""
+    while err is not None:
+        text = f"{type(err).__name__}: {err}"
+        if "DistStoreError" in text or ("Timed out" in text and "clients joined" in text):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 if __name__ == "__main__":

@@ -25,20 +25,21 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from archbench.errors import ConfigError
-from archbench.logs import adopt
+from archbench.logs import adopt, duration
 
 log = logging.getLogger(__name__)
 EXTRAS = {"mlflow": "mlflow", "wandb": "wandb"}  # tracker -> the pip extra that installs it
 
 
 class ProgressLog(Logger):
-    """Training progress as log lines (``step 40/300 (13%) train_loss=4.1234 ... 2.1 steps/s``), at
-    the Trainer's ``log_every_n_steps`` and at every validation."""
+    """Training progress as log lines (``step 40/300 (13%) train_loss=4.1234 ... | 2.10 steps/s, elapsed
+    20 s, ETA 2 min 04 s``), at the Trainer's ``log_every_n_steps`` and at every validation."""
 
     def __init__(self, max_steps: int | None = None):
         super().__init__()
         self.max_steps = max_steps if max_steps and max_steps > 0 else None
         self._start = self._last_step = None
+        self._created = time.perf_counter()
 
     @property
     def name(self) -> str:
@@ -61,7 +62,10 @@ class ProgressLog(Logger):
         done = f"{step}/{self.max_steps} ({100 * step / self.max_steps:.0f}%)" if self.max_steps else str(step)
         values = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if k != "epoch")
         rate = (step - self._last_step) / (now - self._start) if now > self._start and step > self._last_step else None
-        log.info("step %s %s%s", done, values, f" | {rate:.2f} steps/s" if rate else "")
+        when = f"elapsed {duration(now - self._created)}"
+        if rate and self.max_steps:
+            when += f", ETA {duration((self.max_steps - step) / rate)}"
+        log.info("step %s %s | %s%s", done, values, f"{rate:.2f} steps/s, " if rate else "", when)
 
 
 def _mlflow(run_dir: str, run_name: str):

@@ -1,6 +1,7 @@
 """The Hub-style model card (``model/README.md``) of a run, written with huggingface_hub's
 ``ModelCard`` / ``ModelCardData``: architecture and settings, parameter counts, data and tokenizer
-fingerprints, training recipe, provenance, how to load it, and the validation / test losses and
+fingerprints, training recipe, provenance, how to load it (the local folder; ``archbench push`` names
+the Hub repository there in the uploaded copy), and the validation / test losses and
 lm-eval harness scores as ``model-index`` metadata (what the Hub parses into evaluation results).
 
 The card is written when training saves the model (losses known); the harness job adds its scores
@@ -22,6 +23,7 @@ import math
 import os
 from pathlib import Path
 
+from archbench.hub import load_section
 from archbench.io import atomic_file
 from archbench.provenance import data_fingerprint, provenance_block, tokenizer_sha256
 
@@ -215,11 +217,7 @@ added when the harness job finishes.
 
 ## How to load
 
-```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-model = AutoModelForCausalLM.from_pretrained("{run}/model"{load_kwargs})
-tokenizer = AutoTokenizer.from_pretrained("{run}/model"{load_kwargs})
-```
+{load_section(f"{run}/model", bool(load_kwargs))}
 
 Reproduce the harness scores with the stock lm-eval command (from the results' parent folder):
 

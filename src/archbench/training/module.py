@@ -29,13 +29,16 @@ class CausalLMModule(L.LightningModule):
         warmup_steps: int = 0,
         min_lr_ratio: float = 0.1,
         answer_keys: list[int] | None = None,
+        gradient_checkpointing: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(arch, **model_kwargs)
+        if gradient_checkpointing:  # recompute each block in backward: the same gradients, less memory
+            self.model.activation_checkpointing_enable()
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids).logits
+        return self.model(input_ids=input_ids, use_cache=False).logits  # no decoding state to compute
 
     def _loss(self, batch: torch.Tensor) -> torch.Tensor:
         x, y = batch[:, :-1], batch[:, 1:]

@@ -40,11 +40,13 @@ LAYOUT_KEYS = frozenset(
     {
         "devices",
         "num_nodes",
+        "dist_timeout_s",
         "num_workers",
         "checkpoint_every_n_steps",
         "checkpoint_every_minutes",
         "log_every_n_steps",
         "loggers",  # adding a tracker records the same training elsewhere too
+        "gradient_checkpointing",  # recomputes activations: the same gradients
     }
 )
 RUN_RECORD = "run.json"

@@ -6,9 +6,10 @@ directory's newest checkpoint); evaluate the best checkpoint; export with `save_
 from __future__ import annotations
 
 import datetime
+import json
 import logging
+import math
 import os
-import time
 
 import lightning as L
 import pandas as pd
@@ -19,18 +20,20 @@ from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from archbench.data.loader import make_dataloader
 from archbench.devices import require_device
 from archbench.io import atomic_dir, write_json
+from archbench.logs import adopt
 from archbench.models import count_parameters
 from archbench.models.flops import budget_steps, train_flops_per_token
 from archbench.models.matching import matched
 from archbench.models.sizing import config_fields
-from archbench.provenance import now, provenance_block, token_index_paths
-from archbench.training.cluster import resume_checkpoint, trainer_plugins
+from archbench.provenance import machine_load, now, provenance_block, timing_flag, token_index_paths
+from archbench.training.cluster import resume_checkpoint, trainer_plugins, trainer_strategy
 from archbench.training.emissions import track_emissions
 from archbench.training.failures import RankFailures
 from archbench.training.loggers import trainer_logging
 from archbench.training.modelcard import finish_model_dir
 from archbench.training.module import CausalLMModule
 from archbench.training.resume import AtomicCheckpointIO, ResumeState, claim_scratch, run_identity
+from archbench.training.timing import FinalValidation, StepTimer
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,8 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     Transformers, the SSM state size for Mamba-2) is sized to the parameter count of `match_to`
     (default retnet) built from the same settings, so the comparison is at matched size (the grid's
     `ffn_dim` is the reference's); `match_by: layers` matches the layer count instead (registry
-    `blocks_per_layer`: two Mamba-2 blocks per layer).
+    `blocks_per_layer`: two Mamba-2 blocks per layer). `match: flops` turns the width knob to the
+    reference's training FLOPs per token instead (models/matching.py).
     """
 
     def known(name: str) -> dict:
@@ -52,8 +56,12 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
 
     kwargs = known(arch)
     reference = settings.get("match_to") or "retnet"
-    if settings.get("match_params") and arch != reference:
-        kwargs = matched(arch, kwargs, reference, known(reference), settings.get("match_by") or "width")
+    quantity = settings.get("match") or "params"  # model.match: flops matches compute, and turns matching on
+    if (settings.get("match_params") or quantity == "flops") and arch != reference:
+        accelerator = str(settings.get("accelerator") or "cpu")
+        gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+        by = settings.get("match_by") or "width"
+        kwargs = matched(arch, kwargs, reference, known(reference), by, quantity, "cuda" if gpu else "cpu")
     return kwargs
 
 
@@ -71,6 +79,7 @@ def build_module(arch: str, settings: dict, tokenizer) -> tuple[CausalLMModule, 
         betas=settings["betas"],
         warmup_steps=settings["warmup_steps"],
         answer_keys=settings.get("answer_keys"),
+        gradient_checkpointing=settings.get("gradient_checkpointing", False),
     )
     return module, kwargs
 
@@ -138,10 +147,12 @@ def build_trainer(settings: dict, run_dir: str, scratch_dir: str, extra_callback
         accumulate_grad_batches=settings["accumulate_grad_batches"],
         log_every_n_steps=settings["log_every_n_steps"],
         num_sanity_val_steps=0,
-        callbacks=[best, periodic, *([early] if early else []), *extra_callbacks],
+        # FinalValidation: validate (and so checkpoint) at the last step too, not only at multiples of the interval
+        callbacks=[best, periodic, *([early] if early else []), FinalValidation(), *extra_callbacks],
         enable_model_summary=False,
         # Slurm: who launches the processes, requeue on SIGURG; checkpoints written atomically.
         plugins=[*trainer_plugins(settings), AtomicCheckpointIO()],
+        strategy=trainer_strategy(settings),  # DDP with training.dist_timeout_s when several processes
         # Our samplers deal the global order over the ranks themselves (exact resume at any world size).
         use_distributed_sampler=False,
         **trainer_logging(settings, run_dir),  # training.loggers; log lines instead of a bar in job logs
@@ -152,14 +163,40 @@ def build_trainer(settings: dict, run_dir: str, scratch_dir: str, extra_callback
 
 def evaluate_best(
     trainer: L.Trainer, module: CausalLMModule, best: ModelCheckpoint, loaders: dict
-) -> tuple[float, float]:
+) -> tuple[float, float, int]:
     """Validation and test loss of the best checkpoint by val_loss (the final weights if no validation
-    ran), so the numbers describe exactly the model that is exported."""
+    ran), so the numbers describe exactly the model that is exported, and that checkpoint's step."""
+    step = trainer.global_step
     if best.best_model_path and os.path.exists(best.best_model_path):  # a resumed, finished run may name a replaced one
-        module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
+        ckpt = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(ckpt["state_dict"])
+        step = int(ckpt["global_step"])
     val_loss = trainer.validate(module, loaders["validation"], verbose=False)[0]["val_loss"]
     test_loss = trainer.test(module, loaders["test"], verbose=False)[0]["test_loss"]
-    return val_loss, test_loss
+    return val_loss, test_loss, step
+
+
+def bytes_per_token(tokens) -> float | None:
+    """UTF-8 bytes of text per token of a split (its shards' tokenize metadata beside ``index.json``):
+    turns nats per token into bits per byte. None when the split has no such metadata (a bare .bin)."""
+    path = os.fspath(tokens)
+    index = path if path.endswith("index.json") else os.path.join(path, "index.json")
+    try:
+        with open(index, encoding="utf-8") as fh:
+            shards = json.load(fh)["shards"]
+        metas = []
+        for shard in shards:
+            with open(os.path.join(os.path.dirname(index), f"{shard['name']}.json"), encoding="utf-8") as fh:
+                metas.append(json.load(fh))
+        n_bytes, n_tokens = sum(m["n_bytes"] for m in metas), sum(m["n_tokens"] for m in metas)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return n_bytes / n_tokens if n_tokens and n_bytes else None
+
+
+def bits_per_byte(nats_per_token: float, per_token: float | None) -> float | None:
+    """Bits per byte of text (the end-of-document token's loss included): tokenizer-independent quality."""
+    return nats_per_token / math.log(2) / per_token if per_token else None
 
 
 def keep_log_history(csv_log: str, history: pd.DataFrame | None, resumed_from: int) -> None:
@@ -191,6 +228,7 @@ def train_run(
     require_device("training.accelerator", settings["accelerator"])
     if threads:
         torch.set_num_threads(threads)
+    adopt("lightning", "lightning.pytorch", "lightning.fabric")  # else its console prints "Seed set" twice
     L.seed_everything(seed, workers=True)
     os.makedirs(run_dir, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -212,7 +250,8 @@ def train_run(
         log.warning("resuming %s from %s", run_dir, last)
         history = pd.read_csv(csv_log) if os.path.exists(csv_log) else None
     resume, failures = ResumeState(loaders["train"].sampler, identity), RankFailures(scratch_dir)
-    trainer, watch = build_trainer(settings, run_dir, scratch_dir, [resume, failures, *(callbacks or [])])
+    timer = StepTimer()
+    trainer, watch = build_trainer(settings, run_dir, scratch_dir, [resume, failures, timer, *(callbacks or [])])
 
     # 3. fit, evaluate; a failing rank's traceback reaches the log whole, labelled with its rank
     em = emissions or {}
@@ -220,10 +259,9 @@ def train_run(
         failures.first_failure(trainer),
         track_emissions(run_dir, em.get("enabled", True), em.get("country_iso_code", "USA")) as carbon,
     ):
-        start = time.perf_counter()
         trainer.fit(module, loaders["train"], loaders["validation"], ckpt_path=last)
-        session_time = time.perf_counter() - start
-        val_loss, test_loss = evaluate_best(trainer, module, watch["best"], loaders)
+        load = machine_load()  # as training ended: the 1-minute average covers its last minute
+        val_loss, test_loss, exported_step = evaluate_best(trainer, module, watch["best"], loaders)
     if not trainer.is_global_zero:  # several processes (DDP): one writes, or their renames collide
         return {}
 
@@ -247,9 +285,12 @@ def train_run(
         )
 
     world, seq_len = trainer.world_size, settings["seq_len"]
-    steps_here = trainer.global_step - resumed_from
     tokens_per_step = settings["batch_size"] * settings["accumulate_grad_batches"] * seq_len * world
     early, best = watch["early_stopping"], watch["best"]
+    flops_per_token = train_flops_per_token(arch, kwargs, seq_len, trainer.strategy.root_device.type)
+    speed = timer.summary(settings["batch_size"] * seq_len * world)  # per batch: one micro-batch on every rank
+    threads = torch.get_num_threads()
+    val_bytes = bytes_per_token(tokens["validation"])
     metrics = {
         "arch": arch,
         "seed": seed,
@@ -257,25 +298,40 @@ def train_run(
         "model_config": kwargs,
         "params_total": count_parameters(module.model, include_embeddings=True),
         "params_non_embedding": count_parameters(module.model, include_embeddings=False),
-        "global_step": trainer.global_step,
+        # Counts of the exported checkpoint (the best by val_loss; FinalValidation puts the last step among
+        # the candidates); trained_steps is how far training went (later steps did not improve val_loss).
+        "global_step": exported_step,
+        "trained_steps": trainer.global_step,
         "resumed_from_step": resumed_from,
         "epochs_completed": trainer.current_epoch,
         "early_stopped": early is not None and early.stopping_reason != EarlyStoppingReason.NOT_STOPPED,
-        "tokens_seen": trainer.global_step * tokens_per_step,  # at the current world size
+        "tokens_seen": exported_step * tokens_per_step,  # at the current world size
+        "train_flops": exported_step * tokens_per_step * flops_per_token if flops_per_token else None,
         "train_time_s": resume.train_time(),  # summed over restarts
-        "tokens_per_s": steps_here * tokens_per_step / session_time if session_time > 0 else None,
+        # training steps of this session only (StepTimer): not validation, checkpoint writes, carbon tracking
+        **speed,
+        # the job's threads: every process of this node (DDP) runs `threads` of them
+        "timing_flag": timing_flag(
+            (load["load_avg"] or [None])[0],
+            threads * max(1, trainer.num_devices),
+            speed["train_step_ms_p10"],
+            speed["train_step_ms_p90"],
+        ),
         "val_loss": val_loss,
         "val_ppl": float(torch.tensor(val_loss).exp()),
         "best_val_loss": float(best.best_model_score) if best.best_model_score is not None else val_loss,
         "test_loss": test_loss,
         "test_ppl": float(torch.tensor(test_loss).exp()),
+        "val_bytes_per_token": val_bytes,
+        "val_bits_per_byte": bits_per_byte(val_loss, val_bytes),
+        "test_bits_per_byte": bits_per_byte(test_loss, bytes_per_token(tokens["test"])),
         "uniform_loss": float(torch.tensor(float(len(tokenizer))).log()),
         "best_checkpoint": best.best_model_path or None,
         "device": str(trainer.strategy.root_device),
         "world_size": world,
         "world_sizes": resume.world_sizes,  # at the first start, then at every resume
-        "threads": torch.get_num_threads(),
-        "train_flops_per_token": train_flops_per_token(arch, kwargs, seq_len, trainer.strategy.root_device.type),
+        "threads": threads,
+        "train_flops_per_token": flops_per_token,
         **carbon,
         "provenance": provenance_block(
             settings=settings,
@@ -284,6 +340,7 @@ def train_run(
             device=trainer.strategy.root_device,
             precision=str(settings["precision"]),
             started=started,
+            load=load,
         ),
     }
     write_json(metrics, os.path.join(run_dir, "metrics.json"))

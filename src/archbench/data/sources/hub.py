@@ -7,6 +7,7 @@ import fnmatch
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import urllib.error
@@ -14,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from archbench import hub as hf
-from archbench.data.readers import Limits, accepted, file_format, name_shards, read_file
+from archbench.data.readers import GLOB_MAGIC, Limits, accepted, file_format, name_shards, read_file
 from archbench.data.sources.base import DataSource
 from archbench.errors import ConfigError, DataError
 from archbench.io import write_json
@@ -38,28 +39,48 @@ def check_hub_reachable(timeout: float = 3.0) -> None:
         raise DataError(f"the Hugging Face hub ({endpoint}) is unreachable ({reason}); {LOCAL_HINT}") from None
 
 
-def expand_classes(pattern: str) -> list[str] | None:
-    """All names a glob made only of literals and ``[...]`` classes can match, or None when it has
-    ``*`` / ``?`` (then only a listing of the repository can say). ``c4-train.0000[0-2]`` -> 3 names."""
+MAX_OFFLINE_NAMES = 10_000  # names a [...] pattern may expand to without a listing (C4: 1,024 a split)
+
+
+def _classes(pattern: str) -> list[list[str]] | None:
+    """A glob of literals and ``[...]`` classes as its parts (each a list of alternatives), or None
+    when it has ``*`` / ``?`` / a negated class (then only a listing of the repository can say)."""
     if "*" in pattern or "?" in pattern:
         return None
     parts, i = [], 0
     for m in re.finditer(r"\[([^\]]+)\]", pattern):
         parts.append([pattern[i : m.start()]])
-        body, chars = m.group(1), []
+        body, chars = m.group(1), set()
         if body.startswith(("!", "^")):
             return None
         k = 0
         while k < len(body):
             if k + 2 < len(body) and body[k + 1] == "-":
-                chars += [chr(c) for c in range(ord(body[k]), ord(body[k + 2]) + 1)]
+                chars.update(chr(c) for c in range(ord(body[k]), ord(body[k + 2]) + 1))
                 k += 3
             else:
-                chars.append(body[k])
+                chars.add(body[k])
                 k += 1
-        parts.append(sorted(set(chars)))
+        parts.append(sorted(chars))
         i = m.end()
     parts.append([pattern[i:]])
+    return parts
+
+
+def expand_classes(pattern: str, limit: int | None = None) -> list[str] | None:
+    """All names a glob made only of literals and ``[...]`` classes can match, or None when it has
+    ``*`` / ``?`` (then only a listing of the repository can say). ``c4-train.0000[0-2]`` -> 3 names.
+    More than ``limit`` names is a DataError, counted before any is built."""
+    parts = _classes(pattern)
+    if parts is None:
+        return None
+    count = math.prod(len(p) for p in parts)
+    if limit is not None and count > limit:
+        raise DataError(
+            f"data.hub.files pattern {pattern!r} names {count} files, more than {limit} can be planned "
+            "without the repository's listing (offline); run once online (the listing is kept) or name "
+            "fewer files"
+        )
     return ["".join(p) for p in itertools.product(*parts)]
 
 
@@ -72,27 +93,36 @@ def hub_fs():
 def hub_files(hub: dict, results: str) -> list[str]:
     """Repository paths of the hub dataset's data files selected by ``data.hub.files``.
 
-    A pattern of literals and ``[...]`` classes (C4's ``en/c4-train.0000[0-7]-of-01024.json.gz``) expands
-    without the network, so dry runs work offline. A ``*`` / ``?`` pattern needs the repository's file
-    list: it is fetched once at parse time and kept in ``{results}/data/hub_listing.json`` (the shard
-    list must be known when the DAG is built; a checkpoint would hide every per-shard job from dry runs
-    and Slurm job counts, and a kept listing also pins the shard list if the repository grows later).
-    Delete that file to list again. ``data.hub.files`` null means ``{subset}/*{split}*``.
+    Patterns are matched (``fnmatch``) against the repository's file list, never enumerated: it is
+    fetched once at parse time and kept in ``{results}/data/hub_listing.json`` (the shard list must be
+    known when the DAG is built; a checkpoint would hide every per-shard job from dry runs and Slurm job
+    counts, and a kept listing also pins the shard list if the repository grows later). Delete that
+    file to list again. Offline without a kept listing, a pattern of literals and ``[...]`` classes
+    (C4's ``en/c4-train.0000[0-7]-of-01024.json.gz``) expands to at most MAX_OFFLINE_NAMES names, so
+    dry runs work offline; a ``*`` / ``?`` pattern needs the listing. ``data.hub.files`` null means
+    ``{subset}/*{split}*``.
     """
     patterns = hub.get("files")
     if not patterns:
         split = hub.get("split") or "train"
         patterns = f"{hub['subset']}/*{split}*" if hub.get("subset") else f"*{split}*"
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
-    expanded = [expand_classes(p) for p in patterns]
-    if all(e is not None for e in expanded):
-        files = sorted({f for e in expanded for f in e})
+    listing = hub_listing(hub, results, required=False)  # kept, or listed now; None offline
+    if listing is None and all(_classes(p) is not None for p in patterns):
+        files = sorted({f for p in patterns for f in expand_classes(p, MAX_OFFLINE_NAMES)})
     else:
-        listing = hub_listing(hub, results)["files"]
-        files = sorted({f for f in listing if any(fnmatch.fnmatchcase(f, p) for p in patterns)})
+        listing = listing or hub_listing(hub, results)  # offline: the error naming the way out
+        names = listing["files"]
+        for p in patterns:
+            if not GLOB_MAGIC.search(p) and p not in names:
+                raise DataError(
+                    f"data.hub.files: {p} is not in {hub['name']} at commit {listing['commit']} "
+                    f"(listing kept in {results}/data/hub_listing.json)"
+                )
+        files = sorted({f for f in names if any(fnmatch.fnmatchcase(f, p) for p in patterns)})
         if not files:
             raise DataError(
-                f"data.hub.files {patterns} matched none of the {len(listing)} files of "
+                f"data.hub.files {patterns} matched none of the {len(names)} files of "
                 f"{hub['name']} (listing kept in {results}/data/hub_listing.json)"
             )
     for f in files:

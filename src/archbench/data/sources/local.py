@@ -4,10 +4,11 @@ sliced (``data.shard_size_mb``)."""
 
 from __future__ import annotations
 
-import glob
 import os
+import re
 
 from archbench.data.readers import (
+    GLOB_MAGIC,
     Limits,
     file_format,
     group_small,
@@ -20,6 +21,8 @@ from archbench.data.readers import (
 from archbench.data.sources.base import DataSource
 from archbench.errors import ConfigError, DataError
 
+_BRACES = re.compile(r"[{}]")
+
 
 class LocalSource(DataSource):
     name = "local"
@@ -28,7 +31,9 @@ class LocalSource(DataSource):
     def check_config(self, data: dict, settings: list[dict]) -> None:
         self._require_path(data)
         path = data["path"]
-        if not (os.path.exists(path) or glob.glob(path, recursive=True)):
+        # A glob is matched (bounded) by plan; here only its literal leading folder must exist (no walk).
+        literal = path if not GLOB_MAGIC.search(path) else os.path.dirname(path[: GLOB_MAGIC.search(path).start()])
+        if not os.path.exists(literal or "."):
             raise ConfigError(
                 f"config key 'data.path': '{path}' does not exist (relative paths are read from {os.getcwd()})"
             )
@@ -47,10 +52,21 @@ class LocalSource(DataSource):
         entries = group_small(
             [(f, slices(f, *file_format(f), shard_bytes)) for f in files], int(min_mb * 2**20) if min_mb else None
         )
-        return name_shards(entries, self.name)
+        shards = name_shards(entries, self.name)
+        for spec in shards.values():
+            untracked = [f for f in self._files(spec) if _BRACES.search(f)]
+            if untracked:  # Snakemake cannot name these: their size and time stand in (params rerun)
+                spec["untracked"] = {f: [os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in untracked}
+        return shards
+
+    @staticmethod
+    def _files(shard: dict) -> list[str]:
+        return shard.get("files") or [shard["path"]]
 
     def inputs(self, shard: dict) -> list[str]:
-        return shard.get("files") or [shard["path"]]
+        """The shard's files, but not one whose name holds ``{...}``: Snakemake reads that as a wildcard
+        in an input path (no escape exists), so the file's size and mtime in the spec track it."""
+        return [f for f in self._files(shard) if not _BRACES.search(f)]
 
     def read(self, shard: dict, data: dict, limits: Limits):
         for part in shard_files(shard):

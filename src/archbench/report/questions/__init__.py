@@ -1,4 +1,4 @@
-"""The architecture questions: length extrapolation, scaling, recall, decode throughput vs batch.
+"""The architecture questions: length extrapolation, scaling, recall, decode throughput vs batch, compute.
 
 One module per question (``QUESTIONS``: name -> module). Each module has ``EVALUATION`` (the name of
 the evaluation whose per-run files it reads, or None) and ``answer(files, runs, png, csv, **settings)``
@@ -16,7 +16,7 @@ import json
 import os
 
 from archbench.io import write_json
-from archbench.report.questions import length, recall, reproduction, scaling, throughput
+from archbench.report.questions import compute, length, recall, reproduction, scaling, throughput
 from archbench.report.questions.runs import runs_frame
 
 # reproduction last: it reads the other questions' answers (scaling's held-out check)
@@ -25,6 +25,7 @@ QUESTIONS = {
     "scaling": scaling,
     "recall": recall,
     "throughput": throughput,
+    "compute": compute,
     "reproduction": reproduction,
 }
 
@@ -72,5 +73,8 @@ def summary_section(questions_json: str | None, base: str) -> list[str]:
     with open(questions_json, encoding="utf-8") as fh:
         data = json.load(fh)
     lines = ["## The architecture questions", ""]
-    lines += [f"- {data[q]['sentence']} ([plot]({os.path.relpath(path, base)}))" for q, path in data["plots"].items()]
+    for q, path in data["plots"].items():
+        # no link to a placeholder figure: an unmeasured question's sentence says what would measure it
+        measured = data[q].get("measured", "was not measured" not in data[q]["sentence"])
+        lines.append(f"- {data[q]['sentence']}" + (f" ([plot]({os.path.relpath(path, base)}))" if measured else ""))
     return lines + [""]

@@ -1,10 +1,15 @@
 """Length extrapolation: loss at k x the training length (``length.json`` of each run).
 
-The headline compares the loss on the positions *beyond* the training length at k x (the buckets that
-start at or after ``seq_len``, weighted by their scored positions) with the loss on the last half of
-the training length at 1x (``tail_loss``): a mean over the whole context would dilute a degradation
-with the positions the model was trained on. Each architecture is shown at its grid point with the
-lowest validation loss."""
+The headline is the same-target comparison of :mod:`archbench.evaluation.length`: the last ``seq_len``
+targets of windows inside one document, read with k x the training length of context minus read
+with the training length (1x). Negative: the longer context helps; positive: reading past the
+training length hurts. The 95% interval is a bootstrap over windows (pooled over the seeds); the
+position-free controls (unigram / bigram on the same windows) are printed beside it, and an interval
+that covers the control reads "no effect detectable". (The earlier headline, positions beyond T at
+k x vs the last half of T at 1x, read different tokens with different context: unigram / bigram
+models scored -0.027 / -0.011 nats through it.) The sentence and the figure use the same multiplier
+(``report.headline_multiplier`` where measured, else the longest). Each architecture is shown at its
+grid point with the lowest validation loss."""
 
 from __future__ import annotations
 
@@ -18,6 +23,52 @@ from archbench.report.figures import best_points, empty, save, style, write_csv
 from archbench.report.questions.runs import load
 
 EVALUATION = "length"
+BOOTSTRAP = 2000
+
+
+def bootstrap_interval(values, iters: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile bootstrap interval of the mean of ``values`` (None below 2 values)."""
+    x = np.asarray([v for v in values if v is not None], float)
+    if len(x) < 2:
+        return None
+    means = x[np.random.default_rng(seed).integers(0, len(x), (iters, len(x)))].mean(1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def same_targets(docs: list[dict], k: int) -> dict | None:
+    """The headline of one architecture at multiplier ``k`` from its runs' length.json (seeds pooled):
+    {delta, interval, n_windows, n_seeds, aligned, control: {name: mean}, covers_control}."""
+    st = [e["same_targets"] for d in docs for e in d["entries"] if e.get("multiplier") == k and e.get("same_targets")]
+    st = [x for x in st if "far" in x]
+    if not st:
+        return None
+    delta = [f - n for x in st for f, n in zip(x["far"], x["near"])]
+    iv = bootstrap_interval(delta)
+    control = {
+        name: float(np.mean([v for x in st for v in x.get("control", {}).get(name, [])]))
+        for name in ("unigram", "bigram")
+        if any(x.get("control", {}).get(name) for x in st)
+    }
+    covers = iv is not None and all(iv[0] <= c <= iv[1] for c in control.values()) if control else None
+    return {
+        "delta": float(np.mean(delta)),
+        "interval": iv,
+        "n_windows": len(delta),
+        "n_seeds": len(st),
+        "aligned": all(x.get("aligned") for x in st),
+        "control": control,
+        "covers_control": covers,
+    }
+
+
+def _same_target_text(name: str, h: dict, k: int) -> str:
+    iv = h["interval"]
+    number = f"{h['delta']:+.3f}" + (f" [{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else " (no interval: < 2 windows)")
+    where = f"{h['n_windows']} windows, {h['n_seeds']} seed(s)" + ("" if h["aligned"] else ", windows cross documents")
+    if h["covers_control"]:
+        return f"{name}: no effect detectable at {k}x ({number} nats; {where})"
+    return f"{name} {number} nats at {k}x ({where})"
 
 
 def beyond_loss(entry: dict, seq_len: int) -> float | None:
@@ -54,7 +105,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
     if table.empty:
         write_csv(table, csv)
         empty(png, "no length.json: enable length.enabled")
-        return {"sentence": "Length extrapolation was not measured (length.enabled is false)."}
+        return {"measured": False, "sentence": "Length extrapolation was not measured (length.enabled is false)."}
     per = (
         table.groupby(["arch", "point", "multiplier", "context"], sort=False, dropna=False)
         .agg(
@@ -71,20 +122,21 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
     write_csv(per, csv)
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    facts, parts = {}, []
+    facts, parts, controls = {}, [], []
     for arch in dict.fromkeys(table["arch"]):
         point = best.get(arch) or table.loc[table["arch"] == arch, "point"].iloc[0]
         mine = [d for run, d in data if run["arch"] == arch and run["point"] == point]
         ok = [e for e in mine[0]["entries"] if "mean_loss" in e]
         if not ok:
             continue
-        longest = max(e["multiplier"] for e in ok)
+        measured = {e["multiplier"] for e in ok}
+        k = headline_multiplier if headline_multiplier in measured else max(measured)  # figure = sentence
         col, name = style(arch)
-        # mean over seeds of the per-bucket loss at the longest context the model can read
-        buckets = [[b for e in d["entries"] if e.get("multiplier") == longest for b in e["buckets"]] for d in mine]
+        # mean over seeds of the per-bucket loss at that context
+        buckets = [[b for e in d["entries"] if e.get("multiplier") == k for b in e["buckets"]] for d in mine]
         x = [math.sqrt((b["start"] + 1) * b["end"]) for b in buckets[0]]
         y = np.exp(np.mean([[b["loss"] for b in bs] for bs in buckets], axis=0))
-        ax.plot(x, y, "o-", color=col, label=f"{name} ({longest}x)")
+        ax.plot(x, y, "o-", color=col, label=f"{name} ({k}x)")
         rows_a = per[(per["arch"] == arch) & (per["point"] == point)].set_index("multiplier")
         f = {
             "point": point,
@@ -94,13 +146,16 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
             "beyond_loss": {int(k): (None if pd.isna(v) else float(v)) for k, v in rows_a["beyond_loss"].items()},
             "skipped": {int(k): v for k, v in rows_a["skipped"].items() if isinstance(v, str)},
         }
+        h = same_targets(mine, k)
+        f["headline"] = {"multiplier": k, **h} if h else None
         facts[arch] = f
-        k = headline_multiplier if headline_multiplier in f["loss"] else longest
-        one, far = f["tail_loss"].get(int(per["multiplier"].min())), f["beyond_loss"].get(k)
-        if far is not None and one is not None:
-            parts.append(f"{name} {far:.3f} vs {one:.3f} nats ({far - one:+.3f}) at {k}x")
-        elif k in f["skipped"]:
-            parts.append(f"{name} cannot read {k}x (learned positions end at its training length)")
+        if h:
+            parts.append(_same_target_text(name, h, k))
+            controls.append(h["control"])
+        elif headline_multiplier in f["skipped"]:
+            parts.append(f"{name} cannot read {headline_multiplier}x (learned positions end at its training length)")
+        elif k > 1:
+            parts.append(f"{name}: no same-target windows in length.json at {k}x (re-run its length job)")
     for s in {f["seq_len"] for f in facts.values()}:
         ax.axvline(s, color="k", ls="--", lw=0.8)
     ax.set_xscale("log")
@@ -109,10 +164,18 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
     ax.set_title("Length extrapolation (dashed: training length)")
     ax.legend()
     save(fig, png)
+    control = {
+        name: float(np.mean([c[name] for c in controls if name in c]))
+        for name in ("unigram", "bigram")
+        if any(name in c for c in controls)
+    }
+    control_text = ", ".join(f"{n} {v:+.3f}" for n, v in control.items() if not math.isnan(v)) or "not recorded"
     sentence = (
         (
-            "Length extrapolation (test loss on the positions beyond the training length at k x vs the last "
-            "half of the training length at 1x; grid point selected on validation loss): " + "; ".join(parts) + "."
+            "Length extrapolation (the same target tokens, the last training-length of windows inside one "
+            "document, read with k x the training length of context minus with 1x; nats/token, 95% bootstrap "
+            f"interval over windows; position-free control on the same windows: {control_text}; grid point "
+            "selected on validation loss): " + "; ".join(parts) + "."
         )
         if parts
         else "Length extrapolation: no architecture read past 1x."

@@ -50,6 +50,33 @@ def deviations(generator: dict | None) -> str:
     return ("differs from Zoology's MQAR in: " + "; ".join(out)) if out else "matches Zoology's MQAR settings"
 
 
+def _values(series) -> list:
+    return sorted({v for v in series.dropna()}) if series is not None else []
+
+
+def searched(table: pd.DataFrame, generator: dict | None, top: int, selected_on: str) -> str:
+    """What was searched and seen, in words: the pair counts training saw, the learning rates, widths
+    and seeds searched, and what was selected on validation (only what had more than one value)."""
+    lrs = _values(table.get("learning_rate"))
+    widths = _values(table.get("embed_dim"))
+    seeds = _values(table.get("seed"))
+    trained = (generator or {}).get("pairs")
+    if trained:
+        seen = f"training saw {', '.join(map(str, trained))} pairs"
+        if top not in trained:
+            seen += f" ({top} is a count it never saw)"
+    else:
+        seen = "the pair counts seen in training are not recorded in recall.json"
+    chosen = [name for name, values in (("width", widths), ("learning rate", lrs)) if len(values) > 1]
+    grid = (
+        f"learning rate{'s' if len(lrs) != 1 else ''} {', '.join(f'{v:g}' for v in lrs) or 'unknown'}, "
+        f"width{'s' if len(widths) != 1 else ''} d = {', '.join(f'{v:g}' for v in widths) or 'unknown'}, "
+        f"seed{'s' if len(seeds) != 1 else ''} {', '.join(str(int(v)) for v in seeds)}"
+    )
+    pick = f"{' and '.join(chosen)} selected on {selected_on}" if chosen else "one setting, nothing selected"
+    return f"{seen}; searched {grid}; {pick}"
+
+
 def _knobs(archs) -> str:
     """Each architecture's parameter-matching knob (registry ``width_knob``; used with model.match_params)."""
     knobs = [f"{style(a)[1]} {ARCHS[a].width_knob}" for a in archs if a in ARCHS and ARCHS[a].width_knob]
@@ -68,6 +95,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
                     "point": run["point"],
                     "seed": run["seed"],
                     "embed_dim": run["embed_dim"],
+                    "learning_rate": run.get("learning_rate"),
                     "val_loss": run["val_loss"],
                     "state_bytes": d.get("state_bytes"),
                     "validation_accuracy": validation.get(int(e["pairs"])),
@@ -79,8 +107,9 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         write_csv(table, csv)
         empty(png, "no recall.json: set data.source: mqar (config/presets/mqar.yaml)")
         return {
+            "measured": False,
             "sentence": "Associative recall was not measured (it needs data.source: mqar, see "
-            "config/presets/mqar.yaml)."
+            "config/presets/mqar.yaml).",
         }
     per = (
         table.groupby(["arch", "embed_dim", "point", "pairs"], sort=False, dropna=False)
@@ -165,7 +194,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
     ]
     knobs = _knobs(facts)
     sentence = (
-        f"Associative recall at {top} key-value pairs (width and learning rate selected on {selected_on}; "
+        f"Associative recall at {top} key-value pairs ({searched(table, generator, top, selected_on)}; "
         f"test accuracy reported; chance {per['chance'].iloc[0]:.1%}): "
         + "; ".join(parts)
         + ". "

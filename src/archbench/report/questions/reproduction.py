@@ -481,4 +481,5 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, reproduce=None, answer
         )
     else:
         sentence = "Reproduction: no published claim is checked by this run (config/presets/reproduce-*.yaml)."
-    return {"claims": table.to_dict("records"), "claim": mine, "sentence": sentence}
+    # measured: summary.md links the figure only when this run checks a claim
+    return {"claims": table.to_dict("records"), "claim": mine, "measured": bool(mine), "sentence": sentence}

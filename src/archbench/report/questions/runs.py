@@ -13,6 +13,10 @@ import os
 
 import pandas as pd
 
+# The model-shape settings that define a size: a scaling ladder's sizes are joined across architectures
+# by these grid values (never by position, nor by parameter counts, which matching leaves ~0.1% apart).
+SIZE_KEYS = ("embed_dim", "ffn_dim", "heads", "layers")
+
 COLUMNS = [
     "run_dir",
     "arch",
@@ -25,6 +29,7 @@ COLUMNS = [
     "tokens",
     "flops",
     "embed_dim",
+    "learning_rate",
 ]
 
 
@@ -49,6 +54,13 @@ def _grid_labels(hparams: list[dict]) -> list[str]:
     return [", ".join(f"{k}={hp.get(k)}" for k in varying) or "default" for hp in hparams]
 
 
+def size_key(hparams: dict, params) -> str:
+    """A run's size as ``embed_dim=.., ffn_dim=.., ...`` of its configured shape (:data:`SIZE_KEYS`);
+    its parameter count when no shape setting was recorded."""
+    shape = [f"{k}={hparams[k]}" for k in SIZE_KEYS if hparams.get(k) is not None]
+    return ", ".join(shape) if shape else f"params={params}"
+
+
 def runs_frame(metrics_paths) -> pd.DataFrame:
     """One row per existing metrics.json: its folder (the join key), identity and the numbers the
     questions use."""
@@ -67,13 +79,14 @@ def runs_frame(metrics_paths) -> pd.DataFrame:
                 "val_loss": m.get("val_loss"),
                 "test_loss": m.get("test_loss"),
                 "params": n,
-                "size_key": n,
+                "size_key": size_key(hp, n),
                 "tokens": m.get("tokens_seen"),
                 # the architecture's own training FLOPs per token (as trained) x tokens seen; older runs: none
                 "flops": m["train_flops_per_token"] * m["tokens_seen"]
                 if m.get("train_flops_per_token") and m.get("tokens_seen")
                 else None,
                 "embed_dim": hp.get("embed_dim"),
+                "learning_rate": hp.get("learning_rate"),
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -38,6 +38,23 @@ def _table(fits: dict) -> pd.DataFrame:
                     "error": f.get("error"),
                 }
             )
+            h = f.get("heldout")
+            if h:
+                rows.append(
+                    {
+                        "x": x,
+                        "kind": "scaling_prediction",
+                        "arch": arch,
+                        "size": h["size"],
+                        "n_seeds": h["n_seeds"],
+                        "predicted": h["predicted"],
+                        "predicted_low": (h["predicted_interval"] or [None, None])[0],
+                        "predicted_high": (h["predicted_interval"] or [None, None])[1],
+                        "measured": h["measured"],
+                        "measured_low": (h["measured_interval"] or [None, None])[0],
+                        "measured_high": (h["measured_interval"] or [None, None])[1],
+                    }
+                )
         for c in out["crossovers"]:
             for p in c["paired"]:
                 rows.append(
@@ -63,6 +80,9 @@ def _table(fits: dict) -> pd.DataFrame:
                     "fit_crossover_extrapolated": c["fit_crossover_extrapolated"],
                     "range_low": (c["range"] or [None, None])[0],
                     "range_high": (c["range"] or [None, None])[1],
+                    "dropped": "; ".join(
+                        f"{arch}: {', '.join(fmt_n(v) for v in sizes)}" for arch, sizes in c.get("dropped", {}).items()
+                    ),
                 }
             )
     return pd.DataFrame(rows)
@@ -83,9 +103,41 @@ def pair_sentence(c: dict) -> str:
         f"{a} − {b} test loss {_interval(first, c['n_seeds'])} at {fmt_n(first['size'])} and "
         f"{_interval(last, c['n_seeds'])} at {fmt_n(last['size'])} parameters"
     )
+    dropped = c.get("dropped") or {}
+    if dropped:
+        evidence += (
+            " (sizes measured by one architecture only, left out: "
+            + "; ".join(f"{style(arch)[1]} {', '.join(fmt_n(v) for v in sizes)}" for arch, sizes in dropped.items())
+            + ")"
+        )
     if c["supported"]:
         return f"{evidence}: they cross inside the measured range, near N ≈ {fmt_n(c['crossover'])} (interpolated)"
     return f"{evidence}: no crossover is supported by the data"
+
+
+def _band(iv) -> str:
+    return f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""
+
+
+def prediction_sentence(fitted: dict) -> str:
+    """The held-out check per architecture: fit without the largest size, predict it."""
+    parts = []
+    for arch, f in fitted.items():
+        h = f.get("heldout")
+        if not h:
+            continue
+        parts.append(
+            f"{style(arch)[1]} predicted {h['predicted']:.3f}{_band(h['predicted_interval'])} vs measured "
+            f"{h['measured']:.3f}{_band(h['measured_interval'])} at {fmt_n(h['size'])}"
+            + ("" if h["predicted_interval"] else f" (no interval: {h['n_seeds']} seed(s), needs ≥ 3)")
+        )
+    if not parts:
+        return "Scaling prediction: needs ≥ 4 sizes (3 to fit, the largest held out)."
+    return (
+        "Scaling prediction (fit on every size but the largest, which it predicts; test loss): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def answer(files, runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e12, **_settings) -> dict:
@@ -105,6 +157,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e
         empty(png, "a scaling fit needs >= 3 model sizes per architecture (config/presets/scaling.yaml)")
         return {
             "fits": {},
+            "measured": False,
             "sentence": "Scaling: no fit — it needs >= 3 model sizes per architecture, this run has "
             + (", ".join(f"{style(a)[1]} {n}" for a, n in sizes.items()) or "none")
             + " (run config/presets/scaling.yaml).",
@@ -170,17 +223,17 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e
         iv = f.get("interval", {}).get("alpha")
         parts.append(
             f"{style(arch)[1]} α = {f['alpha']:.3f}"
-            + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
+            + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else " (no interval: needs ≥ 3 seeds)")
             + f" ({len(f['sizes'])} sizes, {f['n_seeds']} seed(s))"
         )
     descriptive = any(f.get("descriptive") for f in fitted.values())
     note = f"descriptive: fewer than {n_min} sizes; " if descriptive else ""
-    fits_text = f"Fitted exponents ({note}95% intervals include fit uncertainty): " + "; ".join(parts)
+    fits_text = f"Fitted exponents ({note}95% intervals include fit uncertainty): " + "; ".join(parts) + ". "
+    fits_text += prediction_sentence(fitted)
     pairs = "; ".join(pair_sentence(c) for c in fits["params"]["crossovers"])
     sentence = (
         "Scaling (grid point per size selected on validation loss; test loss reported): "
         + (pairs + ". " if pairs else "")
         + fits_text
-        + "."
     )
     return {"fits": fits, "sentence": sentence}
