@@ -1,6 +1,8 @@
 # Report: every run's metrics -> tables (grid_results, seed_summary, comparison) -> plots -> summary.md.
 # Tables and figures are report() outputs, so `snakemake --report report.html` shows them with captions
 # (report/*.rst) under the categories Summary, Quality, Speed, Memory, Carbon.
+from archbench.report.claims import CLAIMS  # torch-free: the published claims, one figure each
+
 REPORT = L.report_dir()
 PLOTS = L.plots_dir()
 EVAL_RUN = L.eval_dir(run_name())  # a pattern over {arch}, {point}, {seed}: run_dirs() / reported() fill it
@@ -148,12 +150,16 @@ PLUGIN_QUESTIONS = {
 }
 
 
+REPRODUCTION_CLAIMS = list(CLAIMS)  # archbench.report.claims
+
+
 rule questions:
     input:
         **{
             name: [f for p in patterns[0] for f in reported(p, patterns[1])] if patterns else []
             for name, patterns in QUESTION_INPUTS.items()
         },
+        latency=rules.collect.input.latency,  # the reproduction question's RetNet-cost claim
         metrics=rules.collect.input.metrics,
     output:
         **{
@@ -215,6 +221,20 @@ rule questions:
             category="Questions",
             subcategory="Compute",
         ),
+        reproduction=report(
+            f"{PLOTS}/reproduction.png",
+            caption="../report/reproduction.rst",
+            category="Questions",
+            subcategory="Reproduction",
+        ),
+        reproduction_table=report(
+            f"{REPORT}/reproduction.csv",
+            caption="../report/reproduction.rst",
+            category="Questions",
+            subcategory="Reproduction",
+        ),
+        # one figure per published claim (archbench.report.questions.reproduction.CLAIMS)
+        reproduction_claims=[f"{PLOTS}/reproduction_{claim}.png" for claim in REPRODUCTION_CLAIMS],
         json=f"{REPORT}/questions.json",
         # a plugin evaluation's question: its figure and table beside the built-in ones
     log:
@@ -223,7 +243,8 @@ rule questions:
         ENV
     params:
         report=config["report"],
-        evaluations=list(QUESTION_INPUTS),
+        evaluations=[*QUESTION_INPUTS, "latency"],
+        reproduce=config.get("reproduce", {}),
         # a plugin evaluation's question module, for write_questions(..., extra=): the built-in
         # questions (archbench.report.questions) are known to the report by name
         extra=PLUGIN_QUESTIONS,

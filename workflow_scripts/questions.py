@@ -1,4 +1,4 @@
-"""rule questions: metrics + length / throughput / recall files -> one figure + table per question, questions.json."""
+"""rule questions: metrics + length / throughput / recall / latency files -> one figure + table per question, questions.json."""
 
 from archbench.logs import job_logging
 
@@ -13,4 +13,5 @@ write_questions(
     max_params=snakemake.params.report["crossover_max_params"],
     headline_multiplier=snakemake.params.report["headline_multiplier"],
     extra=snakemake.params.extra,
+    reproduce=snakemake.params.reproduce,
 )

@@ -16,10 +16,18 @@ import json
 import os
 
 from archbench.io import write_json
-from archbench.report.questions import compute, length, recall, scaling, throughput
+from archbench.report.questions import compute, length, recall, reproduction, scaling, throughput
 from archbench.report.questions.runs import runs_frame
 
-QUESTIONS = {"length": length, "scaling": scaling, "recall": recall, "throughput": throughput, "compute": compute}
+# reproduction last: it reads the other questions' answers (scaling's held-out check)
+QUESTIONS = {
+    "length": length,
+    "scaling": scaling,
+    "recall": recall,
+    "throughput": throughput,
+    "compute": compute,
+    "reproduction": reproduction,
+}
 
 __all__ = ["QUESTIONS", "runs_frame", "summary_section", "write_questions"]
 
@@ -31,6 +39,7 @@ def write_questions(
     max_params: float = 1e12,
     headline_multiplier: int = 4,
     extra: dict[str, str] | None = None,
+    reproduce: dict | None = None,
 ) -> dict:
     """Every figure / table named in ``out`` (per question ``<name>`` and ``<name>_table``, plus
     ``json``) and ``questions.json``.
@@ -41,16 +50,17 @@ def write_questions(
     modules = {**QUESTIONS, **{name: importlib.import_module(ref) for name, ref in (extra or {}).items()}}
     runs = runs_frame(metrics)
     settings = {"max_params": max_params, "headline_multiplier": headline_multiplier}
-    result = {
-        name: module.answer(
-            files.get(module.EVALUATION) if module.EVALUATION else None,
-            runs,
-            out[name],
-            out[f"{name}_table"],
-            **settings,
+    result = {}
+    modules = {n: m for n, m in modules.items() if n in out or not getattr(m, "OPTIONAL_OUTPUT", False)}
+    for name, module in modules.items():
+        if hasattr(module, "EVALUATIONS"):
+            given = {e: files.get(e) for e in module.EVALUATIONS}
+        else:
+            given = files.get(module.EVALUATION) if module.EVALUATION else None
+        more = (
+            {"reproduce": reproduce or {}, "answers": dict(result)} if getattr(module, "READS_ANSWERS", False) else {}
         )
-        for name, module in modules.items()
-    }
+        result[name] = module.answer(given, runs, out[name], out[f"{name}_table"], **settings, **more)
     result["plots"] = {name: out[name] for name in modules}
     write_json(result, out["json"])
     return result
