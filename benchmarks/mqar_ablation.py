@@ -121,7 +121,7 @@ def v_no_ffn_subln(model):
 
 
 def _subln_off():
-    """The proposed fix (docs/transformer-fix.diff): torchscale's DecoderConfig(subln=False), i.e. neither
+    """What `model.subln: false` builds: torchscale's DecoderConfig(subln=False), i.e. neither
     sub-LN's LayerNorms nor its init multiplier (Decoder.__init__ reads args.subln for both)."""
     from archbench.models.transformer import TransformerConfig
 

@@ -137,6 +137,7 @@ def test_count_parameters_matches_closed_form(arch):
         {},
         {"tie_word_embeddings": True},
         {"value_embed_dim": 96, "layers": 3} if arch == "retnet" else {"position": "learned", "layers": 3},
+        *([{"subln": False}] if arch == "transformer" else []),  # no Sub-LN LayerNorms (model.subln)
     ):
         kw = {**SMALL, **extra}
         with torch.device("meta"):

@@ -220,6 +220,29 @@ def test_scaling_prediction_is_not_measured_without_a_held_out_check(tmp_path):
     assert claim_png("a/plots/reproduction.png", "x") == "a/plots/reproduction_x.png"
 
 
+@pytest.mark.parametrize(
+    "band,verdict", [((2.9, 3.1), "reproduced"), ((2.5, 2.9), "not reproduced"), (None, "inconclusive")]
+)
+def test_scaling_prediction_verdict_reads_the_scaling_questions_held_out_check(tmp_path, band, verdict):
+    from archbench.report.questions.scaling import held_out_rows
+
+    heldout = {
+        "size": 1.0e6,
+        "n_seeds": 3 if band else 1,
+        "predicted": 3.0,
+        "predicted_interval": list(band) if band else None,
+        "measured": 3.05,
+        "measured_interval": None,
+    }
+    answers = {"scaling": {"held_out": held_out_rows({"retnet": {"heldout": heldout}, "llama": {}})}}
+    row = reproduction.scaling_prediction(answers, {}, str(tmp_path / "s.png"))
+    assert row["verdict"] == verdict
+    expected = "RetNet predicted 3.000 " + (
+        f"[{band[0]:.3f}, {band[1]:.3f}]" if band else "(no interval: needs >= 3 seeds)"
+    )
+    assert row["ours"] == expected + ", observed 3.050"
+
+
 @pytest.mark.parametrize("claim", list(CLAIMS))
 def test_each_preset_names_its_claim_rule_and_cost(claim):
     text = (REPO / "config" / "presets" / PRESETS[claim]).read_text()

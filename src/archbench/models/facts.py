@@ -11,7 +11,8 @@ from __future__ import annotations
 from .constraints import value_embed_dim
 
 RETNET_BLOCK = "RetNet block (GLU FFN, RMSNorm, no biases)"
-TORCHSCALE_BLOCK = "torchscale Transformer block (GELU FFN, LayerNorm, biases)"
+TORCHSCALE_BLOCK = "torchscale Transformer block (GELU FFN, LayerNorm, biases, Sub-LN)"
+TORCHSCALE_BLOCK_NO_SUBLN = "torchscale Transformer block without Sub-LN (GELU FFN, LayerNorm, biases)"
 
 
 def embedding_parameters(s: dict, learned_positions: bool = False) -> int:
@@ -33,6 +34,8 @@ def transformer_params(s: dict, include_embeddings: bool = True) -> int:
     D, F, L = s["embed_dim"], s["ffn_dim"], s["layers"]
     if s.get("block") == "retnet":
         n = L * (4 * D * D + 3 * D * F + 2 * D) + D
+    elif s.get("subln") is False:  # no Sub-LN LayerNorms: 2 F + 2 D fewer per layer
+        n = L * (4 * D * D + 2 * D * F + F + 9 * D) + 2 * D
     else:
         n = L * (4 * D * D + 2 * D * F + 3 * F + 11 * D) + 2 * D
     learned = s.get("position") == "learned"
@@ -40,7 +43,9 @@ def transformer_params(s: dict, include_embeddings: bool = True) -> int:
 
 
 def _attention_block(s: dict) -> str:
-    return RETNET_BLOCK if s.get("block") == "retnet" else TORCHSCALE_BLOCK
+    if s.get("block") == "retnet":
+        return RETNET_BLOCK
+    return TORCHSCALE_BLOCK_NO_SUBLN if s.get("subln") is False else TORCHSCALE_BLOCK
 
 
 def retnet_describe(s: dict | None = None) -> dict:

@@ -374,17 +374,25 @@ def scaling_prediction(answers: dict, rule: dict, png: str) -> dict:
         inside.append(bool(ok))
         lo, hi = h.get("lo"), h.get("hi")
         name = style(h.get("arch", "?"))[1]
-        parts.append(f"{name} predicted {h.get('predicted')} [{lo}, {hi}], observed {h.get('observed')}")
+        num = lambda v: "?" if v is None else f"{v:.3f}"  # noqa: E731
+        band = f" [{num(lo)}, {num(hi)}]" if lo is not None else " (no interval: needs >= 3 seeds)"
+        parts.append(f"{name} predicted {num(h.get('predicted'))}{band}, observed {num(h.get('observed'))}")
         if h.get("predicted") is not None:
             ax.errorbar(
                 i,
                 h["predicted"],
-                yerr=[[h["predicted"] - (lo or h["predicted"])], [(hi or h["predicted"]) - h["predicted"]]],
+                # a bootstrap band need not contain the point fit: clip the bars at 0
+                yerr=[
+                    [max(0.0, h["predicted"] - (lo or h["predicted"]))],
+                    [max(0.0, (hi or h["predicted"]) - h["predicted"])],
+                ],
                 fmt="o",
             )
         if h.get("observed") is not None:
             ax.plot(i, h["observed"], "kx")
-    verdict = "reproduced" if inside and all(inside) else "not reproduced"
+    # No predicted interval (fewer than 3 seeds): nothing to be inside of
+    undecided = any(h.get("inside", h.get("within")) is None for h in rows)
+    verdict = "inconclusive" if undecided else "reproduced" if inside and all(inside) else "not reproduced"
     ax.set_title(f"Scaling: held-out largest size: {verdict}", fontsize=9)
     ax.set_ylabel("test loss (o predicted with interval, x observed)")
     save(fig, png)

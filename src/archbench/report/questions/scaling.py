@@ -236,4 +236,25 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e
         + (pairs + ". " if pairs else "")
         + fits_text
     )
-    return {"fits": fits, "sentence": sentence}
+    return {"fits": fits, "sentence": sentence, "held_out": held_out_rows(fitted)}
+
+
+def held_out_rows(fitted: dict) -> dict:
+    """The held-out check per architecture (parameter axis), in the shape the reproduction question reads:
+    {arch: {size, n_seeds, predicted, lo, hi, observed, inside}}; inside is None without an interval."""
+    rows = {}
+    for arch, f in fitted.items():
+        h = f.get("heldout")
+        if not h:
+            continue
+        band = h["predicted_interval"]
+        rows[arch] = {
+            "size": h["size"],
+            "n_seeds": h["n_seeds"],
+            "predicted": h["predicted"],
+            "lo": band[0] if band else None,
+            "hi": band[1] if band else None,
+            "observed": h["measured"],
+            "inside": None if band is None else band[0] <= h["measured"] <= band[1],
+        }
+    return rows
