@@ -6,6 +6,7 @@ import re
 
 import yaml
 
+from archbench.evaluation.registry import EVALUATIONS, timing_point
 from workflow_helpers import REPO, snakemake, tiny_config
 
 PRESETS = REPO / "config" / "presets"
@@ -55,15 +56,30 @@ def load(*presets: str) -> dict:
     return merged
 
 
+def expected_timed_runs(preset: dict) -> set[tuple]:
+    """The runs a timed evaluation measures: one per architecture x shape (registry.timing_point: every
+    training axis at its first value), on the first seed."""
+    grid = preset["grid"]
+    config = {"grid": grid, "training": preset.get("training", {})}
+    first = preset["seeds"][0]
+    return {
+        (arch, first, *map(float, timing_point(config, dict(zip(grid, values))).values()))
+        for arch in preset["archs"]
+        for values in itertools.product(*grid.values())
+    }
+
+
 def check_counts(text: str, preset: dict, shards: int = 1) -> dict:
     counts, runs = parse_dry_run(text, list(preset["grid"]))
     expected = expected_runs(preset)
     assert counts["train"] == len(expected)
-    # Every per-run rule (train, and each evaluation rule that exists) has one job per run, no more.
+    # Every per-run rule (train, and each untimed evaluation rule that exists) has one job per run, no
+    # more; a timed one (latency, throughput) one job per architecture x shape.
     assert "train" in runs
     for rule, jobs in runs.items():
-        assert counts[rule] == len(expected), rule
-        assert sorted(jobs) == sorted(expected), rule
+        want = expected_timed_runs(preset) if rule in EVALUATIONS and EVALUATIONS[rule].timed else expected
+        assert counts[rule] == len(want), rule
+        assert sorted(jobs) == sorted(want), rule
     for rule, count in ONCE.items():
         assert counts.get(rule) == count, rule
     for rule, count in PER_SHARD.items():

@@ -93,7 +93,7 @@ def match_width(
     if abs(size(best) - target) > TOLERANCE * target:  # the knob moves in steps too coarse (or not at all)
         raise ConfigError(
             f"model.match_to: {arch} cannot match {reference}'s {target:.6g} {what} within "
-            f"{TOLERANCE:.0%} by turning {knob}: nearest {size(lo):.6g} ({knob}={lo}) and {size(hi):.6g} ({knob}={hi})"
+            f"{TOLERANCE:.0%} by turning {knob}: nearest sizes {size(lo):.6g} ({knob}={lo}) and {size(hi):.6g} ({knob}={hi})"
         )
     return best
 
