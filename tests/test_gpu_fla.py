@@ -70,11 +70,12 @@ def test_model_fla_branch_runs_end_to_end_and_matches_ours(fla_on_cpu):
     model = build_model("retnet", **SMALL).eval()
     x = torch.randint(3, 50, (2, 100))
     with torch.no_grad():
-        fla = model(input_ids=x, retention_mode="chunkwise").logits
+        # use_cache follows the config (True): training's call (no state out) is the one fla serves
+        fla = model(input_ids=x, retention_mode="chunkwise", use_cache=False).logits
         assert len(fla_on_cpu) == SMALL["layers"]  # every layer took the fla branch
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(retention, "FLA_DEVICES", ())
-            ours = model(input_ids=x, retention_mode="chunkwise").logits
+            ours = model(input_ids=x, retention_mode="chunkwise", use_cache=False).logits
     assert len(fla_on_cpu) == SMALL["layers"]
     assert (fla - ours).abs().max().item() <= 1e-4
 
