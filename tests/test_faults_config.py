@@ -159,6 +159,9 @@ def test_results_inside_the_corpus_and_corpus_inside_results_are_refused(tmp_pat
         "outputs as documents; keep the corpus outside the results folder"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]  # nothing written
+    # an existing folder named like a glob is that folder (as the readers take it), not its parent
+    (tmp_path / "brack[1]").mkdir()
+    validate_config(config(tmp_path, results="results", data={"source": "local", "path": "brack[1]"}))
 
 
 # ---- bounded parsing -------------------------------------------------------------------------------

@@ -358,7 +358,9 @@ def _check_apart(folder: Path, results: str, corpus: str) -> None:
     """The corpus (its folder, up to the first glob part) and `results` may not contain each other:
     the pipeline would read its own outputs as documents, or write into the corpus."""
     parts = Path(os.path.abspath(corpus)).parts
-    plain = next((i for i, p in enumerate(parts) if set(p) & set("*?[")), len(parts))
+    # An existing path is literal, as the readers take it (a folder named 'brack[1]' is no glob)
+    exists = os.path.exists(corpus)
+    plain = len(parts) if exists else next((i for i, p in enumerate(parts) if set(p) & set("*?[")), len(parts))
     root = Path(*parts[:plain]).resolve()
     out = folder.resolve()
     if out == root or out.is_relative_to(root):
