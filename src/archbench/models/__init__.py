@@ -69,7 +69,9 @@ def register() -> None:
         cfg.register_for_auto_class()
         model.register_for_auto_class("AutoModelForCausalLM")
         backbone = getattr(model, "backbone_class", None)
-        if backbone is not None:  # archbench's own architectures: the backbone under the head
+        # archbench's own architectures: the backbone under the head. A plugin head that subclasses ours
+        # with a config of its own inherits our backbone (another config class): AutoModel would refuse it
+        if backbone is not None and backbone.config_class is cfg:
             AutoModel.register(cfg, backbone, exist_ok=True)
             backbone.register_for_auto_class("AutoModel")
         _registered.add(name)
