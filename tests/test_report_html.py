@@ -76,8 +76,11 @@ class Chromium:
         while time.monotonic() < deadline:
             children = self.call("Page.getFrameTree")["frameTree"].get("childFrames", [])
             if children:
-                world = self.call("Page.createIsolatedWorld", frameId=children[0]["frame"]["id"])
-                text = self.evaluate("document.body ? document.body.innerText : ''", world["executionContextId"])
+                try:
+                    world = self.call("Page.createIsolatedWorld", frameId=children[0]["frame"]["id"])
+                    text = self.evaluate("document.body ? document.body.innerText : ''", world["executionContextId"])
+                except AssertionError:  # the frame navigated between the two calls: its context is gone
+                    text = ""
                 if text:
                     return text
             time.sleep(0.2)
