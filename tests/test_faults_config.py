@@ -219,14 +219,34 @@ def dry_run(workdir: Path, text: str, *args: str) -> tuple[subprocess.CompletedP
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     with open(workdir / ".out", "w+") as out, open(workdir / ".err", "w+") as err:
         start = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS (KB on Linux)
+        # Linux carries ru_maxrss over fork + exec: a child forked from this (big) pytest would report
+        # pytest's size. A small launcher forks snakemake and reports its own wait4 peak on fd 3.
+        rfd, wfd = os.pipe()
+        child = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, str(wfd), *cmd], stdout=out, stderr=err, env=env, pass_fds=(wfd,)
+        )
+        os.close(wfd)
+        with os.fdopen(rfd) as report:
+            peak_kb = int(report.read() or 0)
+        child.wait()
         seconds = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         proc = subprocess.CompletedProcess(cmd, child.returncode, out.read(), err.read())
     (workdir / ".out").unlink(), (workdir / ".err").unlink()
-    return proc, seconds, usage.ru_maxrss // 1024
+    return proc, seconds, peak_kb // 1024
+
+
+LAUNCH = """
+import os, sys
+fd, cmd = int(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    os.execvp(cmd[0], cmd)
+_, status, usage = os.wait4(pid, 0)
+os.write(fd, str(usage.ru_maxrss).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 def only_the_config_is_left(workdir: Path) -> None:
