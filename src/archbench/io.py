@@ -197,6 +197,25 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def open_locked(path: str | os.PathLike, unnamed: str):
+    """Open ``path`` and take its exclusive POSIX record lock without waiting: (open file, None), or
+    (None, the holder's text) when another live process holds it (``unnamed`` if it wrote none yet)."""
+    import fcntl
+
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open until the process ends
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EAGAIN):
+            handle.close()
+            raise
+        handle.seek(0)
+        holder = handle.read().strip() or unnamed
+        handle.close()
+        return None, holder
+    return handle, None
+
+
 RESULTS_LOCK = ".archbench.lock"
 _HELD: dict[str, object] = {}  # results folder -> its open lock file (closing it would release the lock)
 
@@ -208,20 +227,11 @@ def lock_results(results: str | os.PathLike):
     checkouts, pointed at one shared ``results`` would not see each other. A POSIX record lock
     (``lockf``: also honoured over NFSv4) is released by the kernel when the process dies, so a killed
     run leaves no stale lock. The holder's host, pid and folder are written into the file for the message."""
-    import fcntl
-
     folder = Path(results)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / RESULTS_LOCK
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open until the process ends
-    try:
-        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno not in (errno.EACCES, errno.EAGAIN):
-            raise
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
+    handle, holder = open_locked(path, "another process")
+    if holder is not None:
         from archbench.errors import ArchbenchError
 
         raise ArchbenchError(

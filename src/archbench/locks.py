@@ -18,8 +18,6 @@ so the open handle is kept here and the file is never opened a second time by th
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import socket
 import sys
@@ -27,6 +25,7 @@ import time
 from pathlib import Path
 
 from archbench.errors import ArchbenchError
+from archbench.io import open_locked
 
 _HELD: dict[str, object] = {}  # lock file -> its open handle (closing it would release the lock)
 _RANK_VARIABLES = ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
@@ -65,16 +64,8 @@ def hold_writer(folder: str | os.PathLike, job: str):
     if key in _HELD:
         return _HELD[key]
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open until the process ends
-    try:
-        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        if err.errno not in (errno.EACCES, errno.EAGAIN):
-            handle.close()
-            raise
-        handle.seek(0)
-        holder = handle.read().strip() or "a process that has not written its name yet"
-        handle.close()
+    handle, holder = open_locked(path, "a process that has not written its name yet")
+    if holder is not None:
         raise WriterBusyError(
             f"'{folder}' is being written by another {job} job ({holder}); a second writer would corrupt "
             "it: wait for that job to end, or end it (docs/safety.md), then rerun"
