@@ -29,7 +29,7 @@ rule train:
         L.benchmark("train", RUN)
     conda:
         ENV
-    threads: 2
+    threads: TRAIN["threads"]
     resources:
         **cluster.train_resources(TRAIN),
     params:
