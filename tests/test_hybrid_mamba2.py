@@ -288,3 +288,30 @@ def test_constraints_name_the_keys():
         check({**TINY, "heads": 3, "ssm_head_dim": 16, "attention_every": 2})
     with pytest.raises(ValueError, match="both set"):  # the settings class runs the same rule
         build_model("mamba2", **TINY, attention_every=2, attention_layers=[1])
+
+
+def test_a_grid_axis_checked_at_parse_time(tmp_path):
+    """attention_every is a grid axis like any other (one run per value, the value reaches the model's
+    settings); a bad pattern stops the config at parse time, naming the key."""
+    import yaml
+
+    from archbench.config import grid_points, run_settings, validate_config
+    from archbench.errors import ConfigError
+    from archbench.training.run import model_kwargs
+    from workflow_helpers import tiny_config
+
+    def config(**overrides):
+        path = tiny_config(tmp_path, archs=["mamba2"], model={"layers": 4, "ssm_chunk_size": 32}, **overrides)
+        return yaml.safe_load(path.read_text())
+
+    cfg = config()
+    cfg["grid"]["attention_every"] = [0, 4, 2]
+    cfg = validate_config(cfg)
+    points = grid_points(cfg)
+    assert sorted({p["attention_every"] for p in points}) == [0, 2, 4] and len(points) == 6  # x 2 learning rates
+    settings = run_settings(cfg, next(p for p in points if p["attention_every"] == 4))
+    assert model_kwargs("mamba2", settings, 512)["attention_every"] == 4
+    bad = config()
+    bad["model"]["attention_layers"] = [7]
+    with pytest.raises(ConfigError, match=r"model.attention_every'/'model.attention_layers'.*outside 0\.\.3.*mamba2"):
+        validate_config(bad)
