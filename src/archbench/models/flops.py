@@ -27,7 +27,9 @@ token, tied or not; the embedding lookup is not a product). Per layer and token 
 * Mamba-2's SSD scan (arXiv 2405.21060; transformers' chunked form, chunk Q = ssm_chunk_size, inner
   width I = h p, state N per head channel): ``3 * [2 Q (N h + I) + 4 N I]`` per token for the
   intra-chunk scores, the weighted inputs, the chunk states and their read-out, plus the
-  [c+1, c+1] inter-chunk state product; T is padded to whole chunks. No attention term.
+  [c+1, c+1] inter-chunk state product; T is padded to whole chunks. No attention term, except in a
+  hybrid's attention layers (``model.attention_every``): the softmax term above for each of them, the
+  scan term for each Mamba-2 layer.
 
 Module-level torch-free (the registry and the Snakefile parse import around it).
 """
@@ -39,6 +41,7 @@ import math
 from . import facts
 from .constraints import value_embed_dim
 from .llama import params as llama_params
+from .mamba2 import attention_indices as mamba2_attention
 from .mamba2 import geometry as mamba2_geometry
 from .mamba2 import params as mamba2_params
 
@@ -109,7 +112,13 @@ def mamba2(s: dict, device_type: str = "cpu") -> float:
     inner, h = g["inner"], g["heads"]
     c, padded = _padded(T, Q)
     scan = padded * (2 * Q * (N * h + inner) + 4 * N * inner) + 2 * (c + 1) ** 2 * inner * N
-    return dense(s, mamba2_params(s, include_embeddings=False)) + 3 * scan / T * s["layers"]
+    attn = len(mamba2_attention(s))
+    per_layer_attention = softmax_attention(s) / s["layers"]
+    return (
+        dense(s, mamba2_params(s, include_embeddings=False))
+        + 3 * scan / T * (s["layers"] - attn)
+        + per_layer_attention * attn
+    )
 
 
 def train_flops_per_token(arch: str, hparams: dict, seq_len: int | None = None, device_type: str = "cpu"):

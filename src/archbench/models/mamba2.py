@@ -9,6 +9,23 @@ kernels when they are installed (the ``[gpu]`` extra). Decoding carries an O(1) 
 
 Keys are prefixed ``ssm_`` so none means two things: RetNet's ``chunk_size`` is its chunkwise
 retention chunk, Mamba-2's scan chunk is ``ssm_chunk_size``.
+
+**Hybrids** (``model.attention_every`` / ``model.attention_layers``, :mod:`archbench.models.hybrid`):
+the chosen layers' mixer is causal softmax attention (``heads`` query heads and as many key / value
+heads, head width embed_dim / heads, no biases, as our Llama's), every other layer the same Mamba-2
+block; a block is RMSNorm + mixer + residual, no FFN, in both kinds. :meth:`Mamba2Settings.to_hf`
+then returns transformers' stock ``NemotronHConfig`` with ``layers_block_type`` holding only
+``linear_attention`` (its Mamba-2 block, numerically identical to ``Mamba2ForCausalLM``'s: same
+weights, bit-identical logits, a test checks it) and ``full_attention``; no MLP or MoE layers. One
+deviation from the issue's recipe: NemotronH's attention has **no positional encoding** (no RoPE;
+"NoPE", as Nemotron-H and Jamba ship it: the Mamba-2 layers carry the order). In exchange a saved
+hybrid is a stock type (``model_type: nemotron_h``) that loads through ``AutoModelForCausalLM``
+without remote code, decodes with transformers' mixed ``DynamicCache`` (convolution + SSM state for
+Mamba-2 layers, a key / value cache for attention layers) and uses the ``mamba_ssm`` kernels on CUDA.
+:func:`build` initialises the Mamba-2 layers, embeddings, final norm and head exactly as the stock
+``Mamba2ForCausalLM`` of the same settings and seed would be (it builds one and copies it), so a hybrid
+differs from the pure model of its seed only in its attention layers (N(0, 0.02), Llama's init).
+``model.attention_every: 0`` (the default) is today's stock ``Mamba2ForCausalLM``, unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +34,15 @@ import dataclasses
 from typing import ClassVar
 
 from archbench.models.constraints import ConstraintError
+from archbench.models.hybrid import attention_layers, pattern
+
+# transformers' NemotronH layer types of the two mixers a hybrid holds
+MAMBA, ATTENTION = "linear_attention", "full_attention"
+
+
+def attention_indices(s: dict) -> list[int]:
+    """The attention layers (0-based) of resolved settings; [] for the pure Mamba-2."""
+    return attention_layers(s["layers"], s.get("attention_every") or 0, s.get("attention_layers") or None)
 
 
 def check(s: dict) -> None:
@@ -39,13 +65,40 @@ def check(s: dict) -> None:
             ["heads", "ssm_expand", "embed_dim"],
             f"heads {s['heads']} must divide ssm_expand x embed_dim = {inner} (or set ssm_head_dim)",
         )
+    layers = s.get("layers") or Mamba2Settings.layers
+    try:
+        attn = attention_layers(layers, s.get("attention_every") or 0, s.get("attention_layers") or None)
+    except ValueError as err:
+        raise ConstraintError(["attention_every", "attention_layers"], str(err)) from None
+    if attn:
+        if s["embed_dim"] % s["heads"]:
+            raise ConstraintError(
+                ["embed_dim", "heads", "attention_every"],
+                f"a hybrid's attention layers split embed_dim {s['embed_dim']} into heads {s['heads']}: not divisible",
+            )
+        if s.get("tie_word_embeddings"):
+            raise ConstraintError(
+                ["tie_word_embeddings", "attention_every"],
+                "a Mamba-2 hybrid (transformers' NemotronH) cannot tie its input and output embeddings",
+            )
 
 
 DESCRIPTION = {"mixer": "Mamba-2 state-space scan", "block": "Mamba-2 block (gated mixer, no FFN)"}
 
 
 def describe(settings: dict | None = None) -> dict:
-    return dict(DESCRIPTION)
+    """The pure model's words; a hybrid names its attention layers and their pattern (M = Mamba-2)."""
+    s = settings or {}
+    attn = attention_indices(s) if s.get("layers") else []
+    if not attn:
+        return dict(DESCRIPTION)
+    layers = s["layers"]
+    letters = pattern(layers, s.get("attention_every") or 0, s.get("attention_layers") or None, mixer="M")
+    return {
+        "mixer": f"Mamba-2 state-space scan and softmax attention without positions, layers {letters} "
+        f"({len(attn)} of {layers} attention)",
+        "block": DESCRIPTION["block"],
+    }
 
 
 def geometry(s: dict) -> dict:
@@ -57,18 +110,32 @@ def geometry(s: dict) -> dict:
 
 def params(s: dict, include_embeddings: bool = True) -> int:
     """Closed-form parameter count (resolved settings; one group of B/C, transformers' defaults: no
-    projection biases, a biased depthwise convolution). Per layer: in_proj D x (2 I + 2 N + H), the
-    convolution over I + 2 N channels, dt_bias / A_log / D per head, the gated RMSNorm (I), out_proj
-    I x D, the block's RMSNorm (D); then a final RMSNorm."""
+    projection biases, a biased depthwise convolution). Per Mamba-2 layer: in_proj D x (2 I + 2 N + H),
+    the convolution over I + 2 N channels, dt_bias / A_log / D per head, the gated RMSNorm (I), out_proj
+    I x D, the block's RMSNorm (D). Per attention layer of a hybrid: q, k, v, o, D x D each (as many
+    key / value heads as heads, no biases), the block's RMSNorm (D). Then a final RMSNorm."""
     D, L, N = s["embed_dim"], s["layers"], s["ssm_state_size"]
     g = geometry(s)
     inner, H = g["inner"], g["heads"]
     conv = inner + 2 * N
     per_layer = D * (inner + conv + H) + conv * (s["ssm_conv_kernel"] + 1) + 3 * H + inner + inner * D + D
-    n = L * per_layer + D
+    A = len(attention_indices(s))
+    n = (L - A) * per_layer + A * (4 * D * D + D) + D
     if include_embeddings:
         n += s["vocab_size"] * D * (1 if s.get("tie_word_embeddings") else 2)
     return n
+
+
+def state_bytes(s: dict, context: int, batch: int = 1, bytes_per_value: int = 4) -> int:
+    """Decoding state after ``context`` tokens (resolved settings): per Mamba-2 layer the convolution
+    window ((I + 2 N) channels x kernel taps) and the SSM state (H x P x N), whatever the context; per
+    attention layer of a hybrid the key / value cache, 2 x context x embed_dim. In ``bytes_per_value``
+    (fp32: 4), what :func:`archbench.models.cache.cache_nbytes` counts on an fp32 model's cache."""
+    D, N, K = s["embed_dim"], s["ssm_state_size"], s["ssm_conv_kernel"]
+    g = geometry(s)
+    A = len(attention_indices(s))
+    mamba = (g["inner"] + 2 * N) * K + g["heads"] * g["head_dim"] * N
+    return batch * bytes_per_value * ((s["layers"] - A) * mamba + A * 2 * context * D)
 
 
 @dataclasses.dataclass
@@ -81,6 +148,8 @@ class Mamba2Settings:
     embed_dim, too coarse to match within 2% at small sizes). ``max_seq_len`` has no effect on the
     model (no positions); it is stored as ``max_position_embeddings`` for evaluation context limits.
     ``ffn_dim`` and ``dropout`` do not apply (Mamba-2 blocks have no FFN and no dropout).
+    ``attention_every`` / ``attention_layers`` make a hybrid (the module docstring): a stock
+    ``NemotronHConfig`` instead of a ``Mamba2Config``.
     """
 
     model_type = "mamba2"
@@ -101,6 +170,8 @@ class Mamba2Settings:
     pad_token_id: int | None = 0
     bos_token_id: int | None = 1
     eos_token_id: int | list[int] | None = 2
+    attention_every: int = 0
+    attention_layers: list[int] | None = None
 
     def __post_init__(self):
         self.check_settings(dataclasses.asdict(self))
@@ -108,10 +179,18 @@ class Mamba2Settings:
     def num_heads(self) -> int:
         return geometry(dataclasses.asdict(self))["heads"]
 
+    def attention(self) -> list[int]:
+        """The attention layers' indices ([] for the pure Mamba-2)."""
+        return attention_indices(dataclasses.asdict(self))
+
     def to_hf(self):
+        """A stock ``Mamba2Config``; a hybrid's stock ``NemotronHConfig`` (the module docstring)."""
         from transformers import Mamba2Config
 
         heads = self.num_heads()
+        attn = self.attention()
+        if attn:
+            return self._hybrid(attn)
         return Mamba2Config(
             vocab_size=self.vocab_size,
             hidden_size=self.embed_dim,
@@ -129,3 +208,97 @@ class Mamba2Settings:
             eos_token_id=self.eos_token_id,
             max_position_embeddings=self.max_seq_len,
         )
+
+    def _hybrid(self, attn: list[int]):
+        from transformers import NemotronHConfig
+
+        heads = self.num_heads()
+        config = NemotronHConfig(
+            vocab_size=self.vocab_size,
+            hidden_size=self.embed_dim,
+            layers_block_type=[ATTENTION if i in attn else MAMBA for i in range(self.layers)],
+            # attention: Llama's geometry (as many key / value heads as heads, no biases)
+            num_attention_heads=self.heads,
+            num_key_value_heads=self.heads,
+            head_dim=self.embed_dim // self.heads,
+            attention_bias=False,
+            # Mamba-2 layers: Mamba2Config's settings and defaults, as to_hf gives the pure model
+            mamba_num_heads=heads,
+            mamba_head_dim=self.ssm_expand * self.embed_dim // heads,
+            expand=self.ssm_expand,
+            ssm_state_size=self.ssm_state_size,
+            chunk_size=self.ssm_chunk_size,
+            conv_kernel=self.ssm_conv_kernel,
+            n_groups=1,
+            layer_norm_epsilon=1e-5,
+            # no MLP / MoE layers: their sizes are never read
+            initializer_range=0.02,  # the attention layers' init (Llama's); the rest is copied by build()
+            rescale_prenorm_residual=False,
+            use_bias=False,
+            tie_word_embeddings=False,
+            pad_token_id=self.pad_token_id,
+            bos_token_id=self.bos_token_id,
+            eos_token_id=self.eos_token_id,
+            max_position_embeddings=self.max_seq_len,
+        )
+        config.archbench_arch = "mamba2"  # evaluation's arch_of; an extra key stock loading keeps
+        return config
+
+
+def pure_config(config):
+    """The stock ``Mamba2Config`` that :meth:`Mamba2Settings.to_hf` gives a hybrid ``NemotronHConfig``'s
+    settings without attention layers: the pure model a hybrid of the same seed starts from."""
+    return Mamba2Settings(
+        vocab_size=config.vocab_size,
+        embed_dim=config.hidden_size,
+        layers=len(config.layers_block_type),
+        heads=config.mamba_num_heads,
+        ssm_head_dim=config.mamba_head_dim,
+        ssm_expand=config.expand,
+        ssm_state_size=config.ssm_state_size,
+        ssm_chunk_size=config.chunk_size,
+        ssm_conv_kernel=config.conv_kernel,
+        pad_token_id=config.pad_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        max_seq_len=config.max_position_embeddings,
+    ).to_hf()
+
+
+def build(config):
+    """The model of :meth:`Mamba2Settings.to_hf`'s config: the stock ``Mamba2ForCausalLM``, or for a
+    hybrid the stock ``NemotronHForCausalLM`` whose Mamba-2 layers, embeddings, final norm and head are
+    those of the ``Mamba2ForCausalLM`` this seed would give (built first, then copied; layer i to layer
+    i), its attention layers initialised N(0, 0.02) as Llama's. On the meta device nothing is copied."""
+    import torch
+    from transformers import Mamba2ForCausalLM, NemotronHForCausalLM
+
+    if config.model_type == "mamba2":
+        return Mamba2ForCausalLM(config)
+    if torch.get_default_device().type == "meta":
+        return NemotronHForCausalLM(config)
+    pure = Mamba2ForCausalLM(pure_config(config))
+    model = NemotronHForCausalLM(config)
+    source = pure.state_dict()
+    target = {
+        "model.embeddings.weight": source["backbone.embeddings.weight"],
+        "model.norm_f.weight": source["backbone.norm_f.weight"],
+        "lm_head.weight": source["lm_head.weight"],
+    }
+    for i, kind in enumerate(config.layers_block_type):
+        if kind == MAMBA:
+            prefix = f"backbone.layers.{i}."
+            target.update(
+                {f"model.layers.{i}.{k[len(prefix) :]}": v for k, v in source.items() if k.startswith(prefix)}
+            )
+    with torch.no_grad():
+        missing, unexpected = model.load_state_dict(target, strict=False)
+    # left at their own init: exactly the attention layers' weights (their mixer and block norm)
+    stray = [
+        k
+        for k in missing
+        if not k.startswith("model.layers.") or config.layers_block_type[int(k.split(".")[2])] != ATTENTION
+    ]
+    if unexpected or stray:
+        raise RuntimeError(f"Mamba-2 hybrid: weights not copied from the pure model: {unexpected or stray}")
+    return model

@@ -224,7 +224,7 @@ register_arch(
     Arch(
         "mamba2",
         "archbench.models.mamba2:Mamba2Settings",
-        "transformers:Mamba2ForCausalLM",
+        "archbench.models.mamba2:build",  # stock Mamba2ForCausalLM; a hybrid's stock NemotronHForCausalLM
         state="recurrent",
         width_knob="ssm_state_size",
         color="tab:purple",
