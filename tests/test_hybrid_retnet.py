@@ -310,3 +310,15 @@ def test_attention_layers_is_a_list_setting_of_the_grid():
     cfg["grid"].update(attention_every=[0, 2, 1])
     validate_config(cfg)
     assert sorted({run_settings(cfg, p)["attention_every"] for p in grid_points(cfg)}) == [0, 1, 2]
+
+
+def test_hybrid_ratio_preset_lists_every_run(tmp_path):
+    """config/presets/hybrid-ratio.yaml: 5 ratios x 3 seeds of RetNet at 8 layers, each matched to the pure one."""
+    from test_presets import check_counts, dry_run, load
+
+    preset = load("hybrid-ratio.yaml")
+    assert preset["grid"]["attention_every"] == [0, 8, 4, 2, 1] and preset["model"]["layers"] == 8
+    assert len(preset["seeds"]) >= 3 and preset["model"]["match_params"]
+    counts = check_counts(dry_run(tmp_path, "hybrid-ratio.yaml"), preset)
+    assert counts["train"] == 5 * 3 and counts["latency"] == 5
+    assert not (tmp_path / "results-hybrid-ratio").exists()
