@@ -398,7 +398,7 @@ class RetNetModel(ArchbenchModel):
             added = n_valid if n_valid is not None else torch.full((bsz,), T, device=x.device)
             cache.lengths = cache.lengths + added if has_state else added
             cache.max_length = int(cache.lengths.max()) if n_valid is not None else cache.max_length + T
-            if not has_state:  # rows of different lengths: the attention layers' KV cache masks per row
+            if not has_state and self.rotary is not None:  # rows of different lengths: the KV cache masks per row
                 cache.uniform = n_valid is None or bool((n_valid == n_valid[0]).all())
         return _recompute(dec.layer_norm, x)
 
