@@ -144,7 +144,8 @@ def test_cached_greedy_decode_equals_uncached(kind):
 
 @pytest.mark.parametrize("kind", HYBRIDS)
 def test_closed_form_parameters_match_the_model(kind):
-    for extra in ({}, {"tie_word_embeddings": True}, {"value_embed_dim": 96, "embed_dim": 64, "layers": 8}):
+    variants = [{"tie_word_embeddings": True}, {"value_embed_dim": 96, "embed_dim": 64, "layers": 8}]
+    for extra in ({}, *variants, {"attention_every": 0, "attention_layers": [0, 2, 3]}):
         kw = {**SMALL, **HYBRIDS[kind], **extra}
         with torch.device("meta"):
             model = build_model("retnet", **kw)
