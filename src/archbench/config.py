@@ -36,7 +36,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 CORE_GRID_KEYS = ("learning_rate", "embed_dim", "ffn_dim", "heads", "seq_len")
 # Sections whose scalar settings may also be searched over (or overridden) in `grid`.
 GRID_SECTIONS = ("model", "training")
-LIST_SETTINGS = ("betas", "segment_lengths", "dilated_ratios")
+LIST_SETTINGS = ("betas", "segment_lengths", "dilated_ratios", "attention_layers")
 _FLOAT_STRING = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 # A config value that becomes part of an output path (a grid value in a run folder's name, an
 # architecture name): no separators, no `..` or hidden names, nothing Paramspace splits on (`~`).

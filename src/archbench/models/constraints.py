@@ -18,6 +18,8 @@ parse imports it without torch.
 
 from __future__ import annotations
 
+from .hybrid import attention_layers
+
 POSITIONS = ("xpos", "rotary", "learned")
 
 
@@ -63,8 +65,21 @@ def common(s: dict) -> None:
         raise ConstraintError(["dropout"], f"dropout must be in [0, 1), got {dropout}")
 
 
+def hybrid(s: dict) -> None:
+    """A hybrid's attention layers (models/hybrid.py): ``attention_every`` >= 0, or ``attention_layers``
+    inside the model and each once, not both set."""
+    explicit = list(s.get("attention_layers") or []) or None
+    try:
+        attention_layers(s["layers"], s.get("attention_every") or 0, explicit)
+    except ValueError as err:
+        keys = ["attention_layers", "attention_every"] if explicit and s.get("attention_every") else None
+        keys = keys or (["attention_layers", "layers"] if explicit else ["attention_every"])
+        raise ConstraintError(keys, str(err)) from None
+
+
 def retnet(s: dict) -> None:
     common(s)
+    hybrid(s)
     vdim, heads = value_embed_dim(s), s["heads"]
     if vdim % heads:
         raise ConstraintError(["value_embed_dim", "heads"], f"value_embed_dim {vdim} is not divisible by heads {heads}")

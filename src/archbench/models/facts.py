@@ -9,6 +9,7 @@ Every function takes *resolved* settings: pipeline names with the config class's
 from __future__ import annotations
 
 from .constraints import value_embed_dim
+from .hybrid import attention_params, kv_bytes, settings_layers, settings_pattern
 
 RETNET_BLOCK = "RetNet block (GLU FFN, RMSNorm, no biases)"
 TORCHSCALE_BLOCK = "torchscale Transformer block (GELU FFN, LayerNorm, biases, Sub-LN)"
@@ -22,10 +23,22 @@ def embedding_parameters(s: dict, learned_positions: bool = False) -> int:
 
 
 def retnet_params(s: dict, include_embeddings: bool = True) -> int:
-    """q, k: D x D; v, g: D x Dv; out: Dv x D; GLU: 3 D F; two RMSNorm weights per layer; final norm."""
+    """q, k: D x D; v, g: D x Dv; out: Dv x D; GLU: 3 D F; two RMSNorm weights per layer; final norm.
+    A hybrid's attention layers (models/hybrid.py) hold Llama's q / k / v / o instead of the retention."""
     D, F, L = s["embed_dim"], s["ffn_dim"], s["layers"]
-    n = L * (2 * D * D + 3 * D * value_embed_dim(s) + 3 * D * F + 2 * D) + D
+    A = len(settings_layers(s))
+    retention = 2 * D * D + 3 * D * value_embed_dim(s)
+    n = (L - A) * retention + A * attention_params(s) + L * (3 * D * F + 2 * D) + D
     return n + (embedding_parameters(s) if include_embeddings else 0)
+
+
+def retnet_state_bytes(s: dict, context: int, batch: int = 1, element_size: int = 4) -> int:
+    """Decoding state after ``context`` tokens (what ``DecodeCache.nbytes`` holds): per retention layer
+    the float32 state [H, dk, dv] whatever the context, per attention layer keys and values for every
+    token (``element_size`` bytes each: the model's dtype)."""
+    dk, dv = s["embed_dim"] // s["heads"], value_embed_dim(s) // s["heads"]
+    recurrent = (s["layers"] - len(settings_layers(s))) * batch * s["heads"] * dk * dv * 4
+    return recurrent + kv_bytes(s, context, batch, element_size)
 
 
 def transformer_params(s: dict, include_embeddings: bool = True) -> int:
@@ -49,6 +62,11 @@ def _attention_block(s: dict) -> str:
 
 
 def retnet_describe(s: dict | None = None) -> dict:
+    s = s or {}
+    if s.get("layers") and settings_layers(s):  # a hybrid: name its pattern (R = retention, A = attention)
+        n, L = len(settings_layers(s)), s["layers"]
+        mixer = f"multi-scale retention, softmax attention (RoPE) in {n} of {L} layers ({settings_pattern(s)})"
+        return {"mixer": mixer, "block": RETNET_BLOCK}
     return {"mixer": "multi-scale retention", "block": RETNET_BLOCK}
 
 

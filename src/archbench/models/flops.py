@@ -23,7 +23,8 @@ token, tied or not; the embedding lookup is not a product). Per layer and token 
   across chunks ``3 * 4 d d_v / h`` (chunk states and their read-out) plus the [N+1, N] decay product
   of the states; padded chunk rows are computed too. (Long rows recompute the gate and norm in
   backward, not the out projection: checkpointing stops once the saved inputs are back.) On CUDA
-  with flash-linear-attention the kernel's own chunking differs slightly.
+  with flash-linear-attention the kernel's own chunking differs slightly. A hybrid's attention layers
+  (models/hybrid.py) cost the softmax-attention term above instead, in every mode.
 * Mamba-2's SSD scan (arXiv 2405.21060; transformers' chunked form, chunk Q = ssm_chunk_size, inner
   width I = h p, state N per head channel): ``3 * [2 Q (N h + I) + 4 N I]`` per token for the
   intra-chunk scores, the weighted inputs, the chunk states and their read-out, plus the
@@ -40,6 +41,7 @@ import math
 
 from . import facts
 from .constraints import value_embed_dim
+from .hybrid import settings_layers
 from .llama import params as llama_params
 from .mamba2 import attention_indices as mamba2_attention
 from .mamba2 import geometry as mamba2_geometry
@@ -57,9 +59,10 @@ def dense(s: dict, params_non_embedding: float) -> float:
     return 6 * params_non_embedding + 6 * s["embed_dim"] * s["vocab_size"]
 
 
-def softmax_attention(s: dict) -> float:
-    """Dense scores and weighted sum over T keys, forward + backward, all layers, per token."""
-    return 3 * 4 * s["seq_len"] * s["embed_dim"] * s["layers"]
+def softmax_attention(s: dict, layers: int | None = None) -> float:
+    """Dense scores and weighted sum over T keys, forward + backward, per token, over ``layers`` layers
+    (default: all)."""
+    return 3 * 4 * s["seq_len"] * s["embed_dim"] * (s["layers"] if layers is None else layers)
 
 
 def transformer(s: dict, device_type: str = "cpu") -> float:
@@ -103,7 +106,9 @@ def retnet(s: dict, device_type: str = "cpu") -> float:
     per_token = padded / T * C * (8 * d + 6 * dv)  # q k^T, (.) v and their backward, per chunk
     if n > 1:  # chunk states U, their read-out q S, and the decay product A @ U (no gradient for A)
         per_token += padded / T * 3 * 4 * d * dv / h + 2 * 2 * (n + 1) * n * d * dv / h / T
-    return dense(s, facts.retnet_params(s, include_embeddings=False)) + per_token * s["layers"]
+    attention = len(settings_layers(s))  # a hybrid's attention layers: dense softmax attention instead
+    mixers = per_token * (s["layers"] - attention) + softmax_attention(s, attention)
+    return dense(s, facts.retnet_params(s, include_embeddings=False)) + mixers
 
 
 def mamba2(s: dict, device_type: str = "cpu") -> float:

@@ -8,6 +8,9 @@ that differs between architectures; with the same vocabulary and width, the embe
 ``meta`` device (no memory, milliseconds), so any registered architecture works without a closed
 form; the count must only grow with the knob.
 
+The reference is built without attention layers (models/hybrid.py): the training's ``model_kwargs``
+matches a hybrid, of the reference's own architecture too, to the pure reference model.
+
 ``model.match_by: layers`` matches by layer count instead (:func:`match_layers`): the registry's
 ``blocks_per_layer`` blocks per reference layer, widths as given.
 

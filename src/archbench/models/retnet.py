@@ -46,6 +46,7 @@ from .common import (
 )
 from .constraints import retnet as check_retnet
 from .constraints import value_embed_dim as default_value_embed_dim
+from .hybrid import settings_layers
 from .retention import MODES, GateNorm, TableCache, _norm_sum, decay_tables, retention, rotate
 
 
@@ -53,10 +54,20 @@ class RetNetConfig(ArchbenchConfig):
     """RetNet hyperparameters. ``value_embed_dim`` defaults to ``2 * embed_dim``; sequences
     longer than ``chunkwise_above`` run chunkwise with chunks of ``chunk_size`` tokens. None (the
     default) for either means automatic (:func:`retention_plan`): the measured chunk length of
-    the device, parallel up to it and chunkwise above."""
+    the device, parallel up to it and chunkwise above.
+
+    Hybrids: ``attention_every`` (every k-th layer, 0 = none) or ``attention_layers`` (indices) make
+    those layers' token mixer softmax attention (models/hybrid_attention.py: Llama's, RoPE), the block
+    otherwise unchanged; models/hybrid.py resolves which layers."""
 
     model_type = "archbench_retnet"
-    hparam_names: ClassVar[tuple] = HPARAMS + ("value_embed_dim", "chunk_size", "chunkwise_above")
+    hparam_names: ClassVar[tuple] = HPARAMS + (
+        "value_embed_dim",
+        "chunk_size",
+        "chunkwise_above",
+        "attention_every",
+        "attention_layers",
+    )
     check_settings: ClassVar = staticmethod(check_retnet)
 
     ffn_dim: int = 1024
@@ -64,13 +75,15 @@ class RetNetConfig(ArchbenchConfig):
     chunk_size: int | None = None
     chunkwise_above: int | None = None
     layernorm_eps: float = 1e-6
+    attention_every: int = 0
+    attention_layers: list[int] | None = None
 
     def __post_init__(self, **kwargs):
         self.value_embed_dim = default_value_embed_dim(vars(self))
         super().__post_init__(**kwargs)
 
     def to_torchscale(self) -> TSRetNetConfig:
-        return TSRetNetConfig(
+        args = TSRetNetConfig(
             vocab_size=self.vocab_size,
             decoder_embed_dim=self.embed_dim,
             decoder_value_embed_dim=self.value_embed_dim,
@@ -84,6 +97,8 @@ class RetNetConfig(ArchbenchConfig):
             max_target_positions=self.max_seq_len,
             recurrent_chunk_size=self.chunk_size or auto_chunk("cpu"),
         )  # unused: our retention chunks
+        args.attention_layers = settings_layers(vars(self))  # their mixer is softmax attention
+        return args
 
 
 # Automatic plan (chunkwise_above / chunk_size left at null): one chunk length per device type, measured
@@ -269,7 +284,22 @@ class LeanGLU(GLU):
 
 
 class RetNetLayer(GradientCheckpointingLayer, ts_retnet.DecoderLayer):
+    """torchscale's RetNet block; in a hybrid's attention layer (``depth in args.attention_layers``) the
+    mixer is :class:`HybridAttention` (``self_attn``, built where the retention would be), not retention."""
+
+    def __init__(self, args, depth, **kwargs):
+        self.__dict__["is_attention"] = depth in getattr(args, "attention_layers", ())  # read by build_retention
+        self.__dict__["depth"] = depth
+        super().__init__(args, depth, **kwargs)
+        if self.is_attention:
+            self.self_attn = self._modules.pop("retention")
+
     def build_retention(self, embed_dim, args):
+        if self.is_attention:
+            from .hybrid_attention import HybridAttention, llama_config
+
+            config = llama_config(embed_dim, args.decoder_retention_heads, max_seq_len=args.max_target_positions)
+            return HybridAttention(config, layer_idx=self.depth)
         return Retention(args, embed_dim, args.decoder_value_embed_dim, args.decoder_retention_heads)
 
     def build_ffn(self, embed_dim, args):
@@ -277,8 +307,13 @@ class RetNetLayer(GradientCheckpointingLayer, ts_retnet.DecoderLayer):
 
     def forward(self, x, output_attentions=False, **retention_kw):
         """Pre-norm block: x [B, T, D] -> [B, T, D] (and the retention matrix with ``output_attentions``,
-        which needs ``weights`` among ``retention_kw``)."""
-        y = self.retention(_recompute(self.retention_layer_norm, x), **retention_kw)
+        which needs ``weights`` among ``retention_kw``). An attention layer takes ``rope``, ``ctx`` and
+        ``state`` (:class:`HybridAttention`) and returns its softmax weights instead."""
+        h = _recompute(self.retention_layer_norm, x)
+        if self.is_attention:
+            y = self.self_attn(h, output_attentions=output_attentions, **retention_kw)
+        else:
+            y = self.retention(h, **retention_kw)
         y, weights = y if output_attentions else (y, None)
         x = x + self.dropout_module(y)
         x = x + self.ffn(_recompute(self.final_layer_norm, x))
@@ -300,7 +335,9 @@ class RetNetModel(ArchbenchModel):
     """RetNet backbone (embeddings, layers, final norm). ``forward(..., retention_mode=...)`` forces a mode;
     by default :func:`retention_plan` picks parallel or chunkwise (``config.chunkwise_above`` /
     ``chunk_size``, automatic when None), and the recurrent step for single-token decoding with a cache
-    (O(1) state per layer)."""
+    (O(1) state per layer). A hybrid's attention layers attend over all tokens in every mode and decode
+    from a KV cache in the same ``DecodeCache`` (retention state ``S`` for retention layers, keys ``k`` and
+    values ``v`` by position for attention layers)."""
 
     config_class = RetNetConfig
     arch = "retnet"
@@ -316,6 +353,12 @@ class RetNetModel(ArchbenchModel):
         if _head is not None:
             _head.append(head)
         self.decoder = RetNetBackbone(args, embed_tokens=embed)
+        self.rotary = None  # a hybrid's RoPE tables (no parameters, nothing drawn)
+        if args.attention_layers:
+            from .hybrid_attention import HybridRotary
+
+            attn = next(layer.self_attn for layer in self.decoder.layers if layer.is_attention)
+            self.rotary = HybridRotary(attn.config)
         self.post_init()
 
     def _backbone(self, x, n_valid, cache, hiddens=None, attns=None, retention_mode=None):
@@ -339,20 +382,42 @@ class RetNetModel(ArchbenchModel):
             pos, p_start, mode, chunk, need_state=cache is not None, plain=n_valid is None and not has_state
         )
         weights = dec.retnet_rel_pos.retention_matrix(pos, valid) if attns is not None else None
+        attn_kw = self._attention_kw(x, idx, pos, cache, has_state) if self.rotary is not None else None
         for i, layer in enumerate(dec.layers):
             if hiddens is not None:
                 hiddens.append(x)
-            kw = dict(
-                rot=rot, valid=valid, tables=tables, mode=mode, state=cache.layers[i] if cache is not None else None
-            )
-            if weights is not None:
-                kw["weights"] = weights
+            state = cache.layers[i] if cache is not None else None
+            if layer.is_attention:
+                kw = dict(attn_kw, state=state)
+            else:
+                kw = dict(rot=rot, valid=valid, tables=tables, mode=mode, state=state)
+                if weights is not None:
+                    kw["weights"] = weights
             x = self._layer(layer, x, attns, **kw)
         if cache is not None:
             added = n_valid if n_valid is not None else torch.full((bsz,), T, device=x.device)
             cache.lengths = cache.lengths + added if has_state else added
             cache.max_length = int(cache.lengths.max()) if n_valid is not None else cache.max_length + T
+            if not has_state and self.rotary is not None:  # rows of different lengths: the KV cache masks per row
+                cache.uniform = n_valid is None or bool((n_valid == n_valid[0]).all())
         return _recompute(dec.layer_norm, x)
+
+    def _attention_kw(self, x, idx, pos, cache, has_state) -> dict:
+        """What a hybrid's attention layers read: RoPE at the retention's positions (a packed row's
+        pads repeat its last position) and the cache slots (slot = the token's position in its row, as
+        the Transformer's cache; a packed row's pads fill the slots after it, overwritten as it decodes)."""
+        from .hybrid_attention import AttnContext
+
+        start = cache.max_length if has_state else 0
+        qpos = idx[None] + cache.lengths[:, None] if has_state else idx[None]
+        ctx = AttnContext(
+            qpos=qpos,
+            prior=has_state,
+            uniform=not has_state or cache.uniform,
+            start=start,
+            total=start + x.shape[1],
+        )
+        return dict(rope=self.rotary(x, pos), ctx=ctx)
 
 
 class RetNetForCausalLM(ArchbenchForCausalLM, GenerationMixin):

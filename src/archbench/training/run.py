@@ -23,6 +23,7 @@ from archbench.io import atomic_dir, write_json
 from archbench.logs import adopt
 from archbench.models import count_parameters
 from archbench.models.flops import budget_steps, train_flops_per_token
+from archbench.models.hybrid import is_hybrid, pure
 from archbench.models.matching import matched
 from archbench.models.sizing import config_fields
 from archbench.provenance import machine_load, now, provenance_block, timing_flag, token_index_paths
@@ -46,7 +47,9 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     (default retnet) built from the same settings, so the comparison is at matched size (the grid's
     `ffn_dim` is the reference's); `match_by: layers` matches the layer count instead (registry
     `blocks_per_layer`: two Mamba-2 blocks per layer). `match: flops` turns the width knob to the
-    reference's training FLOPs per token instead (models/matching.py).
+    reference's training FLOPs per token instead (models/matching.py). The reference is the pure model
+    (without `attention_every` / `attention_layers`): a hybrid of the reference architecture itself is
+    matched to it too, so every point of a hybrid-ratio sweep has the pure model's size.
     """
 
     def known(name: str) -> dict:
@@ -57,11 +60,12 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
     kwargs = known(arch)
     reference = settings.get("match_to") or "retnet"
     quantity = settings.get("match") or "params"  # model.match: flops matches compute, and turns matching on
-    if (settings.get("match_params") or quantity == "flops") and arch != reference:
+    if (settings.get("match_params") or quantity == "flops") and (arch != reference or is_hybrid(kwargs)):
         accelerator = str(settings.get("accelerator") or "cpu")
         gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
         by = settings.get("match_by") or "width"
-        kwargs = matched(arch, kwargs, reference, known(reference), by, quantity, "cuda" if gpu else "cpu")
+        ref = pure(known(reference))
+        kwargs = matched(arch, kwargs, reference, ref, by, quantity, "cuda" if gpu else "cpu")
     return kwargs
 
 
