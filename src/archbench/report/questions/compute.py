@@ -10,24 +10,15 @@ end-of-document token's loss.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from archbench.report.figures import empty, fmt_n, save, style, write_csv
+from archbench.report.questions.runs import run_metrics
 
 EVALUATION = None
-
-
-def _metrics(run_dir: str) -> dict:
-    try:
-        with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
 
 
 def pareto(frame: pd.DataFrame, x: str = "train_flops", y: str = "val_loss") -> pd.Series:
@@ -47,7 +38,7 @@ def _bpb(value) -> str:
 def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
     rows = []
     for run in runs.to_dict("records"):
-        m = _metrics(run["run_dir"])
+        m = run_metrics(run["run_dir"])
         rows.append(
             {
                 "arch": run["arch"],

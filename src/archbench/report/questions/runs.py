@@ -38,6 +38,14 @@ def read_json(path: str):
         return json.load(fh)
 
 
+def run_metrics(run_dir: str) -> dict:
+    """A run folder's metrics.json ({} when missing or unreadable)."""
+    try:
+        return read_json(os.path.join(run_dir, "metrics.json"))
+    except (OSError, ValueError):
+        return {}
+
+
 def _parts(path: str) -> tuple[str, ...]:
     return tuple(p for p in os.path.normpath(os.path.abspath(path)).split(os.sep) if p)
 
