@@ -221,6 +221,12 @@ rule questions:
             category="Questions",
             subcategory="Compute",
         ),
+        hybrid=report(
+            f"{PLOTS}/hybrid.png", caption="../report/hybrid.rst", category="Questions", subcategory="Hybrid ratio"
+        ),
+        hybrid_table=report(
+            f"{REPORT}/hybrid.csv", caption="../report/hybrid.rst", category="Questions", subcategory="Hybrid ratio"
+        ),
         reproduction=report(
             f"{PLOTS}/reproduction.png",
             caption="../report/reproduction.rst",

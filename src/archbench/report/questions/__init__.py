@@ -16,7 +16,7 @@ import json
 import os
 
 from archbench.io import write_json
-from archbench.report.questions import compute, length, recall, reproduction, scaling, throughput
+from archbench.report.questions import compute, hybrid, length, recall, reproduction, scaling, throughput
 from archbench.report.questions.runs import runs_frame
 
 # reproduction last: it reads the other questions' answers (scaling's held-out check)
@@ -26,6 +26,7 @@ QUESTIONS = {
     "recall": recall,
     "throughput": throughput,
     "compute": compute,
+    "hybrid": hybrid,
     "reproduction": reproduction,
 }
 
