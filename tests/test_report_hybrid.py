@@ -183,3 +183,15 @@ def test_answer_reads_the_runs_files_and_leaves_out_non_hybrid_architectures(tmp
     assert open(png, "rb").read(4) == b"\x89PNG"
     table = pd.read_csv(csv)
     assert set(table["arch"]) == {"retnet"} and (table["kind"] == "fraction").sum() == 5
+
+
+def test_holm_family_spans_every_architecture():
+    mamba = runs(U[:4], arch="mamba2", seed=1)  # 0-50%: all-attention cannot be matched for Mamba-2
+    one = hybrid.verdict(hybrid.select(runs(U)))
+    both_selected = hybrid.select(pd.concat([runs(U), mamba]))
+    both = hybrid.verdict(both_selected)
+    assert both["_m"] == 6 + 4 and list(both_selected) == ["retnet", "mamba2"]
+    assert [r["pattern"] for r in both_selected["mamba2"]["rows"]] == ["MMMMMMMM", "MMMMMMMA", "MMMAMMMA", "MAMAMAMA"]
+    for a, b in zip(one["retnet"]["comparisons"], both["retnet"]["comparisons"]):
+        assert a["p"] == b["p"] and b["p_holm"] >= a["p_holm"]
+    assert "Mamba-2 (8 layers; 0%, 12.5%, 25%, 50% attention): " in hybrid.sentence(both_selected, both)
