@@ -387,3 +387,12 @@ def test_retrieval_applies_to_mqar_runs_that_ask_for_it_and_its_options():
     a = _parser().parse_args(["retrieval", "M", "--multipliers", "1", "2", "--tasks", "copy", "--vocab-size", "32"])
     args = get_evaluation("retrieval").build_args(_config(a))
     assert (args["multipliers"], args["tasks"], args["vocab_size"], args["examples"]) == ([1, 2], ["copy"], 32, 100)
+
+
+def test_the_preset_lists_one_retrieval_job_per_run(tmp_path):
+    from test_presets import check_counts, dry_run, load
+
+    preset = load("retrieval.yaml")
+    counts = check_counts(dry_run(tmp_path, "retrieval.yaml"), preset)
+    assert counts["retrieval"] == counts["recall"] == counts["train"] == len(preset["archs"]) == 3
+    assert sum(counts.values()) == 34
