@@ -274,7 +274,9 @@ def test_sentence_says_keeps_falls_and_chance_only_as_the_intervals_do():
         "Mamba-2 (state 11.0 KiB at every length): phonebook falls from 90% [83%, 94%] at 1x to 12% [7%, 20%] at "
         "8x (below the 1x interval from 2x). "
         "RetNet (state 8.0 KiB at every length): phonebook at chance already at 1x (1% [0%, 5%], chance 1%). "
-        "In words of the intervals: fixed-state models that fall below their 1x interval on a task: Mamba-2."
+        "Which models keep retrieval beyond the training length, in words of the intervals: no task below its 1x "
+        "interval through 8x: Transformer++ (Llama) (state growing with the context); a task falls: Mamba-2 (fixed "
+        "state)."
     )
 
 
@@ -291,7 +293,22 @@ def test_sentence_names_unreadable_lengths_and_keeping_fixed_state_models():
     assert (
         "RetNet (state 2.0 KiB at every length): passkey keeps 96% [87%, 99%] at 1x through 4x (96% [87%, 99%])" in text
     )
-    assert text.endswith("fixed-state models with no task below its 1x interval through 4x: RetNet.")
+    assert text.endswith("no task below its 1x interval through 4x: RetNet (fixed state); a task falls: none.")
+
+
+def test_a_growing_state_that_falls_is_not_blamed_on_its_size():
+    from archbench.report.questions.retrieval import sentence, table
+
+    rows = [("llama", "p", 1.0, "passkey", k, c, 100, 8192 * k, 1) for k, c in ((1, 100), (2, 64), (4, 31))]
+    rows += [("mamba2", "p", 1.0, "passkey", k, 2, 100, 4096, 1) for k in (1, 2, 4)]
+    text = sentence(table(_runs(*rows)))
+    assert "passkey falls from 100% [96%, 100%] at 1x to 31% [23%, 41%] at 4x (below the 1x interval from 2x)" in text
+    assert "Mamba-2 (state 4.0 KiB at every length): passkey at chance already at 1x (2% [1%, 7%], chance 1%)" in text
+    assert text.endswith(
+        "no task below its 1x interval through 4x: none; a task falls: Transformer++ (Llama) (state growing with "
+        "the context); a model whose state grows with the context and still falls loses retrieval for another "
+        "reason than its state's size (e.g. positions past its training length)."
+    )
 
 
 def test_the_question_writes_its_table_and_figure_or_says_what_to_run(tmp_path):

@@ -7,7 +7,9 @@ is the pooled count's (:func:`archbench.data.retrieval.wilson_interval`; it is t
 trained models on fresh examples, not of a seed-to-seed spread). The sentence claims no more than the
 intervals support: an accuracy "keeps" through a length while every longer length's interval reaches
 the 1x interval, "falls" from the first length whose interval lies wholly below it, and a model whose
-1x interval reaches chance is said not to do the task at all. :func:`table` and :func:`sentence` are
+1x interval reaches chance is said not to do the task at all; the closing names who keeps and who falls,
+fixed state or growing (a growing state that falls is not short of room: something else, e.g. positions
+past the training length, fails). :func:`table` and :func:`sentence` are
 plain functions of the files and of a table; only :func:`answer` draws.
 """
 
@@ -173,23 +175,24 @@ def sentence(per: pd.DataFrame) -> str:
                 else f"{int(a.pairs)} at {a.multiplier}x to {int(b.pairs)} at {b.multiplier}x"
             )
             content.append(f"{task} {span}")
-    parts, fixed_keep, fixed_fall = [], [], []
+    parts, keep, fall = [], [], []
     for arch, mine in chosen.groupby("arch", sort=False):
         verdicts = {t: verdict(mine[mine["task"] == t]) for t in tasks if (mine["task"] == t).any()}
         parts.append(f"{display(arch)} ({_state(mine)}): " + "; ".join(f"{t} {v}" for t, v in verdicts.items()))
         states = mine["state_bytes"].dropna()
-        if len(states) and states.nunique() == 1 and mine["multiplier"].nunique() > 1:
-            if any(v.startswith("falls") for v in verdicts.values()):
-                fixed_fall.append(display(arch))
-            elif verdicts and all(v.startswith("keeps") for v in verdicts.values()):
-                fixed_keep.append(display(arch))
+        kind = "fixed state" if len(states) and states.nunique() == 1 else "state growing with the context"
+        if mine["multiplier"].nunique() > 1 and any(v.startswith("falls") for v in verdicts.values()):
+            fall.append((display(arch), kind))
+        elif mine["multiplier"].nunique() > 1 and verdicts and all(v.startswith("keeps") for v in verdicts.values()):
+            keep.append((display(arch), kind))
     top = int(chosen["multiplier"].max())
     seq_len = chosen.loc[chosen["multiplier"] == chosen["multiplier"].min(), "context"].iloc[0]
-    closing = []
-    if fixed_fall:
-        closing.append(f"fixed-state models that fall below their 1x interval on a task: {', '.join(fixed_fall)}")
-    if fixed_keep:
-        closing.append(f"fixed-state models with no task below its 1x interval through {top}x: {', '.join(fixed_keep)}")
+    named = lambda archs: ", ".join(f"{a} ({k})" for a, k in archs) or "none"  # noqa: E731
+    closing = [f"no task below its 1x interval through {top}x: {named(keep)}", f"a task falls: {named(fall)}"]
+    if any(k != "fixed state" for _, k in fall):
+        closing.append(
+            "a model whose state grows with the context and still falls loses retrieval for another reason than its state's size (e.g. positions past its training length)"
+        )
     return (
         f"Long-context retrieval from {int(seq_len)} tokens ({int(chosen['multiplier'].min())}x the training length) "
         f"to {top}x (exact-match greedy answers on the MQAR vocabulary, {n_text} examples per task and length, "
@@ -197,7 +200,9 @@ def sentence(per: pd.DataFrame) -> str:
         f"loss): "
         + ". ".join(parts)
         + "."
-        + (" In words of the intervals: " + "; ".join(closing) + "." if closing else "")
+        + " Which models keep retrieval beyond the training length, in words of the intervals: "
+        + "; ".join(closing)
+        + "."
     )
 
 
