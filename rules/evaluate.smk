@@ -1,5 +1,5 @@
 # Evaluation of every trained run: one rule per entry of archbench.evaluation.registry (harness, latency,
-# generate, length, throughput, recall, and any plugin's), generated in one loop; plus the offline harness
+# generate, length, throughput, recall, retrieval, and any plugin's), generated in one loop; plus the offline harness
 # tasks, written once from the held-out test split.
 from archbench.evaluation.registry import EVALUATIONS as EVALUATION_ENTRIES, applicable, eval_gpus
 from archbench.evaluation.tasks import TASKS as OFFLINE_TASKS

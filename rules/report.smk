@@ -136,7 +136,7 @@ rule summary:
 # One figure + table per architecture question, and questions.json for summary.md. Each question reads
 # the per-run files of the evaluation that answers it (archbench.evaluation.registry: `question`); an
 # evaluation that does not apply to this config (length.enabled, latency.batch_sweep, MQAR data for
-# recall) passes no files.
+# recall, retrieval.enabled) passes no files.
 QUESTION_INPUTS = {
     e.name: ([L.eval_file(run_name(), file) for file in e.files], e.timed) if e in EVALUATIONS else None
     for e in EVALUATION_ENTRIES.values()
@@ -196,6 +196,18 @@ rule questions:
             caption="../report/recall.rst",
             category="Questions",
             subcategory="Associative recall",
+        ),
+        retrieval=report(
+            f"{PLOTS}/retrieval.png",
+            caption="../report/retrieval.rst",
+            category="Questions",
+            subcategory="Long-context retrieval",
+        ),
+        retrieval_table=report(
+            f"{REPORT}/retrieval.csv",
+            caption="../report/retrieval.rst",
+            category="Questions",
+            subcategory="Long-context retrieval",
         ),
         throughput=report(
             f"{PLOTS}/throughput_vs_batch.png",

@@ -55,3 +55,22 @@ def tiny_model_dir(root: Path, arch: str, seed: int = 0, max_seq_len: int = 64, 
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def mqar_model_dir(root: Path, arch: str, vocab_size: int, max_seq_len: int, **extra) -> Path:
+    """save_pretrained of a random 2-layer model with the MQAR word-level tokenizer of ``vocab_size`` words."""
+    from transformers import AutoTokenizer
+
+    from archbench.data import mqar
+    from archbench.models import build_model
+
+    mqar.write_tokenizer(str(root / "tok"), {"vocab_size": vocab_size})
+    tok = AutoTokenizer.from_pretrained(root / "tok")
+    torch.manual_seed(0)
+    model = build_model(
+        arch, vocab_size=len(tok), embed_dim=32, ffn_dim=64, heads=2, layers=2, max_seq_len=max_seq_len, **extra
+    )
+    out = root / f"{arch}-model"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -12,7 +12,7 @@ import torch
 
 from archbench.data import mqar
 from archbench.provenance import file_sha256, settings_hash
-from test_eval_fixtures import tiny_model_dir
+from test_eval_fixtures import mqar_model_dir, tiny_model_dir
 
 
 def _check(result: dict, out, model_dir, expected_settings: dict) -> None:
@@ -94,18 +94,7 @@ MQAR = {
 
 
 def _mqar_model(root, arch):
-    from transformers import AutoTokenizer
-
-    from archbench.models import build_model
-
-    mqar.write_tokenizer(str(root / "tok"), MQAR)
-    tok = AutoTokenizer.from_pretrained(root / "tok")
-    torch.manual_seed(0)
-    model = build_model(arch, vocab_size=len(tok), embed_dim=32, ffn_dim=64, heads=2, layers=2, max_seq_len=24)
-    out = root / f"{arch}-model"
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return mqar_model_dir(root, arch, MQAR["vocab_size"], max_seq_len=24)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The evaluation registry: the six built-in entries, when each applies, which get a GPU, and the call
+"""The evaluation registry: the seven built-in entries, when each applies, which get a GPU, and the call
 arguments the generic adapter passes (no torch needed to read any of it)."""
 
 import pytest
@@ -14,10 +14,10 @@ def _config(**sections):
 
 
 def test_builtin_entries_and_their_files():
-    assert list(EVALUATIONS)[:6] == ["harness", "latency", "generate", "length", "throughput", "recall"]
+    assert list(EVALUATIONS)[:7] == ["harness", "latency", "generate", "length", "throughput", "recall", "retrieval"]
     files = {name: e.files for name, e in EVALUATIONS.items()}
     assert files["harness"] == ["harness.json"] and files["generate"] == ["samples.txt", "samples.csv"]
-    assert [e.name for e in EVALUATIONS.values() if e.question] == ["length", "throughput", "recall"]
+    assert [e.name for e in EVALUATIONS.values() if e.question] == ["length", "throughput", "recall", "retrieval"]
     with pytest.raises(KeyError, match="unknown evaluation 'nope'"):
         get_evaluation("nope")
 

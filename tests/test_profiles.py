@@ -10,7 +10,7 @@ from archbench.profiles import ProfileInstallError, install_profile, user_profil
 from workflow_helpers import REPO, SNAKEFILE, tiny_config
 
 PROFILE = REPO / "profiles" / "slurm"
-MODEL_RULES = ("train", "harness", "latency", "generate", "length", "throughput", "recall")
+MODEL_RULES = ("train", "harness", "latency", "generate", "length", "throughput", "recall", "retrieval")
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_paper_grid_gives_every_model_running_rule_a_gpu(tmp_path):
     found = _dry_run_resources(tmp_path, REPO / "config/presets/paper-grid.yaml")
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())["set-resources"]
     model_rules = {r for r in found if r in MODEL_RULES}
-    assert model_rules == set(MODEL_RULES) - {"recall"}  # recall runs on MQAR data only
+    assert model_rules == set(MODEL_RULES) - {"recall", "retrieval"}  # recall, retrieval: MQAR data only
     for rule in model_rules:
         assert "gpu=1," in found[rule] and f"cpus_per_gpu={profile[rule]['cpus_per_gpu']}" in found[rule], found[rule]
         assert f"mem_mb={profile[rule]['mem_mb'].split()[-1]}," in found[rule], found[rule]
@@ -167,6 +167,7 @@ def test_cpu_config_asks_for_no_gpu(tmp_path):
     cfg = tiny_config(
         tmp_path,
         data={"source": "mqar"},
+        retrieval={"enabled": True},
         grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [128]},
     )
     found = _dry_run_resources(tmp_path, cfg)

@@ -1,4 +1,4 @@
-"""rule questions: metrics + length / throughput / recall / latency files -> one figure + table per question, questions.json."""
+"""rule questions: metrics + length / throughput / recall / retrieval / latency files -> one figure + table per question, questions.json."""
 
 from archbench.logs import job_logging
 

@@ -118,6 +118,7 @@ def validate_config(config: dict, schema_path=None, overrides: dict | None = Non
     _check_splits(config["splits"])
     check_models(config)
     _check_data(config)
+    _check_retrieval(config)
     return config
 
 
@@ -486,6 +487,16 @@ def _check_data(config: dict) -> None:
     source_of(config["data"]).check_config(
         config["data"], [run_settings(config, point, with_source=False) for point in grid_points(config)]
     )
+
+
+def _check_retrieval(config: dict) -> None:
+    """Rule retrieval builds its tasks from the MQAR vocabulary: asked for, it needs a source with it."""
+    data = config["data"]
+    if config["retrieval"]["enabled"] and not source_of(data).answer_positions:
+        raise ConfigError(
+            f"config key 'retrieval.enabled': the retrieval tasks are built on the MQAR vocabulary and need "
+            f"data.source: mqar (config/presets/retrieval.yaml); got data.source {data['source']!r}"
+        )
 
 
 def _is_axis(key: str, value) -> bool:

@@ -83,6 +83,20 @@ def recall_args(config: dict) -> dict:
     return {"mqar_cfg": config["data"]["mqar"], **_run_on(config)}
 
 
+def retrieval_args(config: dict) -> dict:
+    r, m = config["retrieval"], config["data"]["mqar"]
+    return {
+        "multipliers": r["multipliers"],
+        "tasks": r["tasks"],
+        "examples": r["examples"],
+        "seed": r["seed"],
+        "batch_size": r["batch_size"],
+        "vocab_size": m["vocab_size"],  # the tasks' words are the run's MQAR vocabulary
+        "random_fillers": m["random_fillers"],  # and its filler
+        **_run_on(config),
+    }
+
+
 def schema_defaults() -> dict:
     """The pipeline config of an empty config file (every key at its schema default): what the CLI's
     options start from, for the built-in builders and a plugin's alike."""

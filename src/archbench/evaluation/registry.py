@@ -153,6 +153,12 @@ def recall_data(config: dict) -> bool:
     return source_of(config["data"]).answer_positions
 
 
+def retrieval_enabled(config: dict) -> bool:
+    # Its tasks are built on the MQAR vocabulary, which a source with answer positions has
+    # (archbench.config refuses retrieval.enabled with any other source).
+    return bool(config["retrieval"]["enabled"]) and recall_data(config)
+
+
 _CALLS = "archbench.evaluation.calls"
 _Q = "archbench.report.questions"
 
@@ -234,6 +240,19 @@ register_evaluation(
         question=f"{_Q}.recall",
         threads=1,
         script="recall.py",
+    )
+)
+register_evaluation(
+    Evaluation(
+        "retrieval",
+        "archbench.evaluation.retrieval:run_retrieval",
+        f"{_CALLS}:retrieval_args",
+        {"json": "retrieval.json"},
+        help="phonebook / passkey / copy exact-match accuracy and state bytes at 1x-8x the training length, "
+        "MQAR runs only (retrieval.json)",
+        applies=f"{__name__}:retrieval_enabled",
+        question=f"{_Q}.retrieval",
+        threads=1,
     )
 )
 

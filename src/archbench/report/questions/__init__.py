@@ -1,4 +1,5 @@
-"""The architecture questions: length extrapolation, scaling, recall, decode throughput vs batch, compute.
+"""The architecture questions: length extrapolation, scaling, recall, long-context retrieval, decode throughput
+vs batch, compute.
 
 One module per question (``QUESTIONS``: name -> module). Each module has ``EVALUATION`` (the name of
 the evaluation whose per-run files it reads, or None) and ``answer(files, runs, png, csv, **settings)``
@@ -16,7 +17,7 @@ import json
 import os
 
 from archbench.io import write_json
-from archbench.report.questions import compute, hybrid, length, recall, reproduction, scaling, throughput
+from archbench.report.questions import compute, hybrid, length, recall, reproduction, retrieval, scaling, throughput
 from archbench.report.questions.runs import runs_frame
 
 # reproduction last: it reads the other questions' answers (scaling's held-out check)
@@ -24,6 +25,7 @@ QUESTIONS = {
     "length": length,
     "scaling": scaling,
     "recall": recall,
+    "retrieval": retrieval,
     "throughput": throughput,
     "compute": compute,
     "hybrid": hybrid,
@@ -45,7 +47,7 @@ def write_questions(
     """Every figure / table named in ``out`` (per question ``<name>`` and ``<name>_table``, plus
     ``json``) and ``questions.json``.
 
-    ``files`` maps an evaluation's name (``length``, ``throughput``, ``recall``, a plugin's) to its
+    ``files`` maps an evaluation's name (``length``, ``throughput``, ``recall``, ``retrieval``, a plugin's) to its
     per-run output files; an evaluation that did not run is absent or an empty list. ``extra``:
     {question name: importable module} of plugin questions, answered like the built-in ones."""
     modules = {**QUESTIONS, **{name: importlib.import_module(ref) for name, ref in (extra or {}).items()}}
