@@ -35,8 +35,10 @@ def test_exponent_and_held_out_intervals_cover_at_three_seeds():
             held_n += 1
             held_hits += h["predicted_interval"][0] <= true_largest <= h["predicted_interval"][1]
     alpha_rate, held_rate = alpha_hits / TRIALS, held_hits / held_n
-    print(f"\n{MIN_SEEDS} seeds, {TRIALS} identical-curve trials: exponent interval covers alpha in "
-          f"{alpha_rate:.1%}, held-out prediction interval covers the largest size's loss in {held_rate:.1%}")
+    print(
+        f"\n{MIN_SEEDS} seeds, {TRIALS} identical-curve trials: exponent interval covers alpha in "
+        f"{alpha_rate:.1%}, held-out prediction interval covers the largest size's loss in {held_rate:.1%}"
+    )
     assert held_n == TRIALS  # >= 3 seeds: every trial gets a held-out interval
     # the bar is >= 90% coverage; 60 trials resolve it to about +-4 points (binomial SE at 0.9)
     assert alpha_rate >= 0.85
