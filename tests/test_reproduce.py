@@ -232,7 +232,7 @@ def test_scaling_prediction_verdict_reads_the_scaling_questions_held_out_check(t
         "predicted": 3.0,
         "predicted_interval": list(band) if band else None,
         "measured": 3.05,
-        "measured_interval": None,
+        "measured_interval": [3.01, 3.09] if band else None,
     }
     answers = {"scaling": {"held_out": held_out_rows({"retnet": {"heldout": heldout}, "llama": {}})}}
     row = reproduction.scaling_prediction(answers, {}, str(tmp_path / "s.png"))
@@ -240,7 +240,8 @@ def test_scaling_prediction_verdict_reads_the_scaling_questions_held_out_check(t
     expected = "RetNet predicted 3.000 " + (
         f"[{band[0]:.3f}, {band[1]:.3f}]" if band else "(no interval: needs >= 3 seeds)"
     )
-    assert row["ours"] == expected + ", observed 3.050"
+    assert row["ours"] == expected + ", observed 3.050" + (" [3.010, 3.090]" if band else "")
+    assert row["seeds"] == (3 if band else 1)
 
 
 @pytest.mark.parametrize("claim", list(CLAIMS))

@@ -376,7 +376,9 @@ def scaling_prediction(answers: dict, rule: dict, png: str) -> dict:
         name = style(h.get("arch", "?"))[1]
         num = lambda v: "?" if v is None else f"{v:.3f}"  # noqa: E731
         band = f" [{num(lo)}, {num(hi)}]" if lo is not None else " (no interval: needs >= 3 seeds)"
-        parts.append(f"{name} predicted {num(h.get('predicted'))}{band}, observed {num(h.get('observed'))}")
+        seen = h.get("observed_interval")
+        seen = f" [{num(seen[0])}, {num(seen[1])}]" if seen else ""
+        parts.append(f"{name} predicted {num(h.get('predicted'))}{band}, observed {num(h.get('observed'))}{seen}")
         if h.get("predicted") is not None:
             ax.errorbar(
                 i,
@@ -396,7 +398,14 @@ def scaling_prediction(answers: dict, rule: dict, png: str) -> dict:
     ax.set_title(f"Scaling: held-out largest size: {verdict}", fontsize=9)
     ax.set_ylabel("test loss (o predicted with interval, x observed)")
     save(fig, png)
-    return {"ours": "; ".join(parts), "seeds": None, "verdict": verdict, "note": "", "our_setting": ""}
+    counts = [h["n_seeds"] for h in rows if h.get("n_seeds") is not None]
+    return {
+        "ours": "; ".join(parts),
+        "seeds": min(counts) if counts else None,
+        "verdict": verdict,
+        "note": "",
+        "our_setting": "",
+    }
 
 
 def _missing(png: str, why: str) -> dict:

@@ -255,6 +255,7 @@ def held_out_rows(fitted: dict) -> dict:
             "lo": band[0] if band else None,
             "hi": band[1] if band else None,
             "observed": h["measured"],
+            "observed_interval": h.get("measured_interval"),
             "inside": None if band is None else band[0] <= h["measured"] <= band[1],
         }
     return rows
