@@ -23,9 +23,8 @@ import sys
 import tempfile
 
 from archbench import __version__
-from archbench.config import load_schema
+from archbench.config import load_schema, schema_defaults
 from archbench.errors import ArchbenchError
-from archbench.evaluation.calls import schema_defaults
 from archbench.evaluation.registry import EVALUATIONS, get_evaluation
 from archbench.evaluation.tasks import TAG, TASKS, build_tasks
 from archbench.layout import Layout
