@@ -116,11 +116,21 @@ def test_an_evaluation_fragment_joins_its_section_or_makes_its_own(registered):
 
 def test_a_key_defined_twice_names_both_owners(registered):
     registered(arch("knobarch", {"knob_size": KNOB}))
-    registered(arch("otherarch", {"knob_size": KNOB}))
+    registered(arch("otherarch", {"knob_size": {**KNOB, "default": 4}}))
     with pytest.raises(
         ConfigError,
         match=r"^config key 'model.knob_size': defined by both architecture 'knobarch' and architecture 'otherarch'$",
     ):
+        load_schema()
+
+
+def test_entries_that_share_one_definition_define_it_once(registered):
+    shared = {"knob_size": KNOB}
+    registered(arch("knobarch", shared))
+    registered(arch("otherarch", {"knob_size": shared["knob_size"]}))  # the same schema object
+    assert load_schema()["properties"]["model"]["properties"]["knob_size"] == KNOB
+    registered(arch("thirdarch", {"knob_size": dict(KNOB)}))  # an equal copy is a second definition
+    with pytest.raises(ConfigError, match=r"defined by both architecture 'knobarch' and architecture 'thirdarch'$"):
         load_schema()
 
 

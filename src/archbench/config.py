@@ -88,7 +88,8 @@ def _fragments():
 
 def _merge(schema: dict, owners: dict, owner: str, section: tuple, fragment) -> None:
     """Add `fragment` (a properties mapping) to the object schema at `section`, created if absent; a key
-    the base or another fragment defines already is refused, naming both."""
+    the base or another fragment defines already is refused, naming both. Entries that share one setting
+    (e.g. two architectures reading `position`) name the same schema object: defined once, not twice."""
     if fragment is None:
         return
     if not isinstance(fragment, dict) or not all(isinstance(v, dict) for v in fragment.values()):
@@ -98,16 +99,18 @@ def _merge(schema: dict, owners: dict, owner: str, section: tuple, fragment) -> 
         props = node.setdefault("properties", {})
         if part not in props:
             props[part] = {"type": "object", "default": {}, "additionalProperties": False, "properties": {}}
-            owners[section[: depth + 1]] = owner
+            owners[section[: depth + 1]] = (owner, None)
         node = props[part]
     props = node.setdefault("properties", {})
     for key, sub in fragment.items():
         where = (*section, key)
+        first, defined = owners.get(where, (f"the base schema ({SCHEMA_PATH.name})", None))
+        if key in props and sub is defined:
+            continue
         if key in props:
-            first = owners.get(where, f"the base schema ({SCHEMA_PATH.name})")
             raise ConfigError(f"config key '{'.'.join(where)}': defined by both {first} and {owner}")
         props[key] = copy.deepcopy(sub)
-        owners[where] = owner
+        owners[where] = (owner, sub)
 
 
 def schema_defaults() -> dict:
