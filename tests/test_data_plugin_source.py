@@ -80,7 +80,7 @@ def run(code: str) -> subprocess.CompletedProcess:
 def test_the_entry_point_registers_the_toy_source_and_its_config_rule(plugin_env, tmp_path):
     base = (
         "from archbench.config import validate_config; from archbench.data.sources import source_names; "
-        "from archbench.data.shards import plan_shards, read_shard; "
+        "from archbench.data.sources import plan_shards, read_shard; "
         "cfg = validate_config({'data': {'source': 'toy', 'options': {'documents': N}}, " + GRID + "}); "
     )
     proc = run(base.replace("N", "5"))

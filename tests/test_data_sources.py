@@ -144,8 +144,8 @@ from fsspec.implementations.dirfs import DirFileSystem  # noqa: E402
 from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 
 from archbench.data.download import download_shard  # noqa: E402
-from archbench.data.shards import plan_shards  # noqa: E402
 from archbench.data.sources import hub as hub_source  # noqa: E402
+from archbench.data.sources import plan_shards  # noqa: E402
 from archbench.data.sources.hub import expand_classes  # noqa: E402
 
 

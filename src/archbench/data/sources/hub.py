@@ -15,7 +15,8 @@ import urllib.request
 from pathlib import Path
 
 from archbench import hub as hf
-from archbench.data.readers import GLOB_MAGIC, Limits, accepted, file_format, name_shards, read_file
+from archbench.data.readers import GLOB_MAGIC, Limits, accepted, file_format, read_file
+from archbench.data.shards import name_shards
 from archbench.data.sources.base import DataSource
 from archbench.errors import ConfigError, DataError
 from archbench.io import write_json
