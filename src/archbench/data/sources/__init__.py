@@ -1,22 +1,22 @@
 """The one list of data sources (``data.source``): ``default``, ``local``, ``hub``, ``mqar``.
 
-Each is one module with one :class:`~archbench.data.sources.base.DataSource` (plan the shards, read a
-shard, check the config, tokenizer policy, training-target hook, the schema of its ``data.<name>`` keys)
-and one :func:`register_source` call below; :func:`plan_shards` and :func:`read_shard` ask the config's
-(or the shard's) source. A separate package adds one through the ``archbench.sources`` entry point (see
+Each is one module of this package holding one :class:`~archbench.data.sources.base.DataSource` subclass
+(plan the shards, read a shard, check the config, tokenizer policy, training-target hook, the schema of
+its ``data.<name>`` keys), registered on import by :func:`builtin_sources`: a new module is a new source,
+nothing else to edit. :func:`plan_shards` and :func:`read_shard` ask the config's (or the shard's) source. A separate package adds one through the ``archbench.sources`` entry point (see
 :func:`load_plugins`). Outside this package no code compares a source's name: it asks the entry.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterator
 
 from archbench.data.readers import Limits
 from archbench.data.sources.base import DataSource
-from archbench.data.sources.default import DefaultSource, default_corpus_path, default_documents
-from archbench.data.sources.hub import LOCAL_HINT, HubSource, check_hub_reachable
-from archbench.data.sources.local import LocalSource
-from archbench.data.sources.mqar import MqarSource
+from archbench.data.sources.default import default_corpus_path, default_documents
+from archbench.data.sources.hub import LOCAL_HINT, check_hub_reachable
 from archbench.errors import ConfigError
 
 ENTRY_POINT_GROUP = "archbench.sources"
@@ -113,6 +113,20 @@ def load_plugins() -> None:
             raise ImportError(f"{ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}) failed: {err}") from err
 
 
-for _source in (DefaultSource(), LocalSource(), HubSource(), MqarSource()):
+def builtin_sources() -> list[DataSource]:
+    """One instance of each named DataSource subclass defined in a module of this package, ``default``
+    first (the config's default), then by name."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found += [
+            cls()
+            for cls in vars(module).values()
+            if isinstance(cls, type) and issubclass(cls, DataSource) and cls.__module__ == module.__name__ and cls.name
+        ]
+    return sorted(found, key=lambda source: (source.name != "default", source.name))
+
+
+for _source in builtin_sources():
     register_source(_source)
 load_plugins()
