@@ -1,7 +1,7 @@
 # Data stages, one job per shard (an input file, a slice of a big one or a group of small ones; see
 # archbench.data.shards), read by the config's data source (archbench.data.sources):
 #   download/{shard} -> [split_plan: corpora of several shards] -> split/{shard} -> [train_tokenizer: sample of every train shard] -> tokenize/{split}/{shard}
-#   -> gather_tokens/{split}: results/tokens/{split}/index.json (what training reads).
+#   -> gather_tokens/{split}: the split's token index (what training reads).
 # The shard list is planned here, at parse time, so every per-shard job is in the DAG (dry runs, Slurm).
 # Every path: archbench.layout (L, rules/common.smk).
 from archbench.data.shards import SHARD_RE

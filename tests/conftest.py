@@ -11,7 +11,7 @@ slurm"` and, on a local cluster, `-m slurm`.
 import pytest
 
 TIER_MARKERS = ("slow", "multiprocess", "faults", "slurm")
-# pyproject's `timeout` (600 s) is the fast tier's, per test: its slowest tests take ~40 s on 2 busy cores.
+# pyproject's `timeout` (900 s) is the fast tier's, per test (its slowest: 260 s on 2 cores at load average 10).
 # A tiered test runs whole pipelines (a module fixture's run counts toward its first test) under their
 # own subprocess timeouts of up to an hour: it stops only when hung.
 TIERED_TIMEOUT = 7200
