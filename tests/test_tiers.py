@@ -168,6 +168,7 @@ def test_kill(tmp_path):
 @pytest.mark.parametrize(
     "top,expected",
     [("", ["test_data_then_a_run", "test_through_a_fixture", "test_kill"]), ("pytestmark = pytest.mark.faults\n", [])],
+    ids=["unmarked", "module-marked"],
 )
 def test_the_rule_finds_unmarked_pipeline_runs_through_helpers_and_fixtures(top, expected):
     assert untiered_pipeline_tests(top + UNMARKED) == expected
