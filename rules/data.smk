@@ -1,10 +1,11 @@
 # Data stages, one job per shard (an input file, a slice of a big one or a group of small ones; see
 # archbench.data.shards), read by the config's data source (archbench.data.sources):
 #   download/{shard} -> [split_plan: corpora of several shards] -> split/{shard} -> [train_tokenizer: sample of every train shard] -> tokenize/{split}/{shard}
-#   -> gather_tokens/{split}: results/tokens/{split}/index.json (what training reads).
+#   -> gather_tokens/{split}: the split's token index (what training reads).
 # The shard list is planned here, at parse time, so every per-shard job is in the DAG (dry runs, Slurm).
-from archbench.data.shards import _SHARD_RE, plan_shards
-from archbench.data.sources import source_of
+# Every path: archbench.layout (L, rules/common.smk).
+from archbench.data.shards import SHARD_RE
+from archbench.data.sources import plan_shards, source_of
 from archbench.errors import ArchbenchError
 
 SOURCE = source_of(config["data"])  # the data source entry (archbench.data.sources)
@@ -18,25 +19,25 @@ SHARD_NAMES = list(SHARDS)  # sorted = corpus order
 # document count: one split_plan job gathers them into one small file that each split job reads (edges
 # linear in the shard count). A corpus of one shard reads its own download stats instead.
 if len(SHARD_NAMES) == 1:
-    SPLIT_COUNTS = [f"{R}/data/raw/{SHARD_NAMES[0]}.json"]
+    SPLIT_COUNTS = [L.raw(SHARD_NAMES[0], "json")]
 else:
-    SPLIT_COUNTS = [f"{R}/data/split_plan.json"]
+    SPLIT_COUNTS = [L.split_plan()]
 
 
 wildcard_constraints:
-    shard=_SHARD_RE,
+    shard=SHARD_RE,
 
 
 rule download:
     input:  # the local files a shard is read from (editing one reruns the shard), as its source says
         lambda w: SOURCE.inputs(SHARDS[w.shard]),
     output:
-        parquet=f"{R}/data/raw/{{shard}}.parquet",
-        stats=f"{R}/data/raw/{{shard}}.json",
+        parquet=L.raw(),
+        stats=L.raw(ext="json"),
     log:
-        f"{R}/logs/download/{{shard}}.log",
+        L.log("download", "{shard}"),
     benchmark:
-        f"{R}/benchmarks/download/{{shard}}.tsv"
+        L.benchmark("download", "{shard}")
     conda:
         ENV
     params:
@@ -48,14 +49,14 @@ rule download:
 
 rule split_plan:
     input:
-        stats=expand(f"{R}/data/raw/{{shard}}.json", shard=SHARD_NAMES),
-        raw=expand(f"{R}/data/raw/{{shard}}.parquet", shard=SHARD_NAMES),  # read only for a small corpus
+        stats=expand(L.raw(ext="json"), shard=SHARD_NAMES),
+        raw=expand(L.raw(), shard=SHARD_NAMES),  # read only for a small corpus
     output:
-        f"{R}/data/split_plan.json",
+        L.split_plan(),
     log:
-        f"{R}/logs/split_plan.log",
+        L.log("split_plan"),
     benchmark:
-        f"{R}/benchmarks/split_plan.tsv"
+        L.benchmark("split_plan")
     conda:
         ENV
     params:
@@ -72,12 +73,12 @@ rule split:
         raw=rules.download.output.parquet,
         counts=SPLIT_COUNTS,
     output:
-        **{s: f"{R}/data/split/{s}/{{shard}}.parquet" for s in SPLITS},
-        stats=f"{R}/data/split/stats/{{shard}}.json",
+        **{s: L.split(s) for s in SPLITS},
+        stats=L.split_stats(),
     log:
-        f"{R}/logs/split/{{shard}}.log",
+        L.log("split", "{shard}"),
     benchmark:
-        f"{R}/benchmarks/split/{{shard}}.tsv"
+        L.benchmark("split", "{shard}")
     conda:
         ENV
     params:
@@ -91,14 +92,14 @@ rule split:
 
 rule train_tokenizer:
     input:
-        expand(f"{R}/data/split/train/{{shard}}.parquet", shard=SHARD_NAMES),
+        expand(L.split("train"), shard=SHARD_NAMES),
     output:
-        json=f"{R}/tokenizer/tokenizer.json",
-        config=f"{R}/tokenizer/tokenizer_config.json",
+        json=L.tokenizer_file(),
+        config=L.tokenizer_file("tokenizer_config.json"),
     log:
-        f"{R}/logs/train_tokenizer.log",
+        L.log("train_tokenizer"),
     benchmark:
-        f"{R}/benchmarks/train_tokenizer.tsv"
+        L.benchmark("train_tokenizer")
     conda:
         ENV
     threads: 2
@@ -118,15 +119,15 @@ rule train_tokenizer:
 
 rule tokenize:
     input:
-        split=f"{R}/data/split/{{split}}/{{shard}}.parquet",
+        split=L.split(),
         tokenizer=rules.train_tokenizer.output.json,
     output:
-        bin=f"{R}/tokens/{{split}}/{{shard}}.bin",
-        json=f"{R}/tokens/{{split}}/{{shard}}.json",
+        bin=L.tokens(),
+        json=L.tokens(ext="json"),
     log:
-        f"{R}/logs/tokenize/{{split}}/{{shard}}.log",
+        L.log("tokenize", "{split}", "{shard}"),
     benchmark:
-        f"{R}/benchmarks/tokenize/{{split}}/{{shard}}.tsv"
+        L.benchmark("tokenize", "{split}", "{shard}")
     conda:
         ENV
     threads: 1  # shards are the parallelism: one core per shard job
@@ -136,11 +137,11 @@ rule tokenize:
 
 rule gather_tokens:
     input:
-        expand(f"{R}/tokens/{{{{split}}}}/{{shard}}.json", shard=SHARD_NAMES),
+        expand(L.tokens("{{split}}", ext="json"), shard=SHARD_NAMES),  # {split} stays a wildcard
     output:
-        f"{R}/tokens/{{split}}/index.json",
+        L.tokens_index(),
     log:
-        f"{R}/logs/tokenize/{{split}}/index.log",
+        L.log("tokenize", "{split}", "index"),
     conda:
         ENV
     script:

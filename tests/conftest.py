@@ -1,38 +1,26 @@
-"""Shared pytest fixtures and the test tiers. Tests never touch the network: the Hugging Face hub is
+"""Shared pytest fixtures and the tiers' timeouts. Tests never touch the network: the Hugging Face hub is
 forced offline.
 
-Tiers (markers, registered in pyproject.toml): the README's `python -m pytest` runs the fast tier,
-everything not marked below (pyproject's addopts deselects the rest); .ci/run then runs
-`-m "(slow or multiprocess or faults) and not slurm"` and, on a local cluster, `-m slurm`.
-A module's tier is set here, not in the test files, so a new end-to-end test module is tiered in one place.
+Tiers (markers, registered in pyproject.toml) are set in each test module: ``pytestmark =
+pytest.mark.<tier>`` at its top, or the mark on one test (tests/test_tiers.py fails on a test that runs the
+pipeline without one). The README's `python -m pytest` runs the fast tier, every unmarked test
+(pyproject's addopts deselects the rest); .ci/run then runs `-m "(slow or multiprocess or faults) and not
+slurm"` and, on a local cluster, `-m slurm`.
 """
 
 import pytest
 
-# test module (or module::test) -> its tier. slow: end-to-end Snakemake runs that train and evaluate
-# (a minute or more each on 2 cores); multiprocess: several training processes; faults: killed jobs and
-# failing grid points; slurm: needs a running Slurm cluster.
-TIERS = {
-    "test_workflow_run.py": "slow",
-    "test_data_small_corpus.py::test_24_text_files_run_end_to_end_with_the_default_splits": "slow",
-    "test_workflow_modern.py": "slow",
-    "test_plugin_arch.py::test_toy_architecture_runs_through_the_tiny_pipeline": "slow",
-    "test_plugin_eval.py::test_plugin_evaluation_runs_through_the_pipeline": "slow",
-    "test_training_ddp.py": "multiprocess",
-    "test_workflow_failures.py": "faults",
-    "test_resume_kill.py": "faults",
-    "test_slurm.py": "slurm",
-    "test_slurm_sbatch.py": "slurm",
-}
+TIER_MARKERS = ("slow", "multiprocess", "faults", "slurm")
+# pyproject's `timeout` (900 s) is the fast tier's, per test (its slowest: 260 s on 2 cores at load average 10).
+# A tiered test runs whole pipelines (a module fixture's run counts toward its first test) under their
+# own subprocess timeouts of up to an hour: it stops only when hung.
+TIERED_TIMEOUT = 7200
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        module = item.path.name
-        test = f"{module}::{item.originalname}"
-        for key in (module, test):
-            if key in TIERS:
-                item.add_marker(getattr(pytest.mark, TIERS[key]))
+        if item.get_closest_marker("timeout") is None and any(item.get_closest_marker(t) for t in TIER_MARKERS):
+            item.add_marker(pytest.mark.timeout(TIERED_TIMEOUT))
 
 
 @pytest.fixture(autouse=True)

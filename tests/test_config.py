@@ -113,35 +113,14 @@ def test_bad_config_gives_one_error_naming_the_key(changes, fragment):
 
 @pytest.mark.parametrize("changes,fragment", BAD, ids=[next(iter(c)) for c, _ in BAD])
 def test_snakemake_exits_before_any_job_with_the_key_and_no_traceback(changes, fragment, tmp_path):
-    import subprocess
-    import sys
-
-    from workflow_helpers import SNAKEFILE
+    from workflow_helpers import snakemake
 
     cfg = config(**changes)
     cfg["results"] = str(tmp_path / "results")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     # --replace-workflow-config: the file is the whole config (a merge could not delete a key)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(SNAKEFILE),
-            "-d",
-            str(tmp_path),
-            "--cores",
-            "1",
-            "--configfile",
-            str(path),
-            "--replace-workflow-config",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = snakemake(tmp_path, "--cores", "1", "--replace-workflow-config", configfile=path, check=False, timeout=300)
     assert proc.returncode != 0
     assert "archbench: invalid config: " in proc.stderr and fragment in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -23,7 +23,7 @@ KNOB = {"type": "integer", "minimum": 1, "default": 3, "description": "a setting
 # The entries as a component declares them (until every registry's entry class has the field itself).
 class KnobSource(DataSource):
     name = "knobsource"
-    schema_fragment = {"knob": KNOB}
+    schema_fragment = {"type": "object", "default": {}, "additionalProperties": False, "properties": {"knob": KNOB}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +155,12 @@ from archbench.data.sources import DataSource
 
 class PluginSource(DataSource):
     name = "pluginsource"
-    schema_fragment = {"depth": {"type": "integer", "minimum": 1, "default": 2}}
+    schema_fragment = {
+        "type": "object",
+        "default": {},
+        "additionalProperties": False,
+        "properties": {"depth": {"type": "integer", "minimum": 1, "default": 2}},
+    }
 """
 
 

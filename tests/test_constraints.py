@@ -3,7 +3,6 @@ config classes reject, for every registered architecture (bad configs derived fr
 
 import itertools
 import re
-import sys
 
 import pytest
 
@@ -88,11 +87,9 @@ def test_parse_time_check_agrees_with_the_model_classes(arch, tmp_path):
 def test_derived_bad_configs_stop_snakemake_before_any_job(tmp_path):
     """The derived bad configs cover every rule (>= 10 distinct); one per architecture runs through
     snakemake itself, which exits at parse time with the key and writes nothing."""
-    import subprocess
-
     import yaml
 
-    from workflow_helpers import SNAKEFILE
+    from workflow_helpers import snakemake
 
     rules, first = set(), {}
     for arch, s in derived_cases():
@@ -110,24 +107,7 @@ def test_derived_bad_configs_stop_snakemake_before_any_job(tmp_path):
         cfg["grid"].update(bad["grid"])
         cfg["model"] = bad["model"]
         path.write_text(yaml.safe_dump(cfg))
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "snakemake",
-                "-s",
-                str(SNAKEFILE),
-                "-d",
-                str(work),
-                "--cores",
-                "1",
-                "--configfile",
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = snakemake(work, "--cores", "1", configfile=path, check=False, timeout=300)
         assert proc.returncode != 0, (arch, s)
         assert "archbench: invalid config: config key" in proc.stderr and f"(arch {arch})" in proc.stderr
         assert "Traceback" not in proc.stderr

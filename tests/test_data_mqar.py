@@ -169,7 +169,7 @@ def test_the_data_stages_dispatch_to_mqar_and_pack_documents_into_aligned_window
     """download -> split -> train_tokenizer -> tokenize through the stage functions' issue-15 hooks: every
     document is seq_len tokens with its </s>, so training windows of seq_len start at a document."""
     from archbench.data.download import download_shard
-    from archbench.data.shards import plan_shards
+    from archbench.data.sources import plan_shards
     from archbench.data.split import split_shard
     from archbench.data.tokenize import tokenize_split
     from archbench.data.tokenizer import EOS_ID, train_tokenizer

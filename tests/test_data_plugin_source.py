@@ -80,7 +80,7 @@ def run(code: str) -> subprocess.CompletedProcess:
 def test_the_entry_point_registers_the_toy_source_and_its_config_rule(plugin_env, tmp_path):
     base = (
         "from archbench.config import validate_config; from archbench.data.sources import source_names; "
-        "from archbench.data.shards import plan_shards, read_shard; "
+        "from archbench.data.sources import plan_shards, read_shard; "
         "cfg = validate_config({'data': {'source': 'toy', 'options': {'documents': N}}, " + GRID + "}); "
     )
     proc = run(base.replace("N", "5"))
@@ -92,7 +92,7 @@ def test_the_entry_point_registers_the_toy_source_and_its_config_rule(plugin_env
     proc = run(ok)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines() == [
-        "['default', 'local', 'hub', 'mqar', 'toy']",
+        "['default', 'hub', 'local', 'mqar', 'toy']",
         "['00000-toy', '00001-toy']",
         "20 the cat feed",
     ]
@@ -100,7 +100,7 @@ def test_the_entry_point_registers_the_toy_source_and_its_config_rule(plugin_env
     proc = run(
         "from archbench.config import validate_config; validate_config({'data': {'source': 'nope'}, " + GRID + "})"
     )
-    assert "config key 'data.source': 'nope' is not one of ['default', 'local', 'hub', 'mqar', 'toy']" in proc.stderr
+    assert "config key 'data.source': 'nope' is not one of ['default', 'hub', 'local', 'mqar', 'toy']" in proc.stderr
 
 
 def test_the_toy_source_plans_one_download_job_per_shard(plugin_env, tmp_path):

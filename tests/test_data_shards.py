@@ -14,7 +14,8 @@ import pytest
 
 from archbench.data.download import download_shard
 from archbench.data.loader import load_token_shards, make_dataloader
-from archbench.data.shards import file_format, plan_shards, read_shard
+from archbench.data.readers import file_format
+from archbench.data.sources import plan_shards, read_shard
 from archbench.data.split import split_shard_job
 from archbench.data.tokenize import tokenize_split, write_token_index
 from archbench.data.tokenizer import train_tokenizer

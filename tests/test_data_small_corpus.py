@@ -132,6 +132,7 @@ def test_the_tasks_read_a_bounded_seeded_sample_in_corpus_order(tmp_path):
     assert sample_documents(str(split), 6000, seed=3) == docs  # all of a split that fits, in order
 
 
+@pytest.mark.slow
 def test_24_text_files_run_end_to_end_with_the_default_splits(tmp_path):
     """A corpus of 24 documents of very different lengths, one .txt file each (24 shards), split 90/5/5 by
     a seed whose hash leaves a split empty: every split gets documents and the run reaches the report."""

@@ -144,8 +144,8 @@ from fsspec.implementations.dirfs import DirFileSystem  # noqa: E402
 from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 
 from archbench.data.download import download_shard  # noqa: E402
-from archbench.data.shards import plan_shards  # noqa: E402
 from archbench.data.sources import hub as hub_source  # noqa: E402
+from archbench.data.sources import plan_shards  # noqa: E402
 from archbench.data.sources.hub import expand_classes  # noqa: E402
 
 
@@ -336,3 +336,37 @@ def test_hub_unreachable_fails_fast_with_hint(monkeypatch, tmp_path):
     with pytest.raises(DataError, match=r"unreachable.*data\.source: local"):
         plan_shards({"source": "hub", "hub": {"name": "allenai/c4", "files": "en/*.json.gz"}}, str(tmp_path))
     assert time.perf_counter() - t0 < 10
+
+
+def _stripped(schema):
+    """The schema with descriptions' surrounding white space removed (YAML's ``>`` ends one in a newline)."""
+    if isinstance(schema, dict):
+        return {k: v.strip() if k == "description" else _stripped(v) for k, v in schema.items()}
+    return schema
+
+
+def test_each_source_contributes_the_schema_of_its_own_data_section():
+    """A source's settings ``data.<name>`` are its schema fragment: the config schema holds exactly that
+    (hub and mqar have settings; default and local have none of their own)."""
+    import jsonschema
+
+    from archbench.config import load_schema
+    from archbench.data.sources import get_source
+
+    data = load_schema()["properties"]["data"]["properties"]
+    for name in ("default", "local", "hub", "mqar"):
+        fragment = get_source(name).schema_fragment
+        if name in ("default", "local"):
+            assert fragment is None and name not in data
+            continue
+        jsonschema.Draft7Validator.check_schema(fragment)
+        assert fragment["type"] == "object" and fragment["additionalProperties"] is False
+        assert _stripped(fragment) == _stripped(data[name])
+
+
+def test_every_module_of_the_sources_package_is_a_registered_source():
+    """A built-in source is one module of archbench.data.sources: found there, no list to extend."""
+    from archbench.data.sources import builtin_sources, source_names
+
+    assert [s.name for s in builtin_sources()] == ["default", "hub", "local", "mqar"]
+    assert source_names()[:4] == ["default", "hub", "local", "mqar"]

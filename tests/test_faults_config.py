@@ -23,7 +23,7 @@ from archbench.config import (
     validate_config,
 )
 from archbench.errors import ConfigError
-from workflow_helpers import SNAKEFILE
+from workflow_helpers import SNAKEFILE, snakemake_command
 
 DEFAULT = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
 NAN, INF = float("nan"), float("inf")
@@ -214,8 +214,7 @@ def dry_run(workdir: Path, text: str, *args: str) -> tuple[subprocess.CompletedP
     """`snakemake -n` on a config file of `text`: (process, seconds, peak RSS in MB of the child)."""
     workdir.mkdir(exist_ok=True)
     (workdir / "config.yaml").write_text(text)
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "-n", *args]
-    cmd += ["--configfile", str(workdir / "config.yaml")]
+    cmd = snakemake_command(workdir, "-n", *args, configfile=workdir / "config.yaml")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     with open(workdir / ".out", "w+") as out, open(workdir / ".err", "w+") as err:
         start = time.perf_counter()

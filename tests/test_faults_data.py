@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from archbench.data.download import download_shard
-from archbench.data.shards import plan_shards
+from archbench.data.sources import plan_shards
 from archbench.errors import DataError
 
 pytestmark = pytest.mark.faults
@@ -84,7 +84,7 @@ def test_symlinked_duplicates_are_read_once(tmp_path):
 LONG_LINE = """
 import json, resource, sys, time
 from archbench.data.download import download_shard
-from archbench.data.shards import plan_shards
+from archbench.data.sources import plan_shards
 path, out, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
 data = {"source": "local", "path": path, "max_document_bytes": limit}
 (shard,) = plan_shards(data).values()
@@ -173,7 +173,7 @@ def test_sigkill_during_download_leaves_no_complete_looking_output(tmp_path):
     code = """
     import sys
     from archbench.data.download import download_shard
-    from archbench.data.shards import plan_shards
+    from archbench.data.sources import plan_shards
     (shard,) = plan_shards({"source": "local", "path": sys.argv[1]}).values()
     download_shard(shard, {}, sys.argv[2] + "/x.parquet", sys.argv[2] + "/x.json")
     """

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from archbench.data.download import download_shard
-from archbench.data.shards import plan_shards
+from archbench.data.sources import plan_shards
 from archbench.errors import DataError
 from workflow_helpers import snakemake
 
@@ -185,7 +185,7 @@ else:  # one 200 MB document between two small ones
 PEAK = """
 import json, sys
 from archbench.data.download import download_shard
-from archbench.data.shards import plan_shards
+from archbench.data.sources import plan_shards
 path, out = sys.argv[1:]
 data = {"source": "local", "path": path}
 (shard,) = plan_shards(data).values()

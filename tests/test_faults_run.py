@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from workflow_helpers import SNAKEFILE, dry_run_counts, snakemake
+from workflow_helpers import dry_run_counts, snakemake, snakemake_popen
 
 pytestmark = pytest.mark.faults
 
@@ -32,7 +31,6 @@ RUN = f"retnet/{POINT}/seed~0"
 METRICS = f"results/runs/{RUN}/metrics.json"
 SCRATCH = f"results/scratch/{RUN}"
 TRAIN_LOG = f"results/logs/train/{RUN}.log"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
 def write_config(workdir: Path, **sections) -> Path:
@@ -66,10 +64,8 @@ def write_config(workdir: Path, **sections) -> Path:
 
 
 def popen(workdir: Path, *targets: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--cores", "1", *targets]
-    cmd += ["--configfile", str(workdir / "config.yaml")]
-    return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, start_new_session=True
+    return snakemake_popen(
+        workdir, "--cores", "1", *targets, configfile=workdir / "config.yaml", start_new_session=True
     )
 
 
@@ -187,9 +183,9 @@ def test_sigkill_in_train_resumes_and_a_second_instance_is_refused(killed, tmp_p
     write_config(other, results=str(work / "results"))
 
     def start(workdir: Path, *targets: str) -> subprocess.Popen:
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--cores", "1", *targets]
-        cmd += ["--configfile", str(workdir / "config.yaml")]
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        return snakemake_popen(
+            workdir, "--cores", "1", *targets, configfile=workdir / "config.yaml", stderr=subprocess.PIPE
+        )
 
     # both at once, while the first one runs
     second, third = start(work, METRICS), start(other)

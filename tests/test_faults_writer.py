@@ -21,7 +21,7 @@ import pytest
 
 from archbench.io import _HOST, atomic_file
 from archbench.locks import WriterBusyError, hold_writer, lock_path, one_writer, release_writer
-from workflow_helpers import SNAKEFILE, dry_run_counts
+from workflow_helpers import dry_run_counts, snakemake, snakemake_popen
 
 HOLD = (
     "import sys; from archbench.locks import hold_writer; hold_writer(sys.argv[1], 'train'); "
@@ -158,12 +158,8 @@ def orphan_config(workdir: Path) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--cores", "1", *args]
-    return [*cmd, "--configfile", str(workdir / "config.yaml")]
-
-
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return snakemake(workdir, "--cores", "1", *args, configfile=workdir / "config.yaml", check=False, timeout=None)
 
 
 def train_jobs(workdir: Path) -> list[int]:
@@ -200,7 +196,9 @@ def wait_for(condition, what: str, timeout: float = 600) -> None:
 def test_kill_9_of_snakemake_unlock_and_rerun_never_makes_two_writers(tmp_path):
     orphan_config(tmp_path)
     log = open(tmp_path / "first.out", "w")  # noqa: SIM115 - the orphan keeps writing to it
-    first = subprocess.Popen(snakemake_cmd(tmp_path, METRICS), stdout=log, stderr=subprocess.STDOUT, env=ENV)
+    first = snakemake_popen(
+        tmp_path, "--cores", "1", METRICS, configfile=tmp_path / "config.yaml", stdout=log, text=False
+    )
     scratch = tmp_path / "results" / "scratch" / RUN
     wait_for(lambda: (scratch / "last.ckpt").exists() or first.poll() is not None, "the first checkpoint")
     assert first.poll() is None, (tmp_path / "first.out").read_text()[-3000:]
@@ -210,10 +208,10 @@ def test_kill_9_of_snakemake_unlock_and_rerun_never_makes_two_writers(tmp_path):
         first.kill()  # kill -9 of Snakemake: the train job lives on, re-parented
         first.wait()
         assert _state(orphan) == "T"
-        unlock = subprocess.run(snakemake_cmd(tmp_path, "--unlock"), capture_output=True, text=True, env=ENV)
+        unlock = run(tmp_path, "--unlock")
         assert unlock.returncode == 0, unlock.stderr[-2000:]
         ckpts = {p.name: p.stat().st_mtime_ns for p in scratch.iterdir()}
-        rerun = subprocess.run(snakemake_cmd(tmp_path, METRICS), capture_output=True, text=True, env=ENV)
+        rerun = run(tmp_path, METRICS)
         assert rerun.returncode == 1
         refusal = [ln for ln in rerun.stderr.splitlines() if ln.startswith("archbench: ")]
         assert len(refusal) == 1 and re.fullmatch(
@@ -230,9 +228,7 @@ def test_kill_9_of_snakemake_unlock_and_rerun_never_makes_two_writers(tmp_path):
     log.close()
     # Snakemake never recorded the orphan's outputs as complete: the rerun (as the refusal says) redoes
     # the run from the orphan's last checkpoint, the one writer now
-    final = subprocess.run(
-        snakemake_cmd(tmp_path, METRICS, "--rerun-incomplete"), capture_output=True, text=True, env=ENV
-    )
+    final = run(tmp_path, METRICS, "--rerun-incomplete")
     assert final.returncode == 0, final.stderr[-3000:]
     metrics = json.loads((tmp_path / METRICS).read_text())
     assert metrics["global_step"] == MAX_STEPS

@@ -63,3 +63,35 @@ def test_lazy_names_still_import():
         "from archbench.models import RetNetForCausalLM, build_model\nprint('torch' in sys.modules)"
     )
     assert out.split() == ["False", "True"]
+
+
+def test_no_module_import_circle():
+    """No circle of imports between archbench's modules, at module level or inside functions alike
+    (import-linter's acyclic_siblings contract misses one that passes through a parent package)."""
+    import grimp
+
+    graph = grimp.build_graph("archbench", cache_dir=None)
+    index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+    def visit(module):  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for other in graph.find_modules_directly_imported_by(module):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in on_stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while not component or component[-1] != module:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    assert circles == []

@@ -25,13 +25,20 @@ def test_paths_are_the_pipelines():
     assert lay.split("test", "00000-kjv") == "results/data/split/test/00000-kjv.parquet"
     assert lay.raw("00000-kjv", "json") == "results/data/raw/00000-kjv.json"
     assert lay.tokenizer_dir() == "results/tokenizer"
+    assert lay.tokenizer_file("tokenizer_config.json") == "results/tokenizer/tokenizer_config.json"
+    assert lay.split_plan() == "results/data/split_plan.json"
+    assert lay.split_stats("00000-kjv") == "results/data/split/stats/00000-kjv.json"
+    assert lay.tokens("train", "00000-kjv", "json") == "results/tokens/train/00000-kjv.json"
     assert (lay.report_dir(), lay.plots_dir()) == ("results/report", "results/report/plots")
     # patterns for the rules: the run's wildcards stay wildcards
     assert Layout("r").eval_dir(run_name()) == "r/eval/{arch}/{point}/seed~{seed}"
 
 
 def test_rule_files_build_results_paths_only_through_the_layout():
-    """The path helpers of the rules (common, train, evaluate, report, Snakefile) spell no results path."""
-    for name in ("Snakefile", *(f"rules/{f}.smk" for f in ("common", "train", "evaluate", "report", "publish"))):
+    """The rules (Snakefile and every rule file) spell no results path."""
+    for name in (
+        "Snakefile",
+        *(f"rules/{f}.smk" for f in ("common", "data", "train", "evaluate", "report", "publish")),
+    ):
         text = (REPO / name).read_text()
-        assert not re.search(r"\{R\}/|results/|/seed~|/runs/|/eval/|/logs/", text), name
+        assert not re.search(r"\{R\}/|results/|/seed~|/runs/|/eval/|/logs/|/data/|/tokens/|/tokenizer/", text), name

@@ -1,13 +1,12 @@
 """The Slurm profile: installing it under a bare name, and what it asks Snakemake for."""
 
 import subprocess
-import sys
 
 import pytest
 import yaml
 
 from archbench.profiles import ProfileInstallError, install_profile, user_profile_dir
-from workflow_helpers import REPO, SNAKEFILE, tiny_config
+from workflow_helpers import REPO, snakemake, tiny_config
 
 PROFILE = REPO / "profiles" / "slurm"
 MODEL_RULES = ("train", "harness", "latency", "generate", "length", "throughput", "recall", "retrieval")
@@ -63,26 +62,17 @@ def test_install_reads_the_profiles_of_the_current_directory_not_of_the_package(
 
 def test_snakemake_resolves_the_installed_profile_by_name(home, tmp_path):
     install_profile("slurm")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(SNAKEFILE),
-            "-d",
-            str(tmp_path / "w"),
-            "--profile",
-            "slurm",
-            "--executor",
-            "dryrun",
-            "-n",
-            "-q",
-            "rules",
-        ],
-        capture_output=True,
-        text=True,
-        env={**__import__("os").environ, "HOME": str(home)},
+    proc = snakemake(
+        tmp_path / "w",
+        "--profile",
+        "slurm",
+        "--executor",
+        "dryrun",
+        "-n",
+        "-q",
+        "rules",
+        check=False,
+        env={"HOME": str(home)},
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -142,11 +132,15 @@ def test_readme_resource_table_is_the_profile():
 
 def _dry_run_resources(tmp_path, *configfiles) -> dict[str, str]:
     """{rule: its resources line} of a dry run under the Slurm profile (the dryrun executor: no cluster)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path / "w"), "--profile", str(PROFILE)]
-        + ["--executor", "dryrun", "-n", "--configfile", *map(str, configfiles)],
-        capture_output=True,
-        text=True,
+    proc = snakemake(
+        tmp_path / "w",
+        "--profile",
+        str(PROFILE),
+        "--executor",
+        "dryrun",
+        "-n",
+        configfile=list(configfiles),
+        check=False,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -9,8 +9,7 @@ import shutil
 import pytest
 import torch
 
-from archbench.training.cluster import resume_checkpoint
-from archbench.training.resume import AtomicCheckpointIO, claim_scratch, run_identity
+from archbench.training.resume import AtomicCheckpointIO, claim_scratch, resume_checkpoint, run_identity
 from test_training import Crash, run
 
 

@@ -5,13 +5,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from workflow_helpers import SNAKEFILE, snakemake, tiny_config
+from workflow_helpers import snakemake, snakemake_popen, tiny_config
+
+pytestmark = pytest.mark.faults  # killed training jobs, then the resume
 
 RUN = "retnet/learning_rate~0.01_embed_dim~32_ffn_dim~64_heads~2_seq_len~32/seed~0"
 
@@ -65,28 +66,7 @@ def test_sigkilled_training_resumes_from_its_last_checkpoint(tmp_path):
     )
     target = str(tmp_path / "results/runs" / RUN / "metrics.json")
     last = tmp_path / "results/scratch" / RUN / "last.ckpt"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(SNAKEFILE),
-            "-d",
-            str(tmp_path),
-            "--cores",
-            "1",
-            target,
-            "--configfile",
-            str(cfg),
-        ],  # --configfile takes nargs
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
+    first = snakemake_popen(tmp_path, "--cores", "1", target, configfile=cfg, start_new_session=True)
     wait_for_checkpoint(first, last)
     pids = train_job_pids(tmp_path)
     assert pids, "training process not found"
@@ -124,32 +104,17 @@ def test_sigkill_of_snakemake_itself_then_unlock_and_rerun_resumes(tmp_path):
     )
     target = str(tmp_path / "results/runs" / RUN / "metrics.json")
     last = tmp_path / "results/scratch" / RUN / "last.ckpt"
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(SNAKEFILE),
-        "-d",
-        str(tmp_path),
-        "--cores",
-        "1",
-        target,
-        "--configfile",
-        str(cfg),
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    first = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
-    )  # its own process group, as a login session's
+    command = ("--cores", "1", target)
+    # its own process group, as a login session's
+    first = snakemake_popen(tmp_path, *command, configfile=cfg, start_new_session=True)
     wait_for_checkpoint(first, last)
     os.killpg(first.pid, signal.SIGKILL)  # Snakemake and every job it started, no clean-up
     first.communicate(timeout=60)
     assert first.returncode == -signal.SIGKILL and not Path(target).exists()
 
-    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    again = snakemake(tmp_path, *command, configfile=cfg, check=False, timeout=300)
     assert again.returncode != 0 and "Directory cannot be locked" in again.stdout + again.stderr
-    unlock = subprocess.run([*command, "--unlock"], capture_output=True, text=True, env=env, timeout=300)
+    unlock = snakemake(tmp_path, *command, "--unlock", configfile=cfg, check=False, timeout=300)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
     snakemake(tmp_path, "--cores", "1", target, configfile=cfg)  # the same command: resumes
     metrics = json.loads(Path(target).read_text())

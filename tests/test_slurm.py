@@ -10,13 +10,12 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
 
 from slurm_helpers import FAST, PROFILE, cluster_reason, recorded, recording_sbatch, sbatch_line
-from workflow_helpers import SNAKEFILE, dry_run_counts, tiny_config
+from workflow_helpers import SNAKEFILE, dry_run_counts, snakemake, snakemake_popen, tiny_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))]
 
@@ -100,49 +99,10 @@ def slurm_run(tmp_path_factory):
     target, local_target = str(work / "results/report/summary.md"), str(local / "results/report/summary.md")
     expected = {r: n for r, n in dry_run_counts(work, target, configfile=cfg).items() if r not in LOCAL_RULES}
     # The local reference runs meanwhile: the Slurm run mostly waits on status checks.
-    local_proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(SNAKEFILE),
-            "-d",
-            str(local),
-            local_target,
-            "--cores",
-            "2",
-            "--configfile",
-            str(local_cfg),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    local_proc = snakemake_popen(local, local_target, "--cores", "2", configfile=local_cfg)
     env = recording_sbatch(work / "bin", work / "sbatch-calls", forward=_real_sbatch())
     start = time.perf_counter()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(SNAKEFILE),
-            "-d",
-            str(work),
-            target,
-            "--profile",
-            str(PROFILE),
-            "--configfile",
-            str(cfg),
-            *FAST,
-            *SMALL,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
+    proc = snakemake(work, target, "--profile", str(PROFILE), *FAST, *SMALL, configfile=cfg, check=False, env=env)
     seconds = time.perf_counter() - start
     out = local_proc.communicate(timeout=900)[0]
     assert local_proc.returncode == 0, out[-4000:]

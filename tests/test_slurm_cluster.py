@@ -1,4 +1,4 @@
-"""archbench.training.cluster without a cluster: resources from config, Lightning plugins, resume."""
+"""archbench.training.cluster and .topology without a cluster: resources from config, Lightning plugins, resume."""
 
 import os
 import time
@@ -7,7 +7,7 @@ import pytest
 from lightning.fabric.plugins.environments import SLURMEnvironment
 
 from archbench.config import schema_defaults
-from archbench.training import cluster
+from archbench.training import cluster, resume, topology
 
 TRAINING = schema_defaults()["training"]  # the functions take a validated section: every key present
 
@@ -39,7 +39,7 @@ def test_srun_flags_start_one_task_per_device():
 def test_plugins_outside_slurm_are_lightnings_default(monkeypatch):
     for var in [v for v in os.environ if v.startswith("SLURM_")]:
         monkeypatch.delenv(var)
-    assert cluster.trainer_plugins({**TRAINING, "devices": 2, "num_nodes": 1}) == []
+    assert topology.trainer_plugins({**TRAINING, "devices": 2, "num_nodes": 1}) == []
 
 
 def _job_step(monkeypatch, ntasks):  # the environment srun gives a task
@@ -51,8 +51,8 @@ def _job_step(monkeypatch, ntasks):  # the environment srun gives a task
 
 def test_plugin_job_step_with_several_devices_spawns_and_keeps_requeue(monkeypatch):
     _job_step(monkeypatch, 1)
-    [env] = cluster.trainer_plugins({**TRAINING, "devices": 2, "num_nodes": 1})
-    assert isinstance(env, SLURMEnvironment) and env.auto_requeue and env.requeue_signal == cluster.REQUEUE_SIGNAL
+    [env] = topology.trainer_plugins({**TRAINING, "devices": 2, "num_nodes": 1})
+    assert isinstance(env, SLURMEnvironment) and env.auto_requeue and env.requeue_signal == topology.REQUEUE_SIGNAL
     assert not env.creates_processes_externally  # Lightning launches the second process
     env.set_world_size(2)
     assert env.world_size() == 2
@@ -60,23 +60,23 @@ def test_plugin_job_step_with_several_devices_spawns_and_keeps_requeue(monkeypat
 
 def test_one_device_or_srun_ranks_use_slurms_topology(monkeypatch):
     _job_step(monkeypatch, 1)
-    [env] = cluster.trainer_plugins({**TRAINING, "devices": 1, "num_nodes": 1})
+    [env] = topology.trainer_plugins({**TRAINING, "devices": 1, "num_nodes": 1})
     assert type(env) is SLURMEnvironment and env.creates_processes_externally
     _job_step(monkeypatch, 8)
-    [env] = cluster.trainer_plugins({**TRAINING, "devices": 4, "num_nodes": 2})
+    [env] = topology.trainer_plugins({**TRAINING, "devices": 4, "num_nodes": 2})
     assert type(env) is SLURMEnvironment and env.world_size() == 8
 
 
 def test_resume_checkpoint_takes_the_newest_of_last_and_hpc(tmp_path):
     import torch
 
-    assert cluster.resume_checkpoint(str(tmp_path)) is None
+    assert resume.resume_checkpoint(str(tmp_path)) is None
     torch.save({"global_step": 1}, tmp_path / "last.ckpt")
-    assert cluster.resume_checkpoint(str(tmp_path)) == str(tmp_path / "last.ckpt")
+    assert resume.resume_checkpoint(str(tmp_path)) == str(tmp_path / "last.ckpt")
     hpc = tmp_path / "hpc_ckpt_1.ckpt"
     torch.save({"global_step": 2}, hpc)
     os.utime(hpc, (time.time() + 5, time.time() + 5))
-    assert cluster.resume_checkpoint(str(tmp_path)) == str(hpc)
+    assert resume.resume_checkpoint(str(tmp_path)) == str(hpc)
 
 
 def test_several_processes_get_ddp_with_the_process_group_timeout():
@@ -84,11 +84,11 @@ def test_several_processes_get_ddp_with_the_process_group_timeout():
 
     from lightning.pytorch.strategies import DDPStrategy
 
-    assert cluster.trainer_strategy({**TRAINING, "devices": 1, "num_nodes": 1}) == "auto"
+    assert topology.trainer_strategy({**TRAINING, "devices": 1, "num_nodes": 1}) == "auto"
     for layout in ({"devices": 1, "num_nodes": 2}, {"devices": 2, "num_nodes": 1}):
-        strategy = cluster.trainer_strategy({**TRAINING, **layout, "dist_timeout_s": 42})
+        strategy = topology.trainer_strategy({**TRAINING, **layout, "dist_timeout_s": 42})
         assert type(strategy) is DDPStrategy and strategy._timeout == timedelta(seconds=42)
-    assert cluster.trainer_strategy({**TRAINING, "devices": 2})._timeout == timedelta(seconds=1800)  # the schema's
+    assert topology.trainer_strategy({**TRAINING, "devices": 2})._timeout == timedelta(seconds=1800)  # the schema's
 
 
 def test_srun_reports_of_dead_tasks_are_passed_on_and_named(tmp_path, capsys):

@@ -21,14 +21,13 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from slurm_helpers import FAST, PROFILE, cluster_reason
-from workflow_helpers import SNAKEFILE, tiny_config
+from workflow_helpers import snakemake_popen, tiny_config
 
 NODES = ("ab-node1", "ab-node2")
 
@@ -92,10 +91,8 @@ def _config(work: Path, corpus: Path, **training) -> Path:
 
 
 def _snakemake(work: Path, cfg: Path, *extra: str, slurm: bool = True) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(work), "--until", "train"]
-    cmd += ["--configfile", str(cfg)]
-    cmd += ["--profile", str(PROFILE), *FAST, *SMALL, *extra] if slurm else ["--cores", "2", *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    how = ["--profile", str(PROFILE), *FAST, *SMALL, *extra] if slurm else ["--cores", "2", *extra]
+    return snakemake_popen(work, "--until", "train", *how, configfile=cfg)
 
 
 def _finish(proc: subprocess.Popen, expect_rc: int = 0) -> str:

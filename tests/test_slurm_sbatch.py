@@ -7,13 +7,12 @@ test_slurm.py.) The plugin queries the cluster at start-up, so these tests also 
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
 
 from slurm_helpers import FAST, PROFILE, cluster_reason, recorded, recording_sbatch, sbatch_line
-from workflow_helpers import SNAKEFILE, tiny_config
+from workflow_helpers import snakemake, tiny_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))]
 
@@ -66,26 +65,16 @@ def _capture(tmp_path, training):
     work = tmp_path / "w"
     cfg, targets = _prepare(work, training)
     env = recording_sbatch(tmp_path / "bin", tmp_path / "sbatch-calls", forward=None)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(SNAKEFILE),
-            "-d",
-            str(work),
-            *targets,
-            "--profile",
-            str(PROFILE),
-            "--configfile",
-            str(cfg),
-            *FAST,
-            "--retries",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
+    snakemake(
+        work,
+        *targets,
+        "--profile",
+        str(PROFILE),
+        *FAST,
+        "--retries",
+        "1",
+        configfile=cfg,
+        check=False,
         env=env,
         timeout=600,
     )

@@ -16,7 +16,7 @@ import pytest
 
 from archbench.data.loader import GlobalOrderSampler, TokenWindows
 
-pytestmark = pytest.mark.slow  # ~1.5 min per training process on the shared 2-core machine
+pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]  # ~1.5 min per training process on the shared 2-core machine
 
 DRIVER = Path(__file__).with_name("ddp_driver.py")
 SEQ, BATCH = 32, 4  # test_training.settings(); checkpoints every 4 steps, 12 steps in all

@@ -2,8 +2,11 @@
 the cause, and `report.partial` builds the report with the failed run marked missing."""
 
 import pandas as pd
+import pytest
 
 from workflow_helpers import snakemake, tiny_config
+
+pytestmark = pytest.mark.faults  # a failing grid point through a real run
 
 
 def test_failing_grid_point_is_isolated_and_reported_missing(tmp_path):

@@ -9,6 +9,8 @@ import pytest
 
 from workflow_helpers import dry_run_counts, snakemake, tiny_config
 
+pytestmark = pytest.mark.slow  # the tiny pipeline end to end: a minute or more on 2 cores
+
 POINT = "learning_rate~{lr}_embed_dim~32_ffn_dim~64_heads~2_seq_len~32"
 
 

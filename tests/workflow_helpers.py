@@ -1,4 +1,5 @@
-"""Run the real `snakemake` on this repository's Snakefile from tests (each test in its own directory)."""
+"""Run the real `snakemake` on this repository's Snakefile from tests (each test in its own directory): every
+test builds its command line here (tests/test_tiers.py checks that no test module spells one itself)."""
 
 from __future__ import annotations
 
@@ -48,17 +49,44 @@ def tiny_config(tmp_path: Path, **overrides) -> Path:
     return path
 
 
-def snakemake(
-    workdir: Path, *args: str, configfile: Path | None = None, check: bool = True, timeout: int = 900
-) -> subprocess.CompletedProcess:
+def snakemake_command(workdir: Path, *args: str, configfile: Path | list[Path] | None = None) -> list[str]:
+    """The command line of the real `snakemake` on this repository's Snakefile, run in ``workdir``.
+    ``--configfile`` (it takes several values) comes last, after every target and option."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
     if configfile is not None:
-        cmd += ["--configfile", str(configfile)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        cmd += ["--configfile", *map(str, configfile if isinstance(configfile, (list, tuple)) else [configfile])]
+    return cmd
+
+
+def snakemake_env(env: dict | None = None) -> dict:
+    """This process' environment, the hub offline, plus ``env``."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+
+
+def snakemake(
+    workdir: Path,
+    *args: str,
+    configfile: Path | list[Path] | None = None,
+    check: bool = True,
+    timeout: int = 900,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
+    """Run `snakemake` to the end (output captured); ``check``: a failure is an AssertionError with its tail."""
+    cmd = snakemake_command(workdir, *args, configfile=configfile)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=snakemake_env(env), timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+def snakemake_popen(
+    workdir: Path, *args: str, configfile: Path | list[Path] | None = None, env: dict | None = None, **popen
+) -> subprocess.Popen:
+    """Start `snakemake` and return at once (the kill and concurrency tests): its stdout and stderr in one
+    text pipe unless ``popen`` says otherwise (e.g. ``stderr=subprocess.PIPE``, ``start_new_session=True``)."""
+    cmd = snakemake_command(workdir, *args, configfile=configfile)
+    kwargs = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, **popen}
+    return subprocess.Popen(cmd, env=snakemake_env(env), **kwargs)
 
 
 def dry_run_counts(workdir: Path, *args: str, configfile: Path | None = None) -> dict[str, int]:

@@ -79,8 +79,9 @@ def _fragments():
     depend on the config it checks."""
     for name, arch in ARCHS.items():
         yield f"architecture {name!r}", ("model",), getattr(arch, "schema_fragment", None)
-    for name, source in SOURCES.items():
-        yield f"data source {name!r}", ("data", name), getattr(source, "schema_fragment", None)
+    for name, source in SOURCES.items():  # a source's fragment is the whole object schema of data.<name>
+        fragment = getattr(source, "schema_fragment", None)
+        yield f"data source {name!r}", ("data",), None if fragment is None else {name: fragment}
     for name, evaluation in EVALUATIONS.items():
         section = getattr(evaluation, "schema_section", None) or name
         yield f"evaluation {name!r}", tuple(section.split(".")), getattr(evaluation, "schema_fragment", None)

@@ -28,14 +28,25 @@ class Layout:
     def raw(self, shard: str = "{shard}", ext: str = "parquet") -> str:
         return f"{self.results}/data/raw/{shard}.{ext}"
 
+    def split_plan(self) -> str:
+        """Every shard's document count, for the split jobs of a corpus of several shards."""
+        return f"{self.results}/data/split_plan.json"
+
     def split_dir(self, split: str = "{split}") -> str:
         return f"{self.results}/data/split/{split}"
 
     def split(self, split: str = "{split}", shard: str = "{shard}") -> str:
         return f"{self.split_dir(split)}/{shard}.parquet"
 
+    def split_stats(self, shard: str = "{shard}") -> str:
+        return f"{self.results}/data/split/stats/{shard}.json"
+
     def tokenizer_dir(self) -> str:
         return f"{self.results}/tokenizer"
+
+    def tokenizer_file(self, name: str = "tokenizer.json") -> str:
+        """A file of the saved tokenizer (``tokenizer.json``, ``tokenizer_config.json``)."""
+        return f"{self.tokenizer_dir()}/{name}"
 
     def tokens(self, split: str = "{split}", shard: str = "{shard}", ext: str = "bin") -> str:
         return f"{self.results}/tokens/{split}/{shard}.{ext}"

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archbench.data.readers import Limits
-from archbench.data.shards import plan_shards, read_shard
+from archbench.data.sources import plan_shards, read_shard
 from archbench.errors import DataError
 from archbench.io import atomic_file, write_json
 from archbench.logs import progress

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from archbench.data.shards import open_parquet
+from archbench.data.readers import open_parquet
 from archbench.errors import ConfigError, DataError
 from archbench.io import atomic_file, write_json
 from archbench.logs import progress

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archbench.data.shards import count_rows, text_batches
+from archbench.data.readers import count_rows, text_batches
 from archbench.data.tokenizer import EOS_ID, tokenizer_hash
 from archbench.errors import DataError
 from archbench.io import atomic_file, write_json

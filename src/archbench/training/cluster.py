@@ -17,7 +17,8 @@ Requeue signal: Slurm's `--signal=SIG@secs` reaches EVERY process of the job ste
 and SIGUSR1 (Lightning's default) kills a Python process without a handler — the job step dies before
 the checkpoint is written. SIGURG is ignored by default by everything but our handler, so the profile
 asks for `--signal=URG@<secs>`; Lightning then writes `hpc_ckpt_N.ckpt` into the scratch directory and
-calls `scontrol requeue`, and the requeued job resumes from the newest checkpoint (`resume_checkpoint`).
+calls `scontrol requeue`, and the requeued job resumes from the newest checkpoint (`training.resume`).
+How Lightning finds its processes (strategy, cluster environment) is `training.topology`.
 """
 
 from __future__ import annotations
@@ -25,24 +26,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 
-REQUEUE_SIGNAL = signal.SIGURG
+from archbench.training.topology import devices_per_node, dist_timeout_s
+
 # srun's line for a task that ended badly, e.g. "srun: error: ab-node2: task 1: Killed"
 SRUN_TASK_ERROR = re.compile(r"srun: error: (?P<node>\S+): tasks? (?P<tasks>[0-9,-]+): (?P<cause>.+)")
 
 
-# Every function here takes the validated `training` section (or a run's settings): its defaults are the
-# schema's, filled at parse time, and not repeated here.
-def _devices(training: dict) -> int:
-    devices = training["devices"]
-    return devices if isinstance(devices, int) and devices > 0 else 1  # "auto" / lists: one per job
-
-
 def gpus_per_node(training: dict) -> int:
-    return _devices(training) if training.get("accelerator") in ("gpu", "cuda") else 0
+    return devices_per_node(training) if training.get("accelerator") in ("gpu", "cuda") else 0
 
 
 def is_multinode(training: dict) -> bool:
@@ -57,7 +51,7 @@ def train_resources(training: dict) -> dict:
     per node is written as `tasks: nodes`; `tasks_per_gpu: 1` keeps the plugin from turning `tasks`
     into `--ntasks-per-gpu`. GPUs per node go through `gres` (`--gpus` would count the whole job).
     """
-    gpus, nodes, devices = gpus_per_node(training), int(training["num_nodes"]), _devices(training)
+    gpus, nodes, devices = gpus_per_node(training), int(training["num_nodes"]), devices_per_node(training)
     if nodes == 1:
         return {"gpu": gpus}
     res = {"mpi": "srun", "nodes": nodes}
@@ -72,95 +66,7 @@ def train_resources(training: dict) -> dict:
 
 def srun_flags(training: dict) -> str:
     """Task layout of the multi-node `srun`: one task (one Lightning rank) per device."""
-    return f"--nodes={int(training['num_nodes'])} --ntasks-per-node={_devices(training)}"
-
-
-def dist_timeout_s(settings: dict) -> int:
-    return int(settings["dist_timeout_s"])
-
-
-def trainer_strategy(settings: dict):
-    """ "auto" for one process; with several (devices x num_nodes > 1), Lightning's DDP with the process
-    group timeout `training.dist_timeout_s`: a rank that never arrives ends the run after that long."""
-    if _devices(settings) * int(settings["num_nodes"]) == 1:
-        return "auto"
-    import datetime
-
-    from lightning.pytorch.strategies import DDPStrategy
-
-    return DDPStrategy(timeout=datetime.timedelta(seconds=dist_timeout_s(settings)))
-
-
-def trainer_plugins(settings: dict) -> list:
-    """Lightning cluster-environment plugins for this process ([] outside Slurm: Lightning's default)."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
-
-    if not SLURMEnvironment.detect():
-        return []
-    if int(settings["num_nodes"]) == 1 and int(os.environ.get("SLURM_NTASKS", "1")) == 1 and _devices(settings) > 1:
-        return [spawning_slurm_environment(auto_requeue=True, requeue_signal=REQUEUE_SIGNAL)]
-    return [SLURMEnvironment(auto_requeue=True, requeue_signal=REQUEUE_SIGNAL)]
-
-
-def _spawning_environment_class():
-    from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
-
-    class SpawningSlurmEnvironment(SLURMEnvironment):
-        """A SLURMEnvironment (so the signal connector wires auto-requeue) whose processes are
-        launched by Lightning, with the topology of LightningEnvironment."""
-
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self._local = LightningEnvironment()
-
-        @property
-        def creates_processes_externally(self) -> bool:
-            return self._local.creates_processes_externally
-
-        @property
-        def main_address(self) -> str:
-            return self._local.main_address
-
-        @property
-        def main_port(self) -> int:
-            return self._local.main_port
-
-        def world_size(self) -> int:
-            return self._local.world_size()
-
-        def set_world_size(self, size: int) -> None:
-            self._local.set_world_size(size)
-
-        def global_rank(self) -> int:
-            return self._local.global_rank()
-
-        def set_global_rank(self, rank: int) -> None:
-            self._local.set_global_rank(rank)
-
-        def local_rank(self) -> int:
-            return self._local.local_rank()
-
-        def node_rank(self) -> int:
-            return self._local.node_rank()
-
-        def validate_settings(self, num_devices: int, num_nodes: int) -> None:
-            pass  # SLURM_NTASKS is 1 by construction: the processes are ours, not srun's
-
-    return SpawningSlurmEnvironment
-
-
-def spawning_slurm_environment(**kwargs):
-    """An instance of the class above (built on first use: importing Lightning is slow)."""
-    return _spawning_environment_class()(**kwargs)
-
-
-def resume_checkpoint(scratch_dir: str, identity: dict | None = None) -> str | None:
-    """The newest usable resumable state in `scratch_dir`: the periodic `last.ckpt` (or the one before
-    it), or the `hpc_ckpt_N.ckpt` Lightning writes on the requeue signal, whichever was written last
-    and loads; with `identity`, only a checkpoint of that run (see training/resume.py)."""
-    from archbench.training.resume import resume_checkpoint as usable
-
-    return usable(scratch_dir, identity)
+    return f"--nodes={int(training['num_nodes'])} --ntasks-per-node={devices_per_node(training)}"
 
 
 def train_args(wildcards, input, output, threads, params) -> dict:

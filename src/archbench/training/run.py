@@ -27,14 +27,14 @@ from archbench.models.hybrid import is_hybrid, pure
 from archbench.models.matching import matched
 from archbench.models.sizing import config_fields
 from archbench.provenance import machine_load, now, provenance_block, timing_flag, token_index_paths
-from archbench.training.cluster import resume_checkpoint, trainer_plugins, trainer_strategy
 from archbench.training.emissions import track_emissions
 from archbench.training.failures import RankFailures
 from archbench.training.loggers import trainer_logging
 from archbench.training.modelcard import finish_model_dir
 from archbench.training.module import CausalLMModule
-from archbench.training.resume import AtomicCheckpointIO, ResumeState, claim_scratch, run_identity
+from archbench.training.resume import AtomicCheckpointIO, ResumeState, claim_scratch, resume_checkpoint, run_identity
 from archbench.training.timing import FinalValidation, StepTimer
+from archbench.training.topology import trainer_plugins, trainer_strategy
 
 log = logging.getLogger(__name__)
 

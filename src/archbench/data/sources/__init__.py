@@ -1,18 +1,22 @@
 """The one list of data sources (``data.source``): ``default``, ``local``, ``hub``, ``mqar``.
 
-Each is one module with one :class:`~archbench.data.sources.base.DataSource` (plan the shards, read a
-shard, check the config, tokenizer policy, training-target hook) and one :func:`register_source` call
-below. A separate package adds one through the ``archbench.sources`` entry point (see
+Each is one module of this package holding one :class:`~archbench.data.sources.base.DataSource` subclass
+(plan the shards, read a shard, check the config, tokenizer policy, training-target hook, the schema of
+its ``data.<name>`` keys), registered on import by :func:`builtin_sources`: a new module is a new source,
+nothing else to edit. :func:`plan_shards` and :func:`read_shard` ask the config's (or the shard's) source. A separate package adds one through the ``archbench.sources`` entry point (see
 :func:`load_plugins`). Outside this package no code compares a source's name: it asks the entry.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from collections.abc import Iterator
+
+from archbench.data.readers import Limits
 from archbench.data.sources.base import DataSource
-from archbench.data.sources.default import DefaultSource, default_corpus_path, default_documents
-from archbench.data.sources.hub import LOCAL_HINT, HubSource, check_hub_reachable
-from archbench.data.sources.local import LocalSource
-from archbench.data.sources.mqar import MqarSource
+from archbench.data.sources.default import default_corpus_path, default_documents
+from archbench.data.sources.hub import LOCAL_HINT, check_hub_reachable
 from archbench.errors import ConfigError
 
 ENTRY_POINT_GROUP = "archbench.sources"
@@ -26,6 +30,8 @@ __all__ = [
     "default_corpus_path",
     "default_documents",
     "get_source",
+    "plan_shards",
+    "read_shard",
     "register_source",
     "source_names",
     "source_of",
@@ -64,6 +70,23 @@ def source_of(data: dict) -> DataSource:
     return get_source(data.get("source") or "default")
 
 
+def plan_shards(data: dict, results: str = "results") -> dict[str, dict]:
+    """{shard name: spec} for the config's ``data`` section, in corpus (= sorted name) order, as its
+    source plans them (``archbench.data.shards``). A spec is JSON-able: name, source, path, format,
+    compression, range (plus what its source adds). Cheap enough to run at every Snakefile parse: a glob
+    and a stat per local file (plus a parquet footer when slicing parquet)."""
+    return source_of(data).plan(data, results)
+
+
+def read_shard(shard: dict, data: dict | None = None, limits: Limits | None = None) -> Iterator[tuple[list[str], int]]:
+    """Stream a shard as batches ``(documents, number with invalid UTF-8 replaced)`` through its source
+    (``data``: the config's data section; ``text_column``, ``max_document_bytes`` and the source's own
+    settings). A job holds one batch, never a whole shard. Empty documents are kept (as ""): the caller
+    drops and counts them."""
+    data = data or {}
+    return source_of(shard).read(shard, data, limits or Limits.from_data(data))
+
+
 def training_targets(x, y, settings):
     """Every source's training-target hook over one batch's targets (each acts only on the settings its
     :meth:`DataSource.training_settings` added to the run, so a run sees its own source's hook)."""
@@ -90,16 +113,20 @@ def load_plugins() -> None:
             raise ImportError(f"{ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}) failed: {err}") from err
 
 
-def __getattr__(name: str):
-    # The download stage's functions kept their old home here; they live in archbench.data.download,
-    # which imports this package (so they cannot be imported eagerly).
-    if name in ("download_shard", "download", "load_documents"):
-        from archbench.data import download
+def builtin_sources() -> list[DataSource]:
+    """One instance of each named DataSource subclass defined in a module of this package, ``default``
+    first (the config's default), then by name."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found += [
+            cls()
+            for cls in vars(module).values()
+            if isinstance(cls, type) and issubclass(cls, DataSource) and cls.__module__ == module.__name__ and cls.name
+        ]
+    return sorted(found, key=lambda source: (source.name != "default", source.name))
 
-        return getattr(download, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-for _source in (DefaultSource(), LocalSource(), HubSource(), MqarSource()):
+for _source in builtin_sources():
     register_source(_source)
 load_plugins()

@@ -2,6 +2,7 @@
 
 A source is one module with one :class:`DataSource` subclass. The pipeline asks it, in this order:
 
+- :attr:`~DataSource.schema_fragment`: the schema of its own settings, ``data.<name>`` (types, ranges, defaults);
 - :meth:`~DataSource.check_config` at parse time: its config rules, each a ConfigError naming the key;
 - :meth:`~DataSource.plan`: its shards (JSON-able specs; names ``NNNNN-<stem>``, sorted = corpus order);
 - :meth:`~DataSource.inputs` / :meth:`~DataSource.download_params`: what the ``download`` rule depends on;
@@ -27,6 +28,9 @@ class DataSource:
     description: str = ""
     # Its documents mark exact key-value answer positions, so the recall evaluation applies to its runs.
     answer_positions: bool = False
+    # The JSON schema (config/schema.yaml's dialect) of its own settings, the object ``data.<name>``;
+    # None: it has none. The config schema is composed from the base schema and these fragments.
+    schema_fragment: dict | None = None
 
     def check_config(self, data: dict, settings: list[dict]) -> None:
         """Raise ConfigError (message starting ``config key 'data....'``) for a bad ``data`` section;

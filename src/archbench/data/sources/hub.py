@@ -15,7 +15,8 @@ import urllib.request
 from pathlib import Path
 
 from archbench import hub as hf
-from archbench.data.readers import GLOB_MAGIC, Limits, accepted, file_format, name_shards, read_file
+from archbench.data.readers import GLOB_MAGIC, Limits, accepted, file_format, read_file
+from archbench.data.shards import name_shards
 from archbench.data.sources.base import DataSource
 from archbench.errors import ConfigError, DataError
 from archbench.io import write_json
@@ -206,6 +207,53 @@ def _check_sha256(shard: dict, wrapped: _Verified, where: str) -> None:
 class HubSource(DataSource):
     name = "hub"
     description = "data files of a Hugging Face hub dataset (data.hub)"
+    # The schema of data.hub (archbench.config composes the config schema from the sources' fragments).
+    schema_fragment = {
+        "type": "object",
+        "default": {},
+        "additionalProperties": False,
+        "description": "Hugging Face hub dataset, used when data.source is hub.",
+        "properties": {
+            "name": {
+                "type": ["string", "null"],
+                "default": None,
+                "description": "Dataset repository id, e.g. allenai/c4.",
+            },
+            "files": {
+                "type": ["string", "array", "null"],
+                "items": {
+                    "type": "string",
+                },
+                "default": None,
+                "description": (
+                    "Glob(s) of the dataset's data files, relative to the repository root, each one "
+                    "shard, e.g. en/c4-train.0000[0-7]-of-01024.json.gz (8 of C4's 1024 train files). "
+                    "Literals and [...] classes expand without the network (dry runs work offline); a * "
+                    "or ? needs the repository's file list, fetched once when the workflow is parsed and "
+                    'kept in {results}/data/hub_listing.json. null = "{subset}/*{split}*" (or "*{split}*"'
+                    " without a subset)."
+                ),
+            },
+            "revision": {
+                "type": ["string", "null"],
+                "default": None,
+                "description": "Branch, tag or commit of the dataset repository (null = main).",
+            },
+            "subset": {
+                "type": ["string", "null"],
+                "default": None,
+                "description": (
+                    "Dataset configuration (subset, a folder of the repository), e.g. en; used when "
+                    "data.hub.files is null."
+                ),
+            },
+            "split": {
+                "type": "string",
+                "default": "train",
+                "description": "Split to read from the hub; used when data.hub.files is null.",
+            },
+        },
+    }
 
     def check_config(self, data: dict, settings: list[dict]) -> None:
         if not (data.get("hub") or {}).get("name"):

@@ -7,17 +7,8 @@ from __future__ import annotations
 import os
 import re
 
-from archbench.data.readers import (
-    GLOB_MAGIC,
-    Limits,
-    file_format,
-    group_small,
-    name_shards,
-    read_file,
-    resolve_files,
-    shard_files,
-    slices,
-)
+from archbench.data.readers import GLOB_MAGIC, Limits, file_format, read_file, resolve_files
+from archbench.data.shards import group_small, name_shards, shard_files, slices
 from archbench.data.sources.base import DataSource
 from archbench.errors import ConfigError, DataError
 

@@ -15,6 +15,124 @@ class MqarSource(DataSource):
     name = "mqar"
     description = "synthetic multi-query associative recall documents (data.mqar), word-level tokenizer"
     answer_positions = True
+    # The schema of data.mqar (archbench.config composes the config schema from the sources' fragments).
+    schema_fragment = {
+        "type": "object",
+        "default": {},
+        "additionalProperties": False,
+        "description": (
+            "Multi-query associative recall (Zoology), used when data.source is mqar: each document is "
+            "key-value pairs, then queries of those keys each followed by its value (the answer). The "
+            "tokenizer is word-level (one token per key / value; tokenizer.vocab_size is not used) and "
+            "rule recall scores the answer positions of fresh examples."
+        ),
+        "properties": {
+            "pairs": {
+                "type": "array",
+                "items": {
+                    "type": "integer",
+                    "minimum": 1,
+                },
+                "minItems": 1,
+                "uniqueItems": True,
+                "default": [4, 8, 16],
+                "description": ("Key-value pairs per document; training documents cycle through the list (a mixture)."),
+            },
+            "eval_pairs": {
+                "type": "array",
+                "items": {
+                    "type": "integer",
+                    "minimum": 1,
+                },
+                "uniqueItems": True,
+                "default": [],
+                "description": "Extra pair counts evaluated by rule recall but not trained on.",
+            },
+            "queries": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "default": None,
+                "description": "Queries per document (null = every key once, in a random order).",
+            },
+            "vocab_size": {
+                "type": "integer",
+                "minimum": 4,
+                "maximum": 65000,
+                "default": 256,
+                "description": (
+                    "Key and value words together (half each; keys and values are disjoint). Zoology's "
+                    "sweeps use 8192; 256 here keeps the output projection (6 x width x vocabulary FLOPs "
+                    "per token) within the CPU budget of the MQAR preset."
+                ),
+            },
+            "power_a": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": 1,
+                "default": 0.01,
+                "description": (
+                    "Query gaps drawn from Zoology's power law p(g) ~ a (g + 1)^(a - 1) over the query "
+                    "slots (0.01, Zoology's value: most queries soon after the key-value section, a long "
+                    "tail); 1 = uniform slots."
+                ),
+            },
+            "random_fillers": {
+                "type": "boolean",
+                "default": True,
+                "description": (
+                    "Positions that are neither a pair nor a query hold random value words (Zoology: "
+                    "random tokens) instead of the constant `_`. Keys are never drawn, so a key in the "
+                    "query section is always a query."
+                ),
+            },
+            "answers_in_input": {
+                "type": "boolean",
+                "default": True,
+                "description": (
+                    "Whether the answer follows its query key in the input (Zoology: no, the answer is "
+                    "only a target). false is refused for now: training reads one token stream, so input "
+                    "and targets cannot differ there (archbench.data.mqar.hide_answers does it for rule "
+                    "recall)."
+                ),
+            },
+            "seq_len": {
+                "type": "integer",
+                "minimum": 8,
+                "default": 128,
+                "description": "Tokens per document including its </s>; must equal the grid's seq_len.",
+            },
+            "documents": {
+                "type": "integer",
+                "minimum": 10,
+                "default": 20000,
+                "description": "Documents generated (split into train / validation / test like any corpus).",
+            },
+            "eval_examples": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 256,
+                "description": "Fresh examples per pair count scored by rule recall.",
+            },
+            "loss": {
+                "type": "string",
+                "enum": ["answers", "all"],
+                "default": "answers",
+                "description": (
+                    "Positions the training loss (and val/test loss) counts: answers = only the tokens "
+                    "after a repeated key, i.e. the queries' answers (as in Zoology); all = every next "
+                    "token, fillers and the unpredictable key-value section included (small models then "
+                    "stay at chance)."
+                ),
+            },
+            "seed": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 4294967295,
+                "default": 0,
+                "description": "Seed of the generator (documents and the disjoint evaluation stream).",
+            },
+        },
+    }
 
     def check_config(self, data: dict, settings: list[dict]) -> None:
         cfg = data["mqar"]
