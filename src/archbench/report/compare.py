@@ -276,7 +276,7 @@ def cubes(grid: pd.DataFrame, archs: list[str], metric: str = "test_loss", selec
     return out[0], out[1], points, seeds
 
 
-def verdict_table(grid: pd.DataFrame, baseline: str = "retnet", metric: str = "test_loss") -> dict:
+def verdict_table(grid: pd.DataFrame, baseline: str, metric: str = "test_loss") -> dict:
     """The verdict of a grid_results table: {"archs", "points", "pairs", "arrays"
     (:func:`verdict_arrays`), "best" {arch: point}, "headline" [one dict per pair]}."""
     archs = archs_of(grid)
@@ -314,7 +314,7 @@ def verdict_table(grid: pd.DataFrame, baseline: str = "retnet", metric: str = "t
     }
 
 
-def compare(grid: pd.DataFrame, axes: list[str], baseline: str = "retnet", metric: str = "test_loss") -> pd.DataFrame:
+def compare(grid: pd.DataFrame, axes: list[str], baseline: str, metric: str = "test_loss") -> pd.DataFrame:
     """One row per grid point, in grid order: each architecture's mean `metric`, the paired differences
     against the baseline with their intervals (seed noise pooled over the grid) and Holm-adjusted p, the
     winner (lowest mean), whether it wins decisively (Holm over the report's family), parameter and
@@ -364,9 +364,7 @@ def compare(grid: pd.DataFrame, axes: list[str], baseline: str = "retnet", metri
     return pd.DataFrame(rows)
 
 
-def write_tables(
-    runs: list[dict], grid_csv: str, comparison_csv: str, seeds_csv: str, baseline: str = "retnet"
-) -> pd.DataFrame:
+def write_tables(runs: list[dict], grid_csv: str, comparison_csv: str, seeds_csv: str, baseline: str) -> pd.DataFrame:
     """grid_results.csv (one row per run), seed_summary.csv (per arch x point), comparison.csv (per point)
     from the run records of :func:`archbench.report.collect.run_record`."""
     axes = list(runs[0]["values"]) if runs else []
