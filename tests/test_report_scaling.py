@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from archbench.report.scaling import (
-    budget_steps,
     crossover,
     crossover_supported,
     fit_power_law,
@@ -188,9 +187,3 @@ def test_crossover_claims_are_rare_for_identical_curves_and_found_for_a_real_one
     # one seed (the preset alone): no interval, so never claimed
     assert _simulate(-0.06, 0.06, 1000, 1) == 0.0
     assert time.perf_counter() - start < 20
-
-
-def test_token_budget_is_proportional_to_parameters():
-    s = {"tokens_per_param": 4, "batch_size": 8, "accumulate_grad_batches": 2, "seq_len": 64}
-    assert budget_steps(s, 1_000_000) == 3907  # ceil(4e6 / 1024)
-    assert budget_steps({**s, "tokens_per_param": None}, 1_000_000) is None

@@ -31,7 +31,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from archbench.models.registry import arch_names
 from archbench.report.collect import collect, write_csv
@@ -64,6 +63,8 @@ def mean_ci(values) -> dict:
     mean = float(x.mean()) if n else math.nan
     std = float(x.std(ddof=1)) if n > 1 else math.nan
     if n >= MIN_SEEDS_FOR_CI:
+        from scipy import stats  # here: the Snakefile parse imports the report questions, not scipy
+
         half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * std / math.sqrt(n)
         low, high = mean - half, mean + half
     else:
@@ -154,6 +155,8 @@ def _seed_stats(d: np.ndarray):
 def t_test(mean, var, n, df) -> dict:
     """95% t-interval and two-sided p of a paired mean with (pooled) variance ``var`` on ``df`` degrees
     of freedom; NaN where n < 3 seeds or nothing to pool."""
+    from scipy import stats
+
     mean, var, n, df = (np.asarray(v, float) for v in (mean, var, n, df))
     ok = (n >= MIN_SEEDS_FOR_CI) & (df >= 1) & np.isfinite(mean) & np.isfinite(var)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -37,8 +37,6 @@ import math
 
 import numpy as np
 
-from archbench.models.flops import budget_steps  # noqa: F401  (moved to models; kept importable here)
-
 BOOTSTRAP = 300
 MIN_SEEDS = 3  # below this: no exponent interval, no fitted crossing, no interval on the held-out check
 
