@@ -1,7 +1,11 @@
 # Report: every run's metrics -> tables (grid_results, seed_summary, comparison) -> plots -> summary.md.
 # Tables and figures are report() outputs, so `snakemake --report report.html` shows them with captions
-# (report/*.rst) under the categories Summary, Quality, Speed, Memory, Carbon.
-from archbench.report.claims import CLAIMS  # torch-free: the published claims, one figure each
+# (report/*.rst; a question's caption is its entry's, archbench.report.questions) under the categories
+# Summary, Quality, Speed, Memory, Carbon, Questions.
+from archbench.report.questions import caption_file as question_caption
+from archbench.report.questions import evaluations_read
+from archbench.report.questions import ordered as question_entries
+from archbench.report.questions import output_paths as question_paths
 
 REPORT = L.report_dir()
 PLOTS = L.plots_dir()
@@ -133,138 +137,49 @@ rule summary:
         "../workflow_scripts/summary.py"
 
 
-# One figure + table per architecture question, and questions.json for summary.md. Each question reads
-# the per-run files of the evaluation that answers it (archbench.evaluation.registry: `question`); an
-# evaluation that does not apply to this config (length.enabled, latency.batch_sweep, MQAR data for
-# recall, retrieval.enabled) passes no files.
-QUESTION_INPUTS = {
-    e.name: ([L.eval_file(run_name(), file) for file in e.files], e.timed) if e in EVALUATIONS else None
-    for e in EVALUATION_ENTRIES.values()
-    if e.question
-}
-
-# A plugin evaluation's question module, for write_questions(..., extra=): the built-in questions
-# (archbench.report.questions) are known to the report by name.
-PLUGIN_QUESTIONS = {
-    e.name: e.question for e in EVALUATIONS if e.question and not e.question.startswith("archbench.report.questions")
-}
+# One figure + table per report question (archbench.report.questions: built-in and plugin entries alike),
+# each with its caption, and questions.json for summary.md. A question names the evaluations whose per-run
+# files it reads; an evaluation that does not apply to this config (length.enabled, latency.batch_sweep,
+# MQAR data for recall, retrieval.enabled) passes no files.
+QUESTION_ENTRIES = question_entries()
+CAPTIONS = os.path.abspath(os.path.join(".snakemake", "archbench", "captions"))  # generated from the entries
 
 
-REPRODUCTION_CLAIMS = list(CLAIMS)  # archbench.report.claims
+def question_files(name):
+    """Every run's files of evaluation `name` when it applies to this config, else none."""
+    entry = EVALUATION_ENTRIES.get(name)
+    if entry is None:
+        raise ConfigError(f"a report question reads evaluation {name!r}, which is not registered")
+    if entry not in EVALUATIONS:
+        return []
+    return [f for file in entry.files for f in reported(L.eval_file(run_name(), file), entry.timed)]
+
+
+def question_outputs():
+    """Each question's figure and table (with its caption, under Questions / its title) and extra figures."""
+    out = {}
+    for q in QUESTION_ENTRIES:
+        caption = question_caption(q, CAPTIONS)
+        for key, path in question_paths(q, PLOTS, REPORT).items():
+            shown = isinstance(path, str)  # the extra figures are files beside the figure
+            out[key] = report(path, caption=caption, category="Questions", subcategory=q.title) if shown else path
+    return out
 
 
 rule questions:
     input:
-        **{
-            name: [f for p in patterns[0] for f in reported(p, patterns[1])] if patterns else []
-            for name, patterns in QUESTION_INPUTS.items()
-        },
-        latency=rules.collect.input.latency,  # the reproduction question's RetNet-cost claim
+        **{name: question_files(name) for name in evaluations_read()},
         metrics=rules.collect.input.metrics,
     output:
-        **{
-            key: path
-            for name in PLUGIN_QUESTIONS
-            for key, path in ((name, f"{PLOTS}/{name}.png"), (f"{name}_table", f"{REPORT}/{name}.csv"))
-        },
-        length=report(
-            f"{PLOTS}/length_extrapolation.png",
-            caption="../report/length_extrapolation.rst",
-            category="Questions",
-            subcategory="Length extrapolation",
-        ),
-        length_table=report(
-            f"{REPORT}/length_extrapolation.csv",
-            caption="../report/length_extrapolation.rst",
-            category="Questions",
-            subcategory="Length extrapolation",
-        ),
-        scaling=report(
-            f"{PLOTS}/scaling.png", caption="../report/scaling.rst", category="Questions", subcategory="Scaling"
-        ),
-        scaling_table=report(
-            f"{REPORT}/scaling_fits.csv", caption="../report/scaling.rst", category="Questions", subcategory="Scaling"
-        ),
-        recall=report(
-            f"{PLOTS}/recall.png",
-            caption="../report/recall.rst",
-            category="Questions",
-            subcategory="Associative recall",
-        ),
-        recall_table=report(
-            f"{REPORT}/recall.csv",
-            caption="../report/recall.rst",
-            category="Questions",
-            subcategory="Associative recall",
-        ),
-        retrieval=report(
-            f"{PLOTS}/retrieval.png",
-            caption="../report/retrieval.rst",
-            category="Questions",
-            subcategory="Long-context retrieval",
-        ),
-        retrieval_table=report(
-            f"{REPORT}/retrieval.csv",
-            caption="../report/retrieval.rst",
-            category="Questions",
-            subcategory="Long-context retrieval",
-        ),
-        throughput=report(
-            f"{PLOTS}/throughput_vs_batch.png",
-            caption="../report/throughput_vs_batch.rst",
-            category="Questions",
-            subcategory="Throughput vs batch",
-        ),
-        throughput_table=report(
-            f"{REPORT}/throughput_vs_batch.csv",
-            caption="../report/throughput_vs_batch.rst",
-            category="Questions",
-            subcategory="Throughput vs batch",
-        ),
-        compute=report(
-            f"{PLOTS}/compute.png",
-            caption="../report/compute.rst",
-            category="Questions",
-            subcategory="Compute",
-        ),
-        compute_table=report(
-            f"{REPORT}/compute.csv",
-            caption="../report/compute.rst",
-            category="Questions",
-            subcategory="Compute",
-        ),
-        hybrid=report(
-            f"{PLOTS}/hybrid.png", caption="../report/hybrid.rst", category="Questions", subcategory="Hybrid ratio"
-        ),
-        hybrid_table=report(
-            f"{REPORT}/hybrid.csv", caption="../report/hybrid.rst", category="Questions", subcategory="Hybrid ratio"
-        ),
-        reproduction=report(
-            f"{PLOTS}/reproduction.png",
-            caption="../report/reproduction.rst",
-            category="Questions",
-            subcategory="Reproduction",
-        ),
-        reproduction_table=report(
-            f"{REPORT}/reproduction.csv",
-            caption="../report/reproduction.rst",
-            category="Questions",
-            subcategory="Reproduction",
-        ),
-        # one figure per published claim (archbench.report.questions.reproduction.CLAIMS)
-        reproduction_claims=[f"{PLOTS}/reproduction_{claim}.png" for claim in REPRODUCTION_CLAIMS],
+        **question_outputs(),
         json=f"{REPORT}/questions.json",
-        # a plugin evaluation's question: its figure and table beside the built-in ones
     log:
         L.log("report", "questions"),
     conda:
         ENV
     params:
         report=config["report"],
-        evaluations=[*QUESTION_INPUTS, "latency"],
+        evaluations=evaluations_read(),
         reproduce=config.get("reproduce", {}),
-        # a plugin evaluation's question module, for write_questions(..., extra=): the built-in
-        # questions (archbench.report.questions) are known to the report by name
-        extra=PLUGIN_QUESTIONS,
     script:
         "../workflow_scripts/questions.py"

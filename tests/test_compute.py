@@ -83,7 +83,7 @@ def _metrics(root, arch, lr, seed, val_loss, flops_per_token, tokens, params):
 def test_compute_question_marks_the_pareto_frontier_and_reports_bits_per_byte(tmp_path):
     import pandas as pd
 
-    from archbench.report.questions import compute, runs_frame
+    from archbench.report.questions import Inputs, compute, runs_frame
 
     paths = [
         _metrics(tmp_path, "retnet", 0.001, 0, 4.0, 6e6, 1e6, 4.6e5),  # 6e12 FLOPs: frontier
@@ -92,7 +92,7 @@ def test_compute_question_marks_the_pareto_frontier_and_reports_bits_per_byte(tm
         _metrics(tmp_path, "mamba2", 0.003, 0, 3.2, 2.5e7, 2e6, 4.6e5),  # 5e13: frontier
     ]
     png, csv = str(tmp_path / "compute.png"), str(tmp_path / "compute.csv")
-    result = compute.answer(None, runs_frame(paths), png, csv)
+    result = compute.QUESTION.answer(Inputs({}, runs_frame(paths), {}), png, csv)
     table = pd.read_csv(csv)
     assert list(table.sort_values("train_flops")["pareto"]) == [True, True, False, True]
     row = table[(table["arch"] == "mamba2") & (table["val_loss"] == 3.2)].iloc[0]

@@ -55,6 +55,7 @@ def tree(tmp_path_factory):
 
 
 AXES = list(GRID)
+BASELINE = "retnet"  # the architecture the others are compared against (report.baseline)
 
 
 def test_run_identity_comes_from_metrics_json_not_folder_names(tmp_path):
@@ -78,13 +79,15 @@ def test_run_identity_comes_from_metrics_json_not_folder_names(tmp_path):
     out = tmp_path / "report"
     csv = {k: str(out / f"{k}.csv") for k in ("grid", "comparison", "seeds")}
     axes = list(grid)
-    comparison = write_tables(runs, csv["grid"], csv["comparison"], csv["seeds"])
+    comparison = write_tables(runs, csv["grid"], csv["comparison"], csv["seeds"], BASELINE)
     assert len(comparison) == 4 and set(comparison["winner"]) == {"retnet"}
     assert set(comparison["precision"]) == {"32_true", "bf16_mixed_x"}
     assert comparison["diff_retnet_minus_transformer"].tolist() == pytest.approx([-1.0] * 4)
-    plot_all(csv["grid"], csv["seeds"], csv["comparison"], str(out / "plots"), str(out / "plots" / "curves"), axes)
+    plot_all(
+        csv["grid"], csv["seeds"], csv["comparison"], str(out / "plots"), str(out / "plots" / "curves"), axes, BASELINE
+    )
     assert len(list((out / "plots" / "curves").glob("*.png"))) == 4
-    text = write_summary(csv["grid"], csv["seeds"], csv["comparison"], [], str(out / "summary.md"), axes)
+    text = write_summary(csv["grid"], csv["seeds"], csv["comparison"], [], str(out / "summary.md"), axes, BASELINE)
     assert "| bf16_mixed_x " in text and "- RetNet has the lowest mean test loss at 4 of 4 grid points" in text
 
 
@@ -165,7 +168,7 @@ def pooled_interval(groups, n):
 
 def test_comparison_paired_differences_winners_and_param_ratios(tree):
     _, _, grid = tree
-    table = compare(grid, AXES).set_index("point")
+    table = compare(grid, AXES, BASELINE).set_index("point")
     p0, p1 = (point_path(p) for p in points())
     assert list(table.index) == [p0, p1]  # grid order, not sorted by loss
     row = table.loc[p0]
@@ -207,9 +210,9 @@ def test_a_consistent_difference_is_decisive_after_correction_and_headline_is_be
         losses[("transformer", 0, s)] = 3.1 + e / 2
         losses[("transformer", 1, s)] = 3.05 + e / 2  # transformer's selected point
     grid = collect(make_tree(tmp_path, losses, eval_files=False))
-    table = compare(grid, AXES)
+    table = compare(grid, AXES, BASELINE)
     assert list(table["decisive"]) == [True, True]
-    v = verdict_table(grid)
+    v = verdict_table(grid, BASELINE)
     (h,) = v["headline"]
     assert (h["a"], h["b"]) == ("retnet", "transformer")
     assert (h["point_a"], h["point_b"]) == (point_path(points()[0]), point_path(points()[1]))
@@ -231,11 +234,11 @@ def test_a_consistent_difference_is_decisive_after_correction_and_headline_is_be
 def test_undecided_when_fewer_than_three_seeds(tmp_path):
     losses = {(a, 0, s): v + s for a, v in (("retnet", 1.0), ("transformer", 2.0)) for s in (0, 1)}
     grid = collect(make_tree(tmp_path, losses, eval_files=False))
-    row = compare(grid, AXES).iloc[0]
+    row = compare(grid, AXES, BASELINE).iloc[0]
     assert row["winner"] == "retnet" and row["decisive"] is None and row["diff_retnet_minus_transformer"] == -1.0
-    assert "longnet" not in " ".join(compare(grid, AXES).columns)
+    assert "longnet" not in " ".join(compare(grid, AXES, BASELINE).columns)
     # another baseline: the differences are taken against it
-    flipped = compare(grid, AXES, baseline="transformer").iloc[0]
+    flipped = compare(grid, AXES, "transformer").iloc[0]
     assert flipped["diff_transformer_minus_retnet"] == 1.0 and "diff_retnet_minus_transformer" not in flipped
 
 
@@ -244,8 +247,10 @@ def written(tree, tmp_path_factory):
     root, runs, _ = tree
     out = tmp_path_factory.mktemp("report")
     csv = {k: str(out / f"{k}.csv") for k in ("grid", "comparison", "seeds")}
-    write_tables(runs, csv["grid"], csv["comparison"], csv["seeds"])
-    plot_all(csv["grid"], csv["seeds"], csv["comparison"], str(out / "plots"), str(out / "plots" / "curves"), AXES)
+    write_tables(runs, csv["grid"], csv["comparison"], csv["seeds"], BASELINE)
+    plot_all(
+        csv["grid"], csv["seeds"], csv["comparison"], str(out / "plots"), str(out / "plots" / "curves"), AXES, BASELINE
+    )
     plot_latency(runs, str(out / "plots"), csv["seeds"])
     return out, csv, runs
 
@@ -290,6 +295,7 @@ def test_summary_states_the_verdict_and_links_the_plots(written):
         [str(out / "plots" / "curves"), str(out / "plots" / "loss_vs_params.png")],
         str(out / "summary.md"),
         AXES,
+        BASELINE,
     )
     assert text == (out / "summary.md").read_text()
     assert "Every best grid point is selected on validation loss; test loss reported." in text
@@ -335,8 +341,10 @@ def test_extra_json_files_are_flattened_generically(tmp_path):
 
 def _summary(tmp_path, runs):
     csv = {k: str(tmp_path / f"{k}.csv") for k in ("grid", "comparison", "seeds")}
-    write_tables(runs, csv["grid"], csv["comparison"], csv["seeds"])
-    return write_summary(csv["grid"], csv["seeds"], csv["comparison"], [], str(tmp_path / "summary.md"), AXES), csv
+    write_tables(runs, csv["grid"], csv["comparison"], csv["seeds"], BASELINE)
+    return write_summary(
+        csv["grid"], csv["seeds"], csv["comparison"], [], str(tmp_path / "summary.md"), AXES, BASELINE
+    ), csv
 
 
 def test_one_seed_says_no_interval_instead_of_zero_counts(tmp_path):
@@ -435,9 +443,9 @@ def _synthetic(tmp_path, losses: dict, flags: dict | None = None):
     write_csv(pd.DataFrame(rows), csv["grid"])
     grid = pd.read_csv(csv["grid"])
     write_csv(seed_summary(grid, ["learning_rate"]), csv["seeds"])
-    write_csv(compare(grid, ["learning_rate"]), csv["comparison"])
+    write_csv(compare(grid, ["learning_rate"], BASELINE), csv["comparison"])
     return write_summary(
-        csv["grid"], csv["seeds"], csv["comparison"], [], str(tmp_path / "summary.md"), ["learning_rate"]
+        csv["grid"], csv["seeds"], csv["comparison"], [], str(tmp_path / "summary.md"), ["learning_rate"], BASELINE
     )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from archbench.report.questions import hybrid
+from archbench.report.questions import Inputs, hybrid
 from archbench.report.questions.runs import runs_frame
 
 EVERY = [0, 8, 4, 2, 1]  # the hybrid-ratio preset's axis at 8 layers: 0, 12.5, 25, 50, 100% attention
@@ -48,9 +48,9 @@ def runs(means, seeds=3, sigma=0.01, arch="retnet", lrs=None, seed=0) -> pd.Data
 
 
 def answer_of(frame):
-    selected = hybrid.select(frame)
+    selected = hybrid.by_fraction(frame)
     v = hybrid.verdict(selected)
-    return selected, v, hybrid.sentence(selected, v), hybrid.table(selected, v)
+    return selected, v, hybrid.words(selected, v), hybrid.fraction_table(selected, v)
 
 
 def test_a_true_u_is_claimed_with_both_intervals_below_zero():
@@ -101,13 +101,13 @@ def test_no_attention_axis_is_not_measured(tmp_path):
         "most-attention end?) was not measured: no architecture's runs vary model.attention_every / "
         "model.attention_layers (run config/presets/hybrid-ratio.yaml)."
     )
-    assert hybrid.sentence(*answer_of(runs(U).assign(hybrid=False))[:2]) == not_measured
+    assert hybrid.words(*answer_of(runs(U).assign(hybrid=False))[:2]) == not_measured
     one = runs(U)
-    assert hybrid.select(one[one["attention_every"] == 4]) == {}  # one fraction: no axis
+    assert hybrid.by_fraction(one[one["attention_every"] == 4]) == {}  # one fraction: no axis
     # a report of ordinary runs (metrics.json without attention settings)
     tree = _tree(tmp_path, {"transformer": [(0, 3.0)]})
     png, csv = str(tmp_path / "hybrid.png"), str(tmp_path / "hybrid.csv")
-    result = hybrid.answer(None, runs_frame(tree), png, csv)
+    result = hybrid.QUESTION.answer(Inputs({}, runs_frame(tree), {}), png, csv)
     assert result == {"measured": False, "archs": {}, "sentence": not_measured}
     assert open(png, "rb").read(4) == b"\x89PNG" and pd.read_csv(csv).empty
 
@@ -176,7 +176,7 @@ def _tree(root, archs: dict) -> list[str]:
 def test_answer_reads_the_runs_files_and_leaves_out_non_hybrid_architectures(tmp_path):
     tree = _tree(tmp_path, {"retnet": list(zip(EVERY, U)), "transformer": list(zip(EVERY, U))})
     png, csv = str(tmp_path / "plots" / "hybrid.png"), str(tmp_path / "hybrid.csv")
-    result = hybrid.answer(None, runs_frame(tree), png, csv)
+    result = hybrid.QUESTION.answer(Inputs({}, runs_frame(tree), {}), png, csv)
     assert result["measured"] and list(result["archs"]) == ["retnet"]
     assert result["archs"]["retnet"]["fractions"] == FRACTIONS
     assert result["archs"]["retnet"]["u_shape"] is True  # seed noise is a shared offset here: exact differences
@@ -187,11 +187,11 @@ def test_answer_reads_the_runs_files_and_leaves_out_non_hybrid_architectures(tmp
 
 def test_holm_family_spans_every_architecture():
     mamba = runs(U[:4], arch="mamba2", seed=1)  # 0-50%: all-attention cannot be matched for Mamba-2
-    one = hybrid.verdict(hybrid.select(runs(U)))
-    both_selected = hybrid.select(pd.concat([runs(U), mamba]))
+    one = hybrid.verdict(hybrid.by_fraction(runs(U)))
+    both_selected = hybrid.by_fraction(pd.concat([runs(U), mamba]))
     both = hybrid.verdict(both_selected)
     assert both["_m"] == 6 + 4 and list(both_selected) == ["retnet", "mamba2"]
     assert [r["pattern"] for r in both_selected["mamba2"]["rows"]] == ["MMMMMMMM", "MMMMMMMA", "MMMAMMMA", "MAMAMAMA"]
     for a, b in zip(one["retnet"]["comparisons"], both["retnet"]["comparisons"]):
         assert a["p"] == b["p"] and b["p_holm"] >= a["p_holm"]
-    assert "Mamba-2 (8 layers; 0%, 12.5%, 25%, 50% attention): " in hybrid.sentence(both_selected, both)
+    assert "Mamba-2 (8 layers; 0%, 12.5%, 25%, 50% attention): " in hybrid.words(both_selected, both)

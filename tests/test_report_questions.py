@@ -6,10 +6,13 @@ import json
 import pandas as pd
 import pytest
 
-from archbench.report.questions import summary_section, write_questions
+from archbench.config import load_schema
+from archbench.report.questions import Inputs, summary_section, write_questions
 from archbench.report.scaling import power_law
 from workflow_helpers import dry_run_counts, tiny_config
 
+# the config's report block as the schema fills it (its one home of defaults)
+REPORT = {key: spec["default"] for key, spec in load_schema()["properties"]["report"]["properties"].items()}
 SIZES = {96: 3.7e5, 128: 5.6e5, 192: 1.03e6, 256: 1.64e6, 384: 3.24e6}
 TRUTH = {"retnet": (1.6, 300.0, 0.35), "transformer": (1.8, 120.0, 0.3)}
 
@@ -196,7 +199,7 @@ def test_recall_names_every_deviation_of_the_mqar_preset_from_zoology():
 
 def test_sentences_are_computed_from_the_files(tmp_path):
     out = _outputs(tmp_path)
-    result = write_questions(*_tree(tmp_path), out)
+    result = write_questions(*_tree(tmp_path), out, REPORT)
     # the same targets read at 4x and at 1x, bootstrapped over windows, beside the position-free control
     assert result["length"]["sentence"] == (
         "Length extrapolation (the same target tokens, the last training-length of windows inside one document, "
@@ -260,7 +263,7 @@ TWO_LRS = {0.002: (0.0, 0.5, 0.01), 0.001: (0.3, -0.5, 0.0)}
 
 
 def test_every_question_reports_the_point_selected_on_validation(tmp_path):
-    result = write_questions(*_tree(tmp_path, lrs=TWO_LRS), _outputs(tmp_path), headline_multiplier=2)
+    result = write_questions(*_tree(tmp_path, lrs=TWO_LRS), _outputs(tmp_path), {**REPORT, "headline_multiplier": 2})
     # the sentence and the figure at the configured multiplier (measured here), not a hard-coded 4x
     assert result["length"]["archs"]["retnet"]["headline"]["multiplier"] == 2
     assert " at 2x (" in result["length"]["sentence"] and " at 4x" not in result["length"]["sentence"]
@@ -280,7 +283,7 @@ def test_recall_falls_back_to_validation_loss_never_test(tmp_path):
         data = json.loads(open(path).read())
         del data["validation"], data["generator"], data["state_bytes"]
         open(path, "w").write(json.dumps(data))
-    result = write_questions(metrics, files, _outputs(tmp_path))
+    result = write_questions(metrics, files, _outputs(tmp_path), REPORT)
     assert result["recall"]["selected_on"] == "validation loss"
     assert result["recall"]["archs"]["transformer"]["point"] == "embed_dim=384, learning_rate=0.002"
     assert "(d=384, state unknown)" in result["recall"]["sentence"]
@@ -288,7 +291,7 @@ def test_recall_falls_back_to_validation_loss_never_test(tmp_path):
 
 
 def test_three_seeds_give_paired_intervals_and_no_unsupported_crossover(tmp_path):
-    result = write_questions(*_tree(tmp_path, seeds=(0, 1, 2)), _outputs(tmp_path))
+    result = write_questions(*_tree(tmp_path, seeds=(0, 1, 2)), _outputs(tmp_path), REPORT)
     fit = result["scaling"]["fits"]["params"]["fits"]["retnet"]
     assert fit["n_seeds"] == 3 and fit["interval"]["alpha"][0] <= fit["alpha"] <= fit["interval"]["alpha"][1]
     (cross,) = result["scaling"]["fits"]["params"]["crossovers"]
@@ -307,7 +310,7 @@ def test_three_seeds_give_paired_intervals_and_no_unsupported_crossover(tmp_path
 def test_missing_questions_say_what_to_run(tmp_path):
     metrics = _tree(tmp_path)[0][:2]  # two sizes of one architecture, nothing else
     out = _outputs(tmp_path)
-    result = write_questions(metrics, {}, out)
+    result = write_questions(metrics, {}, out, REPORT)
     assert result["length"]["sentence"] == "Length extrapolation was not measured (length.enabled is false)."
     assert result["scaling"]["sentence"].startswith(
         "Scaling: no fit — it needs >= 3 model sizes per architecture, this run has RetNet 2"
@@ -338,30 +341,6 @@ def test_mqar_dry_run_has_a_recall_job_per_run(tmp_path):
     assert counts["recall"] == counts["train"] == 4 and counts["tokenize"] == 3
 
 
-def test_a_plugin_question_is_answered_from_its_evaluation_files(tmp_path, monkeypatch):
-    (tmp_path / "plugin_q.py").write_text(
-        "EVALUATION = 'echo'\n"
-        "def answer(files, runs, png, csv, **settings):\n"
-        "    from archbench.report.figures import empty, write_csv\n"
-        "    from archbench.report.questions.runs import load\n"
-        "    pairs = sorted((run['arch'], data['value']) for run, data in load(files, runs))\n"
-        "    empty(png, 'echo')\n"
-        "    write_csv(runs.head(0), csv)\n"
-        "    return {'sentence': 'Echo: ' + ', '.join(f'{a} {v}' for a, v in pairs) + '.'}\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    metrics, files = _tree(tmp_path)
-    echo = [
-        _write(tmp_path / "eval" / a / "learning_rate~0.002/embed_dim~96/seed~0" / "echo.json", {"value": v})
-        for a, v in (("retnet", 1), ("transformer", 2))
-    ]
-    out = {**_outputs(tmp_path), "echo": str(tmp_path / "report/plots/echo.png"), "echo_table": str(tmp_path / "e.csv")}
-    result = write_questions(metrics, {**files, "echo": echo}, out, extra={"echo": "plugin_q"})
-    assert result["echo"]["sentence"] == "Echo: retnet 1, transformer 2."
-    lines = summary_section(out["json"], str(tmp_path / "report"))
-    assert "- Echo: retnet 1, transformer 2. ([plot](plots/echo.png))" in lines
-
-
 def test_evaluation_files_join_their_run_by_folder_without_parsing_it(tmp_path):
     from archbench.report.questions.runs import run_of, runs_frame
 
@@ -381,7 +360,7 @@ def test_runs_without_provenance_or_flops_still_get_every_answer(tmp_path):
         data = json.loads(open(path).read())
         del data["provenance"], data["train_flops_per_token"]
         open(path, "w").write(json.dumps(data))
-    result = write_questions(metrics, files, _outputs(tmp_path))
+    result = write_questions(metrics, files, _outputs(tmp_path), REPORT)
     assert (
         result["scaling"]["fits"]["flops"]["fits"] == {}
         and "alpha" in result["scaling"]["fits"]["params"]["fits"]["retnet"]
@@ -402,11 +381,8 @@ def test_throughput_sentence_uses_clean_measurements_only_and_says_what_was_drop
     from archbench.report.questions import runs_frame, throughput
 
     out = _outputs(tmp_path)
-    result = {
-        "throughput": throughput.answer(
-            files["throughput"], runs_frame(metrics), out["throughput"], out["throughput_table"]
-        )
-    }
+    inputs = Inputs({"throughput": files["throughput"]}, runs_frame(metrics), REPORT)
+    result = {"throughput": throughput.QUESTION.answer(inputs, out["throughput"], out["throughput_table"])}
     sentence = result["throughput"]["sentence"]
     assert "Transformer 100 → 200 tokens/s (batch 1–4) (×2.0)" in sentence
     assert "RetNet 100 → 4,222 tokens/s (×42.2)" in sentence
@@ -416,3 +392,37 @@ def test_throughput_sentence_uses_clean_measurements_only_and_says_what_was_drop
     )
     table = pd.read_csv(out["throughput_table"], keep_default_na=False)
     assert sorted(table.loc[table["arch"] == "transformer", "timing_flag"]) == ["", "", "noisy", "under load"]
+
+
+# Every built-in question's table -> select -> sentence, in a process where importing matplotlib fails.
+NO_MATPLOTLIB = """
+import json, sys
+sys.modules["matplotlib"] = None
+from archbench.report.questions import QUESTIONS, Inputs, ordered, runs_frame
+args = json.loads(sys.argv[1])
+runs, answers = runs_frame(args["metrics"]), {}
+for q in ordered():
+    inputs = Inputs({e: args["files"].get(e, []) for e in q.evaluations}, runs, args["report"],
+                    answers=dict(answers) if q.reads_answers else {})
+    answers[q.name] = q.sentence(q.select(q.table(inputs), inputs))
+print(json.dumps({name: a["sentence"] for name, a in answers.items()}))
+"""
+
+
+def test_every_question_but_its_plot_runs_without_matplotlib(tmp_path):
+    import subprocess
+    import sys
+
+    from archbench.report.questions import QUESTIONS
+
+    metrics, files = _tree(tmp_path)
+    out = _outputs(tmp_path)
+    for name in ("retrieval", "hybrid", "reproduction"):
+        out[name], out[f"{name}_table"] = str(tmp_path / f"{name}.png"), str(tmp_path / f"{name}.csv")
+    drawn = write_questions(metrics, files, out, REPORT)
+    payload = json.dumps({"metrics": metrics, "files": files, "report": REPORT})
+    proc = subprocess.run([sys.executable, "-c", NO_MATPLOTLIB, payload], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sentences = json.loads(proc.stdout)
+    assert set(sentences) == set(QUESTIONS)
+    assert sentences == {name: drawn[name]["sentence"] for name in sentences}

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from archbench.report.scaling import (
-    budget_steps,
     crossover,
     crossover_supported,
     fit_power_law,
@@ -19,6 +18,7 @@ from archbench.report.scaling import (
 )
 
 SIZES = np.array([2e5, 4e5, 9e5, 1.6e6, 3e6])
+MAX_PARAMS = 1e12  # the upper end of the crossover search (report.crossover_max_params)
 # config/presets/scaling.yaml's non-embedding sizes (embed_dim 48 ... 192), stacked with three-seeds.yaml
 PRESET_SIZES = np.array([0.15e6, 0.21e6, 0.37e6, 0.56e6, 1.03e6])
 PRESET_SEEDS = 3
@@ -69,7 +69,7 @@ def _runs(truth, seeds, rng):
 
 def test_report_fits_each_arch_with_intervals_and_a_supported_crossover():
     truth = {"retnet": (1.5, 60.0, 0.3), "transformer": (2.0, 30.0, 0.3)}
-    out = scaling_fits(_runs(truth, [0, 1, 2], np.random.default_rng(0)), x="params")
+    out = scaling_fits(_runs(truth, [0, 1, 2], np.random.default_rng(0)), x="params", max_params=MAX_PARAMS)
     for arch, (_e, _a, alpha) in truth.items():
         fit = out["fits"][arch]
         assert fit["n_seeds"] == 3 and fit["alpha"] == pytest.approx(alpha, rel=0.15)
@@ -86,7 +86,7 @@ def test_report_fits_each_arch_with_intervals_and_a_supported_crossover():
 def test_one_seed_fits_without_supported_crossover_and_too_few_sizes_say_so():
     rng = np.random.default_rng(1)
     truth = {"retnet": (1.5, 60.0, 0.3), "transformer": (2.0, 30.0, 0.3)}
-    out = scaling_fits(_runs(truth, [0], rng))
+    out = scaling_fits(_runs(truth, [0], rng), max_params=MAX_PARAMS)
     (row,) = out["crossovers"]
     assert row["supported"] is False and row["crossover"] is None and row["paired"][0]["low"] is None
     # one seed: no fitted crossing (two identical curves got one in 88% of trials), no exponent interval
@@ -108,7 +108,8 @@ def test_one_seed_fits_without_supported_crossover_and_too_few_sizes_say_so():
                 "val_loss": 3.0,
                 "test_loss": 3.0,
             }
-        ]
+        ],
+        max_params=MAX_PARAMS,
     )
     assert short["fits"]["transformer"]["error"] == "1 size(s); a fit needs >= 3"
 
@@ -125,7 +126,7 @@ def test_sizes_are_joined_by_size_key_and_dropped_sizes_are_named():
     for r in runs:  # matched parameters are ~0.1% apart: the key is the shape, not the count
         r["size_key"] = f"embed_dim={r['size_key']:g}"
         r["params"] *= 1.001 if r["arch"] == "transformer" else 1.0
-    out = scaling_fits(runs)
+    out = scaling_fits(runs, max_params=MAX_PARAMS)
     (row,) = out["crossovers"]
     assert row["size_keys"] == [f"embed_dim={n:g}" for n in SIZES[1:]]
     assert row["sizes"] == pytest.approx([n * math.sqrt(1.001) for n in SIZES[1:]])
@@ -156,7 +157,7 @@ def test_each_size_uses_the_point_with_the_lowest_validation_loss_not_test_loss(
                     "test_loss": test + 1e3 / n,
                 }
             )
-    fit = scaling_fits(runs)["fits"]["retnet"]
+    fit = scaling_fits(runs, max_params=MAX_PARAMS)["fits"]["retnet"]
     assert fit["points"] == ["lrA"] * 5 and fit["selected_on"] == "val_loss"
     assert fit["loss"] == pytest.approx([3.5 + 1e3 / n for n in SIZES])
 
@@ -186,9 +187,3 @@ def test_crossover_claims_are_rare_for_identical_curves_and_found_for_a_real_one
     # one seed (the preset alone): no interval, so never claimed
     assert _simulate(-0.06, 0.06, 1000, 1) == 0.0
     assert time.perf_counter() - start < 20
-
-
-def test_token_budget_is_proportional_to_parameters():
-    s = {"tokens_per_param": 4, "batch_size": 8, "accumulate_grad_batches": 2, "seq_len": 64}
-    assert budget_steps(s, 1_000_000) == 3907  # ceil(4e6 / 1024)
-    assert budget_steps({**s, "tokens_per_param": None}, 1_000_000) is None

@@ -11,7 +11,7 @@ import yaml
 from archbench.config import validate_config
 from archbench.errors import ConfigError
 from archbench.report.claims import CLAIMS, RULE_KEYS
-from archbench.report.questions import QUESTIONS, reproduction, runs_frame, write_questions
+from archbench.report.questions import QUESTIONS, Inputs, reproduction, runs_frame, write_questions
 from archbench.report.questions.reproduction import claim_png
 from workflow_helpers import REPO
 
@@ -22,6 +22,10 @@ PRESETS = {
     "retnet_cost": "reproduce-retnet-cost.yaml",
     "scaling_prediction": "reproduce-scaling.yaml",
 }
+
+
+# the config's report block with the schema's defaults
+REPORT = validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))["report"]
 
 
 def preset(claim):
@@ -66,10 +70,11 @@ def answer(tmp_path, runs, reproduce, via_report=False):
         for name in QUESTIONS:  # every question's outputs (reproduction's own are set above)
             out[name], out[f"{name}_table"] = str(tmp_path / "plots" / f"{name}.png"), str(tmp_path / f"{name}.csv")
         out.update(reproduction=png, reproduction_table=csv)
-        result = write_questions(metrics, files, out, reproduce=reproduce)["reproduction"]
+        result = write_questions(metrics, files, out, REPORT, reproduce=reproduce)["reproduction"]
     else:
-        given = {e: files.get(e) for e in reproduction.EVALUATIONS}
-        result = reproduction.answer(given, runs_frame(metrics), png, csv, reproduce=reproduce)
+        given = {e: files.get(e) for e in reproduction.QUESTION.evaluations}
+        inputs = Inputs(given, runs_frame(metrics), REPORT, reproduce=reproduce)
+        result = reproduction.QUESTION.answer(inputs, png, csv)
     table = pd.read_csv(csv).set_index("claim")
     assert list(table.index) == list(CLAIMS)  # every claim has a row and a figure, measured or not
     for claim in CLAIMS:
@@ -235,7 +240,7 @@ def test_scaling_prediction_verdict_reads_the_scaling_questions_held_out_check(t
         "measured_interval": [3.01, 3.09] if band else None,
     }
     answers = {"scaling": {"held_out": held_out_rows({"retnet": {"heldout": heldout}, "llama": {}})}}
-    row = reproduction.scaling_prediction(answers, {}, str(tmp_path / "s.png"))
+    row = reproduction.scaling_prediction(answers, {})
     assert row["verdict"] == verdict
     expected = "RetNet predicted 3.000 " + (
         f"[{band[0]:.3f}, {band[1]:.3f}]" if band else "(no interval: needs >= 3 seeds)"

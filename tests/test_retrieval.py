@@ -248,7 +248,7 @@ BOOK = {1: 31, 2: 63, 4: 127, 8: 128}
 
 
 def test_sentence_says_keeps_falls_and_chance_only_as_the_intervals_do():
-    from archbench.report.questions.retrieval import sentence, table
+    from archbench.report.questions.retrieval import pool, words
 
     rows = []
     for k, (c_llama, c_mamba, c_retnet) in {1: (97, 90, 1), 2: (96, 60, 0), 4: (95, 30, 1), 8: (90, 12, 0)}.items():
@@ -259,13 +259,13 @@ def test_sentence_says_keeps_falls_and_chance_only_as_the_intervals_do():
             # a worse learning rate of Llama: not the selected point, not in the sentence
             ("llama", "lr=0.01", 2.0, "phonebook", k, 0, 100, 8192 * k, BOOK[k]),
         ]
-    per = table(_runs(*rows))
+    per = pool(_runs(*rows))
     assert list(per.columns[:4]) == ["arch", "point", "selected", "task"] and len(per) == 16
     assert per.loc[per["point"] == "lr=0.01", "selected"].eq(False).all()
     low, high = rt.wilson_interval(97, 100)
     first = per.iloc[0]
     assert (first.arch, first.multiplier, first.accuracy, first.low, first.high) == ("llama", 1, 0.97, low, high)
-    assert sentence(per) == (
+    assert words(per) == (
         "Long-context retrieval from 64 tokens (1x the training length) to 8x (exact-match greedy answers on the "
         "MQAR vocabulary, 100 examples per task and length, 95% Wilson intervals; key-value pairs held: phonebook "
         "31 at 1x to 128 at 8x; grid point selected on validation loss): "
@@ -281,12 +281,12 @@ def test_sentence_says_keeps_falls_and_chance_only_as_the_intervals_do():
 
 
 def test_sentence_names_unreadable_lengths_and_keeping_fixed_state_models():
-    from archbench.report.questions.retrieval import sentence, table
+    from archbench.report.questions.retrieval import pool, words
 
     rows = [("transformer", "p", 1.0, "copy", 1, 40, 50, 4096, 15)]
     rows += [("transformer", "p", 1.0, "copy", k, 0, 0, None, None) for k in (2, 4)]
     rows += [("retnet", "p", 1.0, "passkey", k, 48, 50, 2048, 1) for k in (1, 2, 4)]
-    text = sentence(table(_runs(*rows)))
+    text = words(pool(_runs(*rows)))
     assert "; copy 15 at 1x;" not in text and "key-value pairs held: passkey 1, copy 15;" in text
     assert "50 examples per task and length" in text
     assert "copy 80% [67%, 89%] at 1x (one length measured) (cannot read 2x, 4x)" in text
@@ -297,11 +297,11 @@ def test_sentence_names_unreadable_lengths_and_keeping_fixed_state_models():
 
 
 def test_a_growing_state_that_falls_is_not_blamed_on_its_size():
-    from archbench.report.questions.retrieval import sentence, table
+    from archbench.report.questions.retrieval import pool, words
 
     rows = [("llama", "p", 1.0, "passkey", k, c, 100, 8192 * k, 1) for k, c in ((1, 100), (2, 64), (4, 31))]
     rows += [("mamba2", "p", 1.0, "passkey", k, 2, 100, 4096, 1) for k in (1, 2, 4)]
-    text = sentence(table(_runs(*rows)))
+    text = words(pool(_runs(*rows)))
     assert "passkey falls from 100% [96%, 100%] at 1x to 31% [23%, 41%] at 4x (below the 1x interval from 2x)" in text
     assert "Mamba-2 (state 4.0 KiB at every length): passkey at chance already at 1x (2% [1%, 7%], chance 1%)" in text
     assert text.endswith(
@@ -312,8 +312,8 @@ def test_a_growing_state_that_falls_is_not_blamed_on_its_size():
 
 
 def test_the_question_writes_its_table_and_figure_or_says_what_to_run(tmp_path):
-    from archbench.report.questions import runs_frame
-    from archbench.report.questions.retrieval import COLUMNS, NOT_MEASURED, answer
+    from archbench.report.questions import Inputs, runs_frame
+    from archbench.report.questions.retrieval import COLUMNS, NOT_MEASURED, QUESTION
 
     metrics, files = [], []
     for arch, acc in (("llama", 0.9), ("mamba2", 0.3)):
@@ -345,7 +345,7 @@ def test_the_question_writes_its_table_and_figure_or_says_what_to_run(tmp_path):
         (ev / "retrieval.json").write_text(json.dumps({"arch": arch, "seq_len": 16, "entries": entries}))
         files.append(str(ev / "retrieval.json"))
     png, table_csv = tmp_path / "retrieval.png", tmp_path / "retrieval.csv"
-    result = answer(files, runs_frame(metrics), str(png), str(table_csv))
+    result = QUESTION.answer(Inputs({"retrieval": files}, runs_frame(metrics), {}), str(png), str(table_csv))
     csv = pd.read_csv(table_csv)
     assert list(csv.columns) == COLUMNS and len(csv) == 12
     assert png.stat().st_size > 0
@@ -354,7 +354,7 @@ def test_the_question_writes_its_table_and_figure_or_says_what_to_run(tmp_path):
         "Mamba-2 (state 0.1 KiB at every length): phonebook keeps 30% [11%, 60%] at 1x through 2x (20% [6%, 51%])"
         in result["sentence"]
     )
-    result = answer([], runs_frame(metrics), str(png), str(table_csv))
+    result = QUESTION.answer(Inputs({}, runs_frame(metrics), {}), str(png), str(table_csv))
     assert result == {"measured": False, "sentence": NOT_MEASURED}
 
 

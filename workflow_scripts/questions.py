@@ -1,4 +1,4 @@
-"""rule questions: metrics + length / throughput / recall / retrieval / latency files -> one figure + table per question, questions.json."""
+"""rule questions: metrics + the questions' evaluation files -> one figure + table per question, questions.json."""
 
 from archbench.logs import job_logging
 
@@ -10,8 +10,6 @@ write_questions(
     snakemake.input.metrics,
     {name: snakemake.input[name] for name in snakemake.params.evaluations},
     dict(snakemake.output.items()),
-    max_params=snakemake.params.report["crossover_max_params"],
-    headline_multiplier=snakemake.params.report["headline_multiplier"],
-    extra=snakemake.params.extra,
+    report=snakemake.params.report,
     reproduce=snakemake.params.reproduce,
 )

@@ -31,7 +31,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from archbench.models.registry import arch_names
 from archbench.report.collect import collect, write_csv
@@ -64,6 +63,8 @@ def mean_ci(values) -> dict:
     mean = float(x.mean()) if n else math.nan
     std = float(x.std(ddof=1)) if n > 1 else math.nan
     if n >= MIN_SEEDS_FOR_CI:
+        from scipy import stats  # here: the Snakefile parse imports the report questions, not scipy
+
         half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * std / math.sqrt(n)
         low, high = mean - half, mean + half
     else:
@@ -154,6 +155,8 @@ def _seed_stats(d: np.ndarray):
 def t_test(mean, var, n, df) -> dict:
     """95% t-interval and two-sided p of a paired mean with (pooled) variance ``var`` on ``df`` degrees
     of freedom; NaN where n < 3 seeds or nothing to pool."""
+    from scipy import stats
+
     mean, var, n, df = (np.asarray(v, float) for v in (mean, var, n, df))
     ok = (n >= MIN_SEEDS_FOR_CI) & (df >= 1) & np.isfinite(mean) & np.isfinite(var)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -276,7 +279,7 @@ def cubes(grid: pd.DataFrame, archs: list[str], metric: str = "test_loss", selec
     return out[0], out[1], points, seeds
 
 
-def verdict_table(grid: pd.DataFrame, baseline: str = "retnet", metric: str = "test_loss") -> dict:
+def verdict_table(grid: pd.DataFrame, baseline: str, metric: str = "test_loss") -> dict:
     """The verdict of a grid_results table: {"archs", "points", "pairs", "arrays"
     (:func:`verdict_arrays`), "best" {arch: point}, "headline" [one dict per pair]}."""
     archs = archs_of(grid)
@@ -314,7 +317,7 @@ def verdict_table(grid: pd.DataFrame, baseline: str = "retnet", metric: str = "t
     }
 
 
-def compare(grid: pd.DataFrame, axes: list[str], baseline: str = "retnet", metric: str = "test_loss") -> pd.DataFrame:
+def compare(grid: pd.DataFrame, axes: list[str], baseline: str, metric: str = "test_loss") -> pd.DataFrame:
     """One row per grid point, in grid order: each architecture's mean `metric`, the paired differences
     against the baseline with their intervals (seed noise pooled over the grid) and Holm-adjusted p, the
     winner (lowest mean), whether it wins decisively (Holm over the report's family), parameter and
@@ -364,9 +367,7 @@ def compare(grid: pd.DataFrame, axes: list[str], baseline: str = "retnet", metri
     return pd.DataFrame(rows)
 
 
-def write_tables(
-    runs: list[dict], grid_csv: str, comparison_csv: str, seeds_csv: str, baseline: str = "retnet"
-) -> pd.DataFrame:
+def write_tables(runs: list[dict], grid_csv: str, comparison_csv: str, seeds_csv: str, baseline: str) -> pd.DataFrame:
     """grid_results.csv (one row per run), seed_summary.csv (per arch x point), comparison.csv (per point)
     from the run records of :func:`archbench.report.collect.run_record`."""
     axes = list(runs[0]["values"]) if runs else []

@@ -2,6 +2,9 @@
 (from the registry's order), saving a figure as PNG + SVG for a paper, a figure that says why it is
 empty, writing a CSV, and each architecture's selected grid point (lowest mean validation loss; test
 loss is only reported).
+
+Matplotlib is imported on first drawing (:func:`pyplot`), not on import: a report question's table,
+selection and sentence use the names and formats here without it.
 """
 
 from __future__ import annotations
@@ -9,14 +12,10 @@ from __future__ import annotations
 import os
 import re
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # no display on cluster nodes; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from archbench.io import atomic_file  # noqa: E402
-from archbench.models.registry import ARCHS  # noqa: E402
+from archbench.io import atomic_file
+from archbench.models.registry import ARCHS
 
 SELECTION = "selected on validation loss; test loss reported"
 # Print resolution; the PNG records it (pHYs), so a journal's 200-300 dpi check reads it from the file.
@@ -88,8 +87,20 @@ def point_words(point: str) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in parts) if parts else point
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display on cluster nodes; chosen before pyplot loads)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save(fig, png: str, svg: bool = True) -> None:
     """Write ``fig`` to ``png`` (and the same name with ``.svg``), atomically, and close it."""
+    import matplotlib
+
     os.makedirs(os.path.dirname(png) or ".", exist_ok=True)
     fig.tight_layout()
     with matplotlib.rc_context(SAVE_RC):
@@ -98,7 +109,7 @@ def save(fig, png: str, svg: bool = True) -> None:
         if svg:
             with atomic_file(os.path.splitext(png)[0] + ".svg") as tmp:
                 fig.savefig(tmp, bbox_inches="tight", format="svg")
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def note(ax, text: str) -> None:
@@ -109,7 +120,7 @@ def note(ax, text: str) -> None:
 
 def empty(png: str, text: str) -> None:
     """A whole figure that only says why it is empty."""
-    fig, ax = plt.subplots(figsize=(6, 2.5))
+    fig, ax = pyplot().subplots(figsize=(6, 2.5))
     note(ax, text)
     save(fig, png)
 

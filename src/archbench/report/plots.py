@@ -10,16 +10,19 @@ from __future__ import annotations
 import math
 import os
 
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+import matplotlib
 
-from archbench.report import figures
-from archbench.report.collect import _read_json, latency_entries
-from archbench.report.compare import archs_of, pairs
-from archbench.report.figures import color, display
-from archbench.report.figures import note as _note
+matplotlib.use("Agg")  # no display on cluster nodes; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
+
+from archbench.report import figures  # noqa: E402
+from archbench.report.collect import _read_json, latency_entries  # noqa: E402
+from archbench.report.compare import archs_of, pairs  # noqa: E402
+from archbench.report.figures import color, display  # noqa: E402
+from archbench.report.figures import note as _note  # noqa: E402
 
 TABLE_PLOTS = ["loss_vs_params", "diff_heatmap", "throughput", "emissions"]
 LATENCY_PLOTS = ["decode_latency", "state_memory"]
@@ -258,9 +261,7 @@ def _labels(frame: pd.DataFrame, keys: list[str]) -> list[str]:
     )
 
 
-def plot_diff_heatmap(
-    comparison: pd.DataFrame, out_dir: str, axes: list[str], archs: list[str], baseline: str = "retnet"
-) -> None:
+def plot_diff_heatmap(comparison: pd.DataFrame, out_dir: str, axes: list[str], archs: list[str], baseline: str) -> None:
     """Paired test-loss difference (baseline - other, mean over seeds) at every grid point, one panel per
     other architecture; blue = the baseline has the lower loss. `*` marks a 95% interval that excludes 0."""
     shown = [(a, b) for a, b in pairs(archs, baseline) if f"diff_{a}_minus_{b}" in comparison] if archs else []
@@ -359,7 +360,7 @@ def plot_all(
     out_dir: str,
     curves_dir: str,
     axes: list[str],
-    baseline: str = "retnet",
+    baseline: str,
 ) -> None:
     """Every figure of the report except latency (which needs the evaluation stage). `axes`: the grid's
     searched keys; `baseline`: the architecture the others are compared against."""

@@ -37,8 +37,6 @@ import math
 
 import numpy as np
 
-from archbench.models.flops import budget_steps  # noqa: F401  (moved to models; kept importable here)
-
 BOOTSTRAP = 300
 MIN_SEEDS = 3  # below this: no exponent interval, no fitted crossing, no interval on the held-out check
 
@@ -190,7 +188,7 @@ def _select(rows, x: str, select: str):
     return per.loc[index].sort_values("x")
 
 
-def scaling_fits(runs: list[dict], x: str = "params", max_params: float = 1e12, select: str = "val_loss") -> dict:
+def scaling_fits(runs: list[dict], x: str = "params", *, max_params: float, select: str = "val_loss") -> dict:
     """Fit every architecture's runs and compare each pair per size. ``runs``: dicts with arch, seed,
     point, size_key, params (non-embedding), flops, val_loss and test_loss; ``x`` = "params" or "flops".
     Returns {"fits": {arch: {...}}, "crossovers": [{a, b, sizes, paired: [...], supported, crossover,

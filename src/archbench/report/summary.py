@@ -235,7 +235,7 @@ def write_summary(
     plots: list[str],
     out_md: str,
     axes: list[str],
-    baseline: str = "retnet",
+    baseline: str,
     questions_json: str | None = None,
 ) -> str:
     """`axes`: the grid's searched keys; `baseline`: the architecture the per-point columns compare against."""
@@ -349,10 +349,3 @@ def write_summary(
     with atomic_file(out_md) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return text
-
-
-def verdict(
-    comparison: pd.DataFrame, archs: list[str], baseline: str = "retnet", block: str | None = None
-) -> list[str]:
-    """The per-grid-point bullets (kept for callers of the earlier API; the headline is best against best)."""
-    return point_lines(comparison, archs)

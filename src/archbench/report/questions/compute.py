@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
-from archbench.report.figures import empty, fmt_n, save, style, write_csv
+from archbench.report.figures import fmt_n, pyplot, save, style
+from archbench.report.questions.base import Inputs, Question
 from archbench.report.questions.runs import run_metrics
 
-EVALUATION = None
+CAPTION = """
+Validation loss (nats per token; bits per byte of the validation text on the right axis when every run
+shares one tokenizer) against training FLOPs, for every run: the architecture's FLOPs per token
+(forward + backward at the training length, ``archbench.models.flops``) times the tokens the exported
+checkpoint saw. Circled runs form the Pareto frontier: no run reached a lower loss with as much
+compute or less. ``model.match: flops`` sizes the architectures to equal FLOPs per token instead of
+equal parameters. The table (compute.csv) lists every run with its ``pareto`` flag.
+"""
 
 
 def pareto(frame: pd.DataFrame, x: str = "train_flops", y: str = "val_loss") -> pd.Series:
@@ -35,9 +42,10 @@ def _bpb(value) -> str:
     return f"{value:.3f} bits/byte" if value is not None and not pd.isna(value) else "bits/byte not recorded"
 
 
-def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
+def table(inputs: Inputs) -> pd.DataFrame:
+    """One row per run: its training FLOPs and its loss (nats per token and bits per byte)."""
     rows = []
-    for run in runs.to_dict("records"):
+    for run in inputs.runs.to_dict("records"):
         m = run_metrics(run["run_dir"])
         rows.append(
             {
@@ -54,25 +62,36 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
                 "test_bits_per_byte": m.get("test_bits_per_byte"),
             }
         )
-    table = pd.DataFrame(rows, columns=["arch", "point", "seed", "params", "train_flops_per_token", "tokens",
-                                        "train_flops", "val_loss", "val_bits_per_byte", "test_loss",
-                                        "test_bits_per_byte"])  # fmt: skip
+    return pd.DataFrame(rows, columns=["arch", "point", "seed", "params", "train_flops_per_token", "tokens",
+                                       "train_flops", "val_loss", "val_bits_per_byte", "test_loss",
+                                       "test_bits_per_byte"])  # fmt: skip
+
+
+def select(table: pd.DataFrame, inputs: Inputs) -> dict:
+    """The runs with FLOPs and a validation loss, the frontier among them, each architecture's best."""
     usable = table.dropna(subset=["train_flops", "val_loss"])
     if usable.empty:
-        write_csv(table.assign(pareto=pd.Series(dtype=bool)), csv)
-        empty(png, "no run records training FLOPs (train_flops_per_token x tokens_seen)")
-        return {"sentence": "Loss vs training compute was not measured: no run records its training FLOPs."}
+        return {
+            "csv": table.assign(pareto=pd.Series(dtype=bool)),
+            "empty": "no run records training FLOPs (train_flops_per_token x tokens_seen)",
+        }
+    table = table.copy()
     table["pareto"] = False
     table.loc[usable.index, "pareto"] = pareto(usable)
-    write_csv(table, csv)
     usable = table.loc[usable.index]
+    front = usable[usable["pareto"]].sort_values("train_flops")
+    bests = usable.loc[usable.groupby("arch", sort=False)["val_loss"].idxmin()].sort_values("val_loss")
+    return {"csv": table, "usable": usable, "front": front, "bests": bests}
 
+
+def plot(selected: dict, png: str) -> None:
+    plt = pyplot()
+    usable, front = selected["usable"], selected["front"]
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     for arch in dict.fromkeys(usable["arch"]):
         mine = usable[usable["arch"] == arch]
         col, name = style(arch)
         ax.scatter(mine["train_flops"], mine["val_loss"], color=col, label=name, alpha=0.8, zorder=3)
-    front = usable[usable["pareto"]].sort_values("train_flops")
     ax.step(front["train_flops"], front["val_loss"], where="post", color="black", lw=1, label="Pareto frontier")
     ax.scatter(front["train_flops"], front["val_loss"], s=120, facecolors="none", edgecolors="black", zorder=4)
     ax.set_xscale("log")
@@ -86,15 +105,19 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
     ax.set_title("Validation loss vs training compute, every run")
     save(fig, png)
 
+
+def sentence(selected: dict) -> dict:
+    if selected.get("empty"):
+        return {"sentence": "Loss vs training compute was not measured: no run records its training FLOPs."}
+    usable, front, bests = selected["usable"], selected["front"], selected["bests"]
     counts = front["arch"].value_counts()
-    bests = usable.loc[usable.groupby("arch", sort=False)["val_loss"].idxmin()].sort_values("val_loss")
     parts = [
         f"{style(r.arch)[1]} best {r.val_loss:.3f} nats/token ({_bpb(r.val_bits_per_byte)}) "
         f"at {fmt_n(r.train_flops)} FLOPs"
         for r in bests.itertuples()
     ]
     on_front = ", ".join(f"{style(a)[1]} {n}" for a, n in counts.items())
-    sentence = (
+    text = (
         "Validation loss vs training FLOPs (every run; Pareto frontier: lowest loss at no more compute): "
         f"{len(front)} of {len(usable)} runs on the frontier ({on_front}); " + "; ".join(parts) + "."
     )
@@ -102,4 +125,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         r.arch: {"val_loss": r.val_loss, "val_bits_per_byte": r.val_bits_per_byte, "train_flops": r.train_flops}
         for r in bests.itertuples()
     }
-    return {"archs": archs, "frontier": int(len(front)), "runs": int(len(usable)), "sentence": sentence}
+    return {"archs": archs, "frontier": int(len(front)), "runs": int(len(usable)), "sentence": text}
+
+
+QUESTION = Question.of_module(__name__, "compute", "Compute", CAPTION, order=60)

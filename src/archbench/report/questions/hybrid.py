@@ -20,7 +20,7 @@ fraction. With 3 seeds and 5 fractions, 8 degrees of freedom instead of one diff
 (tests/test_report_hybrid.py, 2,000 reports of 5 fractions, 3 seeds, 0.01 nats of seed noise): a flat
 curve is claimed a U in 0.2%, a true 0.05-nat U is found in 97%.
 
-Torch- and matplotlib-free apart from :func:`figure` (the table, selection and sentence are tested
+Torch- and matplotlib-free apart from :func:`plot` (the table, selection and sentence are tested
 without a plot).
 """
 
@@ -35,11 +35,20 @@ import pandas as pd
 from archbench.models.hybrid import attention_layers
 from archbench.models.registry import ARCHS
 from archbench.report import compare
-from archbench.report.collect import write_csv
+from archbench.report.questions.base import Inputs, Question
 from archbench.report.questions.runs import run_metrics
 
-EVALUATION = None
-OPTIONAL_OUTPUT = True  # a caller of write_questions that names no hybrid figure skips it
+CAPTION = """
+Hybrid ratio (the Mamba-2 paper's Table 2 question): test loss against the fraction of softmax-attention
+layers (``model.attention_every`` / ``model.attention_layers``; attention layers / layers), one line per
+architecture whose runs vary it. Each fraction is shown at its grid point selected on validation loss
+(mean over seeds; error bars: 95% t-interval with ≥ 3 seeds); the circled point is the best interior
+fraction. A U shape is claimed only when that fraction's seed-paired test-loss difference to both ends
+(the lowest and the highest fraction measured) lies below 0, Holm-corrected over every interior-vs-end
+comparison of the report. The table (hybrid.csv) has one ``fraction`` row per selected point (pattern,
+n_seeds, test loss and interval, parameters, training FLOPs per token) and one ``difference`` row per
+comparison (interval, p, Holm-adjusted p).
+"""
 PRESET = "config/presets/hybrid-ratio.yaml"
 PUBLISHED = (
     "Published shape: the Mamba-2 paper (arXiv 2405.21060, Table 2; 48 layers, 350M parameters, the Pile) "
@@ -105,7 +114,7 @@ def percent(f: float) -> str:
 # ----------------------------------------------------------------------------- selection
 
 
-def select(frame: pd.DataFrame) -> dict:
+def by_fraction(frame: pd.DataFrame) -> dict:
     """Per architecture whose hybrid runs have >= 2 attention fractions: per fraction (ascending) the grid
     point with the lowest mean validation loss (compare.select_best; test loss never selects).
 
@@ -310,7 +319,7 @@ def arch_sentence(arch: str, s: dict, v: dict) -> str:
     return f"{head}: {verdict_words} — {evidence}{tail}"
 
 
-def sentence(selected: dict, v: dict) -> str:
+def words(selected: dict, v: dict) -> str:
     if not selected:
         return NOT_MEASURED
     parts = "; ".join(arch_sentence(a, s, v[a]) for a, s in selected.items())
@@ -322,7 +331,7 @@ def sentence(selected: dict, v: dict) -> str:
     )
 
 
-def table(selected: dict, v: dict) -> pd.DataFrame:
+def fraction_table(selected: dict, v: dict) -> pd.DataFrame:
     """hybrid.csv: one ``fraction`` row per architecture and fraction (the selected point), then one
     ``difference`` row per comparison (interior - end)."""
     rows = []
@@ -369,12 +378,27 @@ def table(selected: dict, v: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def figure(selected: dict, v: dict, png: str) -> None:
+def table(inputs: Inputs) -> pd.DataFrame:
+    """Every run with its attention settings (:func:`hybrid_runs`)."""
+    return hybrid_runs(inputs.runs)
+
+
+def select(frame: pd.DataFrame, inputs: Inputs) -> dict:
+    """Per fraction the selected point (:func:`by_fraction`) and the U test (:func:`verdict`)."""
+    selected = by_fraction(frame)
+    v = verdict(selected)
+    out = {"csv": fraction_table(selected, v), "selected": selected, "verdict": v}
+    if not selected:
+        out["empty"] = f"no architecture's runs vary the attention fraction (run {PRESET})"
+    return out
+
+
+def plot(chosen: dict, png: str) -> None:
     """Test loss vs attention fraction per architecture, 95% t-intervals as error bars (>= 3 seeds)."""
-    import matplotlib.pyplot as plt
+    from archbench.report.figures import line_kw, pyplot, save, style
 
-    from archbench.report.figures import line_kw, save, style
-
+    plt = pyplot()
+    selected, v = chosen["selected"], chosen["verdict"]
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     for arch, s in selected.items():
         col = style(arch)[0]
@@ -402,16 +426,10 @@ def figure(selected: dict, v: dict, png: str) -> None:
     save(fig, png)
 
 
-def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
-    selected = select(hybrid_runs(runs))
-    v = verdict(selected)
-    write_csv(table(selected, v), csv)
+def sentence(chosen: dict) -> dict:
+    selected, v = chosen["selected"], chosen["verdict"]
     if not selected:
-        from archbench.report.figures import empty
-
-        empty(png, f"no architecture's runs vary the attention fraction (run {PRESET})")
         return {"measured": False, "archs": {}, "sentence": NOT_MEASURED}
-    figure(selected, v, png)
     archs = {
         arch: {
             "fractions": s["fractions"],
@@ -424,4 +442,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         }
         for arch, s in selected.items()
     }
-    return {"measured": True, "archs": archs, "comparisons": v["_m"], "sentence": sentence(selected, v)}
+    return {"measured": True, "archs": archs, "comparisons": v["_m"], "sentence": words(selected, v)}
+
+
+QUESTION = Question.of_module(__name__, "hybrid", "Hybrid ratio", CAPTION, order=70)

@@ -15,14 +15,24 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from archbench.report.figures import best_points, empty, save, style, write_csv
+from archbench.report.figures import best_points, pyplot, save, style
+from archbench.report.questions.base import Inputs, Question
 from archbench.report.questions.runs import load
 
-EVALUATION = "length"
+FILE = "length_extrapolation"  # the figure's and the table's name
+CAPTION = """
+Length extrapolation: perplexity on the held-out test tokens per position bucket (geometric buckets,
+log x) at the longest context each architecture can read, up to {{ snakemake.config["length"]["multipliers"] | max }}x
+the training length (dashed line), each architecture at its grid point with the lowest validation loss.
+RetNet reads long contexts chunkwise; a Transformer with learned positions cannot go past its training
+length (those rows say "skipped"). The table gives, per architecture, grid point and multiplier, the mean
+loss over the whole context, ``tail_loss`` (the last half of the context) and ``beyond_loss`` (the
+positions beyond the training length); the headline compares ``beyond_loss`` at k x with ``tail_loss``
+at 1x, as a whole-context mean dilutes a degradation.
+"""
 BOOTSTRAP = 2000
 
 
@@ -79,11 +89,13 @@ def beyond_loss(entry: dict, seq_len: int) -> float | None:
     return float(sum(b["loss"] * b["n"] for b in buckets) / sum(b["n"] for b in buckets))
 
 
-def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: int = 4, **_settings) -> dict:
-    data = load(files, runs)
-    best = best_points(runs)  # on validation loss
+COLUMNS = ["arch", "point", "seed", "multiplier", "context", "mean_loss", "tail_loss", "beyond_loss", "skipped"]
+
+
+def table(inputs: Inputs) -> pd.DataFrame:
+    """One row per run x multiplier of every length.json."""
     rows = []
-    for run, d in data:
+    for run, d in load(inputs.of("length"), inputs.runs):
         for e in d["entries"]:
             rows.append(
                 {
@@ -98,14 +110,22 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
                     "skipped": e.get("skipped"),
                 }
             )
-    table = pd.DataFrame(
-        rows,
-        columns=["arch", "point", "seed", "multiplier", "context", "mean_loss", "tail_loss", "beyond_loss", "skipped"],
-    )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _by_k(values) -> dict:
+    return {int(k): (None if pd.isna(v) else float(v)) for k, v in values.items()}
+
+
+def select(table: pd.DataFrame, inputs: Inputs) -> dict:
+    """Per architecture its best point (validation loss), the headline multiplier (the configured one
+    where measured, else the longest: the figure shows the sentence's), its seeds' per-bucket loss at it
+    and the same-target headline."""
     if table.empty:
-        write_csv(table, csv)
-        empty(png, "no length.json: enable length.enabled")
-        return {"measured": False, "sentence": "Length extrapolation was not measured (length.enabled is false)."}
+        return {"empty": "no length.json: enable length.enabled"}
+    headline_multiplier = inputs.report["headline_multiplier"]
+    data = load(inputs.of("length"), inputs.runs)
+    best = best_points(inputs.runs)  # on validation loss
     per = (
         table.groupby(["arch", "point", "multiplier", "context"], sort=False, dropna=False)
         .agg(
@@ -119,10 +139,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
     )
     base = per[per["multiplier"] == per["multiplier"].min()].set_index(["arch", "point"])["mean_loss"]
     per["ratio_to_1x"] = [r.mean_loss / base.get((r.arch, r.point), np.nan) for r in per.itertuples()]
-    write_csv(per, csv)
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    facts, parts, controls = {}, [], []
+    archs = {}
     for arch in dict.fromkeys(table["arch"]):
         point = best.get(arch) or table.loc[table["arch"] == arch, "point"].iloc[0]
         mine = [d for run, d in data if run["arch"] == arch and run["point"] == point]
@@ -131,32 +148,33 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
             continue
         measured = {e["multiplier"] for e in ok}
         k = headline_multiplier if headline_multiplier in measured else max(measured)  # figure = sentence
-        col, name = style(arch)
         # mean over seeds of the per-bucket loss at that context
         buckets = [[b for e in d["entries"] if e.get("multiplier") == k for b in e["buckets"]] for d in mine]
-        x = [math.sqrt((b["start"] + 1) * b["end"]) for b in buckets[0]]
-        y = np.exp(np.mean([[b["loss"] for b in bs] for bs in buckets], axis=0))
-        ax.plot(x, y, "o-", color=col, label=f"{name} ({k}x)")
         rows_a = per[(per["arch"] == arch) & (per["point"] == point)].set_index("multiplier")
-        f = {
-            "point": point,
-            "seq_len": mine[0]["seq_len"],
-            "loss": {int(k): (None if pd.isna(v) else float(v)) for k, v in rows_a["mean_loss"].items()},
-            "tail_loss": {int(k): (None if pd.isna(v) else float(v)) for k, v in rows_a["tail_loss"].items()},
-            "beyond_loss": {int(k): (None if pd.isna(v) else float(v)) for k, v in rows_a["beyond_loss"].items()},
-            "skipped": {int(k): v for k, v in rows_a["skipped"].items() if isinstance(v, str)},
-        }
         h = same_targets(mine, k)
-        f["headline"] = {"multiplier": k, **h} if h else None
-        facts[arch] = f
-        if h:
-            parts.append(_same_target_text(name, h, k))
-            controls.append(h["control"])
-        elif headline_multiplier in f["skipped"]:
-            parts.append(f"{name} cannot read {headline_multiplier}x (learned positions end at its training length)")
-        elif k > 1:
-            parts.append(f"{name}: no same-target windows in length.json at {k}x (re-run its length job)")
-    for s in {f["seq_len"] for f in facts.values()}:
+        archs[arch] = {
+            "k": k,
+            "x": [math.sqrt((b["start"] + 1) * b["end"]) for b in buckets[0]],
+            "y": np.exp(np.mean([[b["loss"] for b in bs] for bs in buckets], axis=0)),
+            "facts": {
+                "point": point,
+                "seq_len": mine[0]["seq_len"],
+                "loss": _by_k(rows_a["mean_loss"]),
+                "tail_loss": _by_k(rows_a["tail_loss"]),
+                "beyond_loss": _by_k(rows_a["beyond_loss"]),
+                "skipped": {int(k): v for k, v in rows_a["skipped"].items() if isinstance(v, str)},
+                "headline": {"multiplier": k, **h} if h else None,
+            },
+        }
+    return {"csv": per, "archs": archs, "headline_multiplier": headline_multiplier}
+
+
+def plot(selected: dict, png: str) -> None:
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))
+    for arch, a in selected["archs"].items():
+        col, name = style(arch)
+        ax.plot(a["x"], a["y"], "o-", color=col, label=f"{name} ({a['k']}x)")
+    for s in {a["facts"]["seq_len"] for a in selected["archs"].values()}:
         ax.axvline(s, color="k", ls="--", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("position in the context (token index, geometric buckets)")
@@ -164,13 +182,30 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
     ax.set_title("Length extrapolation (dashed: training length)")
     ax.legend()
     save(fig, png)
+
+
+def sentence(selected: dict) -> dict:
+    if selected.get("empty"):
+        return {"measured": False, "sentence": "Length extrapolation was not measured (length.enabled is false)."}
+    headline_multiplier = selected["headline_multiplier"]
+    parts, controls = [], []
+    for arch, a in selected["archs"].items():
+        f, k, name = a["facts"], a["k"], style(arch)[1]
+        h = f["headline"]
+        if h:
+            parts.append(_same_target_text(name, h, k))
+            controls.append(h["control"])
+        elif headline_multiplier in f["skipped"]:
+            parts.append(f"{name} cannot read {headline_multiplier}x (learned positions end at its training length)")
+        elif k > 1:
+            parts.append(f"{name}: no same-target windows in length.json at {k}x (re-run its length job)")
     control = {
         name: float(np.mean([c[name] for c in controls if name in c]))
         for name in ("unigram", "bigram")
         if any(name in c for c in controls)
     }
     control_text = ", ".join(f"{n} {v:+.3f}" for n, v in control.items() if not math.isnan(v)) or "not recorded"
-    sentence = (
+    text = (
         (
             "Length extrapolation (the same target tokens, the last training-length of windows inside one "
             "document, read with k x the training length of context minus with 1x; nats/token, 95% bootstrap "
@@ -180,4 +215,9 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, headline_multiplier: i
         if parts
         else "Length extrapolation: no architecture read past 1x."
     )
-    return {"archs": facts, "sentence": sentence}
+    return {"archs": {arch: a["facts"] for arch, a in selected["archs"].items()}, "sentence": text}
+
+
+QUESTION = Question.of_module(
+    __name__, "length", "Length extrapolation", CAPTION, figure=FILE, csv=FILE, evaluations=("length",), order=10
+)

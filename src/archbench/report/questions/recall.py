@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from archbench.models.registry import ARCHS
-from archbench.report.figures import empty, fmt_bytes, save, style, write_csv
+from archbench.report.figures import fmt_bytes, pyplot, save, style
+from archbench.report.questions.base import Inputs, Question
 from archbench.report.questions.runs import load
 
-EVALUATION = "recall"
+CAPTION = """
+Multi-query associative recall (MQAR): test accuracy of the greedy prediction at the answer positions
+only. Left: against the number of key-value pairs per example, per architecture and model width, the
+learning rate selected on the validation stream (fresh examples apart from the test stream; the run's
+validation loss where recall.json has none). Right: accuracy at the largest pair count against the
+recurrent state / KV-cache bytes per sequence at the MQAR length — recall tracks state size (Zoology).
+Dotted line: chance (1 / number of value words). The summary sentence names each architecture's
+parameter-matching knob and how the generator differs from Zoology's.
+"""
 # Zoology's MQAR (HazyResearch/zoology, multiquery_ar.py) as the paper sweeps it; recall.json's
 # `generator` entry is compared with these and every difference is named in the sentence.
 ZOOLOGY = {"power_a": 0.01, "random_fillers": True, "answers_in_input": False, "vocab_size": 8192}
@@ -83,11 +91,20 @@ def _knobs(archs) -> str:
     return ("matching knob (model.match_params): " + ", ".join(knobs)) if knobs else ""
 
 
-def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
-    rows, generator = [], None
-    for run, d in load(files, runs):
+def _generator(inputs: Inputs) -> dict | None:
+    """The MQAR generator's settings (the first recall.json that records them)."""
+    for _, d in load(inputs.of("recall"), inputs.runs):
+        if d.get("generator"):
+            return d["generator"]
+    return None
+
+
+def table(inputs: Inputs) -> pd.DataFrame:
+    """One row per run x pair count of every recall.json, with the run's width, learning rate, validation
+    loss and state bytes."""
+    rows = []
+    for run, d in load(inputs.of("recall"), inputs.runs):
         validation = {int(k): v for k, v in (d.get("validation") or {}).items()}
-        generator = generator or d.get("generator")
         for e in d["entries"]:
             rows.append(
                 {
@@ -102,15 +119,14 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
                     **e,
                 }
             )
-    table = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def select(table: pd.DataFrame, inputs: Inputs) -> dict:
+    """Per architecture x width the point selected on validation (higher validation accuracy, else lower
+    validation loss; never test), and per architecture the width shown."""
     if table.empty:
-        write_csv(table, csv)
-        empty(png, "no recall.json: set data.source: mqar (config/presets/mqar.yaml)")
-        return {
-            "measured": False,
-            "sentence": "Associative recall was not measured (it needs data.source: mqar, see "
-            "config/presets/mqar.yaml).",
-        }
+        return {"empty": "no recall.json: set data.source: mqar (config/presets/mqar.yaml)"}
     per = (
         table.groupby(["arch", "embed_dim", "point", "pairs"], sort=False, dropna=False)
         .agg(
@@ -123,8 +139,6 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         )
         .reset_index()
     )
-    write_csv(per.drop(columns=["val_loss"]), csv)
-    # selection on validation: higher validation accuracy, else lower validation loss (never test)
     score = (
         per.groupby(["arch", "embed_dim", "point"], sort=False, dropna=False)
         .agg(
@@ -134,14 +148,25 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
     )
     on_accuracy = score["val_acc"].notna().all()
     score["select"] = -score["val_acc"] if on_accuracy else score["val_loss"]
-    selected_on = "validation accuracy" if on_accuracy else "validation loss"
     best = score.loc[score.groupby(["arch", "embed_dim"], sort=False, dropna=False)["select"].idxmin()]
     top = int(per["pairs"].max())
-    at_top = per[per["pairs"] == top].set_index(["arch", "point"])["accuracy"]
+    return {
+        "csv": per.drop(columns=["val_loss"]),
+        "table": table,
+        "per": per,
+        "best": best,
+        "top": top,
+        "at_top": per[per["pairs"] == top].set_index(["arch", "point"])["accuracy"],
+        "selected_on": "validation accuracy" if on_accuracy else "validation loss",
+        "generator": _generator(inputs),
+    }
 
+
+def plot(selected: dict, png: str) -> None:
+    per, best, top, at_top = selected["per"], selected["best"], selected["top"], selected["at_top"]
     widths = sorted(w for w in best["embed_dim"].dropna().unique())
     styles = dict(zip(widths, ["-", "--", ":", "-."] * 4))
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (ax, ax2) = pyplot().subplots(1, 2, figsize=(12, 4.2))
     for r in best.itertuples():
         col, name = style(r.arch)
         line = per[(per["arch"] == r.arch) & (per["point"] == r.point)].sort_values("pairs")
@@ -163,7 +188,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
     ax.set_ylabel("recall accuracy (answer positions, test)")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
-    ax.set_title(f"Multi-query associative recall (learning rate selected on {selected_on})", fontsize=9)
+    ax.set_title(f"Multi-query associative recall (learning rate selected on {selected['selected_on']})", fontsize=9)
     if best["state_bytes"].notna().any():
         ax2.set_xscale("log")
         ax2.set_xlabel("recurrent state / KV cache per sequence at the MQAR length (bytes)")
@@ -176,6 +201,16 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         ax2.set_axis_off()
     save(fig, png)
 
+
+def sentence(selected: dict) -> dict:
+    if selected.get("empty"):
+        return {
+            "measured": False,
+            "sentence": "Associative recall was not measured (it needs data.source: mqar, see "
+            "config/presets/mqar.yaml).",
+        }
+    best, top, at_top, generator = selected["best"], selected["top"], selected["at_top"], selected["generator"]
+    selected_on = selected["selected_on"]
     facts = {}
     for arch, mine in best.groupby("arch", sort=False):
         pick = mine.loc[mine["select"].idxmin()]
@@ -193,9 +228,9 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         for a, f in facts.items()
     ]
     knobs = _knobs(facts)
-    sentence = (
-        f"Associative recall at {top} key-value pairs ({searched(table, generator, top, selected_on)}; "
-        f"test accuracy reported; chance {per['chance'].iloc[0]:.1%}): "
+    text = (
+        f"Associative recall at {top} key-value pairs ({searched(selected['table'], generator, top, selected_on)}; "
+        f"test accuracy reported; chance {selected['per']['chance'].iloc[0]:.1%}): "
         + "; ".join(parts)
         + ". "
         + (knobs[0].upper() + knobs[1:] + ". " if knobs else "")
@@ -203,4 +238,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         + deviations(generator)
         + "."
     )
-    return {"pairs": top, "archs": facts, "selected_on": selected_on, "generator": generator, "sentence": sentence}
+    return {"pairs": top, "archs": facts, "selected_on": selected_on, "generator": generator, "sentence": text}
+
+
+QUESTION = Question.of_module(__name__, "recall", "Associative recall", CAPTION, evaluations=("recall",), order=30)

@@ -24,19 +24,24 @@ import json
 import math
 import os
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from archbench.models.registry import ARCHS
 from archbench.report.claims import CLAIMS
-from archbench.report.figures import fmt_bytes, note, save, style, write_csv
+from archbench.report.figures import fmt_bytes, note, pyplot, save, style
+from archbench.report.questions.base import Inputs, Question
 from archbench.report.questions.length import beyond_loss
 from archbench.report.questions.runs import load
 
-EVALUATION = None
-EVALUATIONS = ("recall", "length", "latency")  # the per-run files this question reads (by evaluation name)
-READS_ANSWERS = True  # gets the config's `reproduce` block and the other questions' answers
-OPTIONAL_OUTPUT = True  # a caller of write_questions that names no reproduction figure skips it
+CAPTION = """
+Does archbench find what the papers found? ``reproduction.csv`` has one row per published claim (Zoology
+Fig. 2, Mamba-2 Fig. 8, the length-extrapolation positive control, RetNet's inference cost, the scaling
+ladder's held-out prediction): the claim and its source, the published setting and number, ours (every
+deviation named), the seeds, and **reproduced / not reproduced / inconclusive** by the rule written in the
+run's preset (``reproduce.rule``, config/presets/reproduce-*.yaml) before the run. A claim this run does
+not check reads "not measured" and names its preset. The figure is the overview; each claim has its own
+figure beside it (``reproduction_<claim>.png``). See docs/reproduce.md.
+"""
 
 COLUMNS = [
     "claim",
@@ -118,10 +123,10 @@ def _pct(x) -> str:
 # ----------------------------------------------------------------------------------------- the claims
 
 
-def zoology(files, runs, rule: dict, png: str) -> dict:
+def zoology(files, runs, rule: dict) -> dict:
     table = recall_table(files.get("recall"), runs)
     if table.empty:
-        return _missing(png, "no recall.json in this run")
+        return _missing("no recall.json in this run")
     best = best_lr(table, ["arch", "embed_dim"])
     trained = best[best["trained"]]
     lo_p, hi_p = int(trained["pairs"].min()), int(trained["pairs"].max())
@@ -165,8 +170,30 @@ def zoology(files, runs, rule: dict, png: str) -> dict:
         why.append("no fixed-state model in this run")
     if len(widths) < 2:
         why.append("one width: the width trend is not measured")
+    return {
+        "ours": "; ".join(parts),
+        "seeds": int(best["n_seeds"].max()),
+        "verdict": verdict,
+        "note": "; ".join(why),
+        "our_setting": _mqar_setting(table, files.get("recall"), runs),
+        "figure": (draw_zoology, {"trained": trained, "widths": widths, "rule": rule, "verdict": verdict}),
+    }
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+
+def _finish(fig, ax, png: str, xlabel: str, ylabel: str, title: str, accuracy: bool = False, base: int = 2) -> None:
+    """A claim figure's log x axis, labels, title and legend; saved. ``accuracy``: the y axis is 0-1."""
+    ax.set_xscale("log", base=base)
+    if accuracy:
+        ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    save(fig, png)
+
+
+def draw_zoology(png: str, trained: pd.DataFrame, widths: list, rule: dict, verdict: str) -> None:
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))
     styles = dict(zip(widths, ["-", "--", ":", "-."] * 4))
     for (arch, width), line in trained.groupby(["arch", "embed_dim"], sort=False):
         line = line.sort_values("pairs")
@@ -175,26 +202,14 @@ def zoology(files, runs, rule: dict, png: str) -> dict:
     ax.axhline(
         rule["attention_min"], color="k", lw=0.8, ls=":", label=f"rule: attention >= {rule['attention_min']:.0%}"
     )
-    ax.set_xscale("log", base=2)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("key-value pairs (trained)")
-    ax.set_ylabel("recall accuracy (test; learning rate on validation)")
-    ax.set_title(f"Zoology Fig. 2: {verdict}", fontsize=9)
-    ax.legend(fontsize=7)
-    save(fig, png)
-    return {
-        "ours": "; ".join(parts),
-        "seeds": int(best["n_seeds"].max()),
-        "verdict": verdict,
-        "note": "; ".join(why),
-        "our_setting": _mqar_setting(table, files.get("recall"), runs),
-    }
+    labels = ("key-value pairs (trained)", "recall accuracy (test; learning rate on validation)")
+    _finish(fig, ax, png, *labels, f"Zoology Fig. 2: {verdict}", accuracy=True)
 
 
-def mamba2(files, runs, rule: dict, png: str) -> dict:
+def mamba2(files, runs, rule: dict) -> dict:
     table = recall_table(files.get("recall"), runs)
     if table.empty:
-        return _missing(png, "no recall.json in this run")
+        return _missing("no recall.json in this run")
     table["setting"] = [  # N only for Mamba-2: the others ignore ssm_state_size (identical repeats)
         f"N={int(n)}" if a == "mamba2" and not math.isnan(n) else f"d={w}"
         for a, n, w in zip(table["arch"], table["ssm_state_size"].astype(float), table["embed_dim"])
@@ -218,21 +233,6 @@ def mamba2(files, runs, rule: dict, png: str) -> dict:
         verdict, why = "reproduced", ""
     else:
         verdict, why = "inconclusive", f"a step falls by {-min(steps):.1%} (tolerance {rule['tolerance']:.0%})"
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))  # the Based paper's recall-vs-state frontier
-    for arch, mine in at_top.groupby("arch", sort=False):
-        mine = mine.dropna(subset=["state_bytes"]).sort_values("state_bytes")
-        col, name = style(arch)
-        ax.plot(mine["state_bytes"], mine["accuracy"], "o-", color=col, label=name)
-        for r in mine.itertuples():
-            ax.annotate(r.setting, (r.state_bytes, r.accuracy), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("state per sequence at the MQAR length (bytes)")
-    ax.set_ylabel(f"recall accuracy at {top} pairs (test)")
-    ax.set_title(f"Mamba-2 Fig. 8 (accuracy vs state): {verdict}", fontsize=9)
-    ax.legend(fontsize=7)
-    save(fig, png)
     others = "; ".join(
         f"{style(a)[1]} {_pct(float(g['accuracy'].max()))} at {fmt_bytes(float(g['state_bytes'].max()))}"
         for a, g in at_top[at_top["arch"] != "mamba2"].groupby("arch", sort=False)
@@ -244,13 +244,26 @@ def mamba2(files, runs, rule: dict, png: str) -> dict:
         "verdict": verdict,
         "note": why,
         "our_setting": _mqar_setting(table, files.get("recall"), runs),
+        "figure": (draw_mamba2, {"at_top": at_top, "top": top, "verdict": verdict}),
     }
 
 
-def length_control(files, runs, rule: dict, png: str) -> dict:
+def draw_mamba2(png: str, at_top: pd.DataFrame, top: int, verdict: str) -> None:
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))  # the Based paper's recall-vs-state frontier
+    for arch, mine in at_top.groupby("arch", sort=False):
+        mine = mine.dropna(subset=["state_bytes"]).sort_values("state_bytes")
+        col, name = style(arch)
+        ax.plot(mine["state_bytes"], mine["accuracy"], "o-", color=col, label=name)
+        for r in mine.itertuples():
+            ax.annotate(r.setting, (r.state_bytes, r.accuracy), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    labels = ("state per sequence at the MQAR length (bytes)", f"recall accuracy at {top} pairs (test)")
+    _finish(fig, ax, png, *labels, f"Mamba-2 Fig. 8 (accuracy vs state): {verdict}", accuracy=True, base=10)
+
+
+def length_control(files, runs, rule: dict) -> dict:
     data = load(files.get("length"), runs)
     if not data:
-        return _missing(png, "no length.json in this run (length.enabled)")
+        return _missing("no length.json in this run (length.enabled)")
     k, control = int(rule["multiplier"]), rule["control_arch"]
     per: dict[str, dict] = {}
     for run, d in data:
@@ -262,22 +275,16 @@ def length_control(files, runs, rule: dict, png: str) -> dict:
         per.setdefault(run["arch"], {"one": [], "curve": []})
         per[run["arch"]]["one"].append(one)
         per[run["arch"]]["curve"].append(curve)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    deltas, parts = {}, []
+    deltas, parts, lines = {}, [], {}
     for arch, f in per.items():
         ks = sorted({m for c in f["curve"] for m in c if c[m] is not None})
         one = sum(f["one"]) / len(f["one"])
         ys = [sum(c[m] for c in f["curve"]) / len(f["curve"]) - one for m in ks]
-        col, name = style(arch)
-        ax.plot([1, *ks], [0.0, *ys], "o-", color=col, label=name)
+        lines[arch] = ([1, *ks], [0.0, *ys])
         if k in ks:
             deltas[arch] = ys[ks.index(k)]
         if ks:  # every multiplier read, so a run without the rule's k still shows its numbers
-            parts.append(f"{name} " + ", ".join(f"{y:+.3f} nats at {m}x" for m, y in zip(ks, ys)))
-    ax.axhline(rule["min_effect"], color="k", lw=0.8, ls=":", label=f"rule: +{rule['min_effect']} nats")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("k (context = k x training length)")
-    ax.set_ylabel("loss beyond the training length - 1x tail loss (nats)")
+            parts.append(f"{style(arch)[1]} " + ", ".join(f"{y:+.3f} nats at {m}x" for m, y in zip(ks, ys)))
     seeds = max((len(f["one"]) for f in per.values()), default=0)
     if control not in deltas:
         verdict, why = "inconclusive", f"the control ({control}) has no loss at {k}x"
@@ -287,9 +294,6 @@ def length_control(files, runs, rule: dict, png: str) -> dict:
         verdict, why = "not reproduced", f"{style(control)[1]} does not degrade at {k}x"
     else:
         verdict, why = "inconclusive", f"degradation below the rule's {rule['min_effect']} nats"
-    ax.set_title(f"Length control ({style(control)[1]} trained short): {verdict}", fontsize=9)
-    ax.legend(fontsize=7)
-    save(fig, png)
     seq = sorted({d["seq_len"] for _, d in data})
     return {
         "ours": "; ".join(parts),
@@ -297,15 +301,25 @@ def length_control(files, runs, rule: dict, png: str) -> dict:
         "verdict": verdict,
         "note": why,
         "our_setting": f"trained at {'/'.join(map(str, seq))} tokens, read at k x that length",
+        "figure": (draw_length_control, {"lines": lines, "rule": rule, "control": control, "verdict": verdict}),
     }
 
 
-def retnet_cost(files, runs, rule: dict, png: str) -> dict:
+def draw_length_control(png: str, lines: dict, rule: dict, control: str, verdict: str) -> None:
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))
+    for arch, (x, y) in lines.items():
+        col, name = style(arch)
+        ax.plot(x, y, "o-", color=col, label=name)
+    ax.axhline(rule["min_effect"], color="k", lw=0.8, ls=":", label=f"rule: +{rule['min_effect']} nats")
+    labels = ("k (context = k x training length)", "loss beyond the training length - 1x tail loss (nats)")
+    _finish(fig, ax, png, *labels, f"Length control ({style(control)[1]} trained short): {verdict}")
+
+
+def retnet_cost(files, runs, rule: dict) -> dict:
     data = load(files.get("latency"), runs)
     if not data:
-        return _missing(png, "no latency.json in this run")
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    growth, parts, ctx_ratio = {}, [], None
+        return _missing("no latency.json in this run")
+    growth, parts, ctx_ratio, series = {}, [], None, []
     for run, d in data:
         s = d.get("summary") or {}
         arch = run["arch"]
@@ -318,18 +332,8 @@ def retnet_cost(files, runs, rule: dict, png: str) -> dict:
             t_g = times[ctxs[-1]] / times[ctxs[0]]
             s_g = state[ctxs[-1]] / state[ctxs[0]] if state.get(ctxs[0]) else math.nan
             growth[arch] = (t_g, s_g)
-            col, name = style(arch)
-            ax.plot([int(c) for c in ctxs], [times[c] for c in ctxs], "o-", color=col, label=f"{name} ({mode})")
-            if state:
-                ax2.plot([int(c) for c in ctxs], [state[c] for c in ctxs if c in state], "o-", color=col, label=name)
-            parts.append(f"{name}: decode x{t_g:.2f}, state x{s_g:.2f} over contexts {ctxs[0]}-{ctxs[-1]}")
-    for a in (ax, ax2):
-        a.set_xscale("log", base=2)
-        a.set_xlabel("context (tokens)")
-        a.legend(fontsize=7)
-    ax.set_ylabel("decode ms / token (median)")
-    ax2.set_yscale("log")
-    ax2.set_ylabel("carried state (bytes)")
+            series.append((arch, mode, ctxs, times, state))
+            parts.append(f"{style(arch)[1]}: decode x{t_g:.2f}, state x{s_g:.2f} over contexts {ctxs[0]}-{ctxs[-1]}")
     retnet = growth.get("retnet")
     kv = [g for a, g in growth.items() if _is_attention(a)]
     if retnet is None or not kv:
@@ -343,23 +347,38 @@ def retnet_cost(files, runs, rule: dict, png: str) -> dict:
             verdict, why = "reproduced", ""
         else:
             verdict, why = "inconclusive", f"RetNet decode grows x{retnet[0]:.2f} (flat <= x{rule['flat_max']})"
-    ax.set_title(f"RetNet inference cost: {verdict}", fontsize=9)
-    save(fig, png)
-    loads = {json.dumps((d.get("provenance") or {}).get("load_average")) for _, d in data}
     return {
         "ours": "; ".join(parts),
         "seeds": 1,
         "verdict": verdict,
         "note": why,
         "our_setting": f"CPU, batch 1, context ratio x{ctx_ratio:.0f}" if ctx_ratio else "",
-        "_loads": loads,
+        "figure": (draw_retnet_cost, {"series": series, "verdict": verdict}),
     }
 
 
-def scaling_prediction(answers: dict, rule: dict, png: str) -> dict:
+def draw_retnet_cost(png: str, series: list, verdict: str) -> None:
+    fig, (ax, ax2) = pyplot().subplots(1, 2, figsize=(11, 4.2))
+    for arch, mode, ctxs, times, state in series:
+        col, name = style(arch)
+        ax.plot([int(c) for c in ctxs], [times[c] for c in ctxs], "o-", color=col, label=f"{name} ({mode})")
+        if state:
+            ax2.plot([int(c) for c in ctxs], [state[c] for c in ctxs if c in state], "o-", color=col, label=name)
+    for a in (ax, ax2):
+        a.set_xscale("log", base=2)
+        a.set_xlabel("context (tokens)")
+        a.legend(fontsize=7)
+    ax.set_ylabel("decode ms / token (median)")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("carried state (bytes)")
+    ax.set_title(f"RetNet inference cost: {verdict}", fontsize=9)
+    save(fig, png)
+
+
+def scaling_prediction(answers: dict, rule: dict) -> dict:
     held = (answers.get("scaling") or {}).get("held_out")
     if not held:
-        return _missing(png, "the scaling question has no held-out prediction (report/scaling.py)")
+        return _missing("the scaling question has no held-out prediction (report/scaling.py)")
     rows = (
         held
         if isinstance(held, list)
@@ -367,9 +386,8 @@ def scaling_prediction(answers: dict, rule: dict, png: str) -> dict:
         if "inside" not in held
         else [held]
     )
-    fig, ax = plt.subplots(figsize=(7, 4.2))
     inside, parts = [], []
-    for i, h in enumerate(rows):
+    for h in rows:
         ok = h.get("inside", h.get("within"))
         inside.append(bool(ok))
         lo, hi = h.get("lo"), h.get("hi")
@@ -379,6 +397,24 @@ def scaling_prediction(answers: dict, rule: dict, png: str) -> dict:
         seen = h.get("observed_interval")
         seen = f" [{num(seen[0])}, {num(seen[1])}]" if seen else ""
         parts.append(f"{name} predicted {num(h.get('predicted'))}{band}, observed {num(h.get('observed'))}{seen}")
+    # No predicted interval (fewer than 3 seeds): nothing to be inside of
+    undecided = any(h.get("inside", h.get("within")) is None for h in rows)
+    verdict = "inconclusive" if undecided else "reproduced" if inside and all(inside) else "not reproduced"
+    counts = [h["n_seeds"] for h in rows if h.get("n_seeds") is not None]
+    return {
+        "ours": "; ".join(parts),
+        "seeds": min(counts) if counts else None,
+        "verdict": verdict,
+        "note": "",
+        "our_setting": "",
+        "figure": (draw_scaling_prediction, {"rows": rows, "verdict": verdict}),
+    }
+
+
+def draw_scaling_prediction(png: str, rows: list, verdict: str) -> None:
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))
+    for i, h in enumerate(rows):
+        lo, hi = h.get("lo"), h.get("hi")
         if h.get("predicted") is not None:
             ax.errorbar(
                 i,
@@ -392,27 +428,26 @@ def scaling_prediction(answers: dict, rule: dict, png: str) -> dict:
             )
         if h.get("observed") is not None:
             ax.plot(i, h["observed"], "kx")
-    # No predicted interval (fewer than 3 seeds): nothing to be inside of
-    undecided = any(h.get("inside", h.get("within")) is None for h in rows)
-    verdict = "inconclusive" if undecided else "reproduced" if inside and all(inside) else "not reproduced"
     ax.set_title(f"Scaling: held-out largest size: {verdict}", fontsize=9)
     ax.set_ylabel("test loss (o predicted with interval, x observed)")
     save(fig, png)
-    counts = [h["n_seeds"] for h in rows if h.get("n_seeds") is not None]
+
+
+def _missing(why: str) -> dict:
     return {
-        "ours": "; ".join(parts),
-        "seeds": min(counts) if counts else None,
-        "verdict": verdict,
-        "note": "",
+        "ours": "",
+        "seeds": None,
+        "verdict": "not measured",
+        "note": why,
         "our_setting": "",
+        "figure": (draw_missing, {"why": why}),
     }
 
 
-def _missing(png: str, why: str) -> dict:
-    fig, ax = plt.subplots(figsize=(6, 2.5))
+def draw_missing(png: str, why: str) -> None:
+    fig, ax = pyplot().subplots(figsize=(6, 2.5))
     note(ax, why)
     save(fig, png)
-    return {"ours": "", "seeds": None, "verdict": "not measured", "note": why, "our_setting": ""}
 
 
 def _mqar_setting(table: pd.DataFrame, files, runs) -> str:
@@ -440,26 +475,25 @@ def claim_png(png: str, claim: str) -> str:
     return f"{stem}_{claim}{ext}"
 
 
-def answer(files, runs: pd.DataFrame, png: str, csv: str, reproduce=None, answers=None, **_settings) -> dict:
-    """``files``: {evaluation: per-run files} for :data:`EVALUATIONS`; ``reproduce``: the config's block
-    (the claim this run checks and its rule); ``answers``: the other questions' answers (scaling's)."""
-    reproduce, answers, files = reproduce or {}, answers or {}, files or {}
+def table(inputs: Inputs) -> pd.DataFrame:
+    """One row per published claim (:data:`CLAIMS`): the claim this run checks (``reproduce.claim``)
+    judged by its preset's rule, the others "not measured in this run"; column ``figure`` holds each
+    claim's (draw function, its arguments), drawn from the same numbers as its row."""
+    reproduce, files = inputs.reproduce, inputs.files
     mine = reproduce.get("claim")
     rows = []
     for claim, facts in CLAIMS.items():
-        out = claim_png(png, claim)
         if claim != mine:
-            row = _missing(out, f"not measured in this run: {facts['preset']}")
+            row = _missing(f"not measured in this run: {facts['preset']}")
             row["note"] = f"not measured in this run (run {facts['preset']})"
             rule_text = ""
         else:
             rule = reproduce.get("rule") or {}
             rule_text = " ".join(str(rule.get("text", "")).split())
             if claim == "scaling_prediction":
-                row = scaling_prediction(answers, rule, out)
+                row = scaling_prediction(inputs.answers, rule)
             else:
-                row = EVALUATORS[claim](files, runs, rule, out)
-        row.pop("_loads", None)
+                row = EVALUATORS[claim](files, inputs.runs, rule)
         deviations = "; ".join(reproduce.get("deviations") or []) if claim == mine else ""
         setting = row.get("our_setting", "")
         rows.append(
@@ -476,11 +510,28 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, reproduce=None, answer
                 "rule": rule_text,
                 "note": row["note"],
                 "preset": facts["preset"],
+                "figure": row["figure"],
             }
         )
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    write_csv(table, csv)
-    fig, ax = plt.subplots(figsize=(9, 2.6))  # the overview: one line per claim
+    return pd.DataFrame(rows, columns=[*COLUMNS, "figure"])
+
+
+def select(table: pd.DataFrame, inputs: Inputs) -> dict:
+    """The claim this run checks; reproduction.csv is the table without the figures."""
+    claims = table.drop(columns=["figure"])
+    return {
+        "csv": claims,
+        "table": claims,
+        "claim": inputs.reproduce.get("claim"),
+        "figures": dict(zip(table["claim"], table["figure"])),
+    }
+
+
+def plot(selected: dict, png: str) -> None:
+    for claim, (draw, kwargs) in selected["figures"].items():
+        draw(claim_png(png, claim), **kwargs)
+    table = selected["table"]
+    fig, ax = pyplot().subplots(figsize=(9, 2.6))  # the overview: one line per claim
     ax.set_axis_off()
     colors = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:orange"}
     for i, r in enumerate(table.itertuples()):
@@ -490,13 +541,29 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, reproduce=None, answer
             0.72, y, r.verdict, fontsize=8, va="center", color=colors.get(r.verdict, "gray"), transform=ax.transAxes
         )
     save(fig, png)
+
+
+def sentence(selected: dict) -> dict:
+    table, mine = selected["table"], selected["claim"]
     if mine:
         r = table[table["claim"] == mine].iloc[0]
-        sentence = (
+        text = (
             f"Reproduction of {r['source']} ({r['claim_text']}): {r['verdict']} by the rule written in the preset "
             f"before the run ({r['rule']}). Ours: {r['ours'] or 'n/a'}" + (f"; {r['note']}" if r["note"] else "") + "."
         )
     else:
-        sentence = "Reproduction: no published claim is checked by this run (config/presets/reproduce-*.yaml)."
+        text = "Reproduction: no published claim is checked by this run (config/presets/reproduce-*.yaml)."
     # measured: summary.md links the figure only when this run checks a claim
-    return {"claims": table.to_dict("records"), "claim": mine, "measured": bool(mine), "sentence": sentence}
+    return {"claims": table.to_dict("records"), "claim": mine, "measured": bool(mine), "sentence": text}
+
+
+QUESTION = Question.of_module(
+    __name__,
+    "reproduction",
+    "Reproduction",
+    CAPTION,
+    evaluations=("recall", "length", "latency"),
+    extra_figures=tuple(f"reproduction_{claim}" for claim in CLAIMS),
+    reads_answers=True,  # the scaling question's held-out check
+    order=80,
+)

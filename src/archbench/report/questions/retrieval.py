@@ -9,8 +9,8 @@ intervals support: an accuracy "keeps" through a length while every longer lengt
 the 1x interval, "falls" from the first length whose interval lies wholly below it, and a model whose
 1x interval reaches chance is said not to do the task at all; the closing names who keeps and who falls,
 fixed state or growing (a growing state that falls is not short of room: something else, e.g. positions
-past the training length, fails). :func:`table` and :func:`sentence` are
-plain functions of the files and of a table; only :func:`answer` draws.
+past the training length, fails). :func:`pool` and :func:`words` are
+plain functions of the files and of a table; only :func:`plot` draws.
 """
 
 from __future__ import annotations
@@ -18,12 +18,21 @@ from __future__ import annotations
 import pandas as pd
 
 from archbench.data.retrieval import TASKS, wilson_interval
-from archbench.report.figures import best_points, display, empty, fmt_bytes, line_kw, save, write_csv
+from archbench.report.figures import best_points, display, fmt_bytes, line_kw, pyplot, save
+from archbench.report.questions.base import Inputs, Question
 from archbench.report.questions.runs import load
 
-EVALUATION = "retrieval"
-# A caller of write_questions that names no retrieval figure skips it (rule questions always names it).
-OPTIONAL_OUTPUT = True
+CAPTION = """
+Long-context retrieval on the MQAR vocabulary: exact-match accuracy of the greedy answer for phonebook
+lookup (as many key-value pairs as fill the context, one queried), passkey retrieval (one pair at a random
+depth in filler, queried at the end) and copying (the pairs, a separator, the pairs again: every value
+must be reproduced) at {{ snakemake.config["retrieval"]["multipliers"] | join(", ") }} x the training
+length, {{ snakemake.config["retrieval"]["examples"] }} fresh examples per task and length, error bars the
+95% Wilson interval (seeds pooled). Left: accuracy against the context length per task (dashed: the
+training length; dotted: chance). Right: accuracy against the recurrent state / KV-cache bytes per
+sequence at each length: a fixed-state model's points stack at one x while the content grows. Each
+architecture at its grid point with the lowest validation loss; the table (retrieval.csv) has every point.
+"""
 NOT_MEASURED = (
     "Long-context retrieval was not measured (it needs data.source: mqar and retrieval.enabled: true, "
     "see config/presets/retrieval.yaml)."
@@ -68,7 +77,7 @@ def rows(files, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def table(per_run: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+def pool(per_run: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Seeds pooled per architecture x grid point x task x length (:data:`COLUMNS`): exact-match counts
     added, the Wilson interval of the pooled count, mean state bytes; ``selected`` marks each
     architecture's grid point with the lowest mean validation loss."""
@@ -131,7 +140,7 @@ def _state(mine: pd.DataFrame) -> str:
 
 
 def verdict(line: pd.DataFrame) -> str:
-    """One architecture's one task over its lengths (rows of :func:`table`, one grid point), in words
+    """One architecture's one task over its lengths (rows of :func:`pool`, one grid point), in words
     that the intervals support."""
     line = line.sort_values("multiplier")
     done = line[line["n_examples"] > 0]
@@ -153,8 +162,8 @@ def verdict(line: pd.DataFrame) -> str:
     )
 
 
-def sentence(per: pd.DataFrame) -> str:
-    """The answer from :func:`table` (its ``selected`` rows): per architecture its state bytes over the
+def words(per: pd.DataFrame) -> str:
+    """The answer from :func:`pool` (its ``selected`` rows): per architecture its state bytes over the
     lengths and each task's verdict, then which fixed-state models keep every task through the longest
     length and which fall."""
     chosen = per[per["selected"]]
@@ -206,9 +215,22 @@ def sentence(per: pd.DataFrame) -> str:
     )
 
 
-def _draw(per: pd.DataFrame, png: str) -> None:
-    import matplotlib.pyplot as plt  # figures already chose the Agg backend
+def table(inputs: Inputs) -> pd.DataFrame:
+    """Every retrieval.json pooled over seeds (:func:`pool`), each architecture's selected point marked."""
+    return pool(rows(inputs.of("retrieval"), inputs.runs), inputs.runs)
 
+
+def select(per: pd.DataFrame, inputs: Inputs) -> dict:
+    if not per["selected"].any() or not (per["n_examples"] > 0).any():
+        return {
+            "empty": "no retrieval.json: set data.source: mqar and retrieval.enabled (config/presets/retrieval.yaml)"
+        }
+    return {"csv": per}
+
+
+def plot(selected: dict, png: str) -> None:
+    plt = pyplot()
+    per = selected["csv"]
     chosen = per[per["selected"] & (per["n_examples"] > 0)]
     tasks = [t for t in TASKS if t in set(chosen["task"])]
     fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(4.2 * (len(tasks) + 1), 3.8), squeeze=False)
@@ -242,13 +264,10 @@ def _draw(per: pd.DataFrame, png: str) -> None:
     save(fig, png)
 
 
-def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
-    per = table(rows(files, runs), runs)
-    write_csv(per, csv)
-    if not per["selected"].any() or not (per["n_examples"] > 0).any():
-        empty(png, "no retrieval.json: set data.source: mqar and retrieval.enabled (config/presets/retrieval.yaml)")
+def sentence(selected: dict) -> dict:
+    if selected.get("empty"):
         return {"measured": False, "sentence": NOT_MEASURED}
-    _draw(per, png)
+    per = selected["csv"]
     chosen = per[per["selected"]]
     archs = {
         arch: {
@@ -268,4 +287,9 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         }
         for arch, mine in chosen.groupby("arch", sort=False)
     }
-    return {"archs": archs, "sentence": sentence(per)}
+    return {"archs": archs, "sentence": words(per)}
+
+
+QUESTION = Question.of_module(
+    __name__, "retrieval", "Long-context retrieval", CAPTION, evaluations=("retrieval",), order=40
+)

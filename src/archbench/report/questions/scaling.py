@@ -4,15 +4,24 @@ Method and thresholds: :mod:`archbench.report.scaling`."""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
 from archbench.report import scaling
-from archbench.report.figures import empty, fmt_n, save, style, write_csv
+from archbench.report.figures import fmt_n, pyplot, save, style
+from archbench.report.questions.base import Inputs, Question
 
-EVALUATION = None
+CAPTION = """
+Scaling. Right: the paired test-loss difference between architectures at each measured size (same seeds,
+95% t-interval with ≥ 3 seeds) — the evidence. A crossover is claimed only when the intervals at the
+smallest and the largest size exclude 0 with opposite signs, and it is placed inside the measured range.
+Left and middle: test loss against non-embedding parameters and training FLOPs (each run's
+``train_flops_per_token`` × tokens seen) with L = E + A·x^(−α) fitted per architecture (grid point per
+size selected on validation loss; mean over seeds). Below 8 sizes the exponents are descriptive; their
+intervals are a parametric bootstrap that includes the fit's uncertainty. The table's ``fit_crossover``
+is where the fitted curves would meet (at most one decade beyond the largest size, flagged
+``fit_crossover_extrapolated``); it is never a claim on its own.
+"""
 
 
 def _table(fits: dict) -> pd.DataFrame:
@@ -140,8 +149,15 @@ def prediction_sentence(fitted: dict) -> str:
     )
 
 
-def answer(files, runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e12, **_settings) -> dict:
-    ok = runs.dropna(subset=["test_loss", "params"])
+def table(inputs: Inputs) -> pd.DataFrame:
+    """The runs with a test loss and a parameter count (the fits' points)."""
+    return inputs.runs.dropna(subset=["test_loss", "params"])
+
+
+def select(ok: pd.DataFrame, inputs: Inputs) -> dict:
+    """The fits against parameters and training FLOPs (grid point per size selected on validation loss),
+    the paired differences and crossovers; scaling_fits.csv is their table."""
+    max_params = inputs.report["crossover_max_params"]
     fits = (
         {
             x: scaling.scaling_fits(ok.dropna(subset=[x]).to_dict("records"), x=x, max_params=max_params)
@@ -150,19 +166,19 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e
         if not ok.empty
         else {}
     )
-    write_csv(_table(fits), csv)
     fitted = {a: f for a, f in fits.get("params", {}).get("fits", {}).items() if "alpha" in f}
+    out = {"csv": _table(fits), "fits": fits, "fitted": fitted}
     if not fitted:
-        sizes = ok.groupby("arch")["size_key"].nunique().to_dict() if not ok.empty else {}
-        empty(png, "a scaling fit needs >= 3 model sizes per architecture (config/presets/scaling.yaml)")
-        return {
-            "fits": {},
-            "measured": False,
-            "sentence": "Scaling: no fit — it needs >= 3 model sizes per architecture, this run has "
-            + (", ".join(f"{style(a)[1]} {n}" for a, n in sizes.items()) or "none")
-            + " (run config/presets/scaling.yaml).",
-        }
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        out["sizes"] = ok.groupby("arch")["size_key"].nunique().to_dict() if not ok.empty else {}
+        out["empty"] = "a scaling fit needs >= 3 model sizes per architecture (config/presets/scaling.yaml)"
+    return out
+
+
+def plot(selected: dict, png: str) -> None:
+    import matplotlib.ticker
+
+    fits = selected["fits"]
+    fig, axes = pyplot().subplots(1, 3, figsize=(15, 4.2))
     for ax, x in zip(axes, ("params", "flops")):
         if x not in fits or not fits[x]["fits"]:
             ax.text(0.5, 0.5, "no train_flops_per_token in metrics.json", ha="center", transform=ax.transAxes)
@@ -217,6 +233,17 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e
     )
     save(fig, png)
 
+
+def sentence(selected: dict) -> dict:
+    fits, fitted = selected["fits"], selected["fitted"]
+    if not fitted:
+        return {
+            "fits": {},
+            "measured": False,
+            "sentence": "Scaling: no fit — it needs >= 3 model sizes per architecture, this run has "
+            + (", ".join(f"{style(a)[1]} {n}" for a, n in selected["sizes"].items()) or "none")
+            + " (run config/presets/scaling.yaml).",
+        }
     n_min = scaling.MIN_SIZES_FOR_EXPONENT
     parts = []
     for arch, f in fitted.items():
@@ -231,12 +258,12 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, max_params: float = 1e
     fits_text = f"Fitted exponents ({note}95% intervals include fit uncertainty): " + "; ".join(parts) + ". "
     fits_text += prediction_sentence(fitted)
     pairs = "; ".join(pair_sentence(c) for c in fits["params"]["crossovers"])
-    sentence = (
+    text = (
         "Scaling (grid point per size selected on validation loss; test loss reported): "
         + (pairs + ". " if pairs else "")
         + fits_text
     )
-    return {"fits": fits, "sentence": sentence, "held_out": held_out_rows(fitted)}
+    return {"fits": fits, "sentence": text, "held_out": held_out_rows(fitted)}
 
 
 def held_out_rows(fitted: dict) -> dict:
@@ -259,3 +286,6 @@ def held_out_rows(fitted: dict) -> dict:
             "inside": None if band is None else band[0] <= h["measured"] <= band[1],
         }
     return rows
+
+
+QUESTION = Question.of_module(__name__, "scaling", "Scaling", CAPTION, csv="scaling_fits", order=20)

@@ -8,20 +8,31 @@ its p10-p90 spread."""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from archbench.provenance import NOISY_SPREAD, worst_flag
-from archbench.report.figures import best_points, empty, fmt_bytes, line_kw, save, style, write_csv
+from archbench.report.figures import best_points, fmt_bytes, line_kw, pyplot, save, style
+from archbench.report.questions.base import Inputs, Question
 from archbench.report.questions.runs import load
 
-EVALUATION = "throughput"
+FILE = "throughput_vs_batch"  # the figure's and the table's name
+CAPTION = """
+Decoding throughput (tokens/s, left) and carried state / KV-cache memory (right) against batch size
+at a fixed prefilled context of {{ snakemake.config["latency"]["batch_context"] }} tokens, each
+architecture in its cached mode (RetNet recurrent, Transformer KV cache), as in the RetNet paper's
+Figure 6.
+Each architecture × shape is timed once (one run per shape, whatever its learning rate: speed does not
+depend on the weights). A point is the median per-token decode time over every timed step; a
+measurement whose p90 / p10 spread exceeds 1.5 ("noisy") or that was taken while the machine's load
+average exceeded the job's threads ("under load") stays in the table with its ``timing_flag`` and is
+left out of the lines and the sentence.
+"""
 
 
-def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
-    best = best_points(runs)  # on validation loss
+def table(inputs: Inputs) -> pd.DataFrame:
+    """One row per run x batch size x mode of every throughput.json."""
     rows = []
-    for run, d in load(files, runs):
+    for run, d in load(inputs.of("throughput"), inputs.runs):
         for r in d["rows"]:
             rows.append(
                 {
@@ -42,11 +53,14 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
                     "skipped": r.get("skipped"),
                 }
             )
-    table = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def select(table: pd.DataFrame, inputs: Inputs) -> dict:
+    """Per architecture its best timed point's clean measurements (a line), and the flagged ones dropped."""
     if table.empty:
-        write_csv(table, csv)
-        empty(png, "no throughput.json: set latency.batch_sweep")
-        return {"sentence": "Decode throughput vs batch was not measured (latency.batch_sweep is empty)."}
+        return {"empty": "no throughput.json: set latency.batch_sweep"}
+    best = best_points(inputs.runs)  # on validation loss
     per = (
         table.groupby(["arch", "point", "context", "mode", "batch_size"], sort=False)
         .agg(
@@ -62,10 +76,7 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         )
         .reset_index()
     )
-    write_csv(per, csv)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    facts, parts, dropped = {}, [], []
-    batches = sorted(per["batch_size"].unique())
+    lines, dropped = {}, []
     for arch in dict.fromkeys(per["arch"]):
         measured = list(dict.fromkeys(per.loc[per["arch"] == arch, "point"]))
         # the best point when it was timed, else the timed point (one per shape, any learning rate)
@@ -74,12 +85,41 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
         flagged = timed[timed["timing_flag"] != ""]
         dropped += [f"{style(arch)[1]} batch {int(r.batch_size)} ({r.timing_flag})" for r in flagged.itertuples()]
         line = timed[timed["timing_flag"] == ""].sort_values("batch_size")
-        if line.empty:
-            continue
-        col, name = style(arch)
+        if not line.empty:
+            lines[arch] = (point, line)
+    return {
+        "csv": per,
+        "lines": lines,
+        "dropped": dropped,
+        "batches": sorted(per["batch_size"].unique()),
+        "context": int(per["context"].iloc[0]),
+    }
+
+
+def plot(selected: dict, png: str) -> None:
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(11, 4.2))
+    for arch, (_, line) in selected["lines"].items():
         kw = line_kw(arch)  # own marker and dashes: Transformer and Llama coincide
         ax1.plot(line["batch_size"], line["tokens_per_s"], **kw)
         ax2.plot(line["batch_size"], line["state_bytes"] / 2**20, **kw)
+    for ax, label in ((ax1, "decode tokens/s"), (ax2, "state / KV cache (MiB)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(label)
+        ax.legend()
+    ax1.set_yscale("log")
+    ax2.set_yscale("log")
+    fig.suptitle(f"Decoding at context {selected['context']} vs batch size (cf. RetNet paper Fig. 6)")
+    save(fig, png)
+
+
+def sentence(selected: dict) -> dict:
+    if selected.get("empty"):
+        return {"sentence": "Decode throughput vs batch was not measured (latency.batch_sweep is empty)."}
+    facts, parts = {}, []
+    batches, context, dropped = selected["batches"], selected["context"], selected["dropped"]
+    for arch, (point, line) in selected["lines"].items():
+        name = style(arch)[1]
         lo, hi = line.iloc[0], line.iloc[-1]
         facts[arch] = {
             "point": point,
@@ -97,26 +137,21 @@ def answer(files, runs: pd.DataFrame, png: str, csv: str, **_settings) -> dict:
             f"(×{hi.tokens_per_s / lo.tokens_per_s:.1f}), state {fmt_bytes(lo.state_bytes)} → "
             f"{fmt_bytes(hi.state_bytes)}"
         )
-    context = int(per["context"].iloc[0])
-    for ax, label in ((ax1, "decode tokens/s"), (ax2, "state / KV cache (MiB)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("batch size")
-        ax.set_ylabel(label)
-        ax.legend()
-    ax1.set_yscale("log")
-    ax2.set_yscale("log")
-    fig.suptitle(f"Decoding at context {context} vs batch size (cf. RetNet paper Fig. 6)")
-    save(fig, png)
     if parts:
-        sentence = (
+        text = (
             f"Decode throughput from batch {batches[0]} to {batches[-1]} at context {context} "
             f"(median per-token time over every timed step): " + "; ".join(parts) + "."
         )
     else:
-        sentence = f"No clean decode throughput measurement at context {context}: every one was flagged."
+        text = f"No clean decode throughput measurement at context {context}: every one was flagged."
     if dropped:
-        sentence += (
+        text += (
             f" Left out as noisy (p90/p10 > {NOISY_SPREAD}) or taken under load: {len(dropped)} measurement"
             f"{'s' if len(dropped) > 1 else ''} ({', '.join(dropped)})."
         )
-    return {"context": context, "archs": facts, "dropped": dropped, "sentence": sentence}
+    return {"context": context, "archs": facts, "dropped": dropped, "sentence": text}
+
+
+QUESTION = Question.of_module(
+    __name__, "throughput", "Throughput vs batch", CAPTION, figure=FILE, csv=FILE, evaluations=("throughput",), order=50
+)
