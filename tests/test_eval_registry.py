@@ -45,4 +45,4 @@ def test_call_kwargs_of_the_generic_adapter():
     }
     assert get_evaluation("length").call_kwargs(inputs, {"json": "l.json"})["tokens"] == "t"
     with pytest.raises(ValueError, match="unknown inputs"):
-        Evaluation("x", "m:f", "m:g", {"json": "x.json"}, help="x", inputs={"a": "weights"})
+        Evaluation("x", print, {}, {"json": "x.json"}, help="x", inputs={"a": "weights"})

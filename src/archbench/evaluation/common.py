@@ -1,14 +1,18 @@
-"""Shared by the evaluation modules: the error type, device choice and loading a saved run."""
+"""Shared by the evaluation modules: the error type, device choice, loading a saved run, and
+:class:`EvalRun`, what every evaluation does around its measurement."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 import torch
 
 from archbench.devices import require_device
 from archbench.errors import ArchbenchError
+from archbench.io import atomic_file, write_json
+from archbench.provenance import now
 
 
 class EvalError(ArchbenchError):
@@ -98,3 +102,65 @@ def eval_provenance(settings: dict, model_dir, model, device, started: str, toke
         precision=dtype,
         started=started,
     )
+
+
+class EvalRun:
+    """What every evaluation does around its measurement, as a context::
+
+        def run_x(model_dir, out_json, ..., device="auto", dtype="fp32", threads=None):
+            with EvalRun("x", locals()) as run:   # the call's arguments, first thing in the function
+                ...                               # run.model, run.tokenizer, run.device, run.threads
+                return run.finish({...})          # + provenance, written atomically to out_json
+
+    On entering: the settings (:func:`eval_settings` of the arguments), the start time, ``threads`` torch
+    CPU threads (restored on leaving; ``run.threads`` is the count in use) and the model loaded from
+    ``model_dir`` on ``device`` in ``dtype``."""
+
+    def __init__(self, evaluation: str, arguments: dict):
+        self.arguments = dict(arguments)
+        self.settings = eval_settings(evaluation, self.arguments)
+        self._threads = torch_threads(self.arguments.get("threads"))
+
+    def __enter__(self) -> EvalRun:
+        self.started, self._start = now(), time.perf_counter()
+        self._threads.__enter__()
+        try:
+            self.threads = torch.get_num_threads()
+            a = self.arguments
+            self.model, self.tokenizer, self.device = load_model(
+                a["model_dir"], a.get("device", "auto"), a.get("dtype", "fp32")
+            )
+        except BaseException:
+            self._threads.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        return self._threads.__exit__(*exc)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self._start
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def provenance(self) -> dict:
+        """The provenance block of this run's output (the token split it read: argument ``tokens``)."""
+        a = self.arguments
+        return eval_provenance(self.settings, a["model_dir"], self.model, self.device, self.started, a.get("tokens"))
+
+    def finish(self, result: dict, out: str = "out_json") -> dict:
+        """``result`` with its provenance block, written (atomically) to the path argument ``out`` when
+        one was given; returned."""
+        result["provenance"] = self.provenance()
+        if self.arguments.get(out):
+            write_json(result, self.arguments[out])
+        return result
+
+    def write_text(self, out: str, text: str) -> None:
+        """``text`` written (atomically) to the path argument ``out`` when one was given."""
+        if self.arguments.get(out):
+            with atomic_file(self.arguments[out]) as tmp:
+                tmp.write_text(text, encoding="utf-8")

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from archbench.evaluation.columns import latency_entries
 from archbench.report import figures
-from archbench.report.collect import _read_json, latency_entries
+from archbench.report.collect import _read_json
 from archbench.report.compare import archs_of, pairs
 from archbench.report.figures import color, display
 from archbench.report.figures import note as _note
