@@ -17,10 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import textwrap
 from collections.abc import Callable
-
-import yaml
 
 from archbench.data.sources import source_of
 from archbench.evaluation.columns import harness_columns, latency_columns
@@ -216,181 +213,139 @@ def limit_option(text: str):
     return int(value) if value >= 1 and value.is_integer() else value
 
 
-def _fragment(text: str) -> dict:
-    return yaml.safe_load(textwrap.dedent(text))
+def _set_of(items: dict, default: list, description: str, nonempty: bool = True) -> dict:
+    """The schema of a list of distinct ``items``."""
+    return {
+        "type": "array",
+        "items": items,
+        **({"minItems": 1} if nonempty else {}),
+        "uniqueItems": True,
+        "default": default,
+        "description": description,
+    }
+
+
+def _integer(default: int, description: str, **bounds) -> dict:
+    return {"type": "integer", **bounds, "default": default, "description": description}
+
+
+def _multipliers(description: str) -> dict:
+    """Context lengths as multiples of the training length (length's and retrieval's)."""
+    return _set_of({"type": "integer", "minimum": 1, "maximum": 1024}, [1, 2, 4, 8], description)
+
+
+def _flag(default: bool, description: str) -> dict:
+    return {"type": "boolean", "default": default, "description": description}
 
 
 # ---- the config keys each built-in evaluation owns (its schema fragment; config/schema.yaml still
 # carries them until the schema is composed from the fragments)
-_HARNESS_KEYS = _fragment(
-    """
-    tasks:
-      type: array
-      items: {type: string, minLength: 1}
-      minItems: 1
-      uniqueItems: true
-      default: [archbench_ppl, archbench_cloze, archbench_lastword]
-      description: >
-        lm-eval task, group or tag names. The default tasks are written by the pipeline from the
-        held-out test split and run offline (tag `archbench` = all three): archbench_ppl (word/byte
-        perplexity, bits per byte), archbench_cloze (true continuation vs continuations of other
-        documents; acc, acc_norm), archbench_lastword (LAMBADA-style last-word prediction; acc,
-        perplexity). lm-eval's hub tasks (hellaswag, lambada_openai, arc_easy, piqa, wikitext, ...)
-        work by name with network access (or a cached dataset); offline they fail with a clear message.
-    include_path:
-      type: [string, "null"]
-      default: null
-      description: Directory of extra lm-eval task YAMLs (searched before lm-eval's built-in tasks).
-    num_fewshot:
-      type: [integer, "null"]
-      minimum: 0
-      default: null
-      description: Few-shot examples per prompt (null = each task's own setting, 0 for the default tasks).
-    limit:
-      type: [integer, number, "null"]
-      exclusiveMinimum: 0
-      default: 40
-      description: Documents per task (integer) or fraction of each task (number < 1); null = all.
-    batch_size:
-      type: integer
-      minimum: 1
-      default: 8
-      description: lm-eval batch size.
-    bootstrap_iters:
-      type: integer
-      minimum: 0
-      default: 100
-      description: Bootstrap iterations for the standard errors of non-mean metrics (0 = no stderr at all).
-    """
-)
-
-_LATENCY_KEYS = _fragment(
-    """
-    contexts:
-      type: array
-      items: {type: integer, minimum: 1}
-      minItems: 1
-      uniqueItems: true
-      default: [64, 256, 1024, 2048]
-      description: Context lengths (tokens) to prefill before decoding; may exceed the trained seq_len.
-    batch_sizes:
-      type: array
-      items: {type: integer, minimum: 1}
-      minItems: 1
-      uniqueItems: true
-      default: [1]
-      description: Batch sizes to measure at every context.
-    new_tokens:
-      type: integer
-      minimum: 1
-      default: 16
-      description: Decode steps timed per trial (each step timed alone).
-    trials:
-      type: integer
-      minimum: 1
-      default: 3
-      description: Timed trials (prefill + new_tokens steps) per context x batch size.
-    warmup:
-      type: integer
-      minimum: 0
-      default: 1
-      description: Untimed warm-up trials per context x batch size.
-    recompute_max_context:
-      type: integer
-      minimum: 0
-      default: 256
-      description: Also time the original method (full forward per new token) at contexts up to this (0 = never).
-    """
-)
-
-_THROUGHPUT_KEYS = _fragment(
-    """
-    batch_sweep:
-      type: array
-      items: {type: integer, minimum: 1, maximum: 4096}
-      uniqueItems: true
-      default: [1, 2, 4, 8, 16, 32, 64]
-      description: >
-        Batch sizes of rule throughput (decode tokens/s and state / KV memory vs batch at
-        latency.batch_context, cached mode only, RetNet paper Fig. 6); empty = no throughput rule.
-    batch_context:
-      type: integer
-      minimum: 1
-      default: 256
-      description: Prefilled context of the batch sweep (tokens).
-    """
-)
-
-_LENGTH_KEYS = _fragment(
-    """
-    enabled: {type: boolean, default: true, description: Run rule length for every run.}
-    multipliers:
-      type: array
-      items: {type: integer, minimum: 1, maximum: 1024}
-      minItems: 1
-      uniqueItems: true
-      default: [1, 2, 4, 8]
-      description: Contexts as multiples of the training seq_len.
-    max_tokens:
-      type: integer
-      minimum: 1
-      default: 32768
-      description: Test tokens read per multiplier (the same budget at every context length).
-    batch_size: {type: integer, minimum: 1, default: 8, description: Windows per forward.}
-    """
-)
-
-_RETRIEVAL_KEYS = _fragment(
-    """
-    enabled: {type: boolean, default: false, description: Run rule retrieval for every run (needs data.source mqar).}
-    multipliers:
-      type: array
-      items: {type: integer, minimum: 1, maximum: 1024}
-      minItems: 1
-      uniqueItems: true
-      default: [1, 2, 4, 8]
-      description: Context lengths as multiples of the training seq_len.
-    tasks:
-      type: array
-      items: {type: string, enum: [phonebook, passkey, copy]}
-      minItems: 1
-      uniqueItems: true
-      default: [phonebook, passkey, copy]
-      description: >
-        phonebook = as many key-value pairs as fill the context, then one key queried; passkey = one
-        pair at a random depth in filler, queried at the end; copy = the pairs, a separator, the pairs
-        again (every value must be reproduced: exact match of the string).
-    examples:
-      type: integer
-      minimum: 1
-      default: 100
-      description: Fresh examples per task and length, one exact-match answer each (the n of the Wilson interval).
-    seed:
-      type: integer
-      minimum: 0
-      maximum: 4294967295
-      default: 0
-      description: Seed of the examples (a stream apart from the training documents and rule recall's).
-    batch_size: {type: integer, minimum: 1, default: 16, description: Examples per forward.}
-    """
-)
-
-_GENERATE_KEYS = _fragment(
-    """
-    prompts:
-      type: array
-      items: {type: string, minLength: 1}
-      minItems: 1
-      default: ["The", "In the beginning", "Once upon a time", "It was a"]
-      description: Prompts to complete, one sample each.
-    max_new_tokens: {type: integer, minimum: 1, maximum: 4096, default: 48, description: Tokens generated per prompt.}
-    do_sample: {type: boolean, default: false, description: Sample (with temperature / top_p / top_k) instead of greedy decoding.}
-    temperature: {type: number, exclusiveMinimum: 0, default: 1.0, description: Sampling temperature (do_sample only).}
-    top_p: {type: number, exclusiveMinimum: 0, maximum: 1, default: 1.0, description: Nucleus sampling mass (do_sample only; 1.0 = off).}
-    top_k: {type: integer, minimum: 0, default: 0, description: Sample among the k most likely tokens (do_sample only; 0 = off).}
-    seed: {type: integer, minimum: 0, maximum: 4294967295, default: 0, description: Seed of prompt i is seed + i (sampling is reproducible).}
-    """
-)
+_HARNESS_KEYS = {
+    "tasks": _set_of(
+        {"type": "string", "minLength": 1},
+        ["archbench_ppl", "archbench_cloze", "archbench_lastword"],
+        "lm-eval task, group or tag names. The default tasks are written by the pipeline from the held-out test split and run offline (tag `archbench` = all three): archbench_ppl (word/byte perplexity, bits per byte), archbench_cloze (true continuation vs continuations of other documents; acc, acc_norm), archbench_lastword (LAMBADA-style last-word prediction; acc, perplexity). lm-eval's hub tasks (hellaswag, lambada_openai, arc_easy, piqa, wikitext, ...) work by name with network access (or a cached dataset); offline they fail with a clear message.",
+    ),
+    "include_path": {
+        "type": ["string", "null"],
+        "default": None,
+        "description": "Directory of extra lm-eval task YAMLs (searched before lm-eval's built-in tasks).",
+    },
+    "num_fewshot": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "default": None,
+        "description": "Few-shot examples per prompt (null = each task's own setting, 0 for the default tasks).",
+    },
+    "limit": {
+        "type": ["integer", "number", "null"],
+        "exclusiveMinimum": 0,
+        "default": 40,
+        "description": "Documents per task (integer) or fraction of each task (number < 1); null = all.",
+    },
+    "batch_size": _integer(8, "lm-eval batch size.", minimum=1),
+    "bootstrap_iters": _integer(
+        100, "Bootstrap iterations for the standard errors of non-mean metrics (0 = no stderr at all).", minimum=0
+    ),
+}
+_LATENCY_KEYS = {
+    "contexts": _set_of(
+        {"type": "integer", "minimum": 1},
+        [64, 256, 1024, 2048],
+        "Context lengths (tokens) to prefill before decoding; may exceed the trained seq_len.",
+    ),
+    "batch_sizes": _set_of({"type": "integer", "minimum": 1}, [1], "Batch sizes to measure at every context."),
+    "new_tokens": _integer(16, "Decode steps timed per trial (each step timed alone).", minimum=1),
+    "trials": _integer(3, "Timed trials (prefill + new_tokens steps) per context x batch size.", minimum=1),
+    "warmup": _integer(1, "Untimed warm-up trials per context x batch size.", minimum=0),
+    "recompute_max_context": _integer(
+        256, "Also time the original method (full forward per new token) at contexts up to this (0 = never).", minimum=0
+    ),
+}
+_THROUGHPUT_KEYS = {
+    "batch_sweep": _set_of(
+        {"type": "integer", "minimum": 1, "maximum": 4096},
+        [1, 2, 4, 8, 16, 32, 64],
+        "Batch sizes of rule throughput (decode tokens/s and state / KV memory vs batch at latency.batch_context, cached mode only, RetNet paper Fig. 6); empty = no throughput rule.",
+        nonempty=False,
+    ),
+    "batch_context": _integer(256, "Prefilled context of the batch sweep (tokens).", minimum=1),
+}
+_LENGTH_KEYS = {
+    "enabled": _flag(True, "Run rule length for every run."),
+    "multipliers": _multipliers("Contexts as multiples of the training seq_len."),
+    "max_tokens": _integer(
+        32768, "Test tokens read per multiplier (the same budget at every context length).", minimum=1
+    ),
+    "batch_size": _integer(8, "Windows per forward.", minimum=1),
+}
+_RETRIEVAL_KEYS = {
+    "enabled": _flag(False, "Run rule retrieval for every run (needs data.source mqar)."),
+    "multipliers": _multipliers("Context lengths as multiples of the training seq_len."),
+    "tasks": _set_of(
+        {"type": "string", "enum": ["phonebook", "passkey", "copy"]},
+        ["phonebook", "passkey", "copy"],
+        "phonebook = as many key-value pairs as fill the context, then one key queried; passkey = one pair at a random depth in filler, queried at the end; copy = the pairs, a separator, the pairs again (every value must be reproduced: exact match of the string).",
+    ),
+    "examples": _integer(
+        100,
+        "Fresh examples per task and length, one exact-match answer each (the n of the Wilson interval).",
+        minimum=1,
+    ),
+    "seed": _integer(
+        0,
+        "Seed of the examples (a stream apart from the training documents and rule recall's).",
+        minimum=0,
+        maximum=4294967295,
+    ),
+    "batch_size": _integer(16, "Examples per forward.", minimum=1),
+}
+_GENERATE_KEYS = {
+    "prompts": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "minItems": 1,
+        "default": ["The", "In the beginning", "Once upon a time", "It was a"],
+        "description": "Prompts to complete, one sample each.",
+    },
+    "max_new_tokens": _integer(48, "Tokens generated per prompt.", minimum=1, maximum=4096),
+    "do_sample": _flag(False, "Sample (with temperature / top_p / top_k) instead of greedy decoding."),
+    "temperature": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "default": 1.0,
+        "description": "Sampling temperature (do_sample only).",
+    },
+    "top_p": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 1,
+        "default": 1.0,
+        "description": "Nucleus sampling mass (do_sample only; 1.0 = off).",
+    },
+    "top_k": _integer(0, "Sample among the k most likely tokens (do_sample only; 0 = off).", minimum=0),
+    "seed": _integer(0, "Seed of prompt i is seed + i (sampling is reproducible).", minimum=0, maximum=4294967295),
+}
 
 
 _EVAL = "archbench.evaluation"
