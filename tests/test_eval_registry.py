@@ -71,7 +71,7 @@ def test_schema_fragments_are_the_keys_each_evaluation_owns():
 
     schema, owners = load_schema()["properties"], {}
     for e in EVALUATIONS.values():
-        section = e.schema_section or e.name
+        section = e.section
         for key, prop in (e.schema_fragment or {}).items():
             want = dict(schema[section]["properties"][key])
             want["description"] = " ".join(want["description"].split())

@@ -51,7 +51,8 @@ def _schema_entry(evaluation, schema: dict, key: str) -> dict:
     for part in key.split("."):
         entry = entry.get("properties", {}).get(part)
         if entry is None:
-            return (evaluation.schema_fragment or {}).get(key.rpartition(".")[2], {})
+            section, _, leaf = key.rpartition(".")
+            return (evaluation.schema_fragment or {}).get(leaf, {}) if section == evaluation.section else {}
     return entry
 
 

@@ -103,6 +103,11 @@ class Evaluation:
             raise ValueError(f"evaluation {self.name!r}: no outputs")
 
     @property
+    def section(self) -> str:
+        """The config section of its own keys (``schema_section``, else its name)."""
+        return self.schema_section or self.name
+
+    @property
     def config_keys(self) -> dict:
         """Every argument built from the config -> its key (:data:`RUN_ON` last when it runs a model)."""
         return {**self.args, **(RUN_ON if self.model else {})}
@@ -117,7 +122,7 @@ class Evaluation:
         *parents, leaf = key.split(".")
         for part in parents:
             config = config.get(part, {})
-        if leaf not in config and ".".join(parents) == (self.schema_section or self.name):
+        if leaf not in config and ".".join(parents) == self.section:
             return (self.schema_fragment or {}).get(leaf, {}).get("default")
         return config[leaf]
 
