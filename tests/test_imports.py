@@ -14,6 +14,7 @@ MODULES = [
     "archbench.config",
     "archbench.evaluation.registry",
     "archbench.evaluation.columns",
+    "archbench.evaluation.common",
     "archbench.data.sources",
     "archbench.data.split",
     "archbench.data.tokenizer",

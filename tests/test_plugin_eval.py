@@ -15,15 +15,14 @@ from archbench.provenance import settings_hash
 from workflow_helpers import dry_run_counts, snakemake, tiny_config
 
 # One file: the entry and its function, torch-free at import (the Snakefile parse imports it); the run
-# context loads the model when the function runs. Its option `tokencount.windows` is its own: declared by
+# context loads the model (and torch) when the function runs. Its option `tokencount.windows` is its own: declared by
 # its schema fragment, not by archbench's schema.
 ENTRY = """
+from archbench.evaluation.common import EvalRun
 from archbench.evaluation.registry import Evaluation, register_evaluation
 
 
 def run_tokencount(model_dir, out_json, tokens, windows, device="auto", dtype="fp32", threads=None):
-    from archbench.evaluation.common import EvalRun
-
     with EvalRun("tokencount", locals()) as run:
         model = run.model
         return run.finish({"arch": model.arch, "windows": windows, "tokens_index": tokens, "dtype": dtype,

@@ -1,18 +1,21 @@
 """Shared by the evaluation modules: the error type, device choice, loading a saved run, and
-:class:`EvalRun`, what every evaluation does around its measurement."""
+:class:`EvalRun`, what every evaluation does around its measurement. Torch is imported when a function
+needs it, not on import: a plugin's one module imports :class:`EvalRun` at its top and stays torch-free
+for the Snakefile parse."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import time
+from typing import TYPE_CHECKING
 
-import torch
-
-from archbench.devices import require_device
 from archbench.errors import ArchbenchError
 from archbench.io import atomic_file, write_json
 from archbench.provenance import now
+
+if TYPE_CHECKING:
+    import torch
 
 
 class EvalError(ArchbenchError):
@@ -21,6 +24,10 @@ class EvalError(ArchbenchError):
 
 def resolve_device(device: str = "auto") -> torch.device:
     """ "auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error, not a fallback."""
+    import torch
+
+    from archbench.devices import require_device  # imports torch
+
     require_device("eval.device", device)
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -33,6 +40,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """Use ``threads`` CPU threads inside the block (None = leave torch's setting), then restore."""
+    import torch
+
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -42,12 +51,13 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # the torch dtype of each name
 
 
 def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = "fp32"):
     """(model in eval mode on ``device`` in ``dtype`` (fp32 / bf16 / fp16), tokenizer, torch.device) of a
     ``save_pretrained`` folder (a run's ``model/``: weights + config + tokenizer)."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from archbench.models import register
@@ -60,7 +70,7 @@ def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = 
     if dtype not in DTYPES:
         raise EvalError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     dev = resolve_device(device)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).to(dev, DTYPES[dtype]).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(dev, getattr(torch, DTYPES[dtype])).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return model, tokenizer, dev
 
@@ -125,6 +135,8 @@ class EvalRun:
         self.started, self._start = now(), time.perf_counter()
         self._threads.__enter__()
         try:
+            import torch
+
             self.threads = torch.get_num_threads()
             a = self.arguments
             self.model, self.tokenizer, self.device = load_model(
