@@ -1,13 +1,14 @@
 # Evaluation of every trained run: one rule per entry of archbench.evaluation.registry (harness, latency,
 # generate, length, throughput, recall, retrieval, and any plugin's), generated in one loop; plus the offline harness
 # tasks, written once from the held-out test split.
-from archbench.evaluation.registry import EVALUATIONS as EVALUATION_ENTRIES, applicable, eval_gpus
+from archbench.evaluation.registry import EVALUATIONS as EVALUATION_ENTRIES, applicable, collected, eval_gpus
 from archbench.evaluation.tasks import TASKS as OFFLINE_TASKS
 
 EVAL_DIR = L.eval_dir(RUN)
 TASK_DIR = L.tasks_dir()
 EVAL_GPU = eval_gpus(config)
 EVALUATIONS = applicable(config)
+COLLECTED = collected(EVALUATIONS)  # their main output feeds the report's grid table (rule collect)
 
 
 rule eval_tasks:
@@ -53,5 +54,5 @@ for evaluation in EVALUATIONS:
             args=evaluation.build_args(config),  # the same builder as the `archbench` CLI
         script:
             # one adapter for all: a path built from `evaluation` would be read when the job runs,
-            # after the loop, i.e. the last evaluation's (it dispatches to the entry's own adapter)
+            # after the loop, i.e. the last evaluation's (it looks its entry up by rule name)
             "../workflow_scripts/evaluation.py"

@@ -11,10 +11,9 @@ REPORT = L.report_dir()
 PLOTS = L.plots_dir()
 EVAL_RUN = L.eval_dir(run_name())  # a pattern over {arch}, {point}, {seed}: run_dirs() / reported() fill it
 RUNS = run_records(
-    timed=("latency",),  # every run of a shape reports the one timing of it
+    timed=[e.name for e in COLLECTED if e.timed],  # every run of a shape reports the one timing of it
     metrics=L.metrics(run_name()),
-    harness=f"{EVAL_RUN}/harness.json",
-    latency=f"{EVAL_RUN}/latency.json",
+    **{e.name: f"{EVAL_RUN}/{e.files[0]}" for e in COLLECTED},  # archbench.evaluation.registry: flatten
 )
 AXES = list(grid_axes(config))
 TABLE_PLOTS = ["loss_vs_params", "diff_heatmap", "throughput", "emissions"]
@@ -25,9 +24,8 @@ report: "../report/workflow.rst"
 
 rule collect:
     input:
+        **{e.name: reported(f"{EVAL_RUN}/{e.files[0]}", timed=e.timed) for e in COLLECTED},
         metrics=reported(L.metrics(run_name())),
-        harness=reported(f"{EVAL_RUN}/harness.json"),
-        latency=reported(f"{EVAL_RUN}/latency.json", timed=True),
     output:
         grid=report(
             f"{REPORT}/grid_results.csv",

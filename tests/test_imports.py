@@ -1,5 +1,5 @@
 """The Snakefile parse and the data and report jobs never import torch (seconds per job): no import hook,
-a lazy `archbench.models`, and a torch-free registry, config check and evaluation argument builders."""
+a lazy `archbench.models`, and a torch-free registry, config check and evaluation registry."""
 
 import subprocess
 import sys
@@ -12,7 +12,9 @@ MODULES = [
     "archbench.models.registry",
     "archbench.models.constraints",
     "archbench.config",
-    "archbench.evaluation.calls",
+    "archbench.evaluation.registry",
+    "archbench.evaluation.columns",
+    "archbench.evaluation.common",
     "archbench.data.sources",
     "archbench.data.split",
     "archbench.data.tokenizer",

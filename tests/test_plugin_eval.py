@@ -1,7 +1,7 @@
-"""Adding an evaluation is one module plus one registry entry: a toy evaluation defined outside the
-package, registered through the `archbench.evaluations` entry point, gets its rule (one job per run),
-its CLI subcommand with the schema's options, and feeds the report's questions rule, with no edit to
-archbench."""
+"""Adding an evaluation is one module (its entry and function) plus the entry-point line: a toy evaluation
+defined outside the package, with a config option of its own, registered through the
+`archbench.evaluations` entry point, gets its rule (one job per run), its CLI subcommand with its
+option, and feeds the report's questions rule, with no edit to archbench."""
 
 import json
 import os
@@ -11,55 +11,56 @@ import textwrap
 
 import pytest
 
+from archbench.provenance import settings_hash
 from workflow_helpers import dry_run_counts, snakemake, tiny_config
 
-# Torch-free entry module (the Snakefile parse imports it); the function module loads the model.
+# One file: the entry and its function, torch-free at import (the Snakefile parse imports it); the run
+# context loads the model (and torch) when the function runs. Its option `tokencount.windows` is its own: declared by
+# its schema fragment, not by archbench's schema.
 ENTRY = """
+from archbench.evaluation.common import EvalRun
 from archbench.evaluation.registry import Evaluation, register_evaluation
-
-register_evaluation(Evaluation(
-    "tokencount", "toyeval_run:run_tokencount", "toyeval:tokencount_args", {"json": "tokencount.json"},
-    help="tokens the model sees per test window (tokencount.json)", inputs={"tokens": "tokens"},
-    question="toyeval_question", threads=1))
-
-
-def tokencount_args(config):
-    return {"windows": config["length"]["batch_size"], "device": config["eval"]["device"],
-            "dtype": config["eval"]["dtype"]}
-"""
-RUN = """
-import json
-
-from archbench.evaluation.common import load_model
 
 
 def run_tokencount(model_dir, out_json, tokens, windows, device="auto", dtype="fp32", threads=None):
-    model, _, dev = load_model(model_dir, device, dtype)
-    out = {"arch": model.arch, "windows": windows, "context": int(model.config.max_position_embeddings),
-           "tokens_index": tokens, "dtype": dtype, "device": str(dev)}
-    if out_json:
-        with open(out_json, "w") as fh:
-            json.dump(out, fh)
-    return out
+    with EvalRun("tokencount", locals()) as run:
+        model = run.model
+        return run.finish({"arch": model.arch, "windows": windows, "tokens_index": tokens, "dtype": dtype,
+                           "context": int(model.config.max_position_embeddings), "device": str(run.device)})
+
+
+register_evaluation(Evaluation(
+    "tokencount", run_tokencount, {"windows": "tokencount.windows"}, {"json": "tokencount.json"},
+    help="tokens the model sees per test window (tokencount.json)", inputs={"tokens": "tokens"},
+    threads=1,
+    schema_fragment={"windows": {"type": "integer", "minimum": 1, "default": 3, "description": "Windows to count."}}))
 """
 QUESTION = """
 import pandas as pd
 
-EVALUATION = "tokencount"
+from archbench.report.questions import Question
 
 
-def answer(files, runs, png, csv, **settings):
-    import matplotlib
+def table(inputs):
+    return pd.DataFrame({"file": sorted(inputs.of("tokencount"))})
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    frame = pd.DataFrame({"file": sorted(files or [])})
-    frame.to_csv(csv, index=False)
-    fig, ax = plt.subplots()
-    fig.savefig(png)
-    plt.close(fig)
-    return {"sentence": f"Token count measured for {len(frame)} runs."}
+def select(frame, inputs):
+    return {"n": len(frame)}
+
+
+def plot(selected, png):
+    from archbench.report.figures import pyplot, save
+
+    fig, ax = pyplot().subplots()
+    save(fig, png)
+
+
+def sentence(selected):
+    return {"sentence": f"Token count measured for {selected['n']} runs."}
+
+
+QUESTION = Question.of_module(__name__, "tokencount", "Token count", "Tokens per test window.", evaluations=("tokencount",))
 """
 
 
@@ -69,12 +70,13 @@ def plugin_env(tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
     (site / "toyeval.py").write_text(textwrap.dedent(ENTRY))
-    (site / "toyeval_run.py").write_text(textwrap.dedent(RUN))
     (site / "toyeval_question.py").write_text(textwrap.dedent(QUESTION))
     info = site / "toyeval-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyeval\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[archbench.evaluations]\ntokencount = toyeval\n")
+    (info / "entry_points.txt").write_text(
+        "[archbench.evaluations]\ntokencount = toyeval\n\n[archbench.questions]\ntokencount = toyeval_question\n"
+    )
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
     return site
 
@@ -83,12 +85,17 @@ def test_the_entry_point_adds_a_rule_and_a_cli_subcommand(plugin_env, tmp_path):
     code = (
         "import sys; from archbench.evaluation.registry import EVALUATIONS; "
         "assert list(EVALUATIONS)[-1] == 'tokencount' and 'torch' not in sys.modules; "
-        "from archbench.cli import main; main(['tokencount', '--help'])"
+        "from archbench.cli import _config, _parser, main; "
+        "a = _parser().parse_args(['tokencount', 'M', '--tokens', 't', '--windows', '5']); "
+        "print(EVALUATIONS['tokencount'].build_args(_config(a))); "
+        "main(['tokencount', '--help'])"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    help_text = " ".join(proc.stdout.split())
-    assert "--tokens INDEX" in help_text and "--batch-size BATCH_SIZE" in help_text and "(default: 8)" in help_text
+    built, help_text = proc.stdout.split("\n", 1)
+    assert built == "{'windows': 5, 'device': 'auto', 'dtype': 'fp32'}"
+    help_text = " ".join(help_text.split())
+    assert "--tokens INDEX" in help_text and "--windows WINDOWS Windows to count. (default: 3)" in help_text
     work = tmp_path / "w"
     work.mkdir()
     counts = dry_run_counts(work, configfile=tiny_config(work))
@@ -102,7 +109,6 @@ def test_plugin_evaluation_runs_through_the_pipeline(plugin_env, tmp_path):
     cfg = tiny_config(
         work,
         grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
-        length={"batch_size": 3},
     )
     snakemake(work, "--cores", "2", configfile=cfg, timeout=2400)
     results = work / "results"
@@ -112,6 +118,10 @@ def test_plugin_evaluation_runs_through_the_pipeline(plugin_env, tmp_path):
         out = json.loads(f.read_text())
         assert (out["arch"], out["windows"], out["context"], out["dtype"]) == (f.parts[-4], 3, 32, "fp32")
         assert out["tokens_index"].endswith("tokens/test/index.json")
+        # the run context's provenance: the settings it measured with (paths, device, threads left out)
+        assert out["provenance"]["settings_hash"] == settings_hash(
+            {"evaluation": "tokencount", "windows": 3, "dtype": "fp32"}
+        )
     assert (results / "benchmarks" / "eval" / "tokencount").is_dir()
     # its question reaches the report: a figure, a table and a sentence in summary.md
     assert len((results / "report" / "tokencount.csv").read_text().splitlines()) == 3

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from archbench.report.collect import collect, harness_columns, run_record
+from archbench.evaluation.columns import harness_columns
+from archbench.report.collect import collect, run_record
 from archbench.report.compare import compare, mean_ci, seed_summary, verdict_table, write_tables
 from archbench.report.plots import plot_all, plot_latency, slug
 from archbench.report.summary import write_summary

@@ -1,8 +1,8 @@
 """archbench command line: the pipeline's evaluations on any saved model, outside Snakemake.
 
 One subcommand per registered evaluation (archbench.evaluation.registry), whose options are the config
-keys its argument builder reads, with the defaults, types and help of the schema (archbench.config.load_schema):
-a command with no options reproduces what the pipeline does.
+keys its entry maps its arguments to, with the defaults, types and help of the schema (the entry's own
+fragment for keys the schema does not carry): a command with no options reproduces what the pipeline does.
 
     archbench harness  MODEL_DIR --test-split results/data/split/test [--tasks ...] [--out harness.json]
     archbench latency  MODEL_DIR [--contexts 64 256 1024 2048] [--dtype bf16] [--out latency.json]
@@ -18,7 +18,6 @@ another name for `harness`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 
@@ -32,67 +31,31 @@ from archbench.profiles import install_profile
 
 ALIASES = {"harness": ["evaluate"]}  # the name the harness subcommand had first
 
-# Options that read better than their config key, or parse specially (config path -> argparse kwargs).
-SPECIAL = {
-    ("generate", "prompts"): dict(flags=["--prompt"], action="append", default=None),
-    ("generate", "do_sample"): dict(flags=["--sample", "--do-sample"]),
-    ("eval", "limit"): dict(type="limit"),
-}
 
-
-def _limit(text: str):
-    """An eval.limit: a document count, or a fraction below 1."""
-    value = float(text)
-    return int(value) if value >= 1 and value.is_integer() else value
-
-
-class _Recorder(dict):
-    """A config that records which keys are read: the config keys an argument builder uses."""
-
-    def __init__(self, data: dict, path: tuple, seen: list):
-        super().__init__(data)
-        self._path, self._seen = path, seen
-
-    def __getitem__(self, key):
-        value = super().__getitem__(key)
-        path = (*self._path, key)
-        self._seen.append(path)
-        return _Recorder(value, path, self._seen) if isinstance(value, dict) else value
-
-    def get(self, key, default=None):
-        return self[key] if key in self else default
-
-
-def config_keys(evaluation, defaults: dict) -> list[tuple]:
-    """The config paths (tuples of keys) the evaluation's argument builder reads, leaves only (a whole
-    section read at once, like data.mqar, counts as each of its keys), in reading order."""
-    seen: list[tuple] = []
-    evaluation.build_args(_Recorder(defaults, (), seen))
-    paths = []
-    for path in dict.fromkeys(seen):
-        if any(other[: len(path)] == path and other != path for other in seen):
-            continue  # a section that was indexed further
-        value = _lookup(defaults, path)
-        paths += [(*path, k) for k in value] if isinstance(value, dict) else [path]
-    return list(dict.fromkeys(paths))
-
-
-def _lookup(config: dict, path: tuple):
-    for key in path:
-        config = config[key]
-    return config
-
-
-def _schema_entry(schema: dict, path: tuple) -> dict:
+def _schema_entry(schema: dict, key: str) -> dict:
+    """The schema of config key ``key`` ("section.key") in the composed schema (entries' fragments included)."""
     entry = {"properties": schema}
-    for key in path:
-        entry = entry["properties"][key]
+    for part in key.split("."):
+        entry = entry.get("properties", {}).get(part) or {}
     return entry
+
+
+def options(evaluation, schema: dict) -> list[tuple[str, str, dict]]:
+    """(argument, config key, its schema) of every CLI option of the evaluation, in the entry's order;
+    an argument that reads a whole section (recall's data.mqar) gives one option per key of it."""
+    out = []
+    for arg, key in evaluation.config_keys.items():
+        entry = _schema_entry(schema, key)
+        if "properties" in entry:
+            out += [(arg, f"{key}.{k}", v) for k, v in entry["properties"].items()]
+        else:
+            out.append((arg, key, entry))
+    return out
 
 
 def _help(entry: dict) -> str:
     text = " ".join(str(entry.get("description", "")).split()).replace("``", "").replace("%", "%%")
-    return text or "see archbench/schema.yaml"
+    return text or "see the configuration schema"
 
 
 def _scalar_type(entry: dict):
@@ -103,14 +66,15 @@ def _scalar_type(entry: dict):
     return {"integer": int, "string": str, "boolean": bool}.get(kinds[0], str)
 
 
-def _add_option(p, path: tuple, entry: dict, default, used: set, evaluation_name: str) -> str:
-    """One option for a config key; returns its dest."""
-    special = SPECIAL.get(path, {})
+def _add_option(p, key: str, entry: dict, special: dict, used: set) -> str:
+    """One option for a config key (``special``: the entry's ``options`` for its argument); returns its dest."""
+    path = key.split(".")
     name = path[-1].replace("_", "-")
     flags = special.get("flags") or [f"--{name}" if f"--{name}" not in used else f"--{'-'.join(path[-2:])}"]
     flags = [f.replace("_", "-") for f in flags]
     used.update(flags)
-    dest = "cfg:" + ".".join(path)
+    dest = "cfg:" + key
+    default = entry.get("default")
     kw = dict(dest=dest, default=special.get("default", default), help=_help(entry))
     if special.get("action") == "append":
         kw["help"] += f" Repeat the option for several (default: {default})."
@@ -125,7 +89,7 @@ def _add_option(p, path: tuple, entry: dict, default, used: set, evaluation_name
     elif kind is bool:
         kw["action"] = argparse.BooleanOptionalAction if not special.get("flags") else "store_true"
     else:
-        kw["type"] = _limit if special.get("type") == "limit" else kind
+        kw["type"] = special.get("type", kind)
         if "enum" in entry:
             kw["choices"] = entry["enum"]
         else:
@@ -147,7 +111,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def _parser() -> argparse.ArgumentParser:
 
     schema = load_schema()["properties"]
-    defaults = schema_defaults()
     parser = argparse.ArgumentParser(prog="archbench", description=__doc__.strip(), formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"archbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -192,8 +155,8 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"token index.json to evaluate on (e.g. {Layout().tokens_index('test')})",
                 )
         dests = [
-            _add_option(p, path, _schema_entry(schema, path), _lookup(defaults, path), used, evaluation.name)
-            for path in config_keys(evaluation, defaults)
+            _add_option(p, key, entry, evaluation.options.get(arg, {}), used)
+            for arg, key, entry in options(evaluation, schema)
         ]
         p.set_defaults(config_dests=dests)
 
@@ -228,15 +191,19 @@ def _push(a) -> None:
 
 def _config(a) -> dict:
     """The pipeline config these arguments stand for: the schema's defaults, then every option given
-    (an option's dest names its config key)."""
+    (an option's dest names its config key; one left at None, e.g. --prompt not given, keeps the
+    schema's value)."""
 
     config = schema_defaults()
     for dest in a.config_dests:
         value = getattr(a, dest)
-        if value is None and dest.endswith(".prompts"):
-            continue  # --prompt not given: the schema's prompts
+        if value is None:
+            continue
         *parents, key = dest.removeprefix("cfg:").split(".")
-        _lookup(config, tuple(parents))[key] = value
+        section = config
+        for part in parents:
+            section = section.setdefault(part, {})
+        section[key] = value
     return config
 
 
@@ -255,23 +222,6 @@ def _task_dirs(a, args: dict, tmp: str) -> list[str]:
     return task_dirs
 
 
-def _show(name: str, out) -> None:
-    """What a subcommand prints: a table for latency, the samples for generate, else the result JSON."""
-    if name == "latency":
-        from archbench.evaluation.latency import latency_table  # torch: only when latency ran
-
-        print(
-            f"per-token decode time (ms, median), batch {out['summary'].get('batch_size')}, "
-            f"{out['summary']['device']}, {out['summary']['threads']} threads"
-        )
-        print(latency_table([out]))
-    elif name == "generate":
-        for row in out:
-            print(f"## {row['prompt']!r}\n{row['prompt']}{row['completion']}\n")
-    else:
-        print(json.dumps(out.get("results", out) if isinstance(out, dict) else out, indent=2, default=str))
-
-
 def _evaluate(a) -> None:
 
     evaluation = get_evaluation(a.command)
@@ -287,8 +237,8 @@ def _evaluate(a) -> None:
                 kwargs["task_dirs"] = _task_dirs(a, args, tmp)
             elif kind == "tokens":
                 kwargs["tokens"] = a.tokens
-        out = evaluation.call()(**kwargs, **args)
-    _show(evaluation.name, out)
+        out = evaluation.function(**kwargs, **args)
+    evaluation.show(out)
 
 
 def _install_profile(a) -> None:

@@ -1,14 +1,21 @@
-"""Shared by the evaluation modules: the error type, device choice and loading a saved run."""
+"""Shared by the evaluation modules: the error type, device choice, loading a saved run, and
+:class:`EvalRun`, what every evaluation does around its measurement. Torch is imported when a function
+needs it, not on import: a plugin's one module imports :class:`EvalRun` at its top and stays torch-free
+for the Snakefile parse."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
+from typing import TYPE_CHECKING
 
-import torch
-
-from archbench.devices import require_device
 from archbench.errors import ArchbenchError
+from archbench.io import atomic_file, write_json
+from archbench.provenance import now
+
+if TYPE_CHECKING:
+    import torch
 
 
 class EvalError(ArchbenchError):
@@ -17,6 +24,10 @@ class EvalError(ArchbenchError):
 
 def resolve_device(device: str = "auto") -> torch.device:
     """ "auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error, not a fallback."""
+    import torch
+
+    from archbench.devices import require_device  # imports torch
+
     require_device("eval.device", device)
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -29,6 +40,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """Use ``threads`` CPU threads inside the block (None = leave torch's setting), then restore."""
+    import torch
+
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -38,12 +51,13 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # the torch dtype of each name
 
 
 def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = "fp32"):
     """(model in eval mode on ``device`` in ``dtype`` (fp32 / bf16 / fp16), tokenizer, torch.device) of a
     ``save_pretrained`` folder (a run's ``model/``: weights + config + tokenizer)."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from archbench.models import register
@@ -56,7 +70,7 @@ def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = 
     if dtype not in DTYPES:
         raise EvalError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     dev = resolve_device(device)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).to(dev, DTYPES[dtype]).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(dev, getattr(torch, DTYPES[dtype])).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return model, tokenizer, dev
 
@@ -98,3 +112,67 @@ def eval_provenance(settings: dict, model_dir, model, device, started: str, toke
         precision=dtype,
         started=started,
     )
+
+
+class EvalRun:
+    """What every evaluation does around its measurement, as a context::
+
+        def run_x(model_dir, out_json, ..., device="auto", dtype="fp32", threads=None):
+            with EvalRun("x", locals()) as run:   # the call's arguments, first thing in the function
+                ...                               # run.model, run.tokenizer, run.device, run.threads
+                return run.finish({...})          # + provenance, written atomically to out_json
+
+    On entering: the settings (:func:`eval_settings` of the arguments), the start time, ``threads`` torch
+    CPU threads (restored on leaving; ``run.threads`` is the count in use) and the model loaded from
+    ``model_dir`` on ``device`` in ``dtype``."""
+
+    def __init__(self, evaluation: str, arguments: dict):
+        self.arguments = dict(arguments)
+        self.settings = eval_settings(evaluation, self.arguments)
+        self._threads = torch_threads(self.arguments.get("threads"))
+
+    def __enter__(self) -> EvalRun:
+        self.started, self._start = now(), time.perf_counter()
+        self._threads.__enter__()
+        try:
+            import torch
+
+            self.threads = torch.get_num_threads()
+            a = self.arguments
+            self.model, self.tokenizer, self.device = load_model(
+                a["model_dir"], a.get("device", "auto"), a.get("dtype", "fp32")
+            )
+        except BaseException:
+            self._threads.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        return self._threads.__exit__(*exc)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self._start
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def provenance(self) -> dict:
+        """The provenance block of this run's output (the token split it read: argument ``tokens``)."""
+        a = self.arguments
+        return eval_provenance(self.settings, a["model_dir"], self.model, self.device, self.started, a.get("tokens"))
+
+    def finish(self, result: dict, out: str = "out_json") -> dict:
+        """``result`` with its provenance block, written (atomically) to the path argument ``out`` when
+        one was given; returned."""
+        result["provenance"] = self.provenance()
+        if self.arguments.get(out):
+            write_json(result, self.arguments[out])
+        return result
+
+    def write_text(self, out: str, text: str) -> None:
+        """``text`` written (atomically) to the path argument ``out`` when one was given."""
+        if self.arguments.get(out):
+            with atomic_file(self.arguments[out]) as tmp:
+                tmp.write_text(text, encoding="utf-8")

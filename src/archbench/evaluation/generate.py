@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import os
 
 import torch
 
-from archbench.evaluation.common import EvalError, arch_of, load_model, torch_threads
-from archbench.io import atomic_file
+from archbench.evaluation.common import EvalError, EvalRun, arch_of
 
 DEFAULT_PROMPTS = ["The", "In the beginning", "Once upon a time", "It was a"]
 
@@ -81,31 +81,37 @@ def run_generate(
         raise EvalError("generate.prompts is empty: give at least one prompt")
     if do_sample and temperature <= 0:
         raise EvalError(f"generate.temperature must be > 0 when sampling, got {temperature}")
-    model, tokenizer, _ = load_model(model_dir, device, dtype)
-    arch = arch_of(model)
-    settings = {
-        "do_sample": do_sample,
-        "temperature": temperature,
-        "top_p": top_p,
-        "top_k": top_k,
-        "max_new_tokens": max_new_tokens,
-        "seed": seed,
-    }
-    rows = []
-    with torch_threads(threads):
+    with EvalRun("generate", locals()) as run:
+        arch = arch_of(run.model)
+        settings = {
+            "do_sample": do_sample,
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+            "max_new_tokens": max_new_tokens,
+            "seed": seed,
+        }
+        rows = []
         for i, prompt in enumerate(prompts):
-            text = complete(model, tokenizer, prompt, max_new_tokens, do_sample, temperature, top_p, top_k, seed + i)
+            text = complete(
+                run.model, run.tokenizer, prompt, max_new_tokens, do_sample, temperature, top_p, top_k, seed + i
+            )
             stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             rows.append({"timestamp": stamp, "architecture": arch, "prompt": prompt, "completion": text, **settings})
-    if out_csv:
-        with atomic_file(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    if out_txt:
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        run.write_text("out_csv", table.getvalue())
         mode = f"sampling (temperature {temperature}, top_p {top_p}, top_k {top_k or 'off'})" if do_sample else "greedy"
         head = f"# {arch} — {os.path.abspath(model_dir)}\n# {mode}, {max_new_tokens} new tokens, seed {seed}\n"
-        body = "".join(f"\n## {r['prompt']!r}\n{r['prompt']}{r['completion']}\n" for r in rows)
-        with atomic_file(out_txt) as tmp:
-            tmp.write_text(head + body, encoding="utf-8")
+        run.write_text(
+            "out_txt", head + "".join(f"\n## {r['prompt']!r}\n{r['prompt']}{r['completion']}\n" for r in rows)
+        )
     return rows
+
+
+def show_samples(rows: list[dict]) -> None:
+    """The CLI's display of generated samples: each prompt with its completion."""
+    for row in rows:
+        print(f"## {row['prompt']!r}\n{row['prompt']}{row['completion']}\n")

@@ -28,22 +28,12 @@ import logging
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 from archbench import hub
-from archbench.evaluation.common import (
-    EvalError,
-    arch_of,
-    eval_provenance,
-    eval_settings,
-    load_model,
-    max_context,
-    torch_threads,
-)
-from archbench.io import atomic_file, write_json
+from archbench.evaluation.common import EvalError, EvalRun, arch_of, max_context
+from archbench.io import atomic_file
 from archbench.logs import duration, quiet_harness
-from archbench.provenance import now
 
 LOCAL_DATASETS = {"json", "csv", "parquet", "text", "arrow", "pandas"}  # loaders of local files
 
@@ -201,14 +191,13 @@ def run_harness(
 ) -> dict:
     """Evaluate the model saved in ``model_dir`` on lm-eval ``tasks``; write ``out_json`` (schema in
     the module docstring) and return it."""
-    settings, started = eval_settings("harness", locals()), now()
-    start = time.perf_counter()
+    arguments = dict(locals())
     tm = resolve_tasks(list(tasks), task_dirs, include_path)  # before the model: fail fast
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    with torch_threads(threads), quiet_harness():  # no progress bars in a log, from the model load on
-        model, tokenizer, dev = load_model(model_dir, device, dtype)
+    with quiet_harness(), EvalRun("harness", arguments) as run:  # no progress bars in a log, from the model load on
+        model, tokenizer = run.model, run.tokenizer
         max_length = max_context(model)  # score within the trained context
         # Training packs documents as "ids </s> ids </s>": </s> is the start-of-document token the
         # model knows (its <s> was never trained), so it is the prefix of rolling loglikelihoods.
@@ -241,14 +230,12 @@ def run_harness(
                 f"answer/continuation of one of {list(tasks)} is longer than the model's "
                 f"context ({max_length} tokens, its trained seq_len)"
             ) from err
-    result = {
-        "results": flatten_results(out["results"]),
-        "config": {
+        config = {
             "model_dir": os.path.abspath(model_dir),
             "arch": arch_of(model),
-            "params": sum(p.numel() for p in model.parameters()),
+            "params": run.params,
             "max_length": max_length,
-            "device": str(dev),
+            "device": str(run.device),
             "tasks": list(tasks),
             "include_path": include_path,
             "task_dirs": [os.path.abspath(d) for d in task_dirs],
@@ -260,13 +247,7 @@ def run_harness(
             "n_samples": {t: n.get("effective") for t, n in out.get("n-samples", {}).items()},
             "versions": dict(out.get("versions", {})),
             "lm_eval_version": getattr(lm_eval, "__version__", None),
-            "elapsed_s": round(time.perf_counter() - start, 2),
-        },
-        "provenance": eval_provenance(settings, model_dir, model, dev, started),
-    }
-    logging.getLogger(__name__).info(
-        "lm-eval: done in %s (%s)", duration(result["config"]["elapsed_s"]), result["config"]["n_samples"]
-    )
-    if out_json:
-        write_json(result, out_json)
-    return result
+            "elapsed_s": round(run.elapsed_s, 2),
+        }
+        logging.getLogger(__name__).info("lm-eval: done in %s (%s)", duration(config["elapsed_s"]), config["n_samples"])
+        return run.finish({"results": flatten_results(out["results"]), "config": config})

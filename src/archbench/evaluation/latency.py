@@ -51,12 +51,11 @@ import time
 
 import torch
 
-from archbench.evaluation.common import arch_of, eval_provenance, eval_settings, load_model, max_context, torch_threads
-from archbench.io import write_json
+from archbench.evaluation.common import EvalRun, arch_of, max_context
 from archbench.models.cache import cache_nbytes
 from archbench.models.constraints import ContextTooLong
 from archbench.models.hf import cache_keyword, decode_cache
-from archbench.provenance import machine_load, now, timing_flag
+from archbench.provenance import machine_load, timing_flag
 
 MODES = ("recurrent", "kv_cache", "recompute")
 
@@ -241,33 +240,30 @@ def run_latency(
     threads: int | None = None,
 ) -> dict:
     """Measure the model saved in ``model_dir``; write ``out_json`` (schema above) and return it."""
-    settings, started = eval_settings("latency", locals()), now()
-    model, _, dev = load_model(model_dir, device, dtype)
-    entries = []
-    with torch_threads(threads):
-        used_threads = torch.get_num_threads()
+    with EvalRun("latency", locals()) as run:
+        model, entries = run.model, []
         for batch in sorted(set(batch_sizes)):
             for context in sorted(set(contexts)):  # sorted() returns the list (list.sort() returns None)
                 modes = [cached_mode(model)] + (["recompute"] if context <= recompute_max_context else [])
                 for mode in modes:
-                    entries.append(measure(model, mode, context, batch, new_tokens, trials, warmup, dev, seed))
+                    entries.append(measure(model, mode, context, batch, new_tokens, trials, warmup, run.device, seed))
                     logging.getLogger(__name__).info("latency %s", entries[-1])  # progress, in the job's log
-    summary = {
-        "arch": arch_of(model),
-        "device": str(dev),
-        "threads": used_threads,
-        "params": sum(p.numel() for p in model.parameters()),
-        "max_seq_len": max_context(model),
-        "new_tokens": new_tokens,
-        "trials": trials,
-        "model_dir": os.path.abspath(model_dir),
-        **summarize(entries),
-    }
-    result = {
-        "entries": entries,
-        "summary": summary,
-        "provenance": eval_provenance(settings, model_dir, model, dev, started),
-    }
-    if out_json:
-        write_json(result, out_json)
-    return result
+        summary = {
+            "arch": arch_of(model),
+            "device": str(run.device),
+            "threads": run.threads,
+            "params": run.params,
+            "max_seq_len": max_context(model),
+            "new_tokens": new_tokens,
+            "trials": trials,
+            "model_dir": os.path.abspath(model_dir),
+            **summarize(entries),
+        }
+        return run.finish({"entries": entries, "summary": summary})
+
+
+def show_latency(out: dict) -> None:
+    """The CLI's display of a latency result: the decode-time table."""
+    s = out["summary"]
+    print(f"per-token decode time (ms, median), batch {s.get('batch_size')}, {s['device']}, {s['threads']} threads")
+    print(latency_table([out]))

@@ -48,17 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from archbench.evaluation.common import (
-    EvalError,
-    arch_of,
-    eval_provenance,
-    eval_settings,
-    load_model,
-    max_context,
-    torch_threads,
-)
-from archbench.io import write_json
-from archbench.provenance import now
+from archbench.evaluation.common import EvalError, EvalRun, arch_of, max_context
 
 NO_WINDOW = "no window of"  # a context skipped for too little test data (the job fails if every one is)
 
@@ -256,13 +246,12 @@ def run_length(
     threads: int | None = None,
 ) -> dict:
     """Loss per position bucket at k x the training length for every k (schema above)."""
-    settings, started = eval_settings("length", locals()), now()
-    model, tokenizer, dev = load_model(model_dir, device, dtype)
-    eos = getattr(tokenizer, "eos_token_id", None)
-    shards = token_arrays(tokens)
-    seq_len = max_context(model)
-    entries = []
-    with torch_threads(threads):
+    with EvalRun("length", locals()) as run:
+        model, dev = run.model, run.device
+        eos = getattr(run.tokenizer, "eos_token_id", None)
+        shards = token_arrays(tokens)
+        seq_len = max_context(model)
+        entries = []
         for k in sorted(set(multipliers)):
             entry = {"multiplier": k, **measure_length(model, shards, k * seq_len, max_tokens, batch_size, dev)}
             if k > 1 and "mean_loss" in entry:
@@ -271,18 +260,16 @@ def run_length(
                 )
             entries.append(entry)
             logging.getLogger(__name__).info("length k=%s: %s", k, entry.get("mean_loss", entry.get("skipped")))
-    short = [e["skipped"] for e in entries if NO_WINDOW in e.get("skipped", "")]
-    if short and not any("mean_loss" in e for e in entries):
-        raise EvalError(f"{short[0]}; lower length.multipliers or use more test data")
-    result = {
-        "arch": arch_of(model),
-        "seq_len": seq_len,
-        "params": sum(p.numel() for p in model.parameters()),
-        "device": str(dev),
-        "n_shards": len(shards),
-        "entries": entries,
-        "provenance": eval_provenance(settings, model_dir, model, dev, started, tokens),
-    }
-    if out_json:
-        write_json(result, out_json)
-    return result
+        short = [e["skipped"] for e in entries if NO_WINDOW in e.get("skipped", "")]
+        if short and not any("mean_loss" in e for e in entries):
+            raise EvalError(f"{short[0]}; lower length.multipliers or use more test data")
+        return run.finish(
+            {
+                "arch": arch_of(model),
+                "seq_len": seq_len,
+                "params": run.params,
+                "device": str(dev),
+                "n_shards": len(shards),
+                "entries": entries,
+            }
+        )

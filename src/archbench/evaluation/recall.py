@@ -30,9 +30,7 @@ import numpy as np
 import torch
 
 from archbench.data import mqar
-from archbench.evaluation.common import EvalError, arch_of, eval_provenance, eval_settings, load_model, torch_threads
-from archbench.io import write_json
-from archbench.provenance import now
+from archbench.evaluation.common import EvalError, EvalRun, arch_of
 
 
 @torch.inference_mode()
@@ -89,12 +87,11 @@ def run_recall(
     dtype: str = "fp32",
     threads: int | None = None,
 ) -> dict:
-    settings, started = eval_settings("recall", locals()), now()
-    model, tokenizer, dev = load_model(model_dir, device, dtype)
-    vocab = mqar.words(mqar_cfg["vocab_size"])
-    check_tokenizer(tokenizer, vocab, model_dir)
-    entries, validation = [], {}
-    with torch_threads(threads):
+    with EvalRun("recall", locals()) as run:
+        model, dev = run.model, run.device
+        vocab = mqar.words(mqar_cfg["vocab_size"])
+        check_tokenizer(run.tokenizer, vocab, model_dir)
+        entries, validation = [], {}
         for pairs in sorted(set(mqar_cfg["pairs"]) | set(mqar_cfg.get("eval_pairs") or [])):
             correct, total, answers = accuracy(model, mqar_cfg, pairs, batch_size, dev, mqar.EVAL_STREAM)
             right, seen, _ = accuracy(model, mqar_cfg, pairs, batch_size, dev, mqar.VALIDATION_STREAM)
@@ -111,17 +108,15 @@ def run_recall(
                 }
             )
         state = state_bytes(model, mqar.document(mqar_cfg, mqar_cfg["seed"], 0)[0], dev)
-    result = {
-        "arch": arch_of(model),
-        "params": sum(p.numel() for p in model.parameters()),
-        "seq_len": mqar_cfg["seq_len"],
-        "vocab_size": mqar_cfg["vocab_size"],
-        "state_bytes": state,
-        "generator": mqar.generator_settings(mqar_cfg),
-        "entries": entries,
-        "validation": validation,
-        "provenance": eval_provenance(settings, model_dir, model, dev, started),
-    }
-    if out_json:
-        write_json(result, out_json)
-    return result
+        return run.finish(
+            {
+                "arch": arch_of(model),
+                "params": run.params,
+                "seq_len": mqar_cfg["seq_len"],
+                "vocab_size": mqar_cfg["vocab_size"],
+                "state_bytes": state,
+                "generator": mqar.generator_settings(mqar_cfg),
+                "entries": entries,
+                "validation": validation,
+            }
+        )

@@ -37,11 +37,9 @@ import torch
 
 from archbench.data import mqar
 from archbench.data import retrieval as rt
-from archbench.evaluation.common import arch_of, eval_provenance, eval_settings, load_model, max_context, torch_threads
+from archbench.evaluation.common import EvalRun, arch_of, max_context
 from archbench.evaluation.length import _mode, refuses
 from archbench.evaluation.recall import check_tokenizer, state_bytes
-from archbench.io import write_json
-from archbench.provenance import now
 
 
 @torch.inference_mode()
@@ -86,12 +84,11 @@ def run_retrieval(
     threads: int | None = None,
 ) -> dict:
     """Exact-match accuracy per task and length, with state bytes per length (schema above)."""
-    settings, started = eval_settings("retrieval", locals()), now()
-    model, tokenizer, dev = load_model(model_dir, device, dtype)
-    check_tokenizer(tokenizer, mqar.words(vocab_size), model_dir)
-    seq_len = max_context(model)
-    entries = []
-    with torch_threads(threads):
+    with EvalRun("retrieval", locals()) as run:
+        model, dev = run.model, run.device
+        check_tokenizer(run.tokenizer, mqar.words(vocab_size), model_dir)
+        seq_len = max_context(model)
+        entries = []
         for k in sorted(set(multipliers)):
             context = k * seq_len
             why = refuses(model, context)
@@ -123,15 +120,13 @@ def run_retrieval(
                     *entry["interval"],
                 )
                 entries.append(entry)
-    result = {
-        "arch": arch_of(model),
-        "params": sum(p.numel() for p in model.parameters()),
-        "seq_len": seq_len,
-        "vocab_size": vocab_size,
-        "random_fillers": random_fillers,
-        "entries": entries,
-        "provenance": eval_provenance(settings, model_dir, model, dev, started),
-    }
-    if out_json:
-        write_json(result, out_json)
-    return result
+        return run.finish(
+            {
+                "arch": arch_of(model),
+                "params": run.params,
+                "seq_len": seq_len,
+                "vocab_size": vocab_size,
+                "random_fillers": random_fillers,
+                "entries": entries,
+            }
+        )

@@ -16,13 +16,9 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
-from archbench.evaluation.common import arch_of, eval_provenance, eval_settings, load_model, max_context, torch_threads
+from archbench.evaluation.common import EvalRun, arch_of, max_context
 from archbench.evaluation.latency import measure
-from archbench.io import write_json
 from archbench.models.registry import get_arch
-from archbench.provenance import now
 
 
 def run_throughput(
@@ -38,28 +34,24 @@ def run_throughput(
     seed: int = 0,
     threads: int | None = None,
 ) -> dict:
-    settings, started = eval_settings("throughput", locals()), now()
-    model, _, dev = load_model(model_dir, device, dtype)
-    mode = get_arch(arch_of(model)).state  # "recurrent" | "kv_cache": the latency modes of the same names
-    rows = []
-    with torch_threads(threads):
-        used = torch.get_num_threads()
+    with EvalRun("throughput", locals()) as run:
+        model = run.model
+        mode = get_arch(arch_of(model)).state  # "recurrent" | "kv_cache": the latency modes of the same names
+        rows = []
         for batch in sorted(set(batch_sizes)):
-            row = measure(model, mode, context, batch, new_tokens, trials, warmup, dev, seed)
+            row = measure(model, mode, context, batch, new_tokens, trials, warmup, run.device, seed)
             if row.get("state_bytes"):
                 row["state_bytes_per_sequence"] = row["state_bytes"] / batch
             rows.append(row)
             logging.getLogger(__name__).info("throughput %s", row)
-    result = {
-        "arch": arch_of(model),
-        "context": context,
-        "device": str(dev),
-        "threads": used,
-        "params": sum(p.numel() for p in model.parameters()),
-        "max_seq_len": max_context(model),
-        "rows": rows,
-        "provenance": eval_provenance(settings, model_dir, model, dev, started),
-    }
-    if out_json:
-        write_json(result, out_json)
-    return result
+        return run.finish(
+            {
+                "arch": arch_of(model),
+                "context": context,
+                "device": str(run.device),
+                "threads": run.threads,
+                "params": run.params,
+                "max_seq_len": max_context(model),
+                "rows": rows,
+            }
+        )

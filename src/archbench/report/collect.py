@@ -14,6 +14,7 @@ import os
 
 import pandas as pd
 
+from archbench.evaluation.registry import EVALUATIONS
 from archbench.io import atomic_file
 from archbench.provenance import worst_flag
 
@@ -74,60 +75,9 @@ def metrics_columns(metrics: dict) -> dict:
     return row
 
 
-def harness_columns(data: dict) -> dict:
-    """`harness/<task>/<metric>` of lm-eval results (its `results` section, or a plain {task: {metric: x}}).
-
-    lm-eval names metrics `metric,filter`; the default filter `none` is dropped from the name.
-    """
-    tasks = data.get("results", data)
-    out = {}
-    for task, metrics in tasks.items():
-        if not isinstance(metrics, dict):
-            continue
-        for name, value in metrics.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                metric = name.removesuffix(",none").replace(",", ":")
-                out[f"harness/{task}/{metric}"] = value
-    return out
-
-
-def latency_entries(data) -> list[dict]:
-    """The measurements of a latency.json (its `entries` list, or the file itself when it is a list);
-    entries the benchmark `skipped` (e.g. beyond a learned position table) are left out."""
-    if isinstance(data, dict):
-        data = next((data[k] for k in ("entries", "results", "measurements") if isinstance(data.get(k), list)), [])
-    return [e for e in data if isinstance(e, dict) and "context" in e and not e.get("skipped")]
-
-
-def latency_columns(data) -> dict:
-    """`latency/[<mode>/]<metric>@<context>` for every numeric metric at the smallest batch size measured
-    (mode: recurrent / kv_cache / recompute, when the file names one)."""
-    entries = latency_entries(data)
-    if not entries:
-        return {}
-    batch = min(e.get("batch_size", 1) for e in entries)
-    out = {}
-    for entry in sorted(entries, key=lambda e: (str(e.get("mode", "")), e["context"])):
-        if entry.get("batch_size", 1) != batch:
-            continue
-        mode = f"{entry['mode']}/" if entry.get("mode") else ""
-        for name, value in entry.items():
-            if (
-                name not in ("context", "batch_size")
-                and isinstance(value, (int, float))
-                and not isinstance(value, bool)
-            ):
-                out[f"latency/{mode}{name}@{entry['context']}"] = value
-    out["latency/timing_flag"] = worst_flag(e.get("timing_flag") for e in entries)
-    return out
-
-
 def scalar_columns(name: str, data: dict) -> dict:
     """`<name>/<key>` of every scalar top-level key (any other per-run JSON file)."""
     return {f"{name}/{k}": v for k, v in data.items() if isinstance(v, (int, float, str))}
-
-
-FLATTEN = {"harness": harness_columns, "latency": latency_columns}
 
 
 def _read_json(path):
@@ -140,8 +90,8 @@ def _read_json(path):
 
 def collect(runs: list[dict]) -> pd.DataFrame:
     """One row per run record (see :func:`run_record`). Its `metrics` file gives the metrics; every other
-    file adds `<name>_status` (ok / missing) and its flattened columns (harness, latency; any other name:
-    its scalar top-level keys)."""
+    file adds `<name>_status` (ok / missing) and its flattened columns (its evaluation entry's `flatten`;
+    a name without one: its scalar top-level keys)."""
     rows = []
     for run in runs:
         files = dict(run["files"])
@@ -155,7 +105,8 @@ def collect(runs: list[dict]) -> pd.DataFrame:
             data = _read_json(path)
             row[f"{name}_status"] = "ok" if data is not None else "missing"
             if data is not None:
-                row.update(FLATTEN[name](data) if name in FLATTEN else scalar_columns(name, data))
+                flatten = getattr(EVALUATIONS.get(name), "flatten", None)
+                row.update(flatten(data) if flatten else scalar_columns(name, data))
         # one flag per run for every timing it carries (training tokens/s, latency): the summary drops flagged ones
         row["train_timing_flag"] = row.get("timing_flag", "")
         row["timing_flag"] = worst_flag([row["train_timing_flag"], row.get("latency/timing_flag")])

@@ -18,8 +18,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
+from archbench.evaluation.columns import latency_entries  # noqa: E402
 from archbench.report import figures  # noqa: E402
-from archbench.report.collect import _read_json, latency_entries  # noqa: E402
+from archbench.report.collect import _read_json  # noqa: E402
 from archbench.report.compare import archs_of, pairs  # noqa: E402
 from archbench.report.figures import color, display  # noqa: E402
 from archbench.report.figures import note as _note  # noqa: E402
