@@ -116,3 +116,25 @@ PUSH = push_settings(config)
 
 def push_targets():
     return run_dirs(L.hub_record(run_name())) if PUSH["enabled"] else []
+
+
+# The report questions' rule inputs and outputs (rules/report.smk; QUESTION_ENTRIES, CAPTIONS there).
+def question_files(name):
+    """Every run's files of evaluation `name` when it applies to this config, else none."""
+    entry = EVALUATION_ENTRIES.get(name)
+    if entry is None:
+        raise ConfigError(f"a report question reads evaluation {name!r}, which is not registered")
+    if entry not in EVALUATIONS:
+        return []
+    return [f for file in entry.files for f in reported(L.eval_file(run_name(), file), entry.timed)]
+
+
+def question_outputs():
+    """Each question's figure and table (with its caption, under Questions / its title) and extra figures."""
+    out = {}
+    for q in QUESTION_ENTRIES:
+        caption = question_caption(q, CAPTIONS)
+        for key, path in question_paths(q, PLOTS, REPORT).items():
+            shown = isinstance(path, str)  # the extra figures are files beside the figure
+            out[key] = report(path, caption=caption, category="Questions", subcategory=q.title) if shown else path
+    return out

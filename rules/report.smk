@@ -143,27 +143,6 @@ QUESTION_ENTRIES = question_entries()
 CAPTIONS = os.path.abspath(os.path.join(".snakemake", "archbench", "captions"))  # generated from the entries
 
 
-def question_files(name):
-    """Every run's files of evaluation `name` when it applies to this config, else none."""
-    entry = EVALUATION_ENTRIES.get(name)
-    if entry is None:
-        raise ConfigError(f"a report question reads evaluation {name!r}, which is not registered")
-    if entry not in EVALUATIONS:
-        return []
-    return [f for file in entry.files for f in reported(L.eval_file(run_name(), file), entry.timed)]
-
-
-def question_outputs():
-    """Each question's figure and table (with its caption, under Questions / its title) and extra figures."""
-    out = {}
-    for q in QUESTION_ENTRIES:
-        caption = question_caption(q, CAPTIONS)
-        for key, path in question_paths(q, PLOTS, REPORT).items():
-            shown = isinstance(path, str)  # the extra figures are files beside the figure
-            out[key] = report(path, caption=caption, category="Questions", subcategory=q.title) if shown else path
-    return out
-
-
 rule questions:
     input:
         **{name: question_files(name) for name in evaluations_read()},

@@ -135,10 +135,10 @@ def test_entries_that_share_one_definition_define_it_once(registered):
 
 
 def test_a_fragment_may_not_redefine_a_base_key(registered):
-    registered(evaluation("knobeval", {"trials": KNOB}, section="latency"))
+    registered(evaluation("knobeval", {"device": KNOB}, section="eval"))
     with pytest.raises(
         ConfigError,
-        match=r"^config key 'latency.trials': defined by both the base schema \(schema.yaml\) and evaluation 'knobeval'$",
+        match=r"^config key 'eval.device': defined by both the base schema \(schema.yaml\) and evaluation 'knobeval'$",
     ):
         validate_config({"grid": GRID})
 
