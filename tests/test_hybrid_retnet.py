@@ -12,15 +12,16 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from archbench.models import build_model, count_parameters, facts
+from archbench.models import build_model, count_parameters
 from archbench.models.cache import cache_nbytes
 from archbench.models.constraints import ConstraintError
-from archbench.models.constraints import retnet as check_retnet
 from archbench.models.flop_count import counted_train_flops_per_token
 from archbench.models.flops import train_flops_per_token
 from archbench.models.hybrid import pattern
 from archbench.models.matching import TOLERANCE, matched
 from archbench.models.registry import get_arch
+from archbench.models.retnet import check as check_retnet
+from archbench.models.retnet import state_bytes
 from archbench.models.sizing import analytic_parameters, count, resolved_settings
 from test_models_api import remote_code_difference
 
@@ -191,10 +192,10 @@ def test_state_bytes_count_the_attention_layers_kv(kind):
         with torch.no_grad():
             cache = model(input_ids=torch.randint(0, 50, (2, T)), use_cache=True).cache
         measured[T] = cache_nbytes(cache)
-        assert measured[T] == facts.retnet_state_bytes(s, T, batch=2), T
+        assert measured[T] == state_bytes(s, T, batch=2), T
     A = SMALL["layers"] // HYBRIDS[kind]["attention_every"]
     assert measured[40] - measured[5] == A * 2 * 35 * 2 * 32 * 4  # layers x batch x tokens x (k, v) x D x fp32
-    assert facts.retnet_state_bytes(resolved_settings("retnet", **SMALL), 40) == 4 * 4 * 8 * 16 * 4  # pure: flat
+    assert state_bytes(resolved_settings("retnet", **SMALL), 40) == 4 * 4 * 8 * 16 * 4  # pure: flat
 
 
 def test_matching_to_the_pure_model_at_every_ratio():

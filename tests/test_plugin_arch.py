@@ -23,7 +23,7 @@ register_arch(Arch("toy", "toyarch_models:ToyConfig", "toyarch_models:ToyForCaus
                    constraints="archbench.models.constraints:transformer"))
 '''
 TOY_MODELS = """
-from archbench.models.transformer import TransformerConfig, TransformerForCausalLM
+from archbench.models.transformer.modeling import TransformerConfig, TransformerForCausalLM
 
 
 class ToyConfig(TransformerConfig):
