@@ -1,4 +1,4 @@
-"""hf-<model_type> entries (models/hf.py): any transformers causal LM through the pipeline. Per model
+"""hf-<model_type> entries (models/hf/): any transformers causal LM through the pipeline. Per model
 type of the zoo preset, with the preset's own model.hf settings at tiny sizes: a training step,
 save -> AutoModelForCausalLM in a process without archbench, cached greedy generate == uncached,
 parameter matching within 2%, measured decoding state; the registry / parse-time guards; and (slow)

@@ -47,8 +47,8 @@ class ArchbenchConfig(PreTrainedConfig):
         "intermediate_size": "ffn_dim",
     }
     hparam_names: ClassVar[tuple] = HPARAMS  # what get_params() reports (not a config field)
-    # Cross-key rules (models/constraints.py); the registry entry names the same function, which the
-    # parse-time config check runs for every grid point.
+    # Cross-key rules (each architecture's spec, models/<name>/__init__.py); the registry entry holds the
+    # same function, which the parse-time config check runs for every grid point.
     check_settings: ClassVar = staticmethod(check_common)
 
     vocab_size: int = 32000
