@@ -233,10 +233,12 @@ def test_save_pretrained_round_trip_is_exact(kind, tmp_path):
 
 
 def test_trust_remote_code_loads_the_hybrid_without_archbench(tmp_path):
-    """The saved folder carries hybrid.py and hybrid_attention.py beside retnet.py: same logits without archbench."""
+    """The saved folder carries hybrid.py and hybrid_attention.py beside RetNet's modeling code (flattened:
+    models/retnet/modeling.py -> retnet_modeling.py): same logits without archbench."""
     model = _model("RRRA", seed=2, chunk_size=4)
     assert remote_code_difference(model, torch.randint(3, 50, (1, 11)), tmp_path) == 0.0
-    assert {"hybrid.py", "hybrid_attention.py", "retnet.py"} <= {p.name for p in tmp_path.iterdir()}
+    saved = {p.name for p in tmp_path.iterdir()}
+    assert {"hybrid.py", "hybrid_attention.py", "retnet.py", "retnet_modeling.py", "retnet_retention.py"} <= saved
 
 
 def test_attentions_hidden_states_and_gradients():

@@ -103,7 +103,7 @@ def test_save_pretrained_auto_round_trip_is_exact(arch, tmp_path):
     assert "hparam_names" not in cfg
 
 
-@pytest.mark.parametrize(  # retnet: retnet.py imports retention.py, which save_pretrained must copy too
+@pytest.mark.parametrize(  # retnet: its modeling imports retention.py, which save_pretrained must copy too
     "arch,extra", [("longnet", {"segment_lengths": [4, 8], "dilated_ratios": [1, 2]}), ("retnet", {"chunk_size": 4})]
 )
 def test_trust_remote_code_loads_without_archbench(tmp_path, arch, extra):
