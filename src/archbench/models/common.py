@@ -11,7 +11,6 @@ and every module the model's classes import relatively next to the weights, flat
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib.util
 import math
@@ -534,7 +533,7 @@ class ArchbenchForCausalLM(ArchbenchPreTrainedModel):
 
 
 _ROOT = __name__.rpartition(".")[0]  # archbench.models (or the folder of a saved copy)
-_RELATIVE = re.compile(r"^(\s*from\s+)\.+[\w.]*(\s+import\b)")
+_RELATIVE = re.compile(r"^(\s*from\s+)(\.+)([\w.]*)(\s+import\b)", re.MULTILINE)  # transformers' own form
 
 
 def flat_name(module: str) -> str:
@@ -560,16 +559,15 @@ def remote_code_files(classes) -> dict[str, str]:
         if flat in out:
             continue
         path = importlib.util.find_spec(name).origin
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines(keepends=True)
         package = name if os.path.basename(path) == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse("".join(lines))):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                target = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
-                line = node.lineno - 1
-                lines[line] = _RELATIVE.sub(rf"\g<1>.{flat_name(target)}\g<2>", lines[line], count=1)
-                todo.append(target)
-        out[flat] = "".join(lines)
+
+        def rewrite(m: re.Match, package=package) -> str:
+            target = importlib.util.resolve_name(m[2] + m[3], package)
+            todo.append(target)
+            return f"{m[1]}.{flat_name(target)}{m[4]}"
+
+        with open(path, encoding="utf-8") as fh:
+            out[flat] = _RELATIVE.sub(rewrite, fh.read())
     return out
 
 
