@@ -4,10 +4,17 @@
 #   snakemake --profile profiles/slurm       the same on a Slurm cluster
 import os
 
+from archbench.provenance import WORKFLOW_ENV
+
 # Stages: download -> split -> train_tokenizer -> tokenize -> train -> evaluate -> report.
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+# The checkout whose commit every result's provenance records (archbench.provenance.git_state); the jobs
+# inherit it, and the package may be installed elsewhere (a wheel).
+os.environ[WORKFLOW_ENV] = workflow.basedir
 
 
 include: "rules/common.smk"

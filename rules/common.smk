@@ -19,11 +19,8 @@ ENV = "../envs/archbench.yaml"  # for --sdm conda; see envs/archbench.yaml
 
 try:
     check_plain_yaml(workflow.config_settings.configfiles or [])  # no YTE: a config runs no code
-    validate_config(
-        config,
-        schema_path=workflow.source_path("../config/schema.yaml"),
-        overrides=workflow.config_settings.config,  # --config values: read by the schema's types
-    )
+    # the package's schema plus every registered component's fragment (archbench.config.load_schema)
+    validate_config(config, overrides=workflow.config_settings.config)  # --config values: read by the schema's types
 except ConfigError as err:
     # One readable line for the user, no traceback: this is their input, not our bug.
     sys.exit(f"archbench: invalid config: {err}")

@@ -15,6 +15,7 @@ MODEL_RULES = ("train", "harness", "latency", "generate", "length", "throughput"
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # the profiles are the checkout's, found from where the command runs
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     return tmp_path / "home"
@@ -49,6 +50,15 @@ def test_install_refuses_to_replace_another_profile(home, tmp_path):
 def test_install_names_the_available_profiles_for_an_unknown_name(home):
     with pytest.raises(ProfileInstallError, match="slurm"):
         install_profile("no-such-profile")
+
+
+def test_install_reads_the_profiles_of_the_current_directory_not_of_the_package(home, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(ProfileInstallError, match=f"no profile 'slurm' in {elsewhere / 'profiles'} .*repository root"):
+        install_profile("slurm")
+    assert install_profile("slurm", source=PROFILE).resolve() == PROFILE.resolve()
 
 
 def test_snakemake_resolves_the_installed_profile_by_name(home, tmp_path):

@@ -6,7 +6,10 @@ import time
 import pytest
 from lightning.fabric.plugins.environments import SLURMEnvironment
 
+from archbench.config import schema_defaults
 from archbench.training import cluster
+
+TRAINING = schema_defaults()["training"]  # the functions take a validated section: every key present
 
 
 @pytest.mark.parametrize(
@@ -26,17 +29,17 @@ from archbench.training import cluster
     ],
 )
 def test_train_resources_follow_config(training, expected):
-    assert cluster.train_resources(training) == expected
+    assert cluster.train_resources({**TRAINING, **training}) == expected
 
 
 def test_srun_flags_start_one_task_per_device():
-    assert cluster.srun_flags({"devices": 4, "num_nodes": 2}) == "--nodes=2 --ntasks-per-node=4"
+    assert cluster.srun_flags({**TRAINING, "devices": 4, "num_nodes": 2}) == "--nodes=2 --ntasks-per-node=4"
 
 
 def test_plugins_outside_slurm_are_lightnings_default(monkeypatch):
     for var in [v for v in os.environ if v.startswith("SLURM_")]:
         monkeypatch.delenv(var)
-    assert cluster.trainer_plugins({"devices": 2, "num_nodes": 1}) == []
+    assert cluster.trainer_plugins({**TRAINING, "devices": 2, "num_nodes": 1}) == []
 
 
 def _job_step(monkeypatch, ntasks):  # the environment srun gives a task
@@ -48,7 +51,7 @@ def _job_step(monkeypatch, ntasks):  # the environment srun gives a task
 
 def test_plugin_job_step_with_several_devices_spawns_and_keeps_requeue(monkeypatch):
     _job_step(monkeypatch, 1)
-    [env] = cluster.trainer_plugins({"devices": 2, "num_nodes": 1})
+    [env] = cluster.trainer_plugins({**TRAINING, "devices": 2, "num_nodes": 1})
     assert isinstance(env, SLURMEnvironment) and env.auto_requeue and env.requeue_signal == cluster.REQUEUE_SIGNAL
     assert not env.creates_processes_externally  # Lightning launches the second process
     env.set_world_size(2)
@@ -57,10 +60,10 @@ def test_plugin_job_step_with_several_devices_spawns_and_keeps_requeue(monkeypat
 
 def test_one_device_or_srun_ranks_use_slurms_topology(monkeypatch):
     _job_step(monkeypatch, 1)
-    [env] = cluster.trainer_plugins({"devices": 1, "num_nodes": 1})
+    [env] = cluster.trainer_plugins({**TRAINING, "devices": 1, "num_nodes": 1})
     assert type(env) is SLURMEnvironment and env.creates_processes_externally
     _job_step(monkeypatch, 8)
-    [env] = cluster.trainer_plugins({"devices": 4, "num_nodes": 2})
+    [env] = cluster.trainer_plugins({**TRAINING, "devices": 4, "num_nodes": 2})
     assert type(env) is SLURMEnvironment and env.world_size() == 8
 
 
@@ -81,11 +84,11 @@ def test_several_processes_get_ddp_with_the_process_group_timeout():
 
     from lightning.pytorch.strategies import DDPStrategy
 
-    assert cluster.trainer_strategy({"devices": 1, "num_nodes": 1}) == "auto"
+    assert cluster.trainer_strategy({**TRAINING, "devices": 1, "num_nodes": 1}) == "auto"
     for layout in ({"devices": 1, "num_nodes": 2}, {"devices": 2, "num_nodes": 1}):
-        strategy = cluster.trainer_strategy({**layout, "dist_timeout_s": 42})
+        strategy = cluster.trainer_strategy({**TRAINING, **layout, "dist_timeout_s": 42})
         assert type(strategy) is DDPStrategy and strategy._timeout == timedelta(seconds=42)
-    assert cluster.trainer_strategy({"devices": 2})._timeout == timedelta(seconds=1800)
+    assert cluster.trainer_strategy({**TRAINING, "devices": 2})._timeout == timedelta(seconds=1800)  # the schema's
 
 
 def test_srun_reports_of_dead_tasks_are_passed_on_and_named(tmp_path, capsys):

@@ -1,8 +1,8 @@
 """archbench command line: the pipeline's evaluations on any saved model, outside Snakemake.
 
 One subcommand per registered evaluation (archbench.evaluation.registry), whose options are the config
-keys its argument builder reads, with the defaults, types and help of config/schema.yaml: a command
-with no options reproduces what the pipeline does.
+keys its argument builder reads, with the defaults, types and help of the schema (archbench.config.load_schema):
+a command with no options reproduces what the pipeline does.
 
     archbench harness  MODEL_DIR --test-split results/data/split/test [--tasks ...] [--out harness.json]
     archbench latency  MODEL_DIR [--contexts 64 256 1024 2048] [--dtype bf16] [--out latency.json]
@@ -23,9 +23,8 @@ import sys
 import tempfile
 
 from archbench import __version__
-from archbench.config import load_schema
+from archbench.config import load_schema, schema_defaults
 from archbench.errors import ArchbenchError
-from archbench.evaluation.calls import schema_defaults
 from archbench.evaluation.registry import EVALUATIONS, get_evaluation
 from archbench.evaluation.tasks import TAG, TASKS, build_tasks
 from archbench.layout import Layout
@@ -93,7 +92,7 @@ def _schema_entry(schema: dict, path: tuple) -> dict:
 
 def _help(entry: dict) -> str:
     text = " ".join(str(entry.get("description", "")).split()).replace("``", "").replace("%", "%%")
-    return text or "see config/schema.yaml"
+    return text or "see archbench/schema.yaml"
 
 
 def _scalar_type(entry: dict):

@@ -1,7 +1,8 @@
 """Config validation and the hyperparameter grid.
 
-`validate_config` is called by the Snakefile at parse time: the JSON schema (config/schema.yaml, through
-`snakemake.utils.validate`) fills defaults and checks types and ranges; then the architecture names are
+`validate_config` is called by the Snakefile at parse time: the JSON schema (:func:`load_schema`: the
+package's schema.yaml plus the fragment of every registered architecture, data source and evaluation)
+fills defaults and checks types and ranges; then the architecture names are
 checked against the registry, the model cross-key rules (archbench.models.constraints, the functions the
 model config classes run) for every architecture at every grid point, and the pipeline's own cross-key
 rules (splits, data source, path parts). Every failure is one `ConfigError` whose message starts with the
@@ -19,8 +20,8 @@ written in a config file stays an error (it is a typo there, e.g. a quoted numbe
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
-import itertools
 import math
 import os
 import re
@@ -29,14 +30,17 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from archbench.data.sources import source_of
+from archbench.data.sources import SOURCES, source_of
 from archbench.errors import ConfigError
+from archbench.evaluation.registry import EVALUATIONS
+from archbench.grid import grid_axes, grid_points, is_axis
+from archbench.models.registry import ARCHS
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+# The base schema: every key no component owns. It ships inside the package (a wheel has no config/).
+SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 CORE_GRID_KEYS = ("learning_rate", "embed_dim", "ffn_dim", "heads", "seq_len")
 # Sections whose scalar settings may also be searched over (or overridden) in `grid`.
 GRID_SECTIONS = ("model", "training")
-LIST_SETTINGS = ("betas", "segment_lengths", "dilated_ratios", "attention_layers")
 _FLOAT_STRING = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 # A config value that becomes part of an output path (a grid value in a run folder's name, an
 # architecture name): no separators, no `..` or hidden names, nothing Paramspace splits on (`~`).
@@ -52,14 +56,74 @@ _YAML_TYPES = {
 
 
 def load_schema(path: str | os.PathLike | None = None) -> dict:
-    """The parsed schema (cached: parsing it takes ~0.1 s; callers only read it)."""
-    return _load_schema(os.fspath(path or SCHEMA_PATH))
+    """The composed schema: the base file (default: the package's schema.yaml) plus the `schema_fragment`
+    of every registered architecture (into `model`), data source `<name>` (into `data.<name>`) and
+    evaluation (into its `schema_section`, default its name), entry-point plugins included. A fresh copy
+    on every call: validation fills defaults into the config by reference to the schema's objects."""
+    schema = copy.deepcopy(_load_base(os.fspath(path or SCHEMA_PATH)))
+    owners: dict[tuple, str] = {}
+    for owner, section, fragment in _fragments():
+        _merge(schema, owners, owner, section, fragment)
+    return schema
 
 
 @functools.lru_cache(maxsize=4)
-def _load_schema(path: str) -> dict:
-    with open(path) as fh:
+def _load_base(path: str) -> dict:
+    with open(path) as fh:  # parsing takes ~0.1 s; callers get copies
         return yaml.safe_load(fh)
+
+
+def _fragments():
+    """(owner, section path, fragment) of every registry entry that carries a fragment. Registered
+    architectures only: an hf-<model_type> entry is built when a config names it, so the schema would
+    depend on the config it checks."""
+    for name, arch in ARCHS.items():
+        yield f"architecture {name!r}", ("model",), getattr(arch, "schema_fragment", None)
+    for name, source in SOURCES.items():
+        yield f"data source {name!r}", ("data", name), getattr(source, "schema_fragment", None)
+    for name, evaluation in EVALUATIONS.items():
+        section = getattr(evaluation, "schema_section", None) or name
+        yield f"evaluation {name!r}", tuple(section.split(".")), getattr(evaluation, "schema_fragment", None)
+
+
+def _merge(schema: dict, owners: dict, owner: str, section: tuple, fragment) -> None:
+    """Add `fragment` (a properties mapping) to the object schema at `section`, created if absent; a key
+    the base or another fragment defines already is refused, naming both. Entries that share one setting
+    (e.g. two architectures reading `position`) name the same schema object: defined once, not twice."""
+    if fragment is None:
+        return
+    if not isinstance(fragment, dict) or not all(isinstance(v, dict) for v in fragment.values()):
+        raise ConfigError(f"{owner}: schema_fragment must map each key to its JSON schema, got {fragment!r}")
+    node = schema
+    for depth, part in enumerate(section):
+        props = node.setdefault("properties", {})
+        if part not in props:
+            props[part] = {"type": "object", "default": {}, "additionalProperties": False, "properties": {}}
+            owners[section[: depth + 1]] = (owner, None)
+        node = props[part]
+    props = node.setdefault("properties", {})
+    for key, sub in fragment.items():
+        where = (*section, key)
+        first, defined = owners.get(where, (f"the base schema ({SCHEMA_PATH.name})", None))
+        if key in props and sub is defined:
+            continue
+        if key in props:
+            raise ConfigError(f"config key '{'.'.join(where)}': defined by both {first} and {owner}")
+        props[key] = copy.deepcopy(sub)
+        owners[where] = (owner, sub)
+
+
+def schema_defaults() -> dict:
+    """The pipeline config of an empty config file (every key at its schema default, fragments
+    included): what the CLI's options start from, for the built-in evaluations and a plugin's alike."""
+    return _defaults({"properties": load_schema()["properties"]})
+
+
+def _defaults(prop: dict):
+    """A schema object's defaults, nested objects filled in (``data.mqar``'s keys)."""
+    if "properties" not in prop:
+        return prop.get("default")
+    return {k: _defaults(v) for k, v in prop["properties"].items()}
 
 
 def _key(path) -> str:
@@ -82,34 +146,41 @@ def _describe(err: jsonschema.ValidationError) -> str:
     return msg
 
 
-def _schema_validate(instance: dict, schema_path) -> None:
-    """Types, ranges and defaults: snakemake's validator (jsonschema with defaults filled in place).
-    It raises a WorkflowError whose text dumps the schema; the jsonschema error it wraps (its
-    ``__context__``) gives the one-line message that names the key."""
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
+def _fill_defaults(validator, properties, instance, schema):
+    # jsonschema's documented recipe, as snakemake.utils.validate(set_default=True) applies it: a missing
+    # key gets its default before its value is checked (so nested objects get theirs too).
+    if isinstance(instance, dict):
+        for key, sub in properties.items():
+            if "default" in sub:
+                instance.setdefault(key, sub["default"])
+    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
 
+
+# snakemake.utils.validate reads its schema from a file; the composed schema is a dict, so the same
+# defaults-filling validator is built here.
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": _fill_defaults})
+
+
+def _schema_validate(instance: dict, schema: dict) -> None:
+    """Types, ranges and defaults (filled in place); the first error as one line naming the key."""
     try:
-        validate(instance, os.fspath(schema_path), set_default=True)
-    except WorkflowError as err:
-        cause = err.__context__
-        if not isinstance(cause, jsonschema.ValidationError):
-            raise
-        raise ConfigError(_describe(cause)) from None
+        _Validator(schema).validate(instance)
+    except jsonschema.ValidationError as err:
+        raise ConfigError(_describe(err)) from None
 
 
 def validate_config(config: dict, schema_path=None, overrides: dict | None = None) -> dict:
     """Fill defaults and check `config` in place; raise ConfigError naming the key on any problem.
+    `schema_path`: another base schema file (default the package's; fragments are added to it).
     `overrides`: the `--config` values (Snakemake's `workflow.config_settings.config`), read by type.
     Sizes first (the expanded YAML, the grid), before anything walks, copies or expands the config."""
-    schema_path = schema_path or SCHEMA_PATH
     schema = load_schema(schema_path)
     check_config_size(config)
     check_grid_size(config)
     if overrides:
         config.update(coerce(config, schema, only=overrides))
     check_numbers(config, schema)
-    _schema_validate(config, schema_path)
+    _schema_validate(config, schema)
     _check_results(config)
     _check_archs(config)
     _check_grid_keys(config, schema, (overrides or {}).get("grid") or {})
@@ -198,16 +269,16 @@ def _check_grid_keys(config: dict, schema: dict, overridden: dict) -> None:
             raise ConfigError(f"config key 'grid.{key}': unknown hyperparameter (allowed: {', '.join(allowed)})")
         sub = schema["properties"][section]["properties"][key]
         if key in overridden:  # --config: read the strings by the setting's type
-            if isinstance(values, list) and _is_axis(key, [coerce(v, sub) for v in values]):
+            if isinstance(values, list) and is_axis(key, [coerce(v, sub) for v in values]):
                 values = config["grid"][key] = [coerce(v, sub) for v in values]
             else:
                 values = config["grid"][key] = coerce(values, sub)
-        if _is_axis(key, values) and not values:
+        if is_axis(key, values) and not values:
             raise ConfigError(f"config key 'grid.{key}': empty list (give at least one value)")
-        for i, value in enumerate(values if _is_axis(key, values) else [values]):
-            where = f"grid.{key}" + (f"[{i}]" if _is_axis(key, values) else "")
-            _check_number(value, sub, ["grid", key, i] if _is_axis(key, values) else ["grid", key])  # after coerce
-            if _is_axis(key, values):  # a path-escaping value is named as such, whatever else is wrong with it
+        for i, value in enumerate(values if is_axis(key, values) else [values]):
+            where = f"grid.{key}" + (f"[{i}]" if is_axis(key, values) else "")
+            _check_number(value, sub, ["grid", key, i] if is_axis(key, values) else ["grid", key])  # after coerce
+            if is_axis(key, values):  # a path-escaping value is named as such, whatever else is wrong with it
                 _check_path_part(where, value)
             try:
                 jsonschema.validate(value, sub)
@@ -268,7 +339,7 @@ def check_grid_size(config: dict) -> int:
     archs, seeds = config.get("archs", [None]), config.get("seeds", [None])
     if not isinstance(grid, dict):
         return 0
-    axes = [len(v) for k, v in grid.items() if _is_axis(k, v)]
+    axes = [len(v) for k, v in grid.items() if is_axis(k, v)]
     points = math.prod(axes)
     n_archs, n_seeds = (len(v) if isinstance(v, list) else 1 for v in (archs, seeds))
     runs = points * n_archs * n_seeds
@@ -321,7 +392,7 @@ def check_numbers(config: dict, schema: dict) -> None:
         else:
             section = next((s for s in GRID_SECTIONS if key in props[s]["properties"]), None)
             sub = props[section]["properties"][key] if section else {}
-        if _is_axis(key, values):
+        if is_axis(key, values):
             for i, v in enumerate(values):
                 _check_number(v, sub, ["grid", key, i])
         else:
@@ -499,27 +570,10 @@ def _check_retrieval(config: dict) -> None:
         )
 
 
-def _is_axis(key: str, value) -> bool:
-    """A grid entry is searched over when it is a list (of lists, for list-valued settings)."""
-    if key in LIST_SETTINGS:
-        return isinstance(value, list) and all(isinstance(v, list) for v in value)
-    return isinstance(value, list)
-
-
-def grid_axes(config: dict) -> dict[str, list]:
-    """The searched axes, in config order."""
-    return {k: v for k, v in config["grid"].items() if _is_axis(k, v)}
-
-
-def grid_points(config: dict) -> list[dict]:
-    axes = grid_axes(config)
-    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-
-
 def run_settings(config: dict, point: dict, with_source: bool = True) -> dict:
     """Flat model + training settings of one grid point: fixed sections, then grid scalars, then the point,
     then what the data source adds to every run (its training-target hook's settings)."""
-    fixed = {k: v for k, v in config["grid"].items() if not _is_axis(k, v)}
+    fixed = {k: v for k, v in config["grid"].items() if not is_axis(k, v)}
     settings = {**config["model"], **config["training"], **fixed, **point}
     if with_source and config.get("data"):
         settings.update(source_of(config["data"]).training_settings(config["data"]))

@@ -3,6 +3,10 @@
 Snakemake resolves a bare profile name only in `$XDG_CONFIG_HOME/snakemake/` (default
 `~/.config/snakemake/`) and `/etc/xdg/snakemake/`, never in `./profiles/`. A symlink (not a copy)
 keeps the installed profile in step with the repository.
+
+The profiles belong to the workflow (Snakefile, rules/, profiles/), not to the package: they are read
+from `profiles/` in the current directory, the checkout you run `snakemake --profile profiles/slurm`
+from, so an installed wheel links the same folder that command names.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from pathlib import Path
 
 from archbench.errors import ArchbenchError
 
-REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+PROFILES = Path("profiles")  # relative to the current directory: the workflow checkout
 
 
 class ProfileInstallError(ArchbenchError):
@@ -28,15 +32,20 @@ def user_profile_dir() -> Path:
 def install_profile(
     name: str = "slurm", dest: str | os.PathLike | None = None, source: str | os.PathLike | None = None
 ) -> Path:
-    """Link `profiles/<name>` to `dest` (default `user_profile_dir()/<name>`) and return `dest`.
+    """Link `profiles/<name>` of the current directory (or `source`) to `dest` (default
+    `user_profile_dir()/<name>`) and return `dest`.
 
     Idempotent: a link that already points at the profile is left alone. Anything else at `dest`
     (another profile, a link elsewhere) raises ProfileInstallError naming both paths.
     """
-    src = Path(source) if source is not None else REPO_PROFILES / name
+    src = Path(source) if source is not None else PROFILES.resolve() / name
     if not (src / "config.yaml").is_file() and not (src / "profile.yaml").is_file():
-        available = sorted(p.name for p in REPO_PROFILES.iterdir() if p.is_dir()) if REPO_PROFILES.is_dir() else []
-        raise ProfileInstallError(f"no profile {name!r} in {src.parent} (available: {', '.join(available) or 'none'})")
+        folder = src.parent
+        available = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        raise ProfileInstallError(
+            f"no profile {name!r} in {folder} (available: {', '.join(available) or 'none'}; "
+            "run this from the repository root)"
+        )
     src = src.resolve()
     dest = Path(dest) if dest is not None else user_profile_dir() / name
     if dest.is_symlink() or dest.exists():

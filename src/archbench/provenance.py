@@ -85,9 +85,15 @@ def token_index_paths(tokens) -> list[str]:
     return out
 
 
+# Set by the Snakefile to its own folder (workflow.basedir); the jobs inherit it. The package itself may
+# be an installed wheel, far from the checkout whose commit produced a result.
+WORKFLOW_ENV = "ARCHBENCH_WORKFLOW"
+
+
 def git_state(repo: str | os.PathLike | None = None) -> dict:
-    """The workflow's git commit and whether the work tree had changes (both None outside a checkout)."""
-    repo = Path(repo) if repo else Path(__file__).resolve().parents[2]
+    """The workflow's git commit and whether the work tree had changes (both None outside a checkout).
+    `repo` defaults to the running workflow's folder ($ARCHBENCH_WORKFLOW), else the current directory."""
+    repo = Path(repo or os.environ.get(WORKFLOW_ENV) or os.getcwd())
     try:
         commit = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True

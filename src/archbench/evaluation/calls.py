@@ -1,12 +1,10 @@
 """The keyword arguments of every evaluation call, built from a pipeline config: one builder per
 evaluation (``<name>_args(config) -> dict``, named by its entry in evaluation/registry.py), used by
 the rules (rules/evaluate.smk passes them to the adapters in workflow_scripts/) and by the CLI, whose
-defaults are the schema's (:func:`schema_defaults`). Every call gets the evaluation device and dtype
+defaults are the schema's (:func:`archbench.config.schema_defaults`). Every call gets the evaluation device and dtype
 (``eval.device``, ``eval.dtype``). Torch-free: the Snakefile parse imports it."""
 
 from __future__ import annotations
-
-from archbench.config import load_schema
 
 
 def _run_on(config: dict) -> dict:
@@ -95,16 +93,3 @@ def retrieval_args(config: dict) -> dict:
         "random_fillers": m["random_fillers"],  # and its filler
         **_run_on(config),
     }
-
-
-def schema_defaults() -> dict:
-    """The pipeline config of an empty config file (every key at its schema default): what the CLI's
-    options start from, for the built-in builders and a plugin's alike."""
-    return _defaults({"properties": load_schema()["properties"]})
-
-
-def _defaults(prop: dict):
-    """A schema object's defaults, nested objects filled in (``data.mqar``'s keys)."""
-    if "properties" not in prop:
-        return prop.get("default")
-    return {k: _defaults(v) for k, v in prop["properties"].items()}

@@ -17,6 +17,7 @@ import dataclasses
 import os
 
 from archbench.data.sources import source_of
+from archbench.grid import grid_axes
 from archbench.plugins import load_entry_points
 from archbench.plugins import load_ref as load
 from archbench.training.cluster import gpus_per_node
@@ -132,8 +133,6 @@ def timing_point(config: dict, point: dict) -> dict:
     """The grid point whose run a timed evaluation measures for ``point``: the same shape (every model
     axis as in ``point``), every training axis (learning rate, weight decay, ...: what is trained, not
     what is built) at its first grid value. One timing per architecture x shape, not per learning rate."""
-    from archbench.config import grid_axes
-
     training = {"learning_rate", *config.get("training", {})}
     axes = grid_axes(config)
     return {k: (axes[k][0] if k in training and k in axes else v) for k, v in point.items()}

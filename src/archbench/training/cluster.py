@@ -30,13 +30,14 @@ import subprocess
 import sys
 
 REQUEUE_SIGNAL = signal.SIGURG
-DEFAULT_DIST_TIMEOUT_S = 1800  # config/schema.yaml's training.dist_timeout_s
 # srun's line for a task that ended badly, e.g. "srun: error: ab-node2: task 1: Killed"
 SRUN_TASK_ERROR = re.compile(r"srun: error: (?P<node>\S+): tasks? (?P<tasks>[0-9,-]+): (?P<cause>.+)")
 
 
+# Every function here takes the validated `training` section (or a run's settings): its defaults are the
+# schema's, filled at parse time, and not repeated here.
 def _devices(training: dict) -> int:
-    devices = training.get("devices", 1)
+    devices = training["devices"]
     return devices if isinstance(devices, int) and devices > 0 else 1  # "auto" / lists: one per job
 
 
@@ -45,7 +46,7 @@ def gpus_per_node(training: dict) -> int:
 
 
 def is_multinode(training: dict) -> bool:
-    return int(training.get("num_nodes", 1)) > 1
+    return int(training["num_nodes"]) > 1
 
 
 def train_resources(training: dict) -> dict:
@@ -56,7 +57,7 @@ def train_resources(training: dict) -> dict:
     per node is written as `tasks: nodes`; `tasks_per_gpu: 1` keeps the plugin from turning `tasks`
     into `--ntasks-per-gpu`. GPUs per node go through `gres` (`--gpus` would count the whole job).
     """
-    gpus, nodes, devices = gpus_per_node(training), int(training.get("num_nodes", 1)), _devices(training)
+    gpus, nodes, devices = gpus_per_node(training), int(training["num_nodes"]), _devices(training)
     if nodes == 1:
         return {"gpu": gpus}
     res = {"mpi": "srun", "nodes": nodes}
@@ -71,17 +72,17 @@ def train_resources(training: dict) -> dict:
 
 def srun_flags(training: dict) -> str:
     """Task layout of the multi-node `srun`: one task (one Lightning rank) per device."""
-    return f"--nodes={int(training.get('num_nodes', 1))} --ntasks-per-node={_devices(training)}"
+    return f"--nodes={int(training['num_nodes'])} --ntasks-per-node={_devices(training)}"
 
 
 def dist_timeout_s(settings: dict) -> int:
-    return int(settings.get("dist_timeout_s") or DEFAULT_DIST_TIMEOUT_S)
+    return int(settings["dist_timeout_s"])
 
 
 def trainer_strategy(settings: dict):
     """ "auto" for one process; with several (devices x num_nodes > 1), Lightning's DDP with the process
     group timeout `training.dist_timeout_s`: a rank that never arrives ends the run after that long."""
-    if _devices(settings) * int(settings.get("num_nodes", 1)) == 1:
+    if _devices(settings) * int(settings["num_nodes"]) == 1:
         return "auto"
     import datetime
 
@@ -96,11 +97,7 @@ def trainer_plugins(settings: dict) -> list:
 
     if not SLURMEnvironment.detect():
         return []
-    if (
-        int(settings.get("num_nodes", 1)) == 1
-        and int(os.environ.get("SLURM_NTASKS", "1")) == 1
-        and _devices(settings) > 1
-    ):
+    if int(settings["num_nodes"]) == 1 and int(os.environ.get("SLURM_NTASKS", "1")) == 1 and _devices(settings) > 1:
         return [spawning_slurm_environment(auto_requeue=True, requeue_signal=REQUEUE_SIGNAL)]
     return [SLURMEnvironment(auto_requeue=True, requeue_signal=REQUEUE_SIGNAL)]
 

@@ -9,9 +9,7 @@ import os
 
 
 @contextlib.contextmanager
-def track_emissions(
-    output_dir: str, enabled: bool = True, country_iso_code: str = "USA", project_name: str = "archbench"
-):
+def track_emissions(output_dir: str, enabled: bool, country_iso_code: str | None, project_name: str = "archbench"):
     """Yield a dict that holds `emissions_kg`, `energy_kwh` and `duration_s` once the block ends.
 
     Writes `emissions.csv` in `output_dir`. A tracker that cannot start (no permission to read

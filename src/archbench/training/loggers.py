@@ -100,7 +100,7 @@ def _installed(name: str) -> bool:
 def build_loggers(settings: dict, run_dir: str) -> list[Logger]:
     """The Lightning loggers ``training.loggers`` names (ConfigError for a tracker that is not installed,
     naming the extra to install)."""
-    names = settings.get("loggers", ["tensorboard", "csv"])
+    names = settings["loggers"]
     missing = [n for n in names if n in EXTRAS and not _installed(n)]
     if missing:
         extras = ",".join(EXTRAS[n] for n in missing)

@@ -58,12 +58,12 @@ def model_kwargs(arch: str, settings: dict, vocab_size: int) -> dict:
         return {**kwargs, "vocab_size": vocab_size, "max_seq_len": settings["seq_len"]}
 
     kwargs = known(arch)
-    reference = settings.get("match_to") or "retnet"
-    quantity = settings.get("match") or "params"  # model.match: flops matches compute, and turns matching on
-    if (settings.get("match_params") or quantity == "flops") and (arch != reference or is_hybrid(kwargs)):
-        accelerator = str(settings.get("accelerator") or "cpu")
+    reference = settings["match_to"]  # the model settings' defaults are the schema's (model.*)
+    quantity = settings["match"]  # model.match: flops matches compute, and turns matching on
+    if (settings["match_params"] or quantity == "flops") and (arch != reference or is_hybrid(kwargs)):
+        accelerator = str(settings["accelerator"])
         gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-        by = settings.get("match_by") or "width"
+        by = settings["match_by"]
         ref = pure(known(reference))
         kwargs = matched(arch, kwargs, reference, ref, by, quantity, "cuda" if gpu else "cpu")
     return kwargs
@@ -83,7 +83,7 @@ def build_module(arch: str, settings: dict, tokenizer) -> tuple[CausalLMModule, 
         betas=settings["betas"],
         warmup_steps=settings["warmup_steps"],
         answer_keys=settings.get("answer_keys"),
-        gradient_checkpointing=settings.get("gradient_checkpointing", False),
+        gradient_checkpointing=settings["gradient_checkpointing"],
     )
     return module, kwargs
 
@@ -222,7 +222,8 @@ def train_run(
     threads: int | None = None,
     callbacks: list | None = None,
 ) -> dict:
-    """Train `arch` with `settings` (flat model + training keys, see config/schema.yaml) and write
+    """Train `arch` with `settings` (flat model + training keys of a validated config: every key present,
+    defaults from the schema, archbench/schema.yaml) and write
     `run_dir/{model/, logs/, metrics.json, emissions.csv}`. Resumes from `scratch_dir/last.ckpt`.
     `tokens` maps train/validation/test to what `make_dataloader` reads (index.json, split dir, .bin)."""
     from transformers import AutoTokenizer
@@ -258,10 +259,10 @@ def train_run(
     trainer, watch = build_trainer(settings, run_dir, scratch_dir, [resume, failures, timer, *(callbacks or [])])
 
     # 3. fit, evaluate; a failing rank's traceback reaches the log whole, labelled with its rank
-    em = emissions or {}
+    em = emissions or {"enabled": False}  # the config's `emissions` section; None: not tracked
     with (
         failures.first_failure(trainer),
-        track_emissions(run_dir, em.get("enabled", True), em.get("country_iso_code", "USA")) as carbon,
+        track_emissions(run_dir, em["enabled"], em.get("country_iso_code")) as carbon,
     ):
         trainer.fit(module, loaders["train"], loaders["validation"], ckpt_path=last)
         load = machine_load()  # as training ended: the 1-minute average covers its last minute
