@@ -136,7 +136,6 @@ def test_the_plugins_own_setting_is_in_the_registry_and_reaches_the_model(plugin
     assert "toy_gain must be <= 10, got 11" in model.stderr, model.stderr[-2000:]
 
 
-@pytest.mark.xfail(strict=False, reason="needs schema composition (H5)")
 def test_the_config_accepts_the_plugins_own_setting_and_refuses_a_bad_value(plugin_env):
     base = (
         "from archbench.config import validate_config; "
