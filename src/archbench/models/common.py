@@ -561,8 +561,10 @@ def remote_code_files(classes) -> dict[str, str]:
         path = importlib.util.find_spec(name).origin
         package = name if os.path.basename(path) == "__init__.py" else name.rpartition(".")[0]
 
-        def rewrite(m: re.Match, package=package) -> str:
+        def rewrite(m: re.Match, name=name, package=package) -> str:
             target = importlib.util.resolve_name(m[2] + m[3], package)
+            if target == _ROOT:  # archbench.models itself: the registry and all of archbench behind it
+                raise ValueError(f"{name}: import from the module, not `{m[0].strip()}` (remote code copies it)")
             todo.append(target)
             return f"{m[1]}.{flat_name(target)}{m[4]}"
 

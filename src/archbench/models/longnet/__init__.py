@@ -5,8 +5,11 @@ entry :data:`ARCH`. Its parameters are the Transformer's. The model is in :mod:`
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..constraints import ConstraintError
-from ..spec import Arch, dense
+from ..spec import dense
+from ..transformer import ARCH as TRANSFORMER
 from ..transformer import block, params
 from ..transformer import check as transformer_check
 
@@ -86,18 +89,16 @@ def _model_class():
     return LongNetForCausalLM
 
 
-ARCH = Arch(
-    "longnet",
-    _config_class,
-    _model_class,
-    state="kv_cache",
-    width_knob="ffn_dim",
+# the Transformer's entry (decoding state, width knob, parameters, positions) with LongNet's own parts
+ARCH = dataclasses.replace(
+    TRANSFORMER,
+    name="longnet",
+    config_class=_config_class,
+    model_class=_model_class,
     color="tab:green",
     display="LongNet",
     constraints=check,
-    params=params,
     flops=flops,
     describe=describe,
-    beyond_context="positions",
     schema_fragment=SCHEMA_FRAGMENT,
 )
