@@ -168,7 +168,8 @@ def _module(name):
 
 def parity(models, device) -> dict:
     """Each installed kernel against its reference (max |difference| / max |reference|)."""
-    from archbench.models import common, retention
+    from archbench.models import common
+    from archbench.models.retnet import retention
 
     g = torch.Generator(device="cpu").manual_seed(0)
     out = {}

@@ -123,7 +123,7 @@ def v_no_ffn_subln(model):
 def _subln_off():
     """What `model.subln: false` builds: torchscale's DecoderConfig(subln=False), i.e. neither
     sub-LN's LayerNorms nor its init multiplier (Decoder.__init__ reads args.subln for both)."""
-    from archbench.models.transformer import TransformerConfig
+    from archbench.models.transformer.modeling import TransformerConfig
 
     original = TransformerConfig.to_torchscale
 
@@ -167,7 +167,7 @@ def build(name: str):
         extra.update(kw)
         edits.append(fn)
     if "subln_off" in name.split("+"):
-        from archbench.models.transformer import TransformerConfig
+        from archbench.models.transformer.modeling import TransformerConfig
 
         original, patched = _subln_off()
         TransformerConfig.to_torchscale = patched

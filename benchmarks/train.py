@@ -182,7 +182,7 @@ def build(spec: dict):
 
 def _plan(model, T: int, kw: dict):
     """The retention plan a RetNet model runs at length T (None for other architectures)."""
-    from archbench.models import retnet
+    from archbench.models.retnet import modeling as retnet
 
     if not isinstance(model, retnet.RetNetForCausalLM):
         above = getattr(model.config, "chunkwise_above", None)  # retnet_before: a fixed threshold

@@ -18,7 +18,7 @@ fla_retention_ops = pytest.importorskip("fla.ops.retention", reason="fla (fla-co
 from fla.ops.retention import chunk as fla_chunk  # noqa: E402
 from fla.ops.retention.naive import naive_retention  # noqa: E402
 
-from archbench.models import retention  # noqa: E402
+from archbench.models.retnet import retention  # noqa: E402
 
 SMALL = dict(vocab_size=50, embed_dim=32, ffn_dim=48, heads=4, layers=2, max_seq_len=256, chunk_size=16)
 

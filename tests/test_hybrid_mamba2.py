@@ -16,7 +16,8 @@ from archbench.models import build_model, count_parameters, register
 from archbench.models.constraints import ConstraintError
 from archbench.models.flop_count import counted_train_flops_per_token
 from archbench.models.flops import train_flops_per_token
-from archbench.models.mamba2 import Mamba2Settings, build, state_bytes
+from archbench.models.mamba2 import Mamba2Settings, state_bytes
+from archbench.models.mamba2.modeling import build
 from archbench.models.matching import count, match_width
 from archbench.models.registry import ARCHS
 from archbench.models.sizing import analytic_parameters, make_config, resolved_settings

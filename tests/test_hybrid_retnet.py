@@ -12,15 +12,16 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from archbench.models import build_model, count_parameters, facts
+from archbench.models import build_model, count_parameters
 from archbench.models.cache import cache_nbytes
 from archbench.models.constraints import ConstraintError
-from archbench.models.constraints import retnet as check_retnet
 from archbench.models.flop_count import counted_train_flops_per_token
 from archbench.models.flops import train_flops_per_token
 from archbench.models.hybrid import pattern
 from archbench.models.matching import TOLERANCE, matched
 from archbench.models.registry import get_arch
+from archbench.models.retnet import check as check_retnet
+from archbench.models.retnet import state_bytes
 from archbench.models.sizing import analytic_parameters, count, resolved_settings
 from test_models_api import remote_code_difference
 
@@ -191,10 +192,10 @@ def test_state_bytes_count_the_attention_layers_kv(kind):
         with torch.no_grad():
             cache = model(input_ids=torch.randint(0, 50, (2, T)), use_cache=True).cache
         measured[T] = cache_nbytes(cache)
-        assert measured[T] == facts.retnet_state_bytes(s, T, batch=2), T
+        assert measured[T] == state_bytes(s, T, batch=2), T
     A = SMALL["layers"] // HYBRIDS[kind]["attention_every"]
     assert measured[40] - measured[5] == A * 2 * 35 * 2 * 32 * 4  # layers x batch x tokens x (k, v) x D x fp32
-    assert facts.retnet_state_bytes(resolved_settings("retnet", **SMALL), 40) == 4 * 4 * 8 * 16 * 4  # pure: flat
+    assert state_bytes(resolved_settings("retnet", **SMALL), 40) == 4 * 4 * 8 * 16 * 4  # pure: flat
 
 
 def test_matching_to_the_pure_model_at_every_ratio():
@@ -232,10 +233,12 @@ def test_save_pretrained_round_trip_is_exact(kind, tmp_path):
 
 
 def test_trust_remote_code_loads_the_hybrid_without_archbench(tmp_path):
-    """The saved folder carries hybrid.py and hybrid_attention.py beside retnet.py: same logits without archbench."""
+    """The saved folder carries hybrid.py and hybrid_attention.py beside RetNet's modeling code (flattened:
+    models/retnet/modeling.py -> retnet_modeling.py): same logits without archbench."""
     model = _model("RRRA", seed=2, chunk_size=4)
     assert remote_code_difference(model, torch.randint(3, 50, (1, 11)), tmp_path) == 0.0
-    assert {"hybrid.py", "hybrid_attention.py", "retnet.py"} <= {p.name for p in tmp_path.iterdir()}
+    saved = {p.name for p in tmp_path.iterdir()}
+    assert {"hybrid.py", "hybrid_attention.py", "retnet.py", "retnet_modeling.py", "retnet_retention.py"} <= saved
 
 
 def test_attentions_hidden_states_and_gradients():

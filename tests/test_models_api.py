@@ -103,7 +103,7 @@ def test_save_pretrained_auto_round_trip_is_exact(arch, tmp_path):
     assert "hparam_names" not in cfg
 
 
-@pytest.mark.parametrize(  # retnet: retnet.py imports retention.py, which save_pretrained must copy too
+@pytest.mark.parametrize(  # retnet: its modeling imports retention.py, which save_pretrained must copy too
     "arch,extra", [("longnet", {"segment_lengths": [4, 8], "dilated_ratios": [1, 2]}), ("retnet", {"chunk_size": 4})]
 )
 def test_trust_remote_code_loads_without_archbench(tmp_path, arch, extra):
@@ -199,3 +199,20 @@ def test_autocast_bf16_cpu_forward_backward_generate(arch):
     assert gen.shape == (1, 9)
     bf16 = build_model(arch, **SMALL).to(torch.bfloat16)
     assert bf16(input_ids=x).logits.isfinite().all()
+
+
+def test_the_saved_modeling_code_is_one_flat_folder_of_sibling_imports():
+    """models/<name>/modeling.py imports ``..common`` and its spec ``.``: the copy for remote code puts
+    every module it needs in one folder, each relative import a sibling there (what transformers follows)."""
+    import re
+
+    from archbench.models.common import remote_code_files
+
+    files = remote_code_files([models.LongNetForCausalLM, models.LongNetModel, models.LongNetConfig])
+    assert set(files) == {
+        *("common", "constraints", "hybrid", "spec"),  # shared pieces
+        *("transformer", "transformer_modeling", "longnet", "longnet_modeling"),  # the two folders
+    }
+    for source in files.values():
+        assert not re.search(r"^\s*from\s+\.\.", source, re.M)
+        assert {m[1] for m in re.finditer(r"^\s*from\s+\.(\w+)\s+import", source, re.M)} <= set(files)

@@ -76,7 +76,7 @@ def test_hidden_states_and_attentions(arch, monkeypatch):
     mixer = layer.retention if arch == "retnet" else layer.self_attn
     seen = {}  # what the first layer's mixer combined: before the group norm (RetNet) / the sub-LN
     if arch == "retnet":  # GateNorm gets o * sqrt(s) with eps * s (retention.py): o is what the weights give
-        from archbench.models.retention import GateNorm
+        from archbench.models.retnet.retention import GateNorm
 
         apply = GateNorm.apply
 

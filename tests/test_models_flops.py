@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from archbench.models import build_model, count_parameters, facts, flops
+from archbench.models import build_model, count_parameters, longnet, transformer
 from archbench.models.flop_count import counted_train_flops_per_token as counted_flops_per_token
-from archbench.models.flops import budget_steps, retnet_plan, train_flops_per_token
+from archbench.models.flops import budget_steps, train_flops_per_token
 from archbench.models.matching import matched
 from archbench.models.registry import ARCHS, get_arch
+from archbench.models.retnet import plan as retnet_plan
 from archbench.models.sizing import analytic_parameters, resolved_settings
+from archbench.models.spec import dense
 
 BUILTIN = ["retnet", "transformer", "longnet", "llama", "mamba2"]
 SIZES = [
@@ -39,12 +41,12 @@ def test_flops_charge_each_architecture_its_own_mixer():
     hp = dict(vocab_size=256, embed_dim=64, ffn_dim=128, heads=4, layers=2)
     s = resolved_settings("longnet", **hp, max_seq_len=512, segment_lengths=[512], dilated_ratios=[1])
     s["seq_len"] = 512
-    weights = flops.dense(s, facts.transformer_params(s, include_embeddings=False))
-    full = flops.longnet(s) - weights
+    weights = dense(s, transformer.params(s, include_embeddings=False))
+    full = longnet.flops(s) - weights
     assert full == 12 * 512 * 64 * 2  # one ratio-1 branch over the context = dense attention
     for r in (2, 4, 8):  # a second branch at ratio r adds full / r^2 (not full / r)
         two = {**s, "segment_lengths": [512, 512], "dilated_ratios": [1, r]}
-        assert flops.longnet(two) - weights == pytest.approx(full * (1 + 1 / r**2))
+        assert longnet.flops(two) - weights == pytest.approx(full * (1 + 1 / r**2))
     m = dict(hp, ssm_state_size=16, ssm_chunk_size=64)
     grow = train_flops_per_token("mamba2", m, 1024) - train_flops_per_token("mamba2", m, 256)
     assert 0 <= grow < 0.01 * train_flops_per_token("mamba2", m, 256)  # linear scan: flat per token

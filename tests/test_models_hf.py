@@ -1,4 +1,4 @@
-"""hf-<model_type> entries (models/hf.py): any transformers causal LM through the pipeline. Per model
+"""hf-<model_type> entries (models/hf/): any transformers causal LM through the pipeline. Per model
 type of the zoo preset, with the preset's own model.hf settings at tiny sizes: a training step,
 save -> AutoModelForCausalLM in a process without archbench, cached greedy generate == uncached,
 parameter matching within 2%, measured decoding state; the registry / parse-time guards; and (slow)
@@ -39,13 +39,15 @@ def test_the_preset_compares_at_least_five_generic_types_beside_the_three_built_
 
 
 def test_hf_names_resolve_without_importing_torch():
+    """Types of the family table (models/hf/) resolve torch-free; any other type is looked up in
+    transformers' own causal-LM mapping (which imports torch)."""
     code = (
         "import sys; from archbench.models.registry import get_arch, ARCHS, arch_names; "
         "a = get_arch('hf-rwkv'); print(a.state, a.width_knob, a.display, 'hf-mamba' in ARCHS, "
-        "'hf-no_such_type' in ARCHS, 'hf-rwkv' in arch_names(), 'torch' in sys.modules)"
+        "'hf-rwkv' in arch_names(), 'torch' in sys.modules, 'hf-no_such_type' in ARCHS, 'hf-olmo3' in ARCHS)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["recurrent", "hf_width", "RWKV-4", "True", "False", "True", "False"]
+    assert out == ["recurrent", "hf_width", "RWKV-4", "True", "True", "False", "False", "True"]
     with pytest.raises(ValueError, match=r"unknown arch 'hf-no_such_type'.*or hf-<model_type> for a causal LM"):
         get_arch("hf-no_such_type")
 

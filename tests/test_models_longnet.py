@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from archbench.models import build_model
-from archbench.models.longnet import DilatedAttention
-from archbench.models.transformer import AttnContext
+from archbench.models.longnet.modeling import DilatedAttention
+from archbench.models.transformer.modeling import AttnContext
 
 SMALL = dict(vocab_size=50, embed_dim=32, ffn_dim=48, heads=4, layers=2, max_seq_len=64)
 

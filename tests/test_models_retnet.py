@@ -120,7 +120,8 @@ def test_position_buffers_stay_fp32_in_bf16():
 
 
 def test_automatic_plan_and_explicit_overrides():
-    from archbench.models.retnet import AUTO_CHUNK, retention_plan
+    from archbench.models.retnet import AUTO_CHUNK
+    from archbench.models.retnet.modeling import retention_plan
 
     auto = build_model("retnet", **SMALL).config
     assert auto.chunk_size is None and auto.chunkwise_above is None
@@ -152,8 +153,8 @@ def test_gradients_agree_between_parallel_and_chunkwise():
 
 
 def test_custom_backward_passes_match_autograd():
-    from archbench.models.retention import GateNorm as _GateNorm
-    from archbench.models.retention import IntraChunk as _IntraChunk
+    from archbench.models.retnet.retention import GateNorm as _GateNorm
+    from archbench.models.retnet.retention import IntraChunk as _IntraChunk
 
     torch.manual_seed(9)
     q, k = (torch.randn(2, 3, 4, 5, 8, dtype=torch.double, requires_grad=True) for _ in range(2))
@@ -184,7 +185,7 @@ def test_position_tables_are_cached_and_inference_tensors_never_reach_training()
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fla_chunkwise_matches_ours_on_gpu():
     pytest.importorskip("fla")
-    from archbench.models import retention
+    from archbench.models.retnet import retention
 
     torch.manual_seed(11)
     model = build_model("retnet", **{**SMALL, "max_seq_len": 512}).cuda().eval()
@@ -206,8 +207,8 @@ def _qkv(B=2, H=3, T=23, dk=8, dv=6, seed=12, dtype=torch.float32):
 def test_every_form_matches_the_naive_reference(mode, chunk):
     """retention.py's forms, one signature, against the formula written out (retention_naive.py):
     with no state, and as a prefix state + continuation (positions carried on)."""
-    from archbench.models.retention import decay_tables, retention
-    from archbench.models.retention_naive import naive_retention
+    from archbench.models.retnet.retention import decay_tables, retention
+    from archbench.models.retnet.retention_naive import naive_retention
 
     decay = torch.log(1 - 2 ** (-5 - torch.arange(3.0)))
     q, k, v = _qkv()

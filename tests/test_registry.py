@@ -42,3 +42,22 @@ def test_register_arch_is_idempotent_and_refuses_a_conflicting_entry():
     else:
         raise AssertionError("a conflicting entry was accepted")
     assert get_arch("retnet") is entry
+
+
+def test_each_built_in_architecture_is_its_folders_spec_with_real_objects():
+    """An architecture is one folder: the registry entry is the spec's ``ARCH`` (functions and class
+    loaders, no names to parse), and its schema fragment names settings its config class has."""
+    import importlib
+
+    from archbench.models.sizing import config_fields
+
+    for name in ["retnet", "transformer", "longnet", "llama", "mamba2"]:
+        spec = importlib.import_module(f"archbench.models.{name}")
+        arch = ARCHS[name]
+        assert arch is spec.ARCH and arch.check() is spec.check, name
+        assert all(callable(f) for f in (arch.config_class, arch.model_class, arch.params, arch.flops, arch.describe))
+        assert set(arch.schema_fragment or {}) <= config_fields(name), name
+        for key, rule in (arch.schema_fragment or {}).items():
+            assert "default" in rule and rule.get("description"), (name, key)
+    fragments = [set(ARCHS[n].schema_fragment or {}) for n in ARCHS]
+    assert sum(map(len, fragments)) == len(set().union(*fragments))  # no key owned twice

@@ -4,9 +4,15 @@ Importing this package is cheap: it imports neither torch nor transformers. The 
 (``RetNetForCausalLM``, ``build_model``, ...) are loaded on first access (PEP 562), and
 :func:`register` — called by every code path that builds or loads a model — registers each entry of
 :mod:`archbench.models.registry` with ``AutoConfig`` / ``AutoModelForCausalLM`` (and its backbone, the
-head's ``backbone_class``, with ``AutoModel``) and marks them for ``register_for_auto_class``, so
-``save_pretrained`` also copies the modeling code (``trust_remote_code=True`` loading works without
-archbench installed).
+head's ``backbone_class``, with ``AutoModel``). ``save_pretrained`` of archbench's own models also copies
+their modeling code (:func:`archbench.models.common.remote_code_files`), so ``trust_remote_code=True``
+loading works without archbench installed.
+
+Layout: one folder per architecture, ``models/<name>/``: ``__init__.py`` its torch-free spec (settings
+checks, closed-form parameters and FLOPs, description, schema fragment, the registry entry ``ARCH``),
+``modeling.py`` its torch code. Shared: :mod:`.spec` (the entry class, the stock settings' base, shared
+formulas), :mod:`.constraints`, :mod:`.hybrid` (torch-free), :mod:`.common`, :mod:`.hybrid_attention`
+(modeling).
 """
 
 from __future__ import annotations
@@ -21,21 +27,21 @@ _LAZY = {
     "ArchbenchForCausalLM": "common",
     "DecodeCache": "common",
     "lm_loss": "common",
-    "LongNetConfig": "longnet",
-    "LongNetForCausalLM": "longnet",
-    "LongNetModel": "longnet",
-    "LongNetModelHF": "longnet",
-    "RetNetConfig": "retnet",
-    "RetNetForCausalLM": "retnet",
-    "RetNetModel": "retnet",
-    "RetNetModelHF": "retnet",
-    "TransformerConfig": "transformer",
-    "TransformerForCausalLM": "transformer",
-    "TransformerModel": "transformer",
-    "TransformerModelHF": "transformer",
+    "LongNetConfig": "longnet.modeling",
+    "LongNetForCausalLM": "longnet.modeling",
+    "LongNetModel": "longnet.modeling",
+    "LongNetModelHF": "longnet.modeling",
+    "RetNetConfig": "retnet.modeling",
+    "RetNetForCausalLM": "retnet.modeling",
+    "RetNetModel": "retnet.modeling",
+    "RetNetModelHF": "retnet.modeling",
+    "TransformerConfig": "transformer.modeling",
+    "TransformerForCausalLM": "transformer.modeling",
+    "TransformerModel": "transformer.modeling",
+    "TransformerModelHF": "transformer.modeling",
     "analytic_parameters": "sizing",
     "build_model": "sizing",
-    "count_parameters": "sizing",
+    "count_parameters": "spec",
     "make_config": "sizing",
     "match_ffn_dim": "matching",
     "ARCHS": "registry",
@@ -66,14 +72,11 @@ def register() -> None:
             continue
         AutoConfig.register(cfg.model_type, cfg, exist_ok=True)
         AutoModelForCausalLM.register(cfg, model, exist_ok=True)
-        cfg.register_for_auto_class()
-        model.register_for_auto_class("AutoModelForCausalLM")
         backbone = getattr(model, "backbone_class", None)
         # archbench's own architectures: the backbone under the head. A plugin head that subclasses ours
         # with a config of its own inherits our backbone (another config class): AutoModel would refuse it
         if backbone is not None and backbone.config_class is cfg:
             AutoModel.register(cfg, backbone, exist_ok=True)
-            backbone.register_for_auto_class("AutoModel")
         _registered.add(name)
 
 

@@ -4,14 +4,18 @@ Everything here is architecture-agnostic: the config base class, the decoding ca
 head pair (``ArchbenchModel`` -> ``BaseModelOutputWithPast``, ``ArchbenchForCausalLM`` with ``lm_head``)
 and their ``forward`` contract (left padding, hidden states, attention weights, ``inputs_embeds``, labels
 loss, ``logits_to_keep``), the initialisation rules, and the attention kernels.
-This module must only use relative imports inside ``models/`` so that ``save_pretrained`` can copy
-it next to the weights for ``trust_remote_code=True`` loading.
+Only relative imports inside ``models/`` (and third-party ones): ``save_pretrained`` copies this file
+and every module the model's classes import relatively next to the weights, flattened into one folder
+(:func:`remote_code_files`), for ``trust_remote_code=True`` loading without archbench.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
+import os
+import re
 from typing import ClassVar
 
 import torch
@@ -42,8 +46,8 @@ class ArchbenchConfig(PreTrainedConfig):
         "intermediate_size": "ffn_dim",
     }
     hparam_names: ClassVar[tuple] = HPARAMS  # what get_params() reports (not a config field)
-    # Cross-key rules (models/constraints.py); the registry entry names the same function, which the
-    # parse-time config check runs for every grid point.
+    # Cross-key rules (each architecture's spec, models/<name>/__init__.py); the registry entry holds the
+    # same function, which the parse-time config check runs for every grid point.
     check_settings: ClassVar = staticmethod(check_common)
 
     vocab_size: int = 32000
@@ -436,13 +440,25 @@ class ArchbenchForCausalLM(ArchbenchPreTrainedModel):
         (loaded[0] if isinstance(loaded, tuple) else loaded)._weight_conversions = None
         return loaded
 
-    def save_pretrained(self, *args, **kwargs):
-        if self._auto_class is not None:  # remote code: AutoModel loads the backbone of this checkpoint
-            backbone = type(self.model)
-            auto_map = dict(getattr(self.config, "auto_map", None) or {})
-            auto_map["AutoModel"] = f"{backbone.__module__.split('.')[-1]}.{backbone.__name__}"
-            self.config.auto_map = auto_map
-        return super().save_pretrained(*args, **kwargs)
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """transformers' save, plus the modeling code (:func:`remote_code_files`) and the config's
+        ``auto_map`` naming its classes, so ``trust_remote_code=True`` loads it without archbench."""
+        config_class, backbone = type(self.config), type(self.model)
+        auto_map = {
+            "AutoConfig": f"{flat_name(config_class.__module__)}.{config_class.__name__}",
+            "AutoModelForCausalLM": f"{flat_name(type(self).__module__)}.{type(self).__name__}",
+        }
+        # a plugin head that subclasses ours with a config of its own inherits our backbone (another
+        # config class): AutoModel would refuse it
+        if backbone.config_class is config_class:
+            auto_map["AutoModel"] = f"{flat_name(backbone.__module__)}.{backbone.__name__}"
+        self.config.auto_map = auto_map
+        out = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            for name, source in remote_code_files([type(self), backbone, config_class]).items():
+                with open(os.path.join(save_directory, f"{name}.py"), "w", encoding="utf-8") as fh:
+                    fh.write(source)
+        return out
 
     @property
     def decoder(self):
@@ -514,6 +530,47 @@ class ArchbenchForCausalLM(ArchbenchPreTrainedModel):
             loss=loss, logits=logits, cache=out.cache, hidden_states=out.hidden_states, attentions=out.attentions
         )
         return result if return_dict is not False else result.to_tuple()
+
+
+_ROOT = __name__.rpartition(".")[0]  # archbench.models (or the folder of a saved copy)
+_RELATIVE = re.compile(r"^(\s*from\s+)(\.+)([\w.]*)(\s+import\b)", re.MULTILINE)  # transformers' own form
+
+
+def flat_name(module: str) -> str:
+    """The name a module's file gets in a saved model's folder (one flat folder, as transformers loads
+    remote code): its path below ``archbench.models`` with dots as underscores (``retnet.modeling`` ->
+    ``retnet_modeling``; a package's ``__init__`` -> the package's path); a module elsewhere keeps its
+    last name."""
+    if module.startswith(_ROOT + "."):
+        return module[len(_ROOT) + 1 :].replace(".", "_")
+    return module.rpartition(".")[2]
+
+
+def remote_code_files(classes) -> dict[str, str]:
+    """``{flat name: source}`` of the modules defining ``classes`` and of every module they import
+    relatively (followed through the files, imports inside functions too), each relative import
+    rewritten to ``from .<flat name> import``: the only form transformers follows, in one folder.
+    transformers' own copy (``custom_object_save``) takes only ``from .x`` siblings of the first file."""
+    out: dict[str, str] = {}
+    todo = [c.__module__ for c in classes]
+    while todo:
+        name = todo.pop()
+        flat = flat_name(name)
+        if flat in out:
+            continue
+        path = importlib.util.find_spec(name).origin
+        package = name if os.path.basename(path) == "__init__.py" else name.rpartition(".")[0]
+
+        def rewrite(m: re.Match, name=name, package=package) -> str:
+            target = importlib.util.resolve_name(m[2] + m[3], package)
+            if target == _ROOT:  # archbench.models itself: the registry and all of archbench behind it
+                raise ValueError(f"{name}: import from the module, not `{m[0].strip()}` (remote code copies it)")
+            todo.append(target)
+            return f"{m[1]}.{flat_name(target)}{m[4]}"
+
+        with open(path, encoding="utf-8") as fh:
+            out[flat] = _RELATIVE.sub(rewrite, fh.read())
+    return out
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

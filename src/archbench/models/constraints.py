@@ -1,14 +1,14 @@
-"""Cross-key rules of the model settings: the one copy of every rule that the schema's per-key types and
-ranges cannot express (a head dimension that must be even, widths that heads must divide, ...).
+"""Cross-key rules of the model settings shared by several architectures, and their errors: the rules
+that the schema's per-key types and ranges cannot express (a head dimension that must be even, ...).
 
-One function per architecture, ``check(settings)`` over the model config's field names (``embed_dim``,
-``heads``, ``value_embed_dim``, ...; a missing or None value means "the default"), raising
-:class:`ConstraintError`. Two callers use the same functions:
+Each architecture's ``check(settings)`` lives in its spec (``models/<name>/__init__.py``) and builds on
+:func:`common` / :func:`hybrid` here; it takes the model config's field names (a missing or None value
+means "the default") and raises :class:`ConstraintError`. Two callers use the same functions:
 
 - the model config classes (``ArchbenchConfig.check_settings``, run in ``__post_init__``), so no model is
   built against them;
 - the parse-time check (:func:`archbench.config.validate_config`), through each registry entry's
-  ``constraints`` (:mod:`archbench.models.registry`), for every architecture in ``archs`` and every grid
+  ``constraints`` (:mod:`archbench.models.spec`), for every architecture in ``archs`` and every grid
   point, so a config that would fail a job fails before any job starts.
 
 Standard library only, no absolute imports: ``save_pretrained`` copies this file next to the weights
@@ -19,8 +19,6 @@ parse imports it without torch.
 from __future__ import annotations
 
 from .hybrid import attention_layers
-
-POSITIONS = ("xpos", "rotary", "learned")
 
 
 class ContextTooLong(ValueError):
@@ -38,11 +36,6 @@ class ConstraintError(ValueError):
     def __init__(self, keys, message: str):
         super().__init__(message)
         self.keys = tuple(keys)
-
-
-def value_embed_dim(settings: dict) -> int:
-    """RetNet's value width: ``value_embed_dim``, or 2 x embed_dim when unset (as in torchscale)."""
-    return settings.get("value_embed_dim") or 2 * settings["embed_dim"]
 
 
 def common(s: dict) -> None:
@@ -75,50 +68,3 @@ def hybrid(s: dict) -> None:
         keys = ["attention_layers", "attention_every"] if explicit and s.get("attention_every") else None
         keys = keys or (["attention_layers", "layers"] if explicit else ["attention_every"])
         raise ConstraintError(keys, str(err)) from None
-
-
-def retnet(s: dict) -> None:
-    common(s)
-    hybrid(s)
-    vdim, heads = value_embed_dim(s), s["heads"]
-    if vdim % heads:
-        raise ConstraintError(["value_embed_dim", "heads"], f"value_embed_dim {vdim} is not divisible by heads {heads}")
-    for key in ("chunk_size", "chunkwise_above"):  # None: the automatic plan (see retnet.py)
-        if s.get(key) is not None and s[key] < 1:
-            raise ConstraintError([key], f"{key} must be >= 1 or null (automatic), got {s[key]}")
-
-
-def transformer(s: dict) -> None:
-    common(s)
-    position = s.get("position")
-    if position is not None and position not in POSITIONS:
-        raise ConstraintError(["position"], f"position must be one of {POSITIONS}, got {position!r}")
-
-
-def longnet_segments(s: dict) -> tuple[list[int], list[int]]:
-    """LongNet's (segment_lengths, dilated_ratios); unset: the paper's geometric pattern up to the context."""
-    w = s.get("segment_lengths")
-    if w is None:
-        base = max(s["max_seq_len"] // 4, 1)
-        w = [base, 2 * base, 4 * base]
-    r = s.get("dilated_ratios")
-    if r is None:
-        r = [1, 2, 4][: len(w)]
-    return [int(x) for x in w], [int(x) for x in r]
-
-
-def longnet(s: dict) -> None:
-    transformer(s)
-    w, r = longnet_segments(s)
-    keys = ["segment_lengths", "dilated_ratios"]
-    if len(w) != len(r) or not w:
-        raise ConstraintError(keys, f"segment_lengths {w} and dilated_ratios {r} must be non-empty and of equal length")
-    if any(ri < 1 or wi < 1 or wi % ri for wi, ri in zip(w, r)):
-        raise ConstraintError(
-            keys,
-            f"each dilated ratio must be >= 1 and divide its segment length: segment_lengths={w}, dilated_ratios={r}",
-        )
-    if 1 not in r:
-        raise ConstraintError(
-            ["dilated_ratios"], f"dilated_ratios {r} must contain 1 (otherwise some queries attend to nothing)"
-        )

@@ -1,7 +1,9 @@
 """Training FLOPs per token (forward + backward) of each architecture, as our code computes them.
 
-Each registry entry's ``flops`` names one function here, ``f(settings, device_type="cpu") -> float``
-on resolved settings (pipeline names, defaults filled in, ``seq_len`` = the training length T).
+Each registry entry's ``flops`` is its spec's function (``models/<name>/__init__.py``),
+``f(settings, device_type="cpu") -> float`` on resolved settings (pipeline names, defaults filled in,
+``seq_len`` = the training length T), built from the shared terms in :mod:`.spec` (``dense``,
+``softmax_attention``). This module documents the formulas and asks the registry for them.
 Counted are the matrix products (2 FLOPs per multiply-add), the quantity
 ``torch.utils.flop_counter.FlopCounterMode`` measures and a test checks each formula against (within
 10%, several sizes and lengths). Backward costs two products per forward product whose operands both
@@ -17,7 +19,7 @@ token, tied or not; the embedding lookup is not a product). Per layer and token 
 * LongNet, per branch (segment w, ratio r; w' = min(w, T rounded up to r), m = w' / r keys per
   segment and head, ceil(T / w') segments): ``3 * 4 m^2 d * ceil(T / w') / T`` ~ ``12 w d / r^2`` —
   each head keeps 1/r of the queries and of the keys of a segment (LongNet paper, arXiv 2307.02486, 2.4).
-* RetNet, in the mode it trains in (:func:`archbench.models.retnet.retention_plan`): parallel up to
+* RetNet, in the mode it trains in (:func:`archbench.models.retnet.plan`): parallel up to
   the chunk length, chunkwise with chunks of C above (the automatic plan: C = the device's measured
   chunk, 64 on CPU). Inside chunks ``(8 d + 6 d_v) C`` (our intra-chunk backward recomputes q k^T),
   across chunks ``3 * 4 d d_v / h`` (chunk states and their read-out) plus the [N+1, N] decay product
@@ -32,98 +34,12 @@ token, tied or not; the embedding lookup is not a product). Per layer and token 
   hybrid's attention layers (``model.attention_every``): the softmax term above for each of them, the
   scan term for each Mamba-2 layer.
 
-Module-level torch-free (the registry and the Snakefile parse import around it).
+Torch-free (the Snakefile parse imports around it).
 """
 
 from __future__ import annotations
 
 import math
-
-from . import facts
-from .constraints import value_embed_dim
-from .hybrid import settings_layers
-from .llama import params as llama_params
-from .mamba2 import attention_indices as mamba2_attention
-from .mamba2 import geometry as mamba2_geometry
-from .mamba2 import params as mamba2_params
-
-
-def _padded(t: int, chunk: int) -> tuple[int, int]:
-    """(chunks, padded length) of t tokens cut into chunks of ``chunk``."""
-    n = -(-t // chunk)
-    return n, n * chunk
-
-
-def dense(s: dict, params_non_embedding: float) -> float:
-    """``6 N + 6 d V``: the weights and the output projection (see the module docstring)."""
-    return 6 * params_non_embedding + 6 * s["embed_dim"] * s["vocab_size"]
-
-
-def softmax_attention(s: dict, layers: int | None = None) -> float:
-    """Dense scores and weighted sum over T keys, forward + backward, per token, over ``layers`` layers
-    (default: all)."""
-    return 3 * 4 * s["seq_len"] * s["embed_dim"] * (s["layers"] if layers is None else layers)
-
-
-def transformer(s: dict, device_type: str = "cpu") -> float:
-    return dense(s, facts.transformer_params(s, include_embeddings=False)) + softmax_attention(s)
-
-
-def llama(s: dict, device_type: str = "cpu") -> float:
-    return dense(s, llama_params(s, include_embeddings=False)) + softmax_attention(s)
-
-
-def longnet(s: dict, device_type: str = "cpu") -> float:
-    T, d = s["seq_len"], s["embed_dim"]
-    per_token = 0.0
-    for w, r in zip(s["segment_lengths"], s["dilated_ratios"]):
-        w = min(w, -(-T // r) * r)  # a segment longer than the input is one shorter segment
-        segments, m = -(-T // w), w // r
-        per_token += 3 * 4 * m * m * d * segments / T
-    return dense(s, facts.transformer_params(s, include_embeddings=False)) + per_token * s["layers"]
-
-
-def retnet_plan(s: dict, device_type: str = "cpu") -> tuple[str, int]:
-    """(mode, chunk length) the model trains in at ``seq_len`` (retnet.retention_plan's rule)."""
-    T = s["seq_len"]
-    chunk = s.get("chunk_size")
-    if not chunk:
-        # the automatic chunk length is measured per device and kept beside the retention code
-        from .retnet import auto_chunk
-
-        chunk = auto_chunk(device_type)
-    above = s["chunkwise_above"] if s.get("chunkwise_above") is not None else chunk
-    if T > above:
-        return "chunkwise", max(1, min(chunk, T))
-    return "parallel", T
-
-
-def retnet(s: dict, device_type: str = "cpu") -> float:
-    T, d, h = s["seq_len"], s["embed_dim"], s["heads"]
-    dv = value_embed_dim(s)
-    mode, C = retnet_plan(s, device_type)
-    n, padded = _padded(T, C)
-    per_token = padded / T * C * (8 * d + 6 * dv)  # q k^T, (.) v and their backward, per chunk
-    if n > 1:  # chunk states U, their read-out q S, and the decay product A @ U (no gradient for A)
-        per_token += padded / T * 3 * 4 * d * dv / h + 2 * 2 * (n + 1) * n * d * dv / h / T
-    attention = len(settings_layers(s))  # a hybrid's attention layers: dense softmax attention instead
-    mixers = per_token * (s["layers"] - attention) + softmax_attention(s, attention)
-    return dense(s, facts.retnet_params(s, include_embeddings=False)) + mixers
-
-
-def mamba2(s: dict, device_type: str = "cpu") -> float:
-    T, N, Q = s["seq_len"], s["ssm_state_size"], s["ssm_chunk_size"]
-    g = mamba2_geometry(s)
-    inner, h = g["inner"], g["heads"]
-    c, padded = _padded(T, Q)
-    scan = padded * (2 * Q * (N * h + inner) + 4 * N * inner) + 2 * (c + 1) ** 2 * inner * N
-    attn = len(mamba2_attention(s))
-    per_layer_attention = softmax_attention(s) / s["layers"]
-    return (
-        dense(s, mamba2_params(s, include_embeddings=False))
-        + 3 * scan / T * (s["layers"] - attn)
-        + per_layer_attention * attn
-    )
 
 
 def train_flops_per_token(arch: str, hparams: dict, seq_len: int | None = None, device_type: str = "cpu"):

@@ -4,7 +4,7 @@ token mixer that any archbench block can hold in place of its recurrent one.
 transformers' own ``LlamaAttention`` (q / k / v / o without biases, grouped-query heads through
 ``num_key_value_heads``) and ``LlamaRotaryEmbedding`` / ``apply_rotary_pos_emb`` (RoPE, rotate-half
 layout, theta 10000), configured by a stock ``LlamaConfig``; only ``forward`` is ours, to read and write
-archbench's position-indexed KV cache (``DecodeCache``, models/transformer.py's ``kv_write``, so left
+archbench's position-indexed KV cache (``DecodeCache``, models/transformer/modeling.py's ``kv_write``, so left
 padding and rows of different lengths decode exactly) and to run archbench's attention kernel
 (:func:`archbench.models.common.attention`: flash-attn on CUDA when installed, SDPA otherwise; the
 FLOP counter sees SDPA's math path). Initialisation: torchscale's attention (xavier-uniform, gain 2^-1/2
@@ -27,7 +27,7 @@ from transformers.models.llama.modeling_llama import (
 )
 
 from .common import _scaled, attention, init_xavier
-from .transformer import AttnContext, kv_write
+from .transformer.modeling import AttnContext, kv_write
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 

@@ -5,23 +5,30 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from typing import TYPE_CHECKING
 
-from archbench.plugins import load_ref
-
+from .hf import HfSettings
 from .registry import ARCHS, get_arch
-
-if TYPE_CHECKING:
-    from torch import nn
+from .spec import count_parameters
 
 
 def _fields(cls) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+def _own(entry) -> set[str]:
+    """The pipeline names an entry's settings class accepts: its fields but the entry's fixed ones."""
+    return _fields(entry.config_cls()) - set(entry.settings_args)
+
+
 def config_fields(arch: str) -> set[str]:
     """The pipeline names ``arch``'s config class accepts (its dataclass fields)."""
-    return _fields(get_arch(arch).config_cls())
+    return _own(get_arch(arch))
+
+
+def _settings(entry, hparams: dict):
+    """The entry's settings object for pipeline names (None = default; other architectures' dropped)."""
+    own = _own(entry)
+    return entry.config_cls()(**entry.settings_args, **{k: v for k, v in hparams.items() if v is not None and k in own})
 
 
 def make_config(arch: str, **hparams):
@@ -30,16 +37,16 @@ def make_config(arch: str, **hparams):
     (e.g. ``chunk_size`` for a Transformer) are dropped, so one grid point can build all of them;
     anything else unknown raises TypeError. Wrapped stock models (llama, mamba2) take pipeline names
     in a settings class whose ``to_hf()`` gives the stock transformers config, returned here."""
-    cls = get_arch(arch).config_cls()
-    own = _fields(cls)
+    entry = get_arch(arch)
+    own = _own(entry)
     # every registered architecture's settings, and the generic transformers entries' (model.hf):
-    # hf- entries are built on lookup and not iterated, and their class is named by string like all
-    generic = _fields(load_ref("archbench.models.hf:HfSettings"))
-    others = set().union(generic, *(_fields(a.config_cls()) for a in ARCHS.values())) - own
+    # hf- entries are built on lookup and not iterated
+    generic = _fields(HfSettings) - {"model_type"}
+    others = set().union(generic, *(_own(a) for a in ARCHS.values())) - own
     unknown = set(hparams) - own - others
     if unknown:
         raise TypeError(f"unknown hyperparameters for {arch}: {sorted(unknown)}")
-    config = cls(**{k: v for k, v in hparams.items() if v is not None and k in own})
+    config = _settings(entry, hparams)
     return config.to_hf() if hasattr(config, "to_hf") else config
 
 
@@ -52,22 +59,6 @@ def build_model(arch: str, **hparams):
     register()  # save_pretrained copies the modeling code only for classes marked for auto classes
     config = make_config(arch, **hparams)
     return get_arch(arch).model_cls()(config)
-
-
-def count_parameters(model: nn.Module, include_embeddings: bool = True) -> int:
-    """Trainable-parameter count (shared tensors once). Embeddings = token embedding, the output
-    projection when untied, and a learned position table. Works for any HF causal LM (through
-    ``get_input_embeddings`` / ``get_output_embeddings``), archbench's own or a wrapped stock one."""
-    total = sum(p.numel() for p in model.parameters())
-    if include_embeddings:
-        return total
-    tables = [
-        model.get_input_embeddings(),
-        model.get_output_embeddings(),
-        getattr(getattr(model, "decoder", None), "embed_positions", None),
-    ]
-    emb = {id(t.weight): t.weight for t in tables if t is not None}
-    return total - sum(p.numel() for p in emb.values())
 
 
 def _freeze(hparams: dict) -> str:
@@ -93,10 +84,9 @@ def resolved_settings(arch: str, **hparams) -> dict:
     """``hparams`` (pipeline names) with the defaults of ``arch``'s config class filled in, as the model
     is built (settings of other architectures dropped): what the registry's ``params`` / ``flops`` /
     ``describe`` functions read. Imports the config class (torch for archbench's own models)."""
-    cls = get_arch(arch).config_cls()
-    own = _fields(cls)
-    config = cls(**{k: v for k, v in hparams.items() if v is not None and k in own})
-    return {name: getattr(config, name) for name in own}
+    entry = get_arch(arch)
+    config = _settings(entry, hparams)
+    return {name: getattr(config, name) for name in _own(entry)}
 
 
 def analytic_parameters(arch: str, include_embeddings: bool = True, **hparams) -> int:

@@ -4,7 +4,7 @@ torchscale's ``Decoder`` has no position information by default; here it gets xP
 RetNet paper's baseline), rotary, or a learned absolute table. torchscale's attention re-applies
 xPos to the whole cached key tensor at every decode step (O(n) extra work per token) and grows its
 cache with ``torch.cat``; ours rotates each key once, by its absolute position, and writes it into
-a preallocated cache indexed by position. LongNet (longnet.py) reuses all of this and only swaps
+a preallocated cache indexed by position. LongNet (models/longnet/modeling.py) reuses all of this and only swaps
 ``Attention.attend``.
 """
 
@@ -26,7 +26,7 @@ from torchscale.component.rms_norm import RMSNorm
 from transformers import GenerationMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from .common import (
+from ..common import (
     HPARAMS,
     ArchbenchConfig,
     ArchbenchForCausalLM,
@@ -36,8 +36,8 @@ from .common import (
     init_xavier,
     output_projection,
 )
-from .constraints import ContextTooLong
-from .constraints import transformer as check_transformer
+from ..constraints import ContextTooLong
+from . import check as check_transformer
 
 BLOCKS = ("transformer", "retnet")
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")

@@ -22,7 +22,7 @@ deviation from the issue's recipe: NemotronH's attention has **no positional enc
 hybrid is a stock type (``model_type: nemotron_h``) that loads through ``AutoModelForCausalLM``
 without remote code, decodes with transformers' mixed ``DynamicCache`` (convolution + SSM state for
 Mamba-2 layers, a key / value cache for attention layers) and uses the ``mamba_ssm`` kernels on CUDA.
-:func:`build` initialises the Mamba-2 layers, embeddings, final norm and head exactly as the stock
+:func:`.modeling.build` initialises the Mamba-2 layers, embeddings, final norm and head exactly as the stock
 ``Mamba2ForCausalLM`` of the same settings and seed would be (it builds one and copies it), so a hybrid
 differs from the pure model of its seed only in its attention layers (N(0, 0.02), Llama's init).
 ``model.attention_every: 0`` (the default) is today's stock ``Mamba2ForCausalLM``, unchanged.
@@ -33,8 +33,9 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from archbench.models.constraints import ConstraintError
-from archbench.models.hybrid import attention_layers, pattern
+from ..constraints import ConstraintError
+from ..hybrid import attention_layers, pattern
+from ..spec import Arch, StockSettings, dense, padded, softmax_attention
 
 # transformers' NemotronH layer types of the two mixers a hybrid holds
 MAMBA, ATTENTION = "linear_attention", "full_attention"
@@ -46,8 +47,8 @@ def attention_indices(s: dict) -> list[int]:
 
 
 def check(s: dict) -> None:
-    """Cross-key rules (torch-free; models/constraints.py's pattern): positive sizes, and the inner
-    width ssm_expand x embed_dim splits into whole SSM heads."""
+    """Cross-key rules (torch-free): positive sizes, and the inner width ssm_expand x embed_dim splits
+    into whole SSM heads."""
     for key in ("vocab_size", "embed_dim", "heads", "layers", "max_seq_len", "ssm_state_size", "ssm_expand"):
         value = s.get(key)
         if value is not None and int(value) < 1:
@@ -139,7 +140,7 @@ def state_bytes(s: dict, context: int, batch: int = 1, bytes_per_value: int = 4)
 
 
 @dataclasses.dataclass
-class Mamba2Settings:
+class Mamba2Settings(StockSettings):
     """Pipeline names for a stock ``Mamba2Config``.
 
     Inner width = ssm_expand x embed_dim, split into SSM heads of ``ssm_head_dim`` channels
@@ -152,29 +153,16 @@ class Mamba2Settings:
     ``NemotronHConfig`` instead of a ``Mamba2Config``.
     """
 
-    model_type = "mamba2"
-    stock = True
+    model_type: ClassVar[str] = "mamba2"
     check_settings: ClassVar = staticmethod(check)
 
-    vocab_size: int = 32000
-    embed_dim: int = 512
-    heads: int = 8
-    layers: int = 6
-    max_seq_len: int = 1024
     ssm_state_size: int = 16
     ssm_expand: int = 2
     ssm_head_dim: int | None = None
     ssm_chunk_size: int = 256
     ssm_conv_kernel: int = 4
-    tie_word_embeddings: bool = False
-    pad_token_id: int | None = 0
-    bos_token_id: int | None = 1
-    eos_token_id: int | list[int] | None = 2
     attention_every: int = 0
     attention_layers: list[int] | None = None
-
-    def __post_init__(self):
-        self.check_settings(dataclasses.asdict(self))
 
     def num_heads(self) -> int:
         return geometry(dataclasses.asdict(self))["heads"]
@@ -203,9 +191,7 @@ class Mamba2Settings:
             conv_kernel=self.ssm_conv_kernel,
             n_groups=1,
             tie_word_embeddings=self.tie_word_embeddings,
-            pad_token_id=self.pad_token_id,
-            bos_token_id=self.bos_token_id,
-            eos_token_id=self.eos_token_id,
+            **self.special_tokens(),
             max_position_embeddings=self.max_seq_len,
         )
 
@@ -236,69 +222,77 @@ class Mamba2Settings:
             rescale_prenorm_residual=False,
             use_bias=False,
             tie_word_embeddings=False,
-            pad_token_id=self.pad_token_id,
-            bos_token_id=self.bos_token_id,
-            eos_token_id=self.eos_token_id,
+            **self.special_tokens(),
             max_position_embeddings=self.max_seq_len,
         )
         config.archbench_arch = "mamba2"  # evaluation's arch_of; an extra key stock loading keeps
         return config
 
 
-def pure_config(config):
-    """The stock ``Mamba2Config`` that :meth:`Mamba2Settings.to_hf` gives a hybrid ``NemotronHConfig``'s
-    settings without attention layers: the pure model a hybrid of the same seed starts from."""
-    return Mamba2Settings(
-        vocab_size=config.vocab_size,
-        embed_dim=config.hidden_size,
-        layers=len(config.layers_block_type),
-        heads=config.mamba_num_heads,
-        ssm_head_dim=config.mamba_head_dim,
-        ssm_expand=config.expand,
-        ssm_state_size=config.ssm_state_size,
-        ssm_chunk_size=config.chunk_size,
-        ssm_conv_kernel=config.conv_kernel,
-        pad_token_id=config.pad_token_id,
-        bos_token_id=config.bos_token_id,
-        eos_token_id=config.eos_token_id,
-        max_seq_len=config.max_position_embeddings,
-    ).to_hf()
+def flops(s: dict, device_type: str = "cpu") -> float:
+    """The SSD scan per Mamba-2 layer, softmax attention per attention layer of a hybrid
+    (:mod:`archbench.models.flops`)."""
+    T, N, Q = s["seq_len"], s["ssm_state_size"], s["ssm_chunk_size"]
+    g = geometry(s)
+    inner, h = g["inner"], g["heads"]
+    c, length = padded(T, Q)
+    scan = length * (2 * Q * (N * h + inner) + 4 * N * inner) + 2 * (c + 1) ** 2 * inner * N
+    attn = len(attention_indices(s))
+    per_layer_attention = softmax_attention(s) / s["layers"]
+    return (
+        dense(s, params(s, include_embeddings=False)) + 3 * scan / T * (s["layers"] - attn) + per_layer_attention * attn
+    )
 
 
-def build(config):
-    """The model of :meth:`Mamba2Settings.to_hf`'s config: the stock ``Mamba2ForCausalLM``, or for a
-    hybrid the stock ``NemotronHForCausalLM`` whose Mamba-2 layers, embeddings, final norm and head are
-    those of the ``Mamba2ForCausalLM`` this seed would give (built first, then copied; layer i to layer
-    i), its attention layers initialised N(0, 0.02) as Llama's. On the meta device nothing is copied."""
-    import torch
-    from transformers import Mamba2ForCausalLM, NemotronHForCausalLM
+SCHEMA_FRAGMENT = {
+    "ssm_state_size": {
+        "type": "integer",
+        "minimum": 1,
+        "default": 16,
+        "description": "Mamba-2 SSM state size N per head channel (the width knob turned by model.match_params).",
+    },
+    "ssm_expand": {
+        "type": "integer",
+        "minimum": 1,
+        "default": 2,
+        "description": "Mamba-2 inner width = ssm_expand x embed_dim.",
+    },
+    "ssm_head_dim": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "default": None,
+        "description": "Mamba-2 channels per SSM head; null = ssm_expand x embed_dim / heads (mamba2 then has "
+        "`heads` SSM heads); when set, mamba2 has ssm_expand x embed_dim / ssm_head_dim heads and ignores `heads`.",
+    },
+    "ssm_chunk_size": {
+        "type": "integer",
+        "minimum": 1,
+        "default": 256,
+        "description": "Mamba-2 chunk length of the chunked (SSD) scan in training / prefill. Named apart from "
+        "`chunk_size`, which is RetNet's chunkwise-retention chunk.",
+    },
+}
 
-    if config.model_type == "mamba2":
-        return Mamba2ForCausalLM(config)
-    if torch.get_default_device().type == "meta":
-        return NemotronHForCausalLM(config)
-    pure = Mamba2ForCausalLM(pure_config(config))
-    model = NemotronHForCausalLM(config)
-    source = pure.state_dict()
-    target = {
-        "model.embeddings.weight": source["backbone.embeddings.weight"],
-        "model.norm_f.weight": source["backbone.norm_f.weight"],
-        "lm_head.weight": source["lm_head.weight"],
-    }
-    for i, kind in enumerate(config.layers_block_type):
-        if kind == MAMBA:
-            prefix = f"backbone.layers.{i}."
-            target.update(
-                {f"model.layers.{i}.{k[len(prefix) :]}": v for k, v in source.items() if k.startswith(prefix)}
-            )
-    with torch.no_grad():
-        missing, unexpected = model.load_state_dict(target, strict=False)
-    # left at their own init: exactly the attention layers' weights (their mixer and block norm)
-    stray = [
-        k
-        for k in missing
-        if not k.startswith("model.layers.") or config.layers_block_type[int(k.split(".")[2])] != ATTENTION
-    ]
-    if unexpected or stray:
-        raise RuntimeError(f"Mamba-2 hybrid: weights not copied from the pure model: {unexpected or stray}")
-    return model
+
+def _build():
+    from .modeling import build
+
+    return build
+
+
+ARCH = Arch(
+    "mamba2",
+    lambda: Mamba2Settings,
+    _build,  # stock Mamba2ForCausalLM; a hybrid's stock NemotronHForCausalLM
+    state="recurrent",
+    width_knob="ssm_state_size",
+    color="tab:purple",
+    display="Mamba-2",
+    constraints=check,
+    params=params,
+    flops=flops,
+    describe=describe,
+    beyond_context="recurrent",
+    blocks_per_layer=2,
+    schema_fragment=SCHEMA_FRAGMENT,
+)

@@ -1,7 +1,7 @@
 """RetNet (arXiv 2307.08621) on torchscale 0.3.0's ``RetNetDecoder``, as a Hugging Face model.
 
 torchscale supplies the modules and their initialisation; the retention computation is ours
-(models/retention.py, called from ``Retention.forward``) because torchscale 0.3.0's chunkwise mode
+(models/retnet/retention.py, called from ``Retention.forward``) because torchscale 0.3.0's chunkwise mode
 drifts from the parallel one, its multi-token prefill crashes and its recurrent step reads the
 position from the token-tensor length. All three modes here compute the same function::
 
@@ -35,7 +35,7 @@ from torchscale.component.multiscale_retention import MultiScaleRetention
 from transformers import GenerationMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from .common import (
+from ..common import (
     HPARAMS,
     ArchbenchConfig,
     ArchbenchForCausalLM,
@@ -44,9 +44,10 @@ from .common import (
     init_xavier,
     output_projection,
 )
-from .constraints import retnet as check_retnet
-from .constraints import value_embed_dim as default_value_embed_dim
-from .hybrid import settings_layers
+from ..hybrid import settings_layers
+from . import auto_chunk
+from . import check as check_retnet
+from . import value_embed_dim as default_value_embed_dim
 from .retention import MODES, GateNorm, TableCache, _norm_sum, decay_tables, retention, rotate
 
 
@@ -99,17 +100,6 @@ class RetNetConfig(ArchbenchConfig):
         )  # unused: our retention chunks
         args.attention_layers = settings_layers(vars(self))  # their mixer is softmax attention
         return args
-
-
-# Automatic plan (chunkwise_above / chunk_size left at null): one chunk length per device type, measured
-# with benchmarks/train.py --sweep (training step, 1 thread; numbers in benchmarks/README.md). Sequences
-# up to the chunk length run parallel (one chunk IS the parallel form), longer ones chunkwise with it.
-AUTO_CHUNK = {"cpu": 64}
-AUTO_CHUNK_DEFAULT = 64  # devices not measured here (e.g. CUDA without fla)
-
-
-def auto_chunk(device_type: str) -> int:
-    return AUTO_CHUNK.get(device_type, AUTO_CHUNK_DEFAULT)
 
 
 def retention_plan(
@@ -296,7 +286,7 @@ class RetNetLayer(GradientCheckpointingLayer, ts_retnet.DecoderLayer):
 
     def build_retention(self, embed_dim, args):
         if self.is_attention:
-            from .hybrid_attention import HybridAttention, llama_config
+            from ..hybrid_attention import HybridAttention, llama_config
 
             config = llama_config(embed_dim, args.decoder_retention_heads, max_seq_len=args.max_target_positions)
             return HybridAttention(config, layer_idx=self.depth)
@@ -355,7 +345,7 @@ class RetNetModel(ArchbenchModel):
         self.decoder = RetNetBackbone(args, embed_tokens=embed)
         self.rotary = None  # a hybrid's RoPE tables (no parameters, nothing drawn)
         if args.attention_layers:
-            from .hybrid_attention import HybridRotary
+            from ..hybrid_attention import HybridRotary
 
             attn = next(layer.self_attn for layer in self.decoder.layers if layer.is_attention)
             self.rotary = HybridRotary(attn.config)
@@ -406,7 +396,7 @@ class RetNetModel(ArchbenchModel):
         """What a hybrid's attention layers read: RoPE at the retention's positions (a packed row's
         pads repeat its last position) and the cache slots (slot = the token's position in its row, as
         the Transformer's cache; a packed row's pads fill the slots after it, overwritten as it decodes)."""
-        from .hybrid_attention import AttnContext
+        from ..hybrid_attention import AttnContext
 
         start = cache.max_length if has_state else 0
         qpos = idx[None] + cache.lengths[:, None] if has_state else idx[None]

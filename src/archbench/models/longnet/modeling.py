@@ -15,10 +15,8 @@ from typing import ClassVar
 import torch
 from transformers import GenerationMixin
 
-from .common import attention_lse
-from .constraints import longnet as check_longnet
-from .constraints import longnet_segments
-from .transformer import (
+from ..common import attention_lse
+from ..transformer.modeling import (
     Attention,
     AttnContext,
     TransformerBackbone,
@@ -27,6 +25,8 @@ from .transformer import (
     TransformerLayer,
     TransformerModel,
 )
+from . import check as check_longnet
+from . import segments as longnet_segments
 
 
 class LongNetConfig(TransformerConfig):

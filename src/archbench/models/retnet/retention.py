@@ -1,4 +1,4 @@
-"""Retention (arXiv 2307.08621) as plain operations, apart from the model (models/retnet.py).
+"""Retention (arXiv 2307.08621) as plain operations, apart from the model (models/retnet/modeling.py).
 
 All three forms compute the same function of rotated queries / keys ``q``, ``k`` (the key
 scaling folded into ``k``), values ``v`` and per-head log decays ``log g``::

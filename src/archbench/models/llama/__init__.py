@@ -15,7 +15,8 @@ import functools
 import importlib.util
 from typing import ClassVar
 
-from archbench.models.constraints import common
+from ..constraints import common
+from ..spec import Arch, StockSettings, dense, softmax_attention
 
 DESCRIPTION = {"mixer": "softmax attention with RoPE", "block": "Llama block (SwiGLU FFN, RMSNorm, no biases)"}
 
@@ -35,34 +36,25 @@ def params(s: dict, include_embeddings: bool = True) -> int:
 
 
 def check(settings: dict) -> None:
-    """Cross-key rules (torch-free; models/constraints.py's pattern): positive sizes, heads dividing
-    embed_dim into an even head dimension (RoPE rotates pairs), dropout in [0, 1)."""
+    """Cross-key rules (torch-free): positive sizes, heads dividing embed_dim into an even head
+    dimension (RoPE rotates pairs), dropout in [0, 1)."""
     common(settings)
 
 
+def flops(s: dict, device_type: str = "cpu") -> float:
+    return dense(s, params(s, include_embeddings=False)) + softmax_attention(s)
+
+
 @dataclasses.dataclass
-class LlamaSettings:
+class LlamaSettings(StockSettings):
     """Pipeline names for a stock ``LlamaConfig`` (ffn_dim is SwiGLU's intermediate size; dropout goes to
     attention, the only dropout Llama has)."""
 
-    model_type = "llama"  # the saved config's type: a stock transformers class, never re-registered
-    stock = True
+    model_type: ClassVar[str] = "llama"  # the saved config's type: a stock transformers class
     check_settings: ClassVar = staticmethod(check)
 
-    vocab_size: int = 32000
-    embed_dim: int = 512
     ffn_dim: int = 1376
-    heads: int = 8
-    layers: int = 6
     dropout: float = 0.0
-    max_seq_len: int = 1024
-    tie_word_embeddings: bool = False
-    pad_token_id: int | None = 0
-    bos_token_id: int | None = 1
-    eos_token_id: int | list[int] | None = 2
-
-    def __post_init__(self):
-        self.check_settings(dataclasses.asdict(self))
 
     def to_hf(self):
         """The stock config. Attention: flash-attn 2 when CUDA and flash-attn are there (it needs
@@ -80,9 +72,7 @@ class LlamaSettings:
             max_position_embeddings=self.max_seq_len,
             attention_dropout=self.dropout,
             tie_word_embeddings=self.tie_word_embeddings,
-            pad_token_id=self.pad_token_id,
-            bos_token_id=self.bos_token_id,
-            eos_token_id=self.eos_token_id,
+            **self.special_tokens(),
             attention_bias=False,
             mlp_bias=False,
             hidden_act="silu",
@@ -100,3 +90,25 @@ def attn_implementation() -> str:
     import torch
 
     return "flash_attention_2" if torch.cuda.is_available() and flash_attn_available() else "sdpa"
+
+
+def _model_class():
+    from transformers import LlamaForCausalLM
+
+    return LlamaForCausalLM
+
+
+ARCH = Arch(
+    "llama",
+    lambda: LlamaSettings,
+    _model_class,
+    state="kv_cache",
+    width_knob="ffn_dim",
+    color="tab:red",
+    display="Transformer++ (Llama)",
+    constraints=check,
+    params=params,
+    flops=flops,
+    describe=describe,
+    beyond_context="rope",
+)
