@@ -54,7 +54,7 @@ import torch
 from archbench.evaluation.common import EvalRun, arch_of, max_context
 from archbench.models.cache import cache_nbytes
 from archbench.models.constraints import ContextTooLong
-from archbench.models.hf import cache_keyword, decode_cache
+from archbench.models.hf.modeling import cache_keyword, decode_cache
 from archbench.provenance import machine_load, timing_flag
 
 MODES = ("recurrent", "kv_cache", "recompute")

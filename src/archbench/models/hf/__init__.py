@@ -371,20 +371,6 @@ def entry(arch: str) -> Arch | None:
 # ---- decoding state and FLOPs ------------------------------------------------------------------
 
 
-def decode_cache(output):
-    """The decoding state a cached forward returned: ``cache`` (transformers' Cache classes) or RWKV's
-    ``state`` list."""
-    cache = output.get("cache")
-    return cache if cache is not None else output.get("state")
-
-
-def cache_keyword(model=None, output=None) -> str:
-    """The forward keyword the decoding state goes back in: ``state`` for RWKV, else ``cache``."""
-    if output is not None:
-        return "cache" if output.get("cache") is not None else "state"
-    return "state" if getattr(model.config, "model_type", None) == "rwkv" else "cache"
-
-
 def attention_layers(arch: str, settings: dict) -> int:
     """Layers of the built config with a softmax-attention mixer (its ``layer_types`` /
     ``layers_block_type``: full, sliding or hybrid; every layer when the config lists no pattern and

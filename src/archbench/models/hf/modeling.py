@@ -4,7 +4,6 @@ decoding cache (the spec's docstring)."""
 from __future__ import annotations
 
 from ..spec import count_parameters
-from . import cache_keyword, decode_cache
 
 
 def build(config):
@@ -50,3 +49,17 @@ def probe(model) -> None:
         raise RuntimeError(f"hf-{kind}: cached decoding cannot be measured on this device: {err}") from None
     finally:
         model.train(was_training)
+
+
+def decode_cache(output):
+    """The decoding state a cached forward returned: ``cache`` (transformers' Cache classes) or RWKV's
+    ``state`` list."""
+    cache = output.get("cache")
+    return cache if cache is not None else output.get("state")
+
+
+def cache_keyword(model=None, output=None) -> str:
+    """The forward keyword the decoding state goes back in: ``state`` for RWKV, else ``cache``."""
+    if output is not None:
+        return "cache" if output.get("cache") is not None else "state"
+    return "state" if getattr(model.config, "model_type", None) == "rwkv" else "cache"

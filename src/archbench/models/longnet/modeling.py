@@ -25,8 +25,8 @@ from ..transformer.modeling import (
     TransformerLayer,
     TransformerModel,
 )
-from . import check as check_longnet
-from . import segments as longnet_segments
+from .spec import check as check_longnet
+from .spec import segments as longnet_segments
 
 
 class LongNetConfig(TransformerConfig):

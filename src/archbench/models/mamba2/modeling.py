@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from . import ATTENTION, MAMBA, Mamba2Settings
+from .spec import ATTENTION, MAMBA, Mamba2Settings
 
 
 def pure_config(config):

@@ -45,10 +45,10 @@ from ..common import (
     output_projection,
 )
 from ..hybrid import settings_layers
-from . import auto_chunk
-from . import check as check_retnet
-from . import value_embed_dim as default_value_embed_dim
 from .retention import MODES, GateNorm, TableCache, _norm_sum, decay_tables, retention, rotate
+from .spec import auto_chunk
+from .spec import check as check_retnet
+from .spec import value_embed_dim as default_value_embed_dim
 
 
 class RetNetConfig(ArchbenchConfig):

@@ -37,7 +37,7 @@ from ..common import (
     output_projection,
 )
 from ..constraints import ContextTooLong
-from . import check as check_transformer
+from .spec import check as check_transformer
 
 BLOCKS = ("transformer", "retnet")
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
