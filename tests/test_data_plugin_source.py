@@ -1,17 +1,15 @@
 """Adding a data source is one module plus one registry entry: a toy source defined outside the package,
-registered through the ``archbench.sources`` entry point, is checked, planned, read and run through the
-tiny pipeline into the report with no edit to archbench."""
+registered through the ``archbench.sources`` entry point, is checked, planned and read with no edit to
+archbench; its run through the tiny pipeline into the report is in test_plugins_pipeline.py."""
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
 
-import pandas as pd
 import pytest
 
-from workflow_helpers import dry_run_counts, snakemake, tiny_config
+from workflow_helpers import dry_run_counts, tiny_config
 
 # Documents from a seeded grammar: sentences over a small vocabulary (learnable by a tiny model).
 TOY_SOURCE = '''
@@ -53,11 +51,8 @@ class ToySource(DataSource):
 '''
 
 
-@pytest.fixture
-def plugin_env(tmp_path, monkeypatch):
-    """The toy package as pip would install it (a module plus a dist-info folder declaring the entry
-    point) in a folder put first on the jobs' PYTHONPATH."""
-    site = tmp_path / "site"
+def write_plugin(site):
+    """The toy package as pip would install it: a module plus a dist-info folder declaring the entry point."""
     files = {
         "toysource.py": textwrap.dedent(TOY_SOURCE),
         "toysource-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: toysource\nVersion: 0.1\n",
@@ -66,6 +61,13 @@ def plugin_env(tmp_path, monkeypatch):
     for name, text in files.items():
         (site / name).parent.mkdir(parents=True, exist_ok=True)
         (site / name).write_text(text)
+
+
+@pytest.fixture
+def plugin_env(tmp_path, monkeypatch):
+    """The toy package in a folder put first on the jobs' PYTHONPATH."""
+    site = tmp_path / "site"
+    write_plugin(site)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
     return site
 
@@ -114,17 +116,3 @@ def test_the_toy_source_plans_one_download_job_per_shard(plugin_env, tmp_path):
         "tokenize": 2,
         "gather_tokens": 1,
     }
-
-
-@pytest.mark.slow
-def test_toy_source_runs_through_the_tiny_pipeline_into_the_report(plugin_env, tmp_path):
-    work = tmp_path / "work"
-    work.mkdir()
-    cfg = tiny_config(work, data={"source": "toy", "options": {"documents": 60}}, archs=["transformer"])
-    snakemake(work, "--cores", "2", configfile=cfg, timeout=2400)
-    raw = json.loads((work / "results/data/raw/00001-toy.json").read_text())
-    assert raw["n_documents"] == 30 and raw["n_skipped_too_long"] == 0
-    grid = pd.read_csv(work / "results/report/grid_results.csv")
-    assert set(grid["status"]) == {"ok"} and len(grid) == 2
-    assert (grid["test_loss"] < 0.85 * grid["uniform_loss"]).all()  # the grammar is learnable
-    assert (work / "results/report/summary.md").is_file()

@@ -227,7 +227,17 @@ def test_model_kwargs_pass_the_pattern_and_match_the_hybrid():
     from archbench.training.run import model_kwargs
 
     settings = dict(
-        embed_dim=64, ffn_dim=128, heads=4, layers=4, seq_len=64, dropout=0.0, match_params=True, match_to="retnet"
+        embed_dim=64,
+        ffn_dim=128,
+        heads=4,
+        layers=4,
+        seq_len=64,
+        dropout=0.0,
+        match_params=True,
+        match_to="retnet",
+        match="params",
+        match_by="width",
+        accelerator="cpu",
     )
     for every in (0, 4, 2):
         kw = model_kwargs("mamba2", {**settings, "attention_every": every, "attention_layers": []}, 512)

@@ -205,7 +205,10 @@ def test_matching_to_the_pure_model_at_every_ratio():
     from archbench.training.run import model_kwargs
 
     for layers, ratios in ((8, (8, 4, 2, 1)), (4, (4, 2))):
-        base = dict(embed_dim=64, ffn_dim=128, heads=4, layers=layers, seq_len=128, match_params=True)
+        base = dict(
+            embed_dim=64, ffn_dim=128, heads=4, layers=layers, seq_len=128, match_params=True, match_to="retnet"
+        )
+        base.update(match="params", match_by="width", accelerator="cpu")  # validated settings: every model key present
         target = count("retnet", model_kwargs("retnet", {**base, "attention_every": 0}, 512), False)
         for k in ratios:
             kw = model_kwargs("retnet", {**base, "attention_every": k}, vocab_size=512)
@@ -238,7 +241,7 @@ def test_trust_remote_code_loads_the_hybrid_without_archbench(tmp_path):
     model = _model("RRRA", seed=2, chunk_size=4)
     assert remote_code_difference(model, torch.randint(3, 50, (1, 11)), tmp_path) == 0.0
     saved = {p.name for p in tmp_path.iterdir()}
-    assert {"hybrid.py", "hybrid_attention.py", "retnet.py", "retnet_modeling.py", "retnet_retention.py"} <= saved
+    assert {"hybrid.py", "hybrid_attention.py", "retnet_spec.py", "retnet_modeling.py", "retnet_retention.py"} <= saved
 
 
 def test_attentions_hidden_states_and_gradients():

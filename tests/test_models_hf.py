@@ -184,7 +184,15 @@ def test_parameters_match_retnet_within_two_percent(arch):
 
     settings = {**{k: v for k, v in TINY.items() if k not in ("vocab_size", "max_seq_len")}, "seq_len": 64}
     # RetNet's FFN 128: at FFN 48 the Mamba-2 hybrids (bamba, zamba2) outgrow it even at width 1
-    settings.update(match_params=True, match_to="retnet", dropout=0.0, ffn_dim=128)
+    settings.update(
+        match_params=True,
+        match_to="retnet",
+        dropout=0.0,
+        ffn_dim=128,
+        match="params",
+        match_by="width",
+        accelerator="cpu",
+    )
     kwargs = model_kwargs(arch, settings, vocab_size=60)
     ref = count("retnet", model_kwargs("retnet", settings, vocab_size=60), include_embeddings=False)
     n = count(arch, kwargs, include_embeddings=False)

@@ -1,18 +1,14 @@
 """Adding an architecture is one folder plus one entry-point line: a toy architecture defined outside
 the package, registered through the `archbench.archs` entry point, with a model setting of its own
-(`toy_gain`: its schema fragment, its check, its config field), runs through the tiny pipeline beside
-RetNet (train, evaluate, report) with no other change."""
+(`toy_gain`: its schema fragment, its check, its config field), is registered, checked and built
+with no other change; its run through the tiny pipeline beside RetNet is in test_plugins_pipeline.py."""
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
 
-import pandas as pd
 import pytest
-
-from workflow_helpers import snakemake, tiny_config
 
 # The spec (torch-free, what the entry point imports): a Transformer under another name with one setting
 # of its own, `toy_gain` (a multiplier the toy's config stores; its rules: the Transformer's, and
@@ -148,25 +144,3 @@ def test_the_config_accepts_the_plugins_own_setting_and_refuses_a_bad_value(plug
     assert schema.returncode != 0 and "model.toy_gain" in schema.stderr, schema.stderr[-2000:]
     rule = _run(base.replace("GAIN", "11") + "validate_config(cfg)")  # the plugin's own check
     assert rule.returncode != 0 and "toy_gain must be <= 10" in rule.stderr, rule.stderr[-2000:]
-
-
-@pytest.mark.slow
-def test_toy_architecture_runs_through_the_tiny_pipeline(plugin_env, tmp_path):
-    work = tmp_path / "work"
-    work.mkdir()
-    cfg = tiny_config(
-        work,
-        archs=["retnet", "toy"],
-        grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
-    )
-    snakemake(work, "--cores", "2", configfile=cfg, timeout=2400)
-    report = work / "results" / "report"
-    grid = pd.read_csv(report / "grid_results.csv")
-    assert sorted(grid["arch"]) == ["retnet", "toy"] and set(grid["status"]) == {"ok"}
-    assert (grid["test_loss"] < 0.85 * grid["uniform_loss"]).all()
-    comparison = pd.read_csv(report / "comparison.csv")
-    assert "diff_retnet_minus_toy" in comparison  # compared against the baseline like any architecture
-    run = next((work / "results" / "eval" / "toy").glob("*/seed~0"))
-    latency = json.loads((run / "latency.json").read_text())
-    assert {e["mode"] for e in latency["entries"]} >= {"kv_cache"} and latency["summary"]["arch"] == "toy"
-    assert "- Toy has the lowest mean test loss" in (report / "summary.md").read_text()  # registry display name

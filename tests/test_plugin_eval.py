@@ -3,7 +3,6 @@ defined outside the package, with a config option of its own, registered through
 `archbench.evaluations` entry point, gets its rule (one job per run), its CLI subcommand with its
 option, and feeds the report's questions rule, with no edit to archbench."""
 
-import json
 import os
 import subprocess
 import sys
@@ -11,8 +10,7 @@ import textwrap
 
 import pytest
 
-from archbench.provenance import settings_hash
-from workflow_helpers import dry_run_counts, snakemake, tiny_config
+from workflow_helpers import dry_run_counts, tiny_config
 
 # One file: the entry and its function, torch-free at import (the Snakefile parse imports it); the run
 # context loads the model (and torch) when the function runs. Its option `tokencount.windows` is its own: declared by
@@ -64,11 +62,8 @@ QUESTION = Question.of_module(__name__, "tokencount", "Token count", "Tokens per
 """
 
 
-@pytest.fixture
-def plugin_env(tmp_path, monkeypatch):
-    """A package as pip would install it: modules plus a dist-info folder declaring the entry point."""
-    site = tmp_path / "site"
-    site.mkdir()
+def write_plugin(site):
+    """A package as pip would install it: modules plus a dist-info folder declaring the entry points."""
     (site / "toyeval.py").write_text(textwrap.dedent(ENTRY))
     (site / "toyeval_question.py").write_text(textwrap.dedent(QUESTION))
     info = site / "toyeval-0.1.dist-info"
@@ -77,6 +72,13 @@ def plugin_env(tmp_path, monkeypatch):
     (info / "entry_points.txt").write_text(
         "[archbench.evaluations]\ntokencount = toyeval\n\n[archbench.questions]\ntokencount = toyeval_question\n"
     )
+
+
+@pytest.fixture
+def plugin_env(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    write_plugin(site)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
     return site
 
@@ -100,37 +102,3 @@ def test_the_entry_point_adds_a_rule_and_a_cli_subcommand(plugin_env, tmp_path):
     work.mkdir()
     counts = dry_run_counts(work, configfile=tiny_config(work))
     assert counts["tokencount"] == counts["train"] == 4
-
-
-@pytest.mark.slow
-def test_plugin_evaluation_runs_through_the_pipeline(plugin_env, tmp_path):
-    work = tmp_path / "work"
-    work.mkdir()
-    cfg = tiny_config(
-        work,
-        grid={"learning_rate": [1.0e-2], "embed_dim": [32], "ffn_dim": [64], "heads": [2], "seq_len": [32]},
-    )
-    snakemake(work, "--cores", "2", configfile=cfg, timeout=2400)
-    results = work / "results"
-    files = sorted((results / "eval").glob("*/*/seed~0/tokencount.json"))
-    assert [f.parts[-4] for f in files] == ["retnet", "transformer"]
-    for f in files:
-        out = json.loads(f.read_text())
-        assert (out["arch"], out["windows"], out["context"], out["dtype"]) == (f.parts[-4], 3, 32, "fp32")
-        assert out["tokens_index"].endswith("tokens/test/index.json")
-        # the run context's provenance: the settings it measured with (paths, device, threads left out)
-        assert out["provenance"]["settings_hash"] == settings_hash(
-            {"evaluation": "tokencount", "windows": 3, "dtype": "fp32"}
-        )
-    assert (results / "benchmarks" / "eval" / "tokencount").is_dir()
-    # its question reaches the report: a figure, a table and a sentence in summary.md
-    assert len((results / "report" / "tokencount.csv").read_text().splitlines()) == 3
-    assert (results / "report" / "plots" / "tokencount.png").is_file()
-    assert (
-        "- Token count measured for 2 runs. ([plot](plots/tokencount.png))"
-        in (results / "report" / "summary.md").read_text()
-    )
-    # the report's questions rule reads the plugin's files: removing one reruns it and the summary
-    files[0].unlink()
-    counts = dry_run_counts(work, configfile=cfg)
-    assert counts == {"tokencount": 1, "questions": 1, "summary": 1, "all": 1}

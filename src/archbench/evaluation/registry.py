@@ -237,8 +237,8 @@ def _flag(default: bool, description: str) -> dict:
     return {"type": "boolean", "default": default, "description": description}
 
 
-# ---- the config keys each built-in evaluation owns (its schema fragment; config/schema.yaml still
-# carries them until the schema is composed from the fragments)
+# ---- the config keys each built-in evaluation owns: its schema fragment, their one home (the config
+# schema is composed from the base file and the fragments: archbench.config.load_schema)
 _HARNESS_KEYS = {
     "tasks": _set_of(
         {"type": "string", "minLength": 1},

@@ -28,7 +28,7 @@ class DataSource:
     description: str = ""
     # Its documents mark exact key-value answer positions, so the recall evaluation applies to its runs.
     answer_positions: bool = False
-    # The JSON schema (config/schema.yaml's dialect) of its own settings, the object ``data.<name>``;
+    # The JSON schema (the dialect of the base schema, src/archbench/schema.yaml) of its own settings, the object ``data.<name>``;
     # None: it has none. The config schema is composed from the base schema and these fragments.
     schema_fragment: dict | None = None
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ..constraints import ConstraintError
 from ..spec import dense
-from ..transformer import block, params
-from ..transformer import check as transformer_check
+from ..transformer.spec import block, params
+from ..transformer.spec import check as transformer_check
 
 
 def segments(s: dict) -> tuple[list[int], list[int]]:
