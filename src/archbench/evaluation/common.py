@@ -156,7 +156,9 @@ class EvalRun:
 
     @property
     def params(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+        from archbench.models.spec import count_parameters
+
+        return count_parameters(self.model)
 
     def provenance(self) -> dict:
         """The provenance block of this run's output (the token split it read: argument ``tokens``)."""
